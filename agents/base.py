@@ -1,0 +1,126 @@
+"""The Agent seam: given the conversation so far and what just happened on the call, an agent
+streams text chunks and typed actions. Agents know nothing about audio.
+
+One `Agent` instance serves one call (the flow agent keeps its position and slots there).
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Literal
+
+import httpx
+
+import msgspec
+
+# ---- what happened on the call (agent input) ----
+
+
+class CallStarted(msgspec.Struct, frozen=True, tag="call_started"):
+    """The call was answered: the agent speaks its greeting."""
+
+
+class UserSaid(msgspec.Struct, frozen=True, tag="user_said"):
+    """The caller finished a turn; `text` is the final transcript."""
+
+    text: str
+
+
+class DtmfPressed(msgspec.Struct, frozen=True, tag="dtmf"):
+    """The caller pressed keys (collected into one turn)."""
+
+    digits: str
+
+
+class NoInput(msgspec.Struct, frozen=True, tag="no_input"):
+    """The caller said nothing for the agent's no-input time; `count` reprompts so far + 1."""
+
+    count: int
+
+
+AgentInput = CallStarted | UserSaid | DtmfPressed | NoInput
+
+# ---- what the agent does (agent output) ----
+
+
+class TextChunk(msgspec.Struct, frozen=True, tag="text"):
+    """Text to speak, streamed as produced (any size: tokens, clauses, sentences)."""
+
+    text: str
+
+
+class EndCall(msgspec.Struct, frozen=True, tag="end_call"):
+    """Hang up once what was said before this action has been played."""
+
+    reason: str = "completed"
+
+
+class Transfer(msgspec.Struct, frozen=True, tag="transfer"):
+    """Blind-transfer the caller once what was said before has been played."""
+
+    target: str
+
+
+class SendDtmf(msgspec.Struct, frozen=True, tag="send_dtmf"):
+    digits: str
+
+
+class ToolResult(msgspec.Struct, frozen=True, tag="tool_result"):
+    """A tool ran (reported for events and analytics)."""
+
+    name: str
+    arguments: dict[str, Any]
+    result: str
+    ok: bool = True
+
+
+AgentOutput = TextChunk | EndCall | Transfer | SendDtmf | ToolResult
+
+
+class Message(msgspec.Struct, frozen=True, kw_only=True):
+    """One entry of the conversation history the call session keeps."""
+
+    role: Literal["user", "assistant"]
+    text: str
+    interrupted: bool = False
+
+
+class AgentError(RuntimeError):
+    """An agent could not produce a reply (the session speaks a fallback line)."""
+
+    retryable: bool = False
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AgentContext:
+    """What an agent may use besides its spec: the call's identity and shared I/O."""
+
+    call_id: str
+    tenant_id: str
+    http: httpx.AsyncClient
+    """Shared client for tools and webhooks (the agent never closes it)."""
+    url_allowlist: Sequence[str] = ()
+    """Hosts or CIDRs that tools/webhooks may reach even though they are private/loopback."""
+    env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Where API keys named by the spec (`api_key_env`) are looked up."""
+
+
+class Agent(abc.ABC):
+    """One call's agent."""
+
+    @abc.abstractmethod
+    def respond(self, history: Sequence[Message], event: AgentInput) -> AsyncIterator[AgentOutput]:
+        """Stream the reply to `event`. `history` ends with the caller's turn, if any.
+
+        Cancellation (barge-in) may arrive at any await; the agent must not swallow it.
+        """
+
+    @property
+    def slots(self) -> dict[str, str]:
+        """What the agent has collected so far (for outcomes); empty when it keeps none."""
+        return {}
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release what the agent holds (HTTP clients); called once when the call ends."""

@@ -1,0 +1,1 @@
+"""The flow agent: a deterministic dialog graph with intents, slots and actions."""

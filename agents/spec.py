@@ -1,0 +1,89 @@
+"""AgentSpec: everything that defines an agent, as a validated msgspec Struct (TOML or JSON)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+from agents.flow.spec import FlowSpec
+
+Name = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+
+
+class _Spec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class TurnSettings(_Spec):
+    """How the node decides the caller's turn is over, and how it handles silence."""
+
+    silence_ms: Annotated[int, Meta(ge=100, le=5000)] = 600
+    """Silence after speech that ends a turn."""
+    complete_silence_ms: Annotated[int, Meta(ge=50, le=5000)] = 250
+    """Shorter window when the partial transcript is a complete sentence."""
+    incomplete_silence_ms: Annotated[int, Meta(ge=100, le=10000)] = 1500
+    """Longer window after a filler, a conjunction or an unfinished digit string."""
+    backchannel_ms: Annotated[int, Meta(ge=0, le=5000)] = 600
+    """Speech shorter than this while the agent speaks does not interrupt (barge-in threshold)."""
+    no_input_s: Annotated[float, Meta(ge=1, le=600)] = 8.0
+    """Reprompt after this long without caller speech."""
+    max_no_input: Annotated[int, Meta(ge=1, le=20)] = 3
+    """End the call after this many consecutive no-input prompts."""
+    max_duration_s: Annotated[float, Meta(ge=10, le=86400)] = 900.0
+    """Hang up after this long."""
+    min_speech_ms: Annotated[int, Meta(ge=0, le=2000)] = 120
+    """Speech shorter than this (clicks, breaths) is not a turn."""
+
+
+class LlmSettings(_Spec):
+    """An OpenAI-compatible chat-completions endpoint. The key is read from the environment."""
+
+    base_url: str = "http://127.0.0.1:8000/v1"
+    model: str = "default"
+    api_key_env: str = ""
+    temperature: Annotated[float, Meta(ge=0, le=2)] = 0.3
+    max_tokens: Annotated[int, Meta(ge=1, le=8192)] = 300
+    first_token_timeout_s: Annotated[float, Meta(gt=0, le=60)] = 2.5
+    total_timeout_s: Annotated[float, Meta(gt=0, le=600)] = 20.0
+    fallback_line: str = "Sorry, I'm having trouble right now. Could you say that again?"
+
+
+class ToolSpec(_Spec):
+    """A tool the agent may call: a built-in (`end_call`, `transfer_call`, `send_dtmf`) or HTTP."""
+
+    name: Annotated[str, Meta(pattern=r"^[a-zA-Z0-9_-]{1,64}$")]
+    description: str = ""
+    kind: Literal["builtin", "http"] = "builtin"
+    url: str = ""
+    method: Literal["GET", "POST"] = "POST"
+    parameters: dict[str, object] = msgspec.field(default_factory=dict)
+    """JSON schema of the arguments (for HTTP tools)."""
+    timeout_s: Annotated[float, Meta(gt=0, le=60)] = 5.0
+
+
+class AgentSpec(_Spec):
+    name: Name
+    kind: Literal["flow", "llm"] = "flow"
+    description: str = ""
+    language: str = "en"
+    greeting: str = ""
+    prompt: str = ""
+    """System prompt (LLM agents)."""
+    flow: FlowSpec | None = None
+    voice: str = ""
+    """Piper voice path; empty: the node's default voice."""
+    stt_model: str = ""
+    """Whisper model dir; empty: the node's default model."""
+    turn: TurnSettings = msgspec.field(default_factory=TurnSettings)
+    tools: list[ToolSpec] = msgspec.field(default_factory=list)
+    llm: LlmSettings | None = None
+    transfer_target: str = ""
+    """Where `transfer_call` without a target goes (a SIP URI or number)."""
+
+    def __post_init__(self) -> None:
+        if self.kind == "flow" and self.flow is None:
+            raise ValueError("a flow agent needs a `flow` section")
+        if self.kind == "llm" and self.llm is None:
+            raise ValueError("an llm agent needs an `llm` section")

@@ -1,0 +1,105 @@
+"""Load settings: embedded default.toml, then an optional file, then VOICENODE_<SECTION>__<KEY>.
+
+Every error names where the bad value came from (file or variable), the key, the value and
+what was expected, so `voicenode` can exit non-zero with a message a person can act on.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from config.schema import Settings
+
+ENV_PREFIX = "VOICENODE_"
+
+
+class ConfigError(ValueError):
+    """A settings file or variable is invalid; the message names the key, value and expectation."""
+
+
+def default_toml() -> str:
+    return files("config").joinpath("default.toml").read_text(encoding="utf-8")
+
+
+def _parse_toml(text: str, origin: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{origin}: not valid TOML: {exc}") from exc
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _lookup(raw: Mapping[str, Any], path: str) -> Any:
+    node: Any = raw
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _validate(raw: dict[str, Any], origin: str) -> Settings:
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        msg = str(exc)
+        key = msg.rsplit("`$.", 1)[-1].rstrip("`") if "`$." in msg else ""
+        value = _lookup(raw, key) if key else None
+        shown = f" = {value!r}" if value is not None else ""
+        where = f" {key}{shown}" if key else ""
+        raise ConfigError(f"{origin}: invalid setting{where}: {msg}") from exc
+
+
+def _env_overrides(env: Mapping[str, str]) -> list[tuple[str, dict[str, Any]]]:
+    out: list[tuple[str, dict[str, Any]]] = []
+    sections = set(Settings.__struct_fields__)
+    for name, value in sorted(env.items()):
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        if section not in sections:
+            raise ConfigError(
+                f"{name}: unknown settings section {section!r}; expected one of {sorted(sections)}"
+            )
+        out.append((name, {section: {key: value}}))
+    return out
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Embedded defaults, then `path` (if given), then VOICENODE_* variables from `env`."""
+    env = os.environ if env is None else env
+    raw = _parse_toml(default_toml(), "default.toml")
+    if path is not None:
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{p}: cannot read config file: {exc.strerror}") from exc
+        raw = _merge(raw, _parse_toml(text, str(p)))
+        _validate(raw, str(p))
+    for var, override in _env_overrides(env):
+        raw = _merge(raw, override)
+        _validate(raw, var)
+    settings = _validate(raw, "settings")
+    if not settings.http.admin_key and env.get("VOICENODE_ADMIN_KEY"):
+        settings = msgspec.structs.replace(
+            settings,
+            http=msgspec.structs.replace(settings.http, admin_key=env["VOICENODE_ADMIN_KEY"]),
+        )
+    return settings

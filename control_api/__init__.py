@@ -1,0 +1,1 @@
+"""voicenode: control_api."""

@@ -1,0 +1,1 @@
+"""Audio frames, codecs, resampling, pacing, and the transports that are not SIP signalling."""

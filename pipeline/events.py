@@ -1,0 +1,51 @@
+"""What a call session reports as it runs: a tagged union the control API forwards
+(data channel, WebSocket, analytics). Sent through a non-blocking callback."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+import msgspec
+
+
+class StateChanged(msgspec.Struct, frozen=True, tag="state"):
+    state: str
+    """listening | user_speaking | thinking | agent_speaking | ended"""
+
+
+class Transcript(msgspec.Struct, frozen=True, tag="transcript", kw_only=True):
+    role: Literal["user", "agent"]
+    text: str
+    final: bool
+    interrupted: bool = False
+
+
+class TurnMetrics(msgspec.Struct, frozen=True, tag="turn", kw_only=True):
+    """Per-turn latency: marks are seconds since the turn's speech end (negative: before it)."""
+
+    turn: int
+    marks: dict[str, float]
+    voice_to_voice_ms: float | None = None
+
+
+class ToolCalled(msgspec.Struct, frozen=True, tag="tool", kw_only=True):
+    name: str
+    arguments: dict[str, Any]
+    result: str
+    ok: bool
+
+
+class DtmfReceived(msgspec.Struct, frozen=True, tag="dtmf"):
+    digits: str
+
+
+class CallEnded(msgspec.Struct, frozen=True, tag="ended", kw_only=True):
+    reason: str
+    """completed | hangup | transferred | no_input | max_duration | failed"""
+    duration_s: float
+    slots: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+CallEvent = StateChanged | Transcript | TurnMetrics | ToolCalled | DtmfReceived | CallEnded
+EventCallback = Callable[[CallEvent], None]
