@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any, Literal
 
 import httpx
-
 import msgspec
 
 # ---- what happened on the call (agent input) ----
@@ -111,7 +110,9 @@ class Agent(abc.ABC):
     """One call's agent."""
 
     @abc.abstractmethod
-    def respond(self, history: Sequence[Message], event: AgentInput) -> AsyncIterator[AgentOutput]:
+    def respond(
+        self, history: Sequence[Message], event: AgentInput
+    ) -> AsyncGenerator[AgentOutput, None]:
         """Stream the reply to `event`. `history` ends with the caller's turn, if any.
 
         Cancellation (barge-in) may arrive at any await; the agent must not swallow it.

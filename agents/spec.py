@@ -16,7 +16,7 @@ class _Spec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
     pass
 
 
-class TurnSettings(_Spec):
+class TurnSettings(_Spec, frozen=True):
     """How the node decides the caller's turn is over, and how it handles silence."""
 
     silence_ms: Annotated[int, Meta(ge=100, le=5000)] = 600
@@ -37,7 +37,7 @@ class TurnSettings(_Spec):
     """Speech shorter than this (clicks, breaths) is not a turn."""
 
 
-class LlmSettings(_Spec):
+class LlmSettings(_Spec, frozen=True):
     """An OpenAI-compatible chat-completions endpoint. The key is read from the environment."""
 
     base_url: str = "http://127.0.0.1:8000/v1"
@@ -50,7 +50,7 @@ class LlmSettings(_Spec):
     fallback_line: str = "Sorry, I'm having trouble right now. Could you say that again?"
 
 
-class ToolSpec(_Spec):
+class ToolSpec(_Spec, frozen=True):
     """A tool the agent may call: a built-in (`end_call`, `transfer_call`, `send_dtmf`) or HTTP."""
 
     name: Annotated[str, Meta(pattern=r"^[a-zA-Z0-9_-]{1,64}$")]
@@ -63,7 +63,7 @@ class ToolSpec(_Spec):
     timeout_s: Annotated[float, Meta(gt=0, le=60)] = 5.0
 
 
-class AgentSpec(_Spec):
+class AgentSpec(_Spec, frozen=True):
     name: Name
     kind: Literal["flow", "llm"] = "flow"
     description: str = ""

@@ -81,7 +81,9 @@ def _env_overrides(env: Mapping[str, str]) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def load_settings(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
     """Embedded defaults, then `path` (if given), then VOICENODE_* variables from `env`."""
     env = os.environ if env is None else env
     raw = _parse_toml(default_toml(), "default.toml")

@@ -15,7 +15,7 @@ class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     pass
 
 
-class NodeSettings(_Section):
+class NodeSettings(_Section, frozen=True):
     """Process-wide settings."""
 
     name: str = "voicenode-1"
@@ -27,13 +27,13 @@ class NodeSettings(_Section):
     redact_pii: bool = True
 
 
-class HttpSettings(_Section):
+class HttpSettings(_Section, frozen=True):
     host: str = "127.0.0.1"
     port: Port = 8080
     admin_key: str = ""
 
 
-class SttSettings(_Section):
+class SttSettings(_Section, frozen=True):
     """Speech to text. An empty `model` means the embedded Whisper tiny.en (int8, CPU)."""
 
     model: str = ""
@@ -46,7 +46,7 @@ class SttSettings(_Section):
     queue_size: Annotated[int, Meta(ge=1, le=1024)] = 32
 
 
-class TtsSettings(_Section):
+class TtsSettings(_Section, frozen=True):
     """Text to speech. An empty `voice` means the embedded Piper voice en_US-joe-medium."""
 
     voice: str = ""
@@ -55,7 +55,7 @@ class TtsSettings(_Section):
     queue_size: Annotated[int, Meta(ge=1, le=1024)] = 32
 
 
-class VadSettings(_Section):
+class VadSettings(_Section, frozen=True):
     """Voice activity detection: webrtcvad gate, then Silero v6."""
 
     webrtc_mode: Annotated[int, Meta(ge=0, le=3)] = 2
@@ -64,33 +64,33 @@ class VadSettings(_Section):
     model: str = ""
 
 
-class AgentsSettings(_Section):
+class AgentsSettings(_Section, frozen=True):
     """Where agent specs come from: the embedded ones plus an optional directory of TOML files."""
 
     dir: str = ""
     default: str = "receptionist"
 
 
-class SipSettings(_Section):
+class SipSettings(_Section, frozen=True):
     host: str = "127.0.0.1"
     port: Port = 5060
 
 
-class AudioSocketSettings(_Section):
+class AudioSocketSettings(_Section, frozen=True):
     host: str = "127.0.0.1"
     port: Port = 9092
 
 
-class StoreSettings(_Section):
+class StoreSettings(_Section, frozen=True):
     url: str = ""
 
 
-class AnalyticsSettings(_Section):
+class AnalyticsSettings(_Section, frozen=True):
     redis_url: str = ""
     stream: str = "voicenode:events"
 
 
-class Settings(_Section):
+class Settings(_Section, frozen=True):
     node: NodeSettings = msgspec.field(default_factory=NodeSettings)
     http: HttpSettings = msgspec.field(default_factory=HttpSettings)
     stt: SttSettings = msgspec.field(default_factory=SttSettings)

@@ -19,6 +19,7 @@ class Transcript(msgspec.Struct, frozen=True, tag="transcript", kw_only=True):
     text: str
     final: bool
     interrupted: bool = False
+    turn: int = 0
 
 
 class TurnMetrics(msgspec.Struct, frozen=True, tag="turn", kw_only=True):

@@ -1,0 +1,172 @@
+"""One agent response: agent text → clauses → TTS → playout, with actions kept in order.
+
+Clauses are sent to TTS as soon as they are complete (synthesis runs ahead of playout);
+a feeder hands the audio to playout in order. Actions (end call, transfer, DTMF) wait until
+everything said before them has been played. Cancelling the response (barge-in) cancels the
+agent's generation and every pending synthesis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from agents.base import (
+    Agent,
+    AgentInput,
+    AgentOutput,
+    EndCall,
+    Message,
+    SendDtmf,
+    TextChunk,
+    ToolResult,
+    Transfer,
+)
+from media.clock import Clock
+from pipeline.marks import TurnMarks
+from pipeline.playout import Playout
+from pipeline.tts import ClauseSplitter, trim_leading_silence
+
+log = logging.getLogger(__name__)
+
+FALLBACK_LINE = "Sorry, something went wrong on my side. Could you say that again?"
+
+
+class Synthesizer(Protocol):
+    async def synthesize(self, text: str, voice: str = "") -> npt.NDArray[np.int16]: ...
+
+
+Action = EndCall | Transfer | SendDtmf
+_Item = tuple[str, "asyncio.Future[npt.NDArray[np.int16]]"] | Action | None
+
+
+class Response:
+    """Runs one reply; `run()` returns the actions the session must carry out, in order."""
+
+    def __init__(
+        self,
+        *,
+        agent: Agent,
+        history: Sequence[Message],
+        event: AgentInput,
+        tts: Synthesizer,
+        voice: str,
+        playout: Playout,
+        clock: Clock,
+        marks: TurnMarks | None,
+        on_text: Callable[[str], None],
+        on_audio_start: Callable[[], None],
+        on_tool: Callable[[ToolResult], None],
+        run_action: Callable[[Action], Awaitable[str | None]],
+    ) -> None:
+        self._agent = agent
+        self._history = list(history)
+        self._event = event
+        self._tts = tts
+        self._voice = voice
+        self._playout = playout
+        self._clock = clock
+        self._marks = marks
+        self._on_text = on_text
+        self._on_audio_start = on_audio_start
+        self._on_tool = on_tool
+        self._run_action = run_action
+        self._items: asyncio.Queue[_Item] = asyncio.Queue()
+        self._synth: list[asyncio.Future[npt.NDArray[np.int16]]] = []
+        self.text_parts: list[str] = []
+        self.end_reason: str | None = None
+        """Set when an action ended the call (completed, transferred)."""
+
+    @property
+    def text(self) -> str:
+        return " ".join(p.strip() for p in self.text_parts if p.strip())
+
+    def _mark(self, name: str) -> None:
+        if self._marks is not None:
+            self._marks.mark(name, self._clock.now())
+
+    def _say(self, clause: str) -> None:
+        fut = asyncio.ensure_future(self._tts.synthesize(clause, self._voice))
+        self._synth.append(fut)
+        self.text_parts.append(clause)
+        self._items.put_nowait((clause, fut))
+
+    async def run(self) -> None:
+        """Generate, speak and act; returns once everything has been played and done."""
+        self._playout.begin_response()
+        feeder = asyncio.create_task(self._feed(), name="response-feeder")
+        try:
+            await self._generate()
+            self._items.put_nowait(None)
+            await feeder
+            await self._playout.drain()
+        finally:
+            feeder.cancel()
+            for fut in self._synth:
+                fut.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await feeder
+
+    async def _generate(self) -> None:
+        splitter = ClauseSplitter()
+        said_anything = False
+        try:
+            stream = self._agent.respond(self._history, self._event)
+            async with contextlib.aclosing(stream):
+                async for out in stream:
+                    said_anything |= self._handle(out, splitter)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("agent failed; speaking the fallback line")
+            if not said_anything:
+                splitter.push(FALLBACK_LINE + " ")
+        for clause in splitter.flush():
+            self._say(clause)
+
+    def _handle(self, out: AgentOutput, splitter: ClauseSplitter) -> bool:
+        match out:
+            case TextChunk(text=text):
+                if text.strip():
+                    self._mark("agent_first_text")
+                    self._on_text(text)
+                for clause in splitter.push(text):
+                    self._say(clause)
+                return bool(text.strip())
+            case EndCall() | Transfer() | SendDtmf():
+                for clause in splitter.flush():
+                    self._say(clause)
+                self._items.put_nowait(out)
+            case ToolResult():
+                self._on_tool(out)
+        return False
+
+    async def _feed(self) -> None:
+        first = True
+        while (item := await self._items.get()) is not None:
+            if isinstance(item, tuple):
+                clause, fut = item
+                try:
+                    audio = await fut
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("speech synthesis failed for a clause")
+                    continue
+                if first:
+                    audio = trim_leading_silence(audio)
+                    self._mark("first_tts_audio")
+                    first = False
+                    self._on_audio_start()
+                self._playout.enqueue(clause, audio)
+            else:
+                await self._playout.drain()
+                if (reason := await self._run_action(item)) is not None:
+                    self.end_reason = reason
+                    return

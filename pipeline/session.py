@@ -1,0 +1,457 @@
+"""CallSession: one call's conversation, an explicit state machine driven by typed events.
+
+    LISTENING ──speech──▶ USER_SPEAKING ──turn end──▶ THINKING ──first audio──▶ AGENT_SPEAKING
+        ▲                                                                         │
+        └───────────────────────── reply played ◀──────────────────────────────────┘
+
+Caller speech while the agent speaks pauses playout at once; if it stays shorter than the
+agent's backchannel threshold ("mhm") playout resumes, otherwise it is a barge-in: playout is
+cleared, the reply cancelled and the history keeps only what the caller heard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import enum
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+import numpy as np
+
+from agents.base import (
+    Agent,
+    AgentInput,
+    CallStarted,
+    DtmfPressed,
+    EndCall,
+    Message,
+    NoInput,
+    SendDtmf,
+    ToolResult,
+    Transfer,
+    UserSaid,
+)
+from agents.spec import AgentSpec
+from media.call import Call, CallControlError, CallInfo, Dtmf, RemoteHangup
+from media.clock import Clock
+from media.frames import AudioFrame
+from media.transport import Transport
+from pipeline.engines import Engines
+from pipeline.events import (
+    CallEnded,
+    DtmfReceived,
+    EventCallback,
+    StateChanged,
+    ToolCalled,
+    Transcript,
+    TurnMetrics,
+)
+from pipeline.marks import TurnMarks
+from pipeline.playout import Playout
+from pipeline.response import Action, Response
+from pipeline.stt import SttStream
+from pipeline.turn import (
+    SpeechDiscarded,
+    SpeechPaused,
+    SpeechResumed,
+    SpeechStarted,
+    TurnDetector,
+    TurnEnded,
+)
+from pipeline.vad import VadStream
+
+log = logging.getLogger(__name__)
+
+PREROLL_FRAMES = 15  # 300 ms of audio kept from before the detected start of speech
+DTMF_INTERDIGIT_S = 1.5
+
+
+class State(enum.StrEnum):
+    LISTENING = "listening"
+    USER_SPEAKING = "user_speaking"
+    THINKING = "thinking"
+    AGENT_SPEAKING = "agent_speaking"
+    ENDED = "ended"
+
+
+class CallSession:
+    def __init__(
+        self,
+        *,
+        info: CallInfo,
+        transport: Transport,
+        call: Call,
+        agent: Agent,
+        spec: AgentSpec,
+        engines: Engines,
+        clock: Clock,
+        on_event: EventCallback,
+    ) -> None:
+        self.info = info
+        self._transport = transport
+        self._call = call
+        self._agent = agent
+        self._spec = spec
+        self._engines = engines
+        self._clock = clock
+        self._emit = on_event
+        vs = engines.settings.vad
+        self._vad = VadStream(engines.vad, gate=engines.vad_gate(vs.webrtc_mode))
+        self._turns = TurnDetector(
+            spec.turn, speech_threshold=vs.speech_threshold, silence_threshold=vs.silence_threshold
+        )
+        self._playout = Playout(transport.sink, clock, on_first_frame=self._on_first_frame)
+        self._log = logging.LoggerAdapter(
+            log, {"call_id": info.call_id, "tenant_id": info.tenant_id}
+        )
+        self.state = State.LISTENING
+        self.history: list[Message] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._preroll: collections.deque[np.ndarray[Any, np.dtype[np.int16]]] = collections.deque(
+            maxlen=PREROLL_FRAMES
+        )
+        self._utterance: SttStream | None = None
+        self._candidate = False  # speech that started while the agent was speaking
+        self._response: Response | None = None
+        self._response_task: asyncio.Task[None] | None = None
+        self._marks: TurnMarks | None = None
+        self._turn = 0
+        self._no_input_count = 0
+        self._no_input_task: asyncio.Task[None] | None = None
+        self._dtmf: list[str] = []
+        self._dtmf_task: asyncio.Task[None] | None = None
+        self._ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._started_at = 0.0
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    async def run(self) -> CallEnded:
+        """Hold the conversation until the call ends; return how it ended."""
+        self._started_at = self._clock.now()
+        self._playout.start()
+        self._spawn(self._inbound(), "inbound")
+        self._spawn(self._signals(), "signals")
+        self._spawn(self._max_duration(), "max-duration")
+        self._set_state(State.THINKING)
+        self._start_response(CallStarted(), None)
+        reason = "failed"
+        try:
+            reason = await self._ended
+        finally:
+            self._set_state(State.ENDED)
+            await self._shutdown()
+            if reason not in {"hangup", "transferred"}:
+                try:
+                    await self._call.hangup(reason)
+                except CallControlError as exc:
+                    self._log.warning("hangup failed", extra={"error": str(exc)})
+        ended = CallEnded(
+            reason=reason,
+            duration_s=round(self._clock.now() - self._started_at, 3),
+            slots=dict(self._agent.slots),
+        )
+        self._emit(ended)
+        self._log.info("call ended", extra={"reason": reason, "turns": self._turn})
+        return ended
+
+    def end(self, reason: str) -> None:
+        if not self._ended.done():
+            self._ended.set_result(reason)
+
+    async def _shutdown(self) -> None:
+        tasks = [t for t in self._tasks if not t.done()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._utterance is not None:
+            self._utterance.close()
+        await self._playout.aclose()
+        await self._agent.aclose()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.create_task(coro, name=f"{name}:{self.info.call_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self._log.error("call task failed", exc_info=exc, extra={"task": task.get_name()})
+            self.end("failed")
+
+    def _set_state(self, state: State) -> None:
+        if state != self.state:
+            self.state = state
+            self._emit(StateChanged(state.value))
+
+    # ---- inbound audio -------------------------------------------------------------
+
+    async def _inbound(self) -> None:
+        async for frame in self._transport.source.frames():
+            self._on_frame(frame, self._clock.now())
+        self.end("hangup")
+
+    def _on_frame(self, frame: AudioFrame, now: float) -> None:
+        p = self._vad.feed(frame)
+        samples = frame.samples
+        if self._utterance is not None:
+            self._utterance.push(samples, now, speaking=p >= self._turns._off)
+        else:
+            self._preroll.append(samples)
+        for ev in self._turns.feed(p, now):
+            match ev:
+                case SpeechStarted():
+                    self._on_speech_started()
+                case SpeechPaused():
+                    if (
+                        self._candidate
+                        and self._turns.voiced_s * 1000 < self._spec.turn.backchannel_ms
+                    ):
+                        self._playout.resume()
+                    if self._utterance is not None:
+                        self._utterance.speculate()
+                case SpeechResumed():
+                    if self._candidate:
+                        self._playout.pause()
+                    if self._utterance is not None:
+                        self._utterance.cancel_speculation()
+                case TurnEnded():
+                    self._on_turn_ended(ev)
+                case SpeechDiscarded():
+                    self._drop_utterance()
+        if self._candidate and self._turns.in_utterance and self._is_barge_in():
+            self._barge_in()
+
+    def _is_barge_in(self) -> bool:
+        return self._turns.voiced_s * 1000 >= self._spec.turn.backchannel_ms
+
+    def _on_speech_started(self) -> None:
+        self._cancel(self._no_input_task)
+        stream = SttStream(
+            self._engines.stt,
+            interval_s=self._engines.settings.stt.partial_interval_ms / 1000,
+            on_partial=self._on_partial,
+            tasks=self._tasks,
+        )
+        for chunk in self._preroll:
+            stream.push(chunk, self._clock.now(), speaking=False)
+        self._preroll.clear()
+        self._utterance = stream
+        if self.state in (State.AGENT_SPEAKING, State.THINKING) and self._response_task:
+            self._candidate = True
+            self._playout.pause()
+        else:
+            self._set_state(State.USER_SPEAKING)
+
+    def _on_partial(self, text: str) -> None:
+        self._turns.update_transcript(text)
+        if not self._candidate:
+            self._emit(Transcript(role="user", text=text, final=False, turn=self._turn + 1))
+
+    def _drop_utterance(self) -> None:
+        if self._utterance is not None:
+            self._utterance.close()
+            self._utterance = None
+        if self._candidate:
+            self._candidate = False
+            self._playout.resume()
+        elif self.state == State.USER_SPEAKING:
+            self._set_state(State.LISTENING)
+            self._arm_no_input()
+
+    def _barge_in(self) -> None:
+        """The caller is really talking over the agent: stop it and keep what was heard."""
+        self._candidate = False
+        heard = self._playout.clear()
+        self._cancel_response(heard)
+        self._set_state(State.USER_SPEAKING)
+        self._log.info("barge-in")
+
+    def _cancel_response(self, heard: str) -> None:
+        if self._response_task is not None and not self._response_task.done():
+            self._response_task.cancel()
+            spoken = self._response.text if self._response else ""
+            if spoken:
+                self.history.append(Message(role="assistant", text=heard, interrupted=True))
+                self._emit(
+                    Transcript(
+                        role="agent", text=heard, final=True, interrupted=True, turn=self._turn
+                    )
+                )
+        self._response_task = None
+        self._response = None
+
+    def _on_turn_ended(self, ev: TurnEnded) -> None:
+        stream, self._utterance = self._utterance, None
+        if stream is None:
+            return
+        if self._candidate:
+            self._candidate = False
+            if self._playout.speaking:  # a backchannel: the agent carries on
+                stream.close()
+                self._playout.resume()
+                return
+        self._turn += 1
+        marks = TurnMarks(self._turn)
+        marks.mark("speech_end", ev.speech_end)
+        marks.mark("endpoint", ev.decided_at)
+        self._cancel_response(self._playout.clear())
+        self._set_state(State.THINKING)
+        self._spawn(self._finish_turn(stream, marks), "final-transcript")
+
+    async def _finish_turn(self, stream: SttStream, marks: TurnMarks) -> None:
+        try:
+            text = await stream.final()
+        finally:
+            stream.close()
+        marks.mark("final_transcript", self._clock.now())
+        if not text.strip():
+            self._set_state(State.LISTENING)
+            self._arm_no_input()
+            return
+        self._no_input_count = 0
+        self._emit(Transcript(role="user", text=text, final=True, turn=marks.turn))
+        self.history.append(Message(role="user", text=text))
+        self._start_response(UserSaid(text), marks)
+
+    # ---- responses -------------------------------------------------------------------
+
+    def _start_response(self, event: AgentInput, marks: TurnMarks | None) -> None:
+        self._cancel_response(self._playout.clear())
+        self._marks = marks
+        response = Response(
+            agent=self._agent,
+            history=self.history,
+            event=event,
+            tts=self._engines.tts,
+            voice=self._spec.voice,
+            playout=self._playout,
+            clock=self._clock,
+            marks=marks,
+            on_text=lambda _t: None,
+            on_audio_start=lambda: self._set_state(State.AGENT_SPEAKING),
+            on_tool=self._on_tool,
+            run_action=self._run_action,
+        )
+        self._response = response
+        self._response_task = self._spawn(self._respond(response), "response")
+
+    async def _respond(self, response: Response) -> None:
+        await response.run()
+        if self._response is not response:
+            return
+        self._response = None
+        self._response_task = None
+        if response.text:
+            self.history.append(Message(role="assistant", text=response.text))
+            self._emit(Transcript(role="agent", text=response.text, final=True, turn=self._turn))
+        if response.end_reason is not None:
+            self.end(response.end_reason)
+        elif self._utterance is None:
+            self._set_state(State.LISTENING)
+            self._arm_no_input()
+
+    def _on_first_frame(self) -> None:
+        marks = self._marks
+        if marks is None:
+            return
+        marks.mark("first_frame_out", self._clock.now())
+        marks.observe()
+        v2v = marks.voice_to_voice_s
+        self._emit(
+            TurnMetrics(
+                turn=marks.turn,
+                marks=marks.relative(self._started_at),
+                voice_to_voice_ms=round(v2v * 1000, 1) if v2v is not None else None,
+            )
+        )
+        self._marks = None
+
+    def _on_tool(self, result: ToolResult) -> None:
+        self._emit(
+            ToolCalled(
+                name=result.name, arguments=result.arguments, result=result.result, ok=result.ok
+            )
+        )
+
+    async def _run_action(self, action: Action) -> str | None:
+        """Carry out an agent action; return the end reason when it ended the call."""
+        match action:
+            case EndCall(reason=reason):
+                return reason or "completed"
+            case Transfer(target=target):
+                try:
+                    await self._call.transfer(target or self._spec.transfer_target)
+                except CallControlError as exc:
+                    self._log.warning("transfer failed", extra={"error": str(exc)})
+                    return None
+                return "transferred"
+            case SendDtmf(digits=digits):
+                try:
+                    await self._call.send_dtmf(digits)
+                except CallControlError as exc:
+                    self._log.warning("sending DTMF failed", extra={"error": str(exc)})
+        return None
+
+    # ---- timers and signalling -----------------------------------------------------
+
+    def _arm_no_input(self) -> None:
+        self._cancel(self._no_input_task)
+        self._no_input_task = self._spawn(self._no_input(), "no-input")
+
+    async def _no_input(self) -> None:
+        await self._clock.sleep_until(self._clock.now() + self._spec.turn.no_input_s)
+        if self.state != State.LISTENING or self._utterance is not None:
+            return
+        self._no_input_count += 1
+        if self._no_input_count > self._spec.turn.max_no_input:
+            self.end("no_input")
+            return
+        self._set_state(State.THINKING)
+        self._start_response(NoInput(self._no_input_count), None)
+
+    async def _max_duration(self) -> None:
+        await self._clock.sleep_until(self._started_at + self._spec.turn.max_duration_s)
+        self.end("max_duration")
+
+    async def _signals(self) -> None:
+        while True:
+            match await self._call.next_signal():
+                case Dtmf(digit=d):
+                    self._on_dtmf(d)
+                case RemoteHangup():
+                    self.end("hangup")
+                    return
+
+    def _on_dtmf(self, digit: str) -> None:
+        self._dtmf.append(digit)
+        self._cancel(self._dtmf_task)
+        if digit == "#":
+            self._flush_dtmf()
+        else:
+            self._dtmf_task = self._spawn(self._dtmf_timeout(), "dtmf")
+
+    async def _dtmf_timeout(self) -> None:
+        await self._clock.sleep_until(self._clock.now() + DTMF_INTERDIGIT_S)
+        self._dtmf_task = None
+        self._flush_dtmf()
+
+    def _flush_dtmf(self) -> None:
+        digits = "".join(self._dtmf).rstrip("#")
+        self._dtmf.clear()
+        if not digits:
+            return
+        self._emit(DtmfReceived(digits))
+        self._cancel(self._no_input_task)
+        self._cancel_response(self._playout.clear())
+        self._turn += 1
+        self.history.append(Message(role="user", text=f"[keys pressed: {digits}]"))
+        self._set_state(State.THINKING)
+        self._start_response(DtmfPressed(digits), None)
+
+    def _cancel(self, task: asyncio.Task[Any] | None) -> None:
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()

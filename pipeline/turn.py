@@ -1,0 +1,229 @@
+"""Turn detection, sans-IO: when has the caller finished speaking?
+
+Fed one speech probability per 20 ms frame (with the frame's time) and, whenever it changes,
+the latest partial transcript. The end-of-turn window is the agent's silence window,
+shortened when the transcript reads as a complete sentence and lengthened after fillers,
+conjunctions and unfinished digit strings (phone, card and order numbers).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+
+import msgspec
+
+from agents.spec import TurnSettings
+
+
+class SpeechStarted(msgspec.Struct, frozen=True, tag="speech_started"):
+    at: float
+    """Time of the first speech frame's start."""
+
+
+class SpeechPaused(msgspec.Struct, frozen=True, tag="speech_paused"):
+    """Speech stopped; the turn may be over (a good moment to decode speculatively)."""
+
+    speech_end: float
+
+
+class SpeechResumed(msgspec.Struct, frozen=True, tag="speech_resumed"):
+    at: float
+
+
+class TurnEnded(msgspec.Struct, frozen=True, tag="turn_ended"):
+    speech_start: float
+    speech_end: float
+    decided_at: float
+    window_s: float
+
+
+class SpeechDiscarded(msgspec.Struct, frozen=True, tag="speech_discarded"):
+    """Speech too short to be a turn (a click, a cough)."""
+
+    duration_s: float
+
+
+TurnEvent = SpeechStarted | SpeechPaused | SpeechResumed | TurnEnded | SpeechDiscarded
+
+
+class Ending(enum.Enum):
+    COMPLETE = "complete"
+    NEUTRAL = "neutral"
+    INCOMPLETE = "incomplete"
+
+
+_FILLERS = {
+    "um",
+    "uh",
+    "er",
+    "erm",
+    "hmm",
+    "ah",
+    "like",
+    "so",
+    "well",
+    "and",
+    "or",
+    "but",
+    "because",
+    "cause",
+    "then",
+    "the",
+    "a",
+    "an",
+    "to",
+    "my",
+    "is",
+    "at",
+    "for",
+    "with",
+    "of",
+    "in",
+    "on",
+    "i",
+    "i'm",
+    "it's",
+    "its",
+    "that",
+    "which",
+    "if",
+    "when",
+    "maybe",
+}
+_DIGIT_WORDS = {
+    "zero",
+    "oh",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "double",
+    "triple",
+}
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+def classify_ending(text: str) -> Ending:
+    """How the transcript so far ends: a complete sentence, an unfinished one, or unclear."""
+    stripped = text.strip()
+    if not stripped:
+        return Ending.NEUTRAL
+    words = _WORD.findall(stripped.lower())
+    if not words:
+        return Ending.NEUTRAL
+    last = words[-1]
+    if last in _FILLERS or stripped.endswith((",", "-", "...", "…")):
+        return Ending.INCOMPLETE
+    # Unfinished digit strings: several digits or digit words at the end, not yet 10+ digits.
+    tail_digits = 0
+    for w in reversed(words):
+        if w.isdigit():
+            tail_digits += len(w)
+        elif w in _DIGIT_WORDS:
+            tail_digits += 1
+        else:
+            break
+    if 3 <= tail_digits < 10:
+        return Ending.INCOMPLETE
+    if stripped.endswith((".", "?", "!")):
+        return Ending.COMPLETE
+    return Ending.NEUTRAL
+
+
+class TurnDetector:
+    """End-of-turn from VAD and transcript. Call `feed` once per frame, in order."""
+
+    def __init__(
+        self,
+        settings: TurnSettings,
+        *,
+        speech_threshold: float = 0.5,
+        silence_threshold: float = 0.35,
+        frame_s: float = 0.020,
+        pause_s: float = 0.16,
+    ) -> None:
+        self.settings = settings
+        self._on = speech_threshold
+        self._off = silence_threshold
+        self._frame_s = frame_s
+        self._pause_s = pause_s
+        self._paused = False  # SpeechPaused was reported for the current silence
+        self._speaking = False  # inside an utterance (possibly in a pause)
+        self._voiced = False  # the current frame is speech
+        self._start = 0.0
+        self._last_voice_end = 0.0
+        self._voiced_s = 0.0
+        self._ending = Ending.NEUTRAL
+
+    @property
+    def in_utterance(self) -> bool:
+        return self._speaking
+
+    @property
+    def speech_start(self) -> float:
+        return self._start
+
+    @property
+    def voiced_s(self) -> float:
+        """Seconds of speech in the current utterance so far."""
+        return self._voiced_s
+
+    def window_s(self) -> float:
+        s = self.settings
+        ms = {
+            Ending.COMPLETE: min(s.complete_silence_ms, s.silence_ms),
+            Ending.NEUTRAL: s.silence_ms,
+            Ending.INCOMPLETE: max(s.incomplete_silence_ms, s.silence_ms),
+        }[self._ending]
+        return ms / 1000.0
+
+    def update_transcript(self, text: str) -> None:
+        self._ending = classify_ending(text)
+
+    def reset(self) -> None:
+        self._speaking = False
+        self._paused = False
+        self._voiced = False
+        self._voiced_s = 0.0
+        self._ending = Ending.NEUTRAL
+
+    def feed(self, probability: float, frame_end: float) -> list[TurnEvent]:
+        """One frame's speech probability; `frame_end` is the time the frame ends."""
+        events: list[TurnEvent] = []
+        frame_start = frame_end - self._frame_s
+        voiced = probability >= (self._off if self._voiced else self._on)
+        if voiced:
+            if not self._speaking:
+                self._speaking = True
+                self._start = frame_start
+                self._voiced_s = 0.0
+                self._ending = Ending.NEUTRAL
+                events.append(SpeechStarted(frame_start))
+            elif self._paused:
+                events.append(SpeechResumed(frame_start))
+            self._paused = False
+            self._voiced_s += self._frame_s
+            self._last_voice_end = frame_end
+        elif self._speaking:
+            silence = frame_end - self._last_voice_end
+            if not self._paused and silence + 1e-9 >= min(self._pause_s, self.window_s()):
+                self._paused = True
+                events.append(SpeechPaused(self._last_voice_end))
+            if silence + 1e-9 >= self.window_s():
+                self._speaking = False
+                if self._voiced_s * 1000 < self.settings.min_speech_ms:
+                    events.append(SpeechDiscarded(self._voiced_s))
+                else:
+                    events.append(
+                        TurnEnded(self._start, self._last_voice_end, frame_end, self.window_s())
+                    )
+                self._voiced_s = 0.0
+                self._paused = False
+        self._voiced = voiced
+        return events

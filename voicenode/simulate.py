@@ -1,0 +1,252 @@
+"""`voicenode simulate`: a conversation with an agent over a virtual transport, in real time.
+
+A scripted caller speaks its lines (text rendered with a caller voice distinct from the
+agent's, or WAV files), one 20 ms frame at a time on the real clock, waiting for the agent to
+finish each reply — or barging in a set time after the agent starts speaking. The real
+pipeline runs in between. Writes `agent.wav` (everything the agent said, 16 kHz) and
+`conversation.json` (turns with text, interruption flag and TurnMarks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import numpy.typing as npt
+import soxr
+
+from agents.base import Agent, AgentContext
+from agents.factory import build_agent
+from agents.spec import AgentSpec
+from media.call import CallInfo, Direction
+from media.clock import Clock, MonotonicClock
+from media.frames import FRAME_SAMPLES, SAMPLE_RATE, AudioFrame, frames_from_samples, samples_of
+from media.virtual import VirtualCall, VirtualTransport
+from media.wav import write_wav
+from pipeline.engines import Engines
+from pipeline.events import CallEnded, CallEvent, StateChanged, Transcript, TurnMetrics
+from pipeline.session import CallSession
+from pipeline.tts import TtsEngine
+
+log = logging.getLogger(__name__)
+
+CALLER_PITCH = 1.15
+"""The caller voice: the embedded Piper voice, pitched up this much (tempo kept)."""
+REPLY_GAP_S = 0.6
+"""The caller waits this long after the agent stops before speaking its next line."""
+LINE_TIMEOUT_S = 45.0
+
+
+def caller_voice(tts: TtsEngine, text: str) -> npt.NDArray[np.int16]:
+    """`text` spoken in a voice that is not the agent's: pitched up, same tempo."""
+    audio = tts.synthesize_blocking(text, length_scale=CALLER_PITCH)
+    shifted = soxr.resample(audio, int(SAMPLE_RATE * CALLER_PITCH), SAMPLE_RATE)
+    return np.asarray(shifted, dtype=np.int16)
+
+
+@dataclass
+class Turn:
+    role: str
+    text: str
+    interrupted: bool = False
+    marks: dict[str, float] = field(default_factory=dict)
+    turn: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "role": self.role,
+            "text": self.text,
+            "interrupted": self.interrupted,
+            "marks": self.marks,
+        }
+
+
+@dataclass
+class SimulationResult:
+    turns: list[Turn]
+    agent_audio: npt.NDArray[np.int16]
+    ended: CallEnded | None
+    call: VirtualCall
+    events: list[CallEvent]
+
+
+class _Caller:
+    """The scripted far end: feeds frames on the clock and follows the agent's state."""
+
+    def __init__(self, transport: VirtualTransport, clock: Clock) -> None:
+        self._transport = transport
+        self._clock = clock
+        self.state = "thinking"
+        self.changed = asyncio.Event()
+        self.ended = asyncio.Event()
+        self._queue: list[AudioFrame] = []
+        self._seq = 0
+
+    def on_event(self, ev: CallEvent) -> None:
+        if isinstance(ev, StateChanged):
+            self.state = ev.state
+            self.changed.set()
+        elif isinstance(ev, CallEnded):
+            self.ended.set()
+            self.changed.set()
+
+    async def wait_state(self, *states: str, timeout: float = LINE_TIMEOUT_S) -> bool:
+        deadline = self._clock.now() + timeout
+        while self.state not in states and not self.ended.is_set():
+            self.changed.clear()
+            left = deadline - self._clock.now()
+            if left <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self.changed.wait(), left)
+            except TimeoutError:
+                return False
+        return not self.ended.is_set()
+
+    async def speak(self, samples: npt.NDArray[np.int16]) -> None:
+        self._queue.extend(frames_from_samples(samples))
+        done = asyncio.Event()
+        self._queue.append(AudioFrame.silence(-1))  # marker: the line has been sent
+        self._done = done
+        await done.wait()
+
+    async def pump(self) -> None:
+        """Send one frame every 20 ms: the line being spoken, or silence."""
+        next_at = self._clock.now()
+        while not self.ended.is_set():
+            frame = self._queue.pop(0) if self._queue else None
+            if frame is not None and frame.seq == -1:
+                self._done.set()
+                frame = None
+            pcm = frame.pcm if frame is not None else AudioFrame.silence().pcm
+            await self._transport.source.send(AudioFrame(pcm, self._seq))
+            self._seq += 1
+            next_at += FRAME_SAMPLES / SAMPLE_RATE
+            await self._clock.sleep_until(next_at)
+
+
+async def simulate(
+    engines: Engines,
+    spec: AgentSpec,
+    lines: list[npt.NDArray[np.int16]],
+    *,
+    barge_in_after: float | None = None,
+    clock: Clock | None = None,
+    dtmf: dict[int, str] | None = None,
+    agent: Agent | None = None,
+) -> SimulationResult:
+    clock = clock or MonotonicClock()
+    transport = VirtualTransport(clock)
+    info = CallInfo(
+        call_id=f"sim-{uuid.uuid4().hex[:12]}",
+        tenant_id="demo",
+        direction=Direction.INBOUND,
+        from_uri="sip:caller@simulate",
+        to_uri="sip:agent@simulate",
+        transport="virtual",
+    )
+    call = VirtualCall(info)
+    caller = _Caller(transport, clock)
+    events: list[CallEvent] = []
+
+    def on_event(ev: CallEvent) -> None:
+        events.append(ev)
+        caller.on_event(ev)
+
+    async with httpx.AsyncClient(timeout=10.0, follow_redirects=False) as http:
+        ctx = AgentContext(call_id=info.call_id, tenant_id=info.tenant_id, http=http)
+        agent = agent or build_agent(spec, ctx)
+        session = CallSession(
+            info=info,
+            transport=transport,
+            call=call,
+            agent=agent,
+            spec=spec,
+            engines=engines,
+            clock=clock,
+            on_event=on_event,
+        )
+        pump = asyncio.create_task(caller.pump(), name="caller-pump")
+        run = asyncio.create_task(session.run(), name="session")
+        try:
+            await _script(caller, call, lines, barge_in_after, dtmf or {})
+            if not caller.ended.is_set():
+                await call.hangup("caller done")
+                transport.source.close()
+                call.remote_hangup()
+            ended = await run
+        finally:
+            pump.cancel()
+            run.cancel()
+            await asyncio.gather(pump, run, return_exceptions=True)
+    return SimulationResult(
+        turns=_turns(events),
+        agent_audio=samples_of(transport.sink.frames),
+        ended=ended,
+        call=call,
+        events=events,
+    )
+
+
+async def _script(
+    caller: _Caller,
+    call: VirtualCall,
+    lines: list[npt.NDArray[np.int16]],
+    barge_in_after: float | None,
+    dtmf: dict[int, str],
+) -> None:
+    clock = caller._clock
+    if not await caller.wait_state("listening"):
+        return
+    for i, line in enumerate(lines):
+        if i > 0:
+            if barge_in_after is not None:
+                if not await caller.wait_state("agent_speaking"):
+                    return
+                await clock.sleep_until(clock.now() + barge_in_after)
+            elif not await caller.wait_state("listening"):
+                return
+        if barge_in_after is None or i == 0:
+            await clock.sleep_until(clock.now() + REPLY_GAP_S)
+        if i in dtmf:
+            call.press(dtmf[i])
+        await caller.speak(line)
+        caller.state = "sent"
+        if not await caller.wait_state("thinking", "agent_speaking", timeout=10.0):
+            return
+    await caller.wait_state("listening")
+    await clock.sleep_until(clock.now() + REPLY_GAP_S)
+
+
+def _turns(events: list[CallEvent]) -> list[Turn]:
+    turns: list[Turn] = []
+    metrics: dict[int, dict[str, float]] = {}
+    for ev in events:
+        if isinstance(ev, TurnMetrics):
+            metrics[ev.turn] = ev.marks
+            for t in turns:
+                if t.turn == ev.turn and t.role == "user":
+                    t.marks = {k: v for k, v in ev.marks.items() if k in _USER_MARKS}
+        elif isinstance(ev, Transcript) and ev.final:
+            turn = Turn(ev.role, ev.text, ev.interrupted, turn=ev.turn)
+            if ev.role == "agent" and ev.turn in metrics:
+                turn.marks = dict(metrics[ev.turn])
+            turns.append(turn)
+    return turns
+
+
+_USER_MARKS = {"speech_end", "endpoint", "final_transcript"}
+
+
+def write_outputs(result: SimulationResult, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_wav(out_dir / "agent.wav", result.agent_audio, SAMPLE_RATE)
+    doc = [t.as_json() for t in result.turns]
+    (out_dir / "conversation.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
