@@ -52,6 +52,8 @@ class VirtualClock:
         await fut
 
     async def advance(self, seconds: float) -> None:
+        if not seconds >= 0:
+            raise ValueError(f"a clock only moves forward: cannot advance by {seconds} s")
         target = self._now + seconds
         await _settle()
         while self._sleepers and self._sleepers[0][0] <= target:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 import numpy as np
@@ -36,7 +36,7 @@ class AudioFrame(msgspec.Struct, frozen=True):
 
     @classmethod
     def from_samples(cls, samples: npt.NDArray[np.int16], seq: int = 0) -> AudioFrame:
-        return cls(np.ascontiguousarray(samples, dtype="<i2").tobytes(), seq)
+        return cls(_pcm_bytes(samples), seq)
 
     @classmethod
     def silence(cls, seq: int = 0) -> AudioFrame:
@@ -52,11 +52,26 @@ def frames_from_samples(samples: npt.NDArray[np.int16], start_seq: int = 0) -> l
     pad = (-n) % FRAME_SAMPLES
     if pad:
         samples = np.concatenate([samples, np.zeros(pad, dtype=np.int16)])
-    data = np.ascontiguousarray(samples, dtype="<i2").tobytes()
+    data = _pcm_bytes(samples)
     return [
         AudioFrame(data[i : i + FRAME_BYTES], start_seq + k)
         for k, i in enumerate(range(0, len(data), FRAME_BYTES))
     ]
+
+
+def _pcm_bytes(samples: npt.NDArray[np.integer[Any]]) -> bytes:
+    """Little-endian int16 bytes of integer samples.
+
+    Refuses what a cast would silently corrupt: float audio (0.5 would become 0, so float TTS
+    output would turn into silence) and integers outside the int16 range (they would wrap).
+    """
+    arr = np.asarray(samples)
+    if arr.dtype.kind not in "iu":
+        raise ValueError(f"expected int16 samples, got dtype {arr.dtype} (scale float audio first)")
+    if arr.dtype.itemsize > 2 or arr.dtype == np.uint16:
+        if arr.size and (arr.min() < -32768 or arr.max() > 32767):
+            raise ValueError(f"samples out of int16 range: [{arr.min()}, {arr.max()}]")
+    return np.ascontiguousarray(arr, dtype="<i2").tobytes()
 
 
 def samples_of(frames: list[AudioFrame]) -> Samples:

@@ -68,6 +68,14 @@ PREROLL_FRAMES = 15  # 300 ms of audio kept from before the detected start of sp
 DTMF_INTERDIGIT_S = 1.5
 
 
+class CallLog(logging.LoggerAdapter[logging.Logger]):
+    """Every line carries call_id and tenant_id, merged with the line's own fields."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        kwargs["extra"] = {**(self.extra or {}), **kwargs.get("extra", {})}
+        return msg, kwargs
+
+
 class State(enum.StrEnum):
     LISTENING = "listening"
     USER_SPEAKING = "user_speaking"
@@ -103,9 +111,7 @@ class CallSession:
             spec.turn, speech_threshold=vs.speech_threshold, silence_threshold=vs.silence_threshold
         )
         self._playout = Playout(transport.sink, clock, on_first_frame=self._on_first_frame)
-        self._log = logging.LoggerAdapter(
-            log, {"call_id": info.call_id, "tenant_id": info.tenant_id}
-        )
+        self._log = CallLog(log, {"call_id": info.call_id, "tenant_id": info.tenant_id})
         self.state = State.LISTENING
         self.history: list[Message] = []
         self._tasks: set[asyncio.Task[Any]] = set()

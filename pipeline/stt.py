@@ -234,11 +234,16 @@ class SttStream:
             and now - self._last_partial_at >= self._interval
             and (self._partial_task is None or self._partial_task.done())
             and self._speculation is None
+            and self._engine_idle()
         ):
             self._last_partial_at = now
             self._partial_task = asyncio.create_task(self._run_partial(self.audio()))
             self._tasks.add(self._partial_task)
             self._partial_task.add_done_callback(self._tasks.discard)
+
+    def _engine_idle(self) -> bool:
+        depth = getattr(self._engine, "depth", 0)
+        return not isinstance(depth, int) or depth == 0
 
     async def _run_partial(self, audio: npt.NDArray[np.int16]) -> None:
         try:
@@ -256,10 +261,17 @@ class SttStream:
     def speculate(self) -> None:
         """The caller paused: start decoding what we have (valid until speech resumes)."""
         self.cancel_speculation()
+        if self._partial_task is not None and not self._partial_task.done():
+            self._partial_task.cancel()  # still queued: skipped; already decoding: ignored
         self._speculated_samples = self._samples
-        self._speculation = asyncio.create_task(
-            self._engine.transcribe(self.audio(), final=True, prefix=self.committed)
-        )
+        self._speculation = asyncio.create_task(self._speculate(self.audio()))
+
+    async def _speculate(self, audio: npt.NDArray[np.int16]) -> str | None:
+        text = await self._engine.transcribe(audio, final=True, prefix=self.committed)
+        if text:
+            self.partial = text
+            self._on_partial(text)  # the best transcript so far: it may shorten the turn window
+        return text
 
     def cancel_speculation(self) -> None:
         if self._speculation is not None:

@@ -170,7 +170,7 @@ _CLAUSE_END = re.compile(r"[,;:—]\s")
 class ClauseSplitter:
     """Feed streamed text; get back clauses ready to speak."""
 
-    def __init__(self, *, first_clause_min_words: int = 3, clause_min_words: int = 6) -> None:
+    def __init__(self, *, first_clause_min_words: int = 2, clause_min_words: int = 6) -> None:
         self._buf = ""
         self._emitted = 0
         self._first_min = first_clause_min_words

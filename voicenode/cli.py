@@ -1,10 +1,83 @@
-"""The `voicenode` command."""
+"""The `voicenode` command: `serve` a node, `simulate` a conversation, `call` a number."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import sys
+from pathlib import Path
+
+from config import ConfigError, Settings, load_settings
+from voicenode.logs import setup_logging
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="FILE", help="settings file (TOML) over the defaults")
+    p = argparse.ArgumentParser(prog="voicenode", description=__doc__, parents=[common])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("serve", parents=[common], help="run the node (HTTP API, WebRTC, telephony)")
+
+    sim = sub.add_parser(
+        "simulate",
+        parents=[common],
+        help="talk to an agent through the real pipeline over a virtual transport",
+    )
+    sim.add_argument("--agent", default=None, help="agent name (default: agents.default)")
+    sim.add_argument(
+        "--out", required=True, type=Path, help="directory for agent.wav and conversation.json"
+    )
+    sim.add_argument(
+        "--say",
+        dest="lines",
+        action="append",
+        type=lambda s: ("say", s),
+        metavar="TEXT",
+        help="a caller line, spoken with a caller voice (repeatable, in order)",
+    )
+    sim.add_argument(
+        "--wav",
+        dest="lines",
+        action="append",
+        type=lambda s: ("wav", s),
+        metavar="FILE",
+        help="a caller line from a mono WAV file at any rate (repeatable, in order)",
+    )
+    sim.add_argument(
+        "--barge-in-after",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="start each next caller line this long after the agent starts speaking",
+    )
+    return p
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config)
 
 
 def main(argv: list[str] | None = None) -> int:
-    print("voicenode: not yet", file=sys.stderr)
+    args = _parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+    except ConfigError as exc:
+        print(f"voicenode: configuration error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(
+        settings.node.log_level, settings.node.log_format, redact_pii=settings.node.redact_pii
+    )
+    if args.command == "simulate":
+        from voicenode.simulate_cli import run_simulate
+
+        return run_simulate(settings, args)
+    if args.command == "serve":
+        from voicenode.node import run_node
+
+        return run_node(settings)
     return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

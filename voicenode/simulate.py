@@ -97,8 +97,8 @@ class _Caller:
             self.ended.set()
             self.changed.set()
 
-    async def wait_state(self, *states: str, timeout: float = LINE_TIMEOUT_S) -> bool:
-        deadline = self._clock.now() + timeout
+    async def wait_state(self, *states: str, limit_s: float = LINE_TIMEOUT_S) -> bool:
+        deadline = self._clock.now() + limit_s
         while self.state not in states and not self.ended.is_set():
             self.changed.clear()
             left = deadline - self._clock.now()
@@ -219,7 +219,7 @@ async def _script(
             call.press(dtmf[i])
         await caller.speak(line)
         caller.state = "sent"
-        if not await caller.wait_state("thinking", "agent_speaking", timeout=10.0):
+        if not await caller.wait_state("thinking", "agent_speaking", limit_s=10.0):
             return
     await caller.wait_state("listening")
     await clock.sleep_until(clock.now() + REPLY_GAP_S)

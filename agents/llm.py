@@ -1,0 +1,338 @@
+"""The LLM agent: streamed chat completions from any OpenAI-compatible endpoint, with tools.
+
+One turn (`respond`) is a bounded loop of completion rounds. Each round streams text to the
+caller as tokens arrive (`TextChunk` per content delta; the TTS splits clauses) and gathers
+streamed tool calls; when the model called tools they are run, their results appended as
+`tool` messages and the model is asked again (at most `MAX_TOOL_ROUNDS` rounds with tools).
+Every tool call is reported as a `ToolResult`; built-ins also yield their call action after the
+text of the round: `SendDtmf` right away (the model goes on), `EndCall` / `Transfer` last, and
+they end the turn.
+
+Inputs:
+- `CallStarted`: speaks `spec.greeting` without a model call; without one, the model is asked
+  to greet (`[the call has just connected ...]` as a bracketed user note).
+- `UserSaid`: the history already ends with the caller's turn (appended if it does not).
+- `DtmfPressed`: the model gets `[caller pressed keys: 123]`.
+- `NoInput`: the model is asked for a short reprompt with a bracketed note (it knows what it
+  last asked, so the reprompt fits the conversation); failures fall back as below.
+- Assistant turns flagged `interrupted` are sent as heard, with a trailing "—".
+
+Failures (first token later than `first_token_timeout_s` in any round, the turn past
+`total_timeout_s`, HTTP errors, refused connections, malformed or dropped streams): a structured
+warning is logged and, if nothing was spoken yet in this turn, `fallback_line` is spoken once.
+If some text was already spoken the turn just ends there (no fallback after a partial reply,
+and a tool call cut off mid-stream is dropped). `CancelledError` (barge-in) always propagates;
+the HTTP stream is closed on the way out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import AsyncGenerator, Sequence
+from typing import Any, cast
+
+import openai
+from openai.types.chat import (
+    ChatCompletionChunk,
+    ChatCompletionMessageParam,
+    ChatCompletionToolUnionParam,
+)
+
+from agents.base import (
+    Agent,
+    AgentContext,
+    AgentInput,
+    AgentOutput,
+    CallStarted,
+    DtmfPressed,
+    EndCall,
+    Message,
+    NoInput,
+    SendDtmf,
+    TextChunk,
+    Transfer,
+    UserSaid,
+)
+from agents.spec import AgentSpec, LlmSettings
+from agents.tools import Toolbox, ToolCall
+
+log = logging.getLogger(__name__)
+
+MAX_TOOL_ROUNDS = 4
+"""Completion rounds that may end in tool calls, per turn; a model still calling tools after
+that gets the fallback line (if it said nothing)."""
+INTERRUPTED_MARK = "—"
+GREET_NOTE = "[the call has just connected: greet the caller briefly]"
+NO_INPUT_NOTE = (
+    "[the caller has said nothing for a while (silence #{count}): in one short sentence, check "
+    "they are still there or repeat your last question]"
+)
+DTMF_NOTE = "[caller pressed keys: {digits}]"
+
+_EXPECTED_ERRORS = (openai.APIError, TimeoutError, ValueError)
+
+
+class _TurnFailed(Exception):
+    """A round could not finish (the reason is logged by the turn)."""
+
+    def __init__(self, reason: str, cause: BaseException | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.cause = cause
+
+
+@dataclasses.dataclass(slots=True)
+class _PendingCall:
+    id: str = ""
+    name: str = ""
+    arguments: str = ""
+
+
+@dataclasses.dataclass(slots=True)
+class _Round:
+    """What one streamed completion produced."""
+
+    text: list[str] = dataclasses.field(default_factory=list)
+    calls: dict[int, _PendingCall] = dataclasses.field(default_factory=dict)
+
+    def tool_calls(self) -> list[ToolCall]:
+        return [
+            ToolCall(
+                id=pending.id or f"call_{index}", name=pending.name, arguments=pending.arguments
+            )
+            for index, pending in sorted(self.calls.items())
+            if pending.name
+        ]
+
+
+class LlmAgent(Agent):
+    """An agent backed by an OpenAI-compatible chat-completions endpoint.
+
+    `client` may be shared by several agents (the node's, per endpoint); without one the agent
+    makes its own (retries off: the timeouts are the agent's) and closes it in `aclose`.
+    """
+
+    def __init__(
+        self, spec: AgentSpec, ctx: AgentContext, *, client: openai.AsyncOpenAI | None = None
+    ) -> None:
+        if spec.llm is None:
+            raise ValueError("an llm agent needs an `llm` section")
+        self._spec = spec
+        self._settings: LlmSettings = spec.llm
+        self._ctx = ctx
+        self._toolbox = Toolbox(spec, ctx)
+        self._tools = cast(list[ChatCompletionToolUnionParam], self._toolbox.schemas())
+        self._owns_client = client is None
+        if client is None:
+            api_key = ""
+            if self._settings.api_key_env:
+                api_key = ctx.env.get(self._settings.api_key_env, "")
+            client = openai.AsyncOpenAI(
+                base_url=self._settings.base_url,
+                api_key=api_key or "not-needed",
+                max_retries=0,
+                timeout=self._settings.total_timeout_s,
+            )
+        self._client = client
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.close()
+
+    async def respond(
+        self, history: Sequence[Message], event: AgentInput
+    ) -> AsyncGenerator[AgentOutput, None]:
+        if isinstance(event, CallStarted) and self._spec.greeting:
+            yield TextChunk(self._spec.greeting)
+            return
+        messages = self._messages(history, event)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        deadline = started + self._settings.total_timeout_s
+        spoke = False
+        rounds = 0
+        try:
+            while True:
+                rounds += 1
+                current = _Round()
+                async with contextlib.aclosing(self._stream(messages, current, deadline)) as tokens:
+                    async for token in tokens:
+                        spoke = True
+                        yield TextChunk(token)
+                calls = current.tool_calls()
+                if not calls:
+                    return
+                if rounds > MAX_TOOL_ROUNDS:
+                    raise _TurnFailed("too_many_tool_rounds")
+                text = "".join(current.text)
+                messages.append(
+                    cast(
+                        ChatCompletionMessageParam,
+                        {
+                            "role": "assistant",
+                            "content": text or None,
+                            "tool_calls": [
+                                {
+                                    "id": call.id,
+                                    "type": "function",
+                                    "function": {"name": call.name, "arguments": call.arguments},
+                                }
+                                for call in calls
+                            ],
+                        },
+                    )
+                )
+                final: EndCall | Transfer | None = None
+                for call in calls:
+                    try:
+                        async with asyncio.timeout_at(deadline):
+                            outcome = await self._toolbox.run(call)
+                    except TimeoutError as exc:
+                        raise _TurnFailed("total_timeout", exc) from exc
+                    self._log_tool(call.name, outcome.result.ok)
+                    yield outcome.result
+                    if isinstance(outcome.action, SendDtmf):
+                        yield outcome.action
+                    elif outcome.action is not None and final is None:
+                        final = outcome.action
+                    messages.append(
+                        {
+                            "role": "tool",
+                            "tool_call_id": call.id,
+                            "content": outcome.result.result,
+                        }
+                    )
+                if final is not None:
+                    yield final
+                    return
+        except _TurnFailed as failure:
+            self._warn(failure.reason, failure.cause, spoke, rounds, loop.time() - started)
+            if not spoke:
+                yield TextChunk(self._settings.fallback_line)
+
+    async def _stream(
+        self, messages: list[ChatCompletionMessageParam], into: _Round, deadline: float
+    ) -> AsyncGenerator[str, None]:
+        """One completion round: yield content deltas, gather tool calls into `into`.
+
+        Raises `_TurnFailed` for every failure but cancellation. No timeout scope is held
+        across a `yield` (the consumer's awaits must not be cancelled by our deadlines).
+        """
+        loop = asyncio.get_running_loop()
+        first_deadline = min(deadline, loop.time() + self._settings.first_token_timeout_s)
+        got_first = False
+        try:
+            async with asyncio.timeout_at(first_deadline):
+                stream = await self._client.chat.completions.create(
+                    model=self._settings.model,
+                    messages=messages,
+                    tools=self._tools or openai.omit,
+                    temperature=self._settings.temperature,
+                    max_tokens=self._settings.max_tokens,
+                    stream=True,
+                )
+        except TimeoutError as exc:
+            reason = "total_timeout" if first_deadline >= deadline else "first_token_timeout"
+            raise _TurnFailed(reason, exc) from exc
+        except _EXPECTED_ERRORS as exc:
+            raise _TurnFailed("endpoint_error", exc) from exc
+        except Exception as exc:
+            raise _TurnFailed("unexpected_error", exc) from exc
+        try:
+            while True:
+                limit = deadline if got_first else first_deadline
+                try:
+                    async with asyncio.timeout_at(limit):
+                        chunk: ChatCompletionChunk = await stream.__anext__()
+                except StopAsyncIteration:
+                    return
+                except TimeoutError as exc:
+                    first = not got_first and first_deadline < deadline
+                    reason = "first_token_timeout" if first else "total_timeout"
+                    raise _TurnFailed(reason, exc) from exc
+                except _EXPECTED_ERRORS as exc:
+                    raise _TurnFailed("stream_error", exc) from exc
+                except Exception as exc:
+                    raise _TurnFailed("unexpected_error", exc) from exc
+                for choice in chunk.choices[:1]:
+                    delta = choice.delta
+                    for call_delta in delta.tool_calls or ():
+                        got_first = True
+                        pending = into.calls.setdefault(call_delta.index, _PendingCall())
+                        if call_delta.id:
+                            pending.id = call_delta.id
+                        if call_delta.function is not None:
+                            pending.name += call_delta.function.name or ""
+                            pending.arguments += call_delta.function.arguments or ""
+                    if delta.content:
+                        got_first = True
+                        into.text.append(delta.content)
+                        yield delta.content
+        finally:
+            await stream.close()
+
+    def _messages(
+        self, history: Sequence[Message], event: AgentInput
+    ) -> list[ChatCompletionMessageParam]:
+        messages: list[ChatCompletionMessageParam] = []
+        if self._spec.prompt:
+            messages.append({"role": "system", "content": self._spec.prompt})
+        for entry in history:
+            if entry.role == "user":
+                messages.append({"role": "user", "content": entry.text})
+            else:
+                text = entry.text
+                if entry.interrupted:
+                    text = text.rstrip() + INTERRUPTED_MARK
+                messages.append({"role": "assistant", "content": text})
+        last = history[-1] if history else None
+        note: str | None = None
+        match event:
+            case CallStarted():
+                note = GREET_NOTE
+            case UserSaid(text=text):
+                if last is None or last.role != "user" or last.text != text:
+                    note = text
+            case DtmfPressed(digits=digits):
+                note = DTMF_NOTE.format(digits=digits)
+                if last is not None and last.role == "user" and last.text == note:
+                    note = None
+            case NoInput(count=count):
+                note = NO_INPUT_NOTE.format(count=count)
+        if note is not None:
+            messages.append({"role": "user", "content": note})
+        return messages
+
+    def _fields(self, **fields: Any) -> dict[str, Any]:
+        return {
+            "call_id": self._ctx.call_id,
+            "tenant_id": self._ctx.tenant_id,
+            "agent": self._spec.name,
+            "model": self._settings.model,
+            **fields,
+        }
+
+    def _warn(
+        self, reason: str, cause: BaseException | None, spoke: bool, rounds: int, elapsed: float
+    ) -> None:
+        unexpected = cause is not None and not isinstance(cause, _EXPECTED_ERRORS)
+        status = getattr(cause, "status_code", None)
+        log.warning(
+            "llm turn failed",
+            extra=self._fields(
+                reason=reason,
+                error=type(cause).__name__ if cause is not None else None,
+                status_code=status,
+                spoke_before_failure=spoke,
+                fallback=not spoke,
+                rounds=rounds,
+                elapsed_s=round(elapsed, 3),
+            ),
+            exc_info=cause if unexpected else None,
+        )
+
+    def _log_tool(self, name: str, ok: bool) -> None:
+        log.info("tool ran", extra=self._fields(tool=name, ok=ok))

@@ -1,0 +1,76 @@
+"""Structured logs: one JSON object per line (or readable text), with the record's extra fields.
+
+PII (numbers, transcripts) travels only in structured fields; with `redact_pii` those fields
+are dropped before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+PII_FIELDS = frozenset({"text", "transcript", "from_uri", "to_uri", "caller", "number", "digits"})
+SECRET_FIELDS = frozenset({"key", "api_key", "admin_key", "token", "authorization", "secret"})
+
+
+def _fields(record: logging.LogRecord, redact_pii: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in record.__dict__.items():
+        if k in _STANDARD or k.startswith("_"):
+            continue
+        if k in SECRET_FIELDS or (redact_pii and k in PII_FIELDS):
+            v = "[redacted]"
+        out[k] = v
+    return out
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, *, redact_pii: bool = True) -> None:
+        super().__init__()
+        self.redact_pii = redact_pii
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        doc.update(_fields(record, self.redact_pii))
+        if record.exc_info:
+            doc["exc"] = self.formatException(record.exc_info)
+        return json.dumps(doc, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self, *, redact_pii: bool = True) -> None:
+        super().__init__()
+        self.redact_pii = redact_pii
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
+        fields = " ".join(f"{k}={v}" for k, v in _fields(record, self.redact_pii).items())
+        line = f"{stamp} {record.levelname.lower():7} {record.name}: {record.getMessage()}"
+        line = f"{line} {fields}" if fields else line
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def setup_logging(level: str = "info", fmt: str = "json", *, redact_pii: bool = True) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    formatter: logging.Formatter = (
+        JsonFormatter(redact_pii=redact_pii)
+        if fmt == "json"
+        else TextFormatter(redact_pii=redact_pii)
+    )
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("httpx", "httpcore", "aioice", "aiortc", "openai", "faster_whisper"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
