@@ -7,7 +7,9 @@ what was expected, so `voicenode` can exit non-zero with a message a person can 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
+import typing
 from collections.abc import Mapping
 from importlib.resources import files
 from pathlib import Path
@@ -60,10 +62,33 @@ def _validate(raw: dict[str, Any], origin: str) -> Settings:
     except msgspec.ValidationError as exc:
         msg = str(exc)
         key = msg.rsplit("`$.", 1)[-1].rstrip("`") if "`$." in msg else ""
+        unknown = re.search(r"unknown field `([^`]+)`", msg)
+        if unknown:
+            field = f"{key}.{unknown.group(1)}" if key else unknown.group(1)
+            section = _lookup(raw, key) if key else raw
+            known = sorted(set(section) - {unknown.group(1)}) if isinstance(section, dict) else []
+            raise ConfigError(
+                f"{origin}: unknown setting {field} = {_lookup(raw, field)!r}; "
+                f"expected one of {known}"
+            ) from exc
         value = _lookup(raw, key) if key else None
         shown = f" = {value!r}" if value is not None else ""
         where = f" {key}{shown}" if key else ""
-        raise ConfigError(f"{origin}: invalid setting{where}: {msg}") from exc
+        choices = _choices(key)
+        expected = f"; expected one of {choices}" if choices else ""
+        raise ConfigError(f"{origin}: invalid setting{where}: {msg}{expected}") from exc
+
+
+def _choices(key: str) -> list[str]:
+    """The allowed values of a Literal-typed setting such as `stt.device`."""
+    section, _, name = key.partition(".")
+    section_type = typing.get_type_hints(Settings).get(section)
+    if section_type is None or not name:
+        return []
+    hint = typing.get_type_hints(section_type).get(name)
+    if typing.get_origin(hint) is typing.Literal:
+        return [str(a) for a in typing.get_args(hint)]
+    return []
 
 
 def _env_overrides(env: Mapping[str, str]) -> list[tuple[str, dict[str, Any]]]:

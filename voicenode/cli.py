@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 
@@ -13,7 +12,12 @@ from voicenode.logs import setup_logging
 
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", metavar="FILE", help="settings file (TOML) over the defaults")
+    common.add_argument(
+        "--config",
+        metavar="FILE",
+        default=argparse.SUPPRESS,  # so `voicenode --config F serve` and `serve --config F` both work
+        help="settings file (TOML) over the defaults",
+    )
     p = argparse.ArgumentParser(prog="voicenode", description=__doc__, parents=[common])
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -55,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(args.config)
+    return load_settings(getattr(args, "config", None))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,71 @@
+"""Settings: defaults, file, VOICENODE_<SECTION>__<KEY> overrides, and errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from config import ConfigError, load_settings
+
+
+def test_defaults_are_the_embedded_offline_setup() -> None:
+    s = load_settings(env={})
+    assert (s.http.host, s.http.port) == ("127.0.0.1", 8080)
+    assert s.stt.model == "" and s.stt.device == "cpu" and s.tts.voice == ""
+    assert s.agents.default == "receptionist"
+    assert s.http.admin_key == ""
+
+
+def test_file_then_environment_override(tmp_path: Path) -> None:
+    f = tmp_path / "node.toml"
+    f.write_text('[http]\nport = 9000\nhost = "0.0.0.0"\n[stt]\nbeam_size = 2\n')
+    s = load_settings(f, env={"VOICENODE_HTTP__PORT": "18080", "VOICENODE_NODE__MAX_CALLS": "3"})
+    assert s.http.port == 18080  # the variable beats the file
+    assert s.http.host == "0.0.0.0"
+    assert s.stt.beam_size == 2
+    assert s.node.max_calls == 3
+
+
+def test_admin_key_from_environment() -> None:
+    s = load_settings(env={"VOICENODE_ADMIN_KEY": "k-123"})
+    assert s.http.admin_key == "k-123"
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"VOICENODE_HTTP__PORT": "abc"}, ["VOICENODE_HTTP__PORT", "http.port", "'abc'", "int"]),
+        ({"VOICENODE_HTTP__PORT": "70000"}, ["http.port", "'70000'", "<= 65535"]),
+        ({"VOICENODE_STT__DEVICE": "tpu"}, ["stt.device", "'tpu'", "cpu"]),
+        ({"VOICENODE_HTTP__PROT": "1"}, ["unknown setting http.prot", "port"]),
+        ({"VOICENODE_NOPE__X": "1"}, ["unknown settings section 'nope'", "http"]),
+    ],
+)
+def test_bad_variables_name_the_key_the_value_and_the_expectation(
+    env: dict[str, str], expected: list[str]
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(env=env)
+    for part in expected:
+        assert part in str(err.value)
+
+
+def test_bad_files(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.toml"
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_settings(missing, env={})
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[http\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(broken, env={})
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text("[stt]\nbeam = 3\n")
+    with pytest.raises(
+        ConfigError, match=r"unknown setting stt\.beam = 3; expected one of .*beam_size"
+    ):
+        load_settings(unknown, env={})
+    bad_type = tmp_path / "type.toml"
+    bad_type.write_text("[node]\nmax_calls = 0\n")
+    with pytest.raises(ConfigError, match=r"node\.max_calls = 0.*>= 1"):
+        load_settings(bad_type, env={})
