@@ -4,8 +4,9 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Debian packages the node and its tests use: espeak-ng/sox render and measure test speech.
-SYSTEM_PACKAGES := espeak-ng sox
+# Debian packages the node and its tests use: espeak-ng/sox render and measure test speech;
+# chromium runs the /phone page end to end (driven by playwright, no browser download).
+SYSTEM_PACKAGES := espeak-ng sox chromium
 
 .PHONY: run test lint typecheck unit system-packages venv clean bench
 

@@ -1,10 +1,117 @@
-"""The `voicenode-bench` command."""
+"""The `voicenode-bench` command: latency and load benchmarks of a voice node.
+
+    voicenode-bench turns --out DIR [--runs N] [--scenario FILE] [--config FILE]
+
+`turns` runs a scripted conversation (default: the receptionist booking flow) N times through
+the real pipeline and writes DIR/report.json and DIR/report.md with p50/p95/p99 of every
+TurnMarks interval, the node's own overhead and the issue 2 speed targets (reported, not
+asserted). Exit status: 0 when turns were measured, 1 when none were, 2 on bad arguments.
+"""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import sys
+from pathlib import Path
+
+PROG = "voicenode-bench"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", metavar="FILE", help="node settings file (TOML) over the defaults"
+    )
+    p = argparse.ArgumentParser(
+        prog=PROG, description="Latency and load benchmarks of a voice node."
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    turns = sub.add_parser(
+        "turns",
+        parents=[common],
+        help="per-turn latency (TurnMarks p50/p95/p99) of a scripted conversation",
+        description=(
+            "Run a scenario's caller lines through the real pipeline (real models, real time) "
+            "RUNS times and report p50/p95/p99 of every TurnMarks interval in milliseconds."
+        ),
+    )
+    turns.add_argument(
+        "--out", required=True, type=Path, metavar="DIR", help="directory for report.json/.md"
+    )
+    turns.add_argument(
+        "--runs", type=_positive_int, default=3, metavar="N", help="calls to run (default 3)"
+    )
+    turns.add_argument(
+        "--scenario",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="scenario TOML with caller lines (default: the receptionist booking flow)",
+    )
+    return p
+
+
+def _fail(message: str) -> int:
+    print(f"{PROG}: {message}", file=sys.stderr)
+    return 2
 
 
 def main(argv: list[str] | None = None) -> int:
-    print("voicenode-bench: not yet", file=sys.stderr)
-    return 2
+    args = _parser().parse_args(argv)
+    if args.command == "turns":
+        return _turns(args)
+    return 2  # pragma: no cover - argparse requires a known command
+
+
+def _turns(args: argparse.Namespace) -> int:
+    from agents.catalog import SpecError, load_specs
+    from bench.report import render_table, write_report
+    from bench.turns import (
+        ScenarioError,
+        default_scenario_path,
+        load_scenario,
+        run_turns,
+        turns_report,
+    )
+    from config import ConfigError, load_settings
+
+    try:
+        scenario = load_scenario(args.scenario)
+    except ScenarioError as exc:
+        return _fail(str(exc))
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        return _fail(f"configuration error: {exc}")
+    try:
+        specs = load_specs(settings.agents.dir or None)
+    except SpecError as exc:
+        return _fail(str(exc))
+    if scenario.agent not in specs:
+        known = ", ".join(sorted(specs)) or "none"
+        return _fail(
+            f"scenario {scenario.name!r}: unknown agent {scenario.agent!r} (known: {known})"
+        )
+    if args.out.exists() and not args.out.is_dir():
+        return _fail(f"{args.out}: --out must be a directory")
+
+    records, machine = asyncio.run(run_turns(settings, scenario, args.runs))
+    source = str(args.scenario) if args.scenario is not None else str(default_scenario_path())
+    report = turns_report(
+        scenario, records, machine=machine, runs_requested=args.runs, source=source
+    )
+    json_path, md_path = write_report(report, args.out)
+    print(render_table(report), end="")
+    print(f"wrote {json_path} and {md_path}")
+    return 0 if report["n_turns"] else 1

@@ -15,7 +15,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--config",
         metavar="FILE",
-        default=argparse.SUPPRESS,  # so `voicenode --config F serve` and `serve --config F` both work
+        default=argparse.SUPPRESS,  # `voicenode --config F serve` and `serve --config F` both work
         help="settings file (TOML) over the defaults",
     )
     p = argparse.ArgumentParser(prog="voicenode", description=__doc__, parents=[common])

@@ -1,0 +1,206 @@
+"""`voicenode-bench turns`: per-turn latency of a scripted conversation on the real pipeline.
+
+A scenario (TOML) lists caller lines. Each run is one call through `voicenode.simulate` (real
+VAD, Whisper, agent, Piper, paced playout, in real time); every caller turn the agent answered
+contributes its TurnMarks intervals to the report.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib.resources import files
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import msgspec
+
+from bench.report import TurnSample, build_report, machine_info, turn_stages_ms
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from config import Settings
+    from voicenode.simulate import SimulationResult
+
+DEFAULT_SCENARIO = "receptionist_booking.toml"
+
+
+class ScenarioError(ValueError):
+    """A scenario file is missing or invalid; the message names the file and the problem."""
+
+
+class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Caller lines for one call, spoken in order, each after the agent finished its reply."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1)]
+    lines: Annotated[
+        tuple[Annotated[str, msgspec.Meta(min_length=1)], ...], msgspec.Meta(min_length=1)
+    ]
+    agent: str = "receptionist"
+    phone_line: bool = True
+    """Send the caller's audio through a G.711 mu-law 8 kHz line and back, as on a PSTN call."""
+    description: str = ""
+
+
+def default_scenario_path() -> Traversable:
+    return files("bench") / "scenarios" / DEFAULT_SCENARIO
+
+
+def load_scenario(path: Path | Traversable | None = None) -> Scenario:
+    """Read and validate a scenario file; the embedded booking flow when `path` is None."""
+    where = default_scenario_path() if path is None else path
+    if isinstance(where, Path) and not where.is_file():
+        raise ScenarioError(f"{where}: scenario file not found")
+    try:
+        text = where.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(f"{where}: cannot read scenario file: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"{where}: not UTF-8 text: {exc}") from exc
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{where}: not valid TOML: {exc}") from exc
+    try:
+        return msgspec.convert(raw, Scenario, strict=True)
+    except msgspec.ValidationError as exc:
+        raise ScenarioError(f"{where}: {exc}") from exc
+
+
+@dataclass
+class RunRecord:
+    """One call of the benchmark: how it ended and which turns were measured."""
+
+    run: int
+    ended: str
+    wall_s: float
+    samples: list[TurnSample] = field(default_factory=list)
+    skipped_turns: int = 0
+    user_texts: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "run": self.run,
+            "ended": self.ended,
+            "wall_s": round(self.wall_s, 2),
+            "measured_turns": len(self.samples),
+            "skipped_turns": self.skipped_turns,
+            "user_texts": self.user_texts,
+        }
+
+
+def record_run(run: int, result: SimulationResult, wall_s: float) -> RunRecord:
+    """The measured turns of one simulated call: agent turns that answered a caller turn with all
+    six marks set (the greeting has none; a turn cut short by hang-up may lack some)."""
+    rec = RunRecord(
+        run=run,
+        ended=result.ended.reason if result.ended is not None else "unknown",
+        wall_s=wall_s,
+        user_texts=[t.text for t in result.turns if t.role == "user"],
+    )
+    seen: set[int] = set()
+    for t in result.turns:
+        # A reply spoken as several agent transcripts carries its turn's marks on each of them.
+        if t.role != "agent" or not t.marks or t.turn in seen:
+            continue
+        seen.add(t.turn)
+        stages = turn_stages_ms(t.marks)
+        if stages is None:
+            rec.skipped_turns += 1
+        else:
+            rec.samples.append(TurnSample(run=run, turn=t.turn, stages_ms=stages))
+    return rec
+
+
+def turns_report(
+    scenario: Scenario,
+    records: Sequence[RunRecord],
+    *,
+    machine: dict[str, Any],
+    runs_requested: int,
+    source: str = "",
+) -> dict[str, Any]:
+    samples = [s for r in records for s in r.samples]
+    return build_report(
+        samples,
+        machine=machine,
+        extra={
+            "bench": "turns",
+            "scenario": {
+                "name": scenario.name,
+                "agent": scenario.agent,
+                "lines": len(scenario.lines),
+                "phone_line": scenario.phone_line,
+                "file": source,
+            },
+            "runs_requested": runs_requested,
+            "runs": [r.as_json() for r in records],
+        },
+    )
+
+
+def _phone_line(samples: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
+    from media.g711 import ulaw_decode, ulaw_encode
+    from media.resample import resample
+
+    narrow = resample(samples, 16_000, 8_000)
+    return resample(ulaw_decode(ulaw_encode(narrow)), 8_000, 16_000)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+async def run_turns(
+    settings: Settings,
+    scenario: Scenario,
+    runs: int,
+    *,
+    progress: Callable[[str], None] = _say,
+) -> tuple[list[RunRecord], dict[str, Any]]:
+    """Load the engines, render the caller lines once, then simulate `runs` calls in turn.
+    Returns the per-run records and the machine description (load measured before and after)."""
+    from agents.catalog import load_specs
+    from pipeline.engines import Engines
+    from pipeline.tts import TtsEngine
+    from voicenode.simulate import caller_voice, simulate
+
+    spec = load_specs(settings.agents.dir or None)[scenario.agent]
+    machine = machine_info()
+    progress(f"loading engines (stt {settings.stt.device}, {settings.stt.cpu_threads} threads)")
+    engines = await Engines.load(settings)
+    records: list[RunRecord] = []
+    try:
+        tts = engines.tts
+        if not isinstance(tts, TtsEngine):
+            raise TypeError("the caller voice needs the embedded Piper TTS engine")
+        lines = [caller_voice(tts, text) for text in scenario.lines]
+        if scenario.phone_line:
+            lines = [_phone_line(line) for line in lines]
+        for run in range(1, runs + 1):
+            started = time.perf_counter()
+            result = await simulate(engines, spec, lines)
+            rec = record_run(run, result, time.perf_counter() - started)
+            records.append(rec)
+            progress(
+                f"run {run}/{runs}: ended {rec.ended}, {len(rec.samples)} turn(s) measured"
+                f" in {rec.wall_s:.1f} s"
+            )
+    finally:
+        engines.close()
+    machine["load_avg_1m_before"] = machine.pop("load_avg_1m")
+    machine["load_avg_1m_after"] = machine_info()["load_avg_1m"]
+    machine["stt"] = {
+        "model": settings.stt.model or "embedded tiny.en",
+        "device": settings.stt.device,
+        "compute_type": settings.stt.compute_type,
+        "cpu_threads": settings.stt.cpu_threads,
+    }
+    machine["tts"] = {"voice": settings.tts.voice or "embedded en_US-joe-medium"}
+    return records, machine

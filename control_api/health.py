@@ -1,0 +1,36 @@
+"""Probes and metrics: `/healthz` (alive), `/readyz` (ready for calls), `/metrics`."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import Response, get
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from control_api.state import Api
+
+
+class Health(msgspec.Struct, frozen=True):
+    status: str
+    active_calls: int = 0
+
+
+@get("/healthz", summary="The process is alive", sync_to_thread=False)
+def healthz(api: Api) -> Health:
+    return Health(status="ok", active_calls=api.host.active_calls())
+
+
+@get("/readyz", summary="Ready for new calls (503 while loading or draining)", sync_to_thread=False)
+def readyz(api: Api) -> Response[Health]:
+    host = api.host
+    if host.draining:
+        return Response(
+            Health(status="draining", active_calls=host.active_calls()), status_code=503
+        )
+    if not host.ready:
+        return Response(Health(status="loading"), status_code=503)
+    return Response(Health(status="ready", active_calls=host.active_calls()))
+
+
+@get("/metrics", summary="Prometheus metrics", sync_to_thread=False, include_in_schema=True)
+def metrics() -> Response[bytes]:
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,240 @@
+"""WebRTC audio at the edge: decoded aiortc frames in, 20 ms frames out to the encoder.
+
+Inbound: the peer's decoded frames (Opus: 48 kHz stereo, PCMU: 8 kHz mono, s16) are mixed to
+mono, resampled to 16 kHz and cut into 20 ms `AudioFrame`s in a bounded buffer.
+Outbound: `AgentAudioTrack.recv()` is what aiortc's sender calls for the next frame to
+encode; it paces itself to one frame per 20 ms and hands over the agent's queued frames, or
+silence when none is queued. The encoders convert 16 kHz mono to their own rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, Final
+
+import av
+import numpy as np
+import numpy.typing as npt
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from prometheus_client import Counter
+
+from media.clock import Clock
+from media.frames import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, SILENCE_PCM, AudioFrame
+from media.resample import StreamResampler
+from media.transport import AudioSink, AudioSource, Transport
+
+log = logging.getLogger(__name__)
+
+FRAME_S: Final = FRAME_MS / 1000
+# Outbound frames whose turn came more than one frame late, and inbound frames dropped because
+# the buffer was full (the call's consumer fell behind). Both should stay at zero.
+FRAMES_LATE = Counter(
+    "voicenode_webrtc_frames_late_total",
+    "WebRTC audio frames handed over more than one frame period late",
+    ["direction"],
+)
+FRAMES_DROPPED = Counter(
+    "voicenode_webrtc_frames_dropped_total",
+    "WebRTC audio frames dropped because a bounded buffer was full",
+    ["direction"],
+)
+_TIME_BASE: Final = fractions.Fraction(1, SAMPLE_RATE)
+# Behind by more than this, the outbound pacer stops trying to catch up and restarts its
+# schedule from now (a burst of catch-up frames would only reach the far end's jitter buffer).
+_RESYNC_S: Final = 0.2
+
+
+def mono_s16(frame: av.AudioFrame) -> npt.NDArray[np.int16]:
+    """A decoded frame's samples as mono int16 (channels averaged)."""
+    fmt = frame.format.name
+    channels = len(frame.layout.channels)
+    data = frame.to_ndarray()
+    if fmt == "s16":  # packed: one plane, channels interleaved
+        samples = data.reshape(-1, channels)
+    elif fmt == "s16p":  # planar: one plane per channel
+        samples = data.reshape(channels, -1).T
+    else:
+        raise ValueError(f"unsupported decoded audio format {fmt!r}; expected s16 or s16p")
+    if channels == 1:
+        mono: npt.NDArray[np.int16] = np.ascontiguousarray(samples[:, 0], dtype=np.int16)
+        return mono
+    mixed: npt.NDArray[np.int16] = (samples.astype(np.int32).sum(axis=1) // channels).astype(
+        np.int16
+    )
+    return mixed
+
+
+class InboundAudio(AudioSource):
+    """The peer's audio as 16 kHz 20 ms frames, buffered up to `max_frames` (oldest dropped)."""
+
+    def __init__(self, max_frames: int, log_extra: Mapping[str, Any] | None = None) -> None:
+        self._frames: deque[AudioFrame] = deque()
+        self._max_frames = max_frames
+        self._ready = asyncio.Event()
+        self._ended = False
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._resampler: StreamResampler | None = None
+        self._seq = 0
+        self._extra = dict(log_extra or {})
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    async def read_from(self, track: MediaStreamTrack) -> None:
+        """Pull decoded frames from `track` until it ends; then the iterator ends."""
+        try:
+            while True:
+                try:
+                    decoded = await track.recv()
+                except MediaStreamError:
+                    break
+                if not isinstance(decoded, av.AudioFrame):
+                    continue
+                try:
+                    self.push(mono_s16(decoded), decoded.sample_rate)
+                except ValueError as exc:
+                    log.warning(
+                        "dropped an inbound frame", extra={**self._extra, "error": str(exc)}
+                    )
+        finally:
+            self.end()
+
+    def push(self, samples: npt.NDArray[np.int16], rate: int) -> None:
+        """Add mono int16 samples at `rate` Hz; complete 20 ms frames become readable."""
+        if self._resampler is None or self._resampler.in_rate != rate:
+            self._resampler = StreamResampler(rate, SAMPLE_RATE)  # ValueError: unsupported rate
+        samples = self._resampler.process(samples)
+        pending = np.concatenate([self._pending, samples]) if len(self._pending) else samples
+        whole = len(pending) - len(pending) % FRAME_SAMPLES
+        for start in range(0, whole, FRAME_SAMPLES):
+            if len(self._frames) >= self._max_frames:
+                self._frames.popleft()
+                FRAMES_DROPPED.labels(direction="in").inc()
+            chunk = pending[start : start + FRAME_SAMPLES]
+            self._frames.append(AudioFrame.from_samples(chunk, self._seq))
+            self._seq += 1
+        self._pending = pending[whole:].copy()
+        if whole:
+            self._ready.set()
+
+    def end(self) -> None:
+        self._ended = True
+        self._ready.set()
+
+    async def frames(self) -> AsyncIterator[AudioFrame]:
+        while True:
+            if self._frames:
+                yield self._frames.popleft()
+                continue
+            if self._ended:
+                return
+            self._ready.clear()
+            await self._ready.wait()
+
+
+class OutboundAudio(AudioSink):
+    """The agent's frames waiting for the encoder: at most `max_frames` (a latency choice)."""
+
+    def __init__(self, max_frames: int, clock: Clock) -> None:
+        self._frames: deque[AudioFrame] = deque()
+        self._max_frames = max_frames
+        self._space = asyncio.Event()
+        self._space.set()
+        self._played = 0
+        self._closed = False
+        self.track = AgentAudioTrack(self, clock)
+
+    async def write(self, frame: AudioFrame) -> None:
+        while len(self._frames) >= self._max_frames and not self._closed:
+            self._space.clear()
+            await self._space.wait()
+        if not self._closed:
+            self._frames.append(frame)
+
+    def clear(self) -> int:
+        dropped = len(self._frames)
+        self._frames.clear()
+        self._space.set()
+        return dropped
+
+    @property
+    def played_until(self) -> int:
+        return self._played
+
+    @property
+    def buffered(self) -> int:
+        return len(self._frames)
+
+    def next_pcm(self) -> bytes:
+        """The next frame for the encoder: the agent's oldest queued frame, else silence."""
+        if not self._frames:
+            return SILENCE_PCM
+        frame = self._frames.popleft()
+        self._played += 1
+        self._space.set()
+        return frame.pcm
+
+    def close(self) -> None:
+        """Drop what is queued and let blocked writers return; later writes are discarded."""
+        self._closed = True
+        self.clear()
+        self.track.stop()
+
+
+class AgentAudioTrack(MediaStreamTrack):
+    """An outbound audio track: one 16 kHz mono frame per 20 ms from an `OutboundAudio`."""
+
+    kind = "audio"
+
+    def __init__(self, source: OutboundAudio, clock: Clock) -> None:
+        super().__init__()
+        self._source = source
+        self._clock = clock
+        self._start: float | None = None
+        self._sent = 0
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        now = self._clock.now()
+        if self._start is None:
+            self._start = now
+        due = self._start + self._sent * FRAME_S
+        if due > now:
+            await self._clock.sleep_until(due)
+            if self.readyState != "live":
+                raise MediaStreamError
+        elif now - due > FRAME_S:
+            FRAMES_LATE.labels(direction="out").inc()
+            if now - due > _RESYNC_S:
+                self._start = now - self._sent * FRAME_S
+        pcm = self._source.next_pcm()
+        samples = np.frombuffer(pcm, dtype="<i2").reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        frame.pts = self._sent * FRAME_SAMPLES
+        frame.time_base = _TIME_BASE
+        self._sent += 1
+        return frame
+
+
+class WebRtcTransport(Transport):
+    """A WebRTC call's audio both ways; `close()` closes the whole peer connection."""
+
+    def __init__(
+        self,
+        source: InboundAudio,
+        sink: OutboundAudio,
+        close: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.source = source
+        self.sink = sink
+        self._close = close
+
+    async def close(self) -> None:
+        await self._close()

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from control_api.host import OverCapacity
+from voicenode.admission import Admission
+
+
+def test_admits_up_to_max_calls_then_refuses_with_retry_after() -> None:
+    adm = Admission(2, retry_after_full_s=4)
+    adm.admit("a")
+    adm.admit("b")
+    with pytest.raises(OverCapacity) as exc:
+        adm.admit("c")
+    assert exc.value.reason == "max_calls" and exc.value.retry_after_s == 4
+    assert adm.active == 2
+    adm.release("a")
+    adm.admit("c")
+    assert adm.active == 2
+
+
+def test_release_is_idempotent_and_ids_are_unique() -> None:
+    adm = Admission(3)
+    adm.admit("a")
+    with pytest.raises(ValueError, match="already admitted"):
+        adm.admit("a")
+    adm.release("a")
+    adm.release("a")
+    adm.release("never-admitted")
+    assert adm.active == 0
+
+
+def test_draining_refuses_everything_but_keeps_live_calls() -> None:
+    adm = Admission(5, retry_after_draining_s=20)
+    adm.admit("live")
+    adm.start_drain()
+    adm.start_drain()
+    assert adm.draining
+    with pytest.raises(OverCapacity) as exc:
+        adm.admit("new")
+    assert exc.value.reason == "draining" and exc.value.retry_after_s == 20
+    assert "retry after 20 s" in str(exc.value)
+    assert adm.active == 1
+
+
+async def test_wait_idle_returns_when_the_last_call_is_released() -> None:
+    adm = Admission(2)
+    await asyncio.wait_for(adm.wait_idle(), 1)  # idle from the start
+    adm.admit("a")
+    adm.admit("b")
+    waiter = asyncio.create_task(adm.wait_idle())
+    adm.release("a")
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    adm.release("b")
+    await asyncio.wait_for(waiter, 1)
+
+
+def test_max_calls_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_calls"):
+        Admission(0)

@@ -1,0 +1,75 @@
+"""Admission control: how many calls a node takes at once, and refusing new ones while draining.
+
+A node over capacity refuses a new call (SIP 503, HTTP 503) with a Retry-After instead of
+degrading the calls it has. `Admission` is the counter behind that decision; the node's
+`CallHost` and every transport's signalling use one shared instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from control_api.host import OverCapacity
+
+__all__ = ["Admission", "OverCapacity"]
+
+log = logging.getLogger(__name__)
+
+
+class Admission:
+    """Counts admitted calls against `max_calls`; after `start_drain()` admits none.
+
+    `admit(call_id)` and `release(call_id)` pair up (release is idempotent per id);
+    `wait_idle()` returns once no admitted call is left (the drain waits on it).
+    """
+
+    def __init__(
+        self,
+        max_calls: int,
+        *,
+        retry_after_full_s: int = 5,
+        retry_after_draining_s: int = 30,
+    ) -> None:
+        if max_calls < 1:
+            raise ValueError(f"max_calls must be at least 1, got {max_calls}")
+        self.max_calls = max_calls
+        self.retry_after_full_s = retry_after_full_s
+        self.retry_after_draining_s = retry_after_draining_s
+        self._calls: set[str] = set()
+        self._draining = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def active(self) -> int:
+        return len(self._calls)
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    def admit(self, call_id: str) -> None:
+        """Take the call or raise `OverCapacity`; a taken call must later be `release`d."""
+        if self._draining:
+            raise OverCapacity("draining", self.retry_after_draining_s)
+        if len(self._calls) >= self.max_calls:
+            raise OverCapacity("max_calls", self.retry_after_full_s)
+        if call_id in self._calls:
+            raise ValueError(f"call {call_id} is already admitted")
+        self._calls.add(call_id)
+        self._idle.clear()
+
+    def release(self, call_id: str) -> None:
+        self._calls.discard(call_id)
+        if not self._calls:
+            self._idle.set()
+
+    def start_drain(self) -> None:
+        if not self._draining:
+            self._draining = True
+            log.info("draining: new calls are refused", extra={"active_calls": self.active})
+
+    async def wait_idle(self) -> None:
+        """Return once no admitted call is left."""
+        await self._idle.wait()

@@ -1,0 +1,178 @@
+"""`voicenode serve`: the control API and WebRTC on uvicorn, in the node's own event loop.
+
+On start it prints the /phone URL with the admin key in the fragment (the configured key, or
+one generated for this run when none is configured). The first SIGTERM or SIGINT drains:
+the host refuses new calls (503 + Retry-After), /readyz answers 503, live calls run to
+their end for up to `node.drain_timeout_s`, then the server stops and `serve` returns 0.
+A second signal stops at once (returns 1: live calls were cut).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import secrets
+import signal
+import socket
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager
+from typing import TextIO
+
+import msgspec
+import uvicorn
+import uvloop
+
+from config.schema import Settings
+from control_api.app import create_app
+from control_api.host import CallHost
+from media.webrtc import WebRtcOptions
+
+log = logging.getLogger(__name__)
+
+HostFactory = Callable[[Settings], AbstractAsyncContextManager[CallHost]]
+
+
+class AppServer(uvicorn.Server):
+    """uvicorn without its own signal handling (`serve` installs the node's)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def server_config(app: object, settings: Settings) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host=settings.http.host,
+        port=settings.http.port,
+        lifespan="on",
+        log_config=None,
+        access_log=False,  # a /phone?key=... query must never reach a log
+        server_header=False,
+        timeout_graceful_shutdown=5,
+    )
+
+
+def bind_listener(host: str, port: int, backlog: int = 2048) -> socket.socket:
+    """A listening TCP socket on host:port (0: any free port); OSError names the address."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    return sock
+
+
+def phone_url(host: str, port: int, key: str) -> str:
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        shown = host
+    else:
+        if addr.is_unspecified:
+            shown = "127.0.0.1" if addr.version == 4 else "[::1]"
+        else:
+            shown = f"[{host}]" if addr.version == 6 else host
+    return f"http://{shown}:{port}/phone#key={key}"
+
+
+class _Drain:
+    """The node's reaction to SIGTERM/SIGINT: drain on the first, stop on the second."""
+
+    def __init__(self, server: AppServer, host: CallHost, timeout_s: float) -> None:
+        self._server = server
+        self._host = host
+        self._timeout_s = timeout_s
+        self._task: asyncio.Task[None] | None = None
+        self.exit_code = 0
+
+    def on_signal(self, sig: signal.Signals) -> None:
+        if self._task is None:
+            log.info("signal: draining", extra={"signal": sig.name, "timeout_s": self._timeout_s})
+            self._host.start_drain()
+            self._task = asyncio.get_running_loop().create_task(self._drain(), name="drain")
+            return
+        log.warning("second signal: stopping now", extra={"signal": sig.name})
+        self.exit_code = 1
+        self._task.cancel()
+        self._server.force_exit = True
+        self._server.should_exit = True
+
+    async def _drain(self) -> None:
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await self._host.wait_idle()
+        except TimeoutError:
+            log.warning(
+                "drain timeout: ending the remaining calls",
+                extra={"active_calls": self._host.active_calls()},
+            )
+        else:
+            log.info("drained: no live calls")
+        self._server.should_exit = True
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.wait([self._task])
+
+
+async def serve(
+    settings: Settings,
+    host: CallHost,
+    *,
+    webrtc: WebRtcOptions | None = None,
+    out: TextIO | None = None,
+) -> int:
+    """Serve until drained (exit code 0) or stopped by a second signal (1).
+
+    Raises OSError when the HTTP address cannot be bound."""
+    out = out or sys.stdout
+    key = settings.http.admin_key
+    if not key:
+        key = secrets.token_urlsafe(24)
+        settings = msgspec.structs.replace(
+            settings, http=msgspec.structs.replace(settings.http, admin_key=key)
+        )
+        print("voicenode: no admin key configured; generated one for this run", file=out)
+    app = create_app(settings, host, webrtc=webrtc)
+    config = server_config(app, settings)
+    sock = bind_listener(settings.http.host, settings.http.port, config.backlog)
+    port = sock.getsockname()[1]
+    server = AppServer(config)
+    drain = _Drain(server, host, settings.node.drain_timeout_s)
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for sig in signals:
+        loop.add_signal_handler(sig, drain.on_signal, sig)
+    log.info("serving", extra={"host": settings.http.host, "port": port})
+    print(f"voicenode: call the node at {phone_url(settings.http.host, port, key)}", file=out)
+    out.flush()
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+        await drain.close()
+        sock.close()
+    log.info("stopped", extra={"exit_code": drain.exit_code})
+    return drain.exit_code
+
+
+def main_serve(
+    settings: Settings, host_factory: HostFactory, *, webrtc: WebRtcOptions | None = None
+) -> int:
+    """The process entry for `voicenode serve`: uvloop, the host's lifetime, then `serve`."""
+
+    async def run() -> int:
+        async with host_factory(settings) as host:
+            return await serve(settings, host, webrtc=webrtc)
+
+    return uvloop.run(run())
