@@ -21,7 +21,7 @@ class TurnSettings(_Spec, frozen=True):
 
     silence_ms: Annotated[int, Meta(ge=100, le=5000)] = 600
     """Silence after speech that ends a turn."""
-    complete_silence_ms: Annotated[int, Meta(ge=50, le=5000)] = 250
+    complete_silence_ms: Annotated[int, Meta(ge=50, le=5000)] = 400
     """Shorter window when the partial transcript is a complete sentence."""
     incomplete_silence_ms: Annotated[int, Meta(ge=100, le=10000)] = 1500
     """Longer window after a filler, a conjunction or an unfinished digit string."""

@@ -228,6 +228,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         out.append(f"| {name} | {value} | {limit} | {verdict} |")
     out += ["", "## Machine", ""]
     for key, value in report["machine"].items():
+        if isinstance(value, Mapping):
+            value = ", ".join(f"{k} {v}" for k, v in value.items())
         out.append(f"- {key}: {value}")
     runs = report.get("runs")
     if isinstance(runs, list) and runs:
@@ -235,7 +237,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         for r in runs:
             out.append(
                 f"- run {r.get('run')}: ended `{r.get('ended')}`, "
-                f"{r.get('measured_turns')} measured turn(s), {r.get('wall_s')} s"
+                f"{r.get('measured_turns')} measured turn(s), {r.get('wall_s')} s, "
+                f"{r.get('tts_cache_hits')} TTS cache hit(s)"
             )
     return "\n".join(out) + "\n"
 

@@ -83,6 +83,9 @@ class RunRecord:
     samples: list[TurnSample] = field(default_factory=list)
     skipped_turns: int = 0
     user_texts: list[str] = field(default_factory=list)
+    agent_texts: list[str] = field(default_factory=list)
+    tts_cache_hits: int | None = None
+    """Agent clauses the TTS engine served from its phrase cache (no synthesis) in this call."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -91,7 +94,9 @@ class RunRecord:
             "wall_s": round(self.wall_s, 2),
             "measured_turns": len(self.samples),
             "skipped_turns": self.skipped_turns,
+            "tts_cache_hits": self.tts_cache_hits,
             "user_texts": self.user_texts,
+            "agent_texts": self.agent_texts,
         }
 
 
@@ -103,6 +108,7 @@ def record_run(run: int, result: SimulationResult, wall_s: float) -> RunRecord:
         ended=result.ended.reason if result.ended is not None else "unknown",
         wall_s=wall_s,
         user_texts=[t.text for t in result.turns if t.role == "user"],
+        agent_texts=[t.text for t in result.turns if t.role == "agent"],
     )
     seen: set[int] = set()
     for t in result.turns:
@@ -185,12 +191,14 @@ async def run_turns(
             lines = [_phone_line(line) for line in lines]
         for run in range(1, runs + 1):
             started = time.perf_counter()
+            hits = tts.cache_hits
             result = await simulate(engines, spec, lines)
             rec = record_run(run, result, time.perf_counter() - started)
+            rec.tts_cache_hits = tts.cache_hits - hits
             records.append(rec)
             progress(
                 f"run {run}/{runs}: ended {rec.ended}, {len(rec.samples)} turn(s) measured"
-                f" in {rec.wall_s:.1f} s"
+                f" in {rec.wall_s:.1f} s ({rec.tts_cache_hits} TTS cache hits)"
             )
     finally:
         engines.close()

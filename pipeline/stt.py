@@ -267,7 +267,7 @@ class SttStream:
         self._speculation = asyncio.create_task(self._speculate(self.audio()))
 
     async def _speculate(self, audio: npt.NDArray[np.int16]) -> str | None:
-        text = await self._engine.transcribe(audio, final=True, prefix=self.committed)
+        text = await self._engine.transcribe(audio, final=True)
         if text:
             self.partial = text
             self._on_partial(text)  # the best transcript so far: it may shorten the turn window

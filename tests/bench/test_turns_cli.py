@@ -142,7 +142,7 @@ def test_report_files_from_fake_simulated_calls(tmp_path: Path) -> None:
     assert "Scenario `demo` (agent `receptionist`), 2 run(s), 4 answered turns." in md
     assert "| voice_to_voice | 4 | 765.6 | 765.6 | 890.6 | 890.6 | 890.6 |" in md
     assert "| voice_to_voice p50 | 765.6 | <= 700 | FAIL |" in md
-    assert "- run 2: ended `hangup`, 2 measured turn(s), 21.0 s" in md
+    assert "- run 2: ended `hangup`, 2 measured turn(s), 21.0 s, None TTS cache hit(s)" in md
 
 
 def test_cli_writes_the_reports_and_prints_the_table(

@@ -83,7 +83,7 @@ async def test_streamed_reply_tool_call_and_end_call(engines: Engines, say: Say)
             call_id="llm-1", tenant_id="demo", http=http, url_allowlist=("127.0.0.1",)
         )
         agent = LlmAgent(spec, ctx)
-        lines = [say("What are your opening hours?"), say("Great, thank you. Goodbye.")]
+        lines = [say("What are your opening hours?"), say("Great, thank you, goodbye.")]
         result = await simulate(engines, spec, lines, agent=agent)
 
     assert result.ended is not None and result.ended.reason == "completed"
