@@ -192,7 +192,7 @@
     if (tellNode && s.callId) {
       try {
         await fetch(`/v1/calls/${encodeURIComponent(s.callId)}`, {
-          method: "DELETE", headers: authHeaders(),
+          method: "DELETE", headers: authHeaders(), keepalive: true,
         });
       } catch (err) { console.warn("hang up request failed", err); }
     }

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import numpy.typing as npt
 import pytest
 
 from tests.control_api.harness import Node, auth
 from tests.media.webrtc_peer import TestPeer
-
-Samples = npt.NDArray[np.int16]
 
 
 @pytest.fixture
@@ -19,10 +16,6 @@ async def offer_sdp() -> str:
         return (await peer.offer())["sdp"]
     finally:
         await peer.close()
-
-
-async def post_offer(node: Node, body: object, headers: dict[str, str] | None = None) -> object:
-    return await node.http.post("/v1/webrtc/offer", json=body, headers=headers or auth())
 
 
 @pytest.mark.parametrize(

@@ -15,10 +15,6 @@ from tests.media.webrtc_peer import TestPeer
 Samples = npt.NDArray[np.int16]
 
 
-def rms(samples: Samples) -> float:
-    return float(np.sqrt(np.mean(samples.astype(np.float64) ** 2))) if len(samples) else 0.0
-
-
 def loud_seconds(samples: Samples, threshold: float = 300.0) -> float:
     n = len(samples) // 320
     frames = samples[: n * 320].reshape(n, 320).astype(np.float64)
