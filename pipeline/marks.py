@@ -83,9 +83,6 @@ class TurnMarks:
     def voice_to_voice_s(self) -> float | None:
         return self.intervals().get("voice_to_voice")
 
-    def complete(self) -> bool:
-        return all(m in self.stamps for m in MARKS)
-
     def observe(self) -> None:
         """Record this turn in the Prometheus histograms."""
         for stage, seconds in self.intervals().items():

@@ -116,10 +116,6 @@ class Playout:
             break
         return " ".join(words)
 
-    def spoken_text(self) -> str:
-        """Everything queued for the current response (what the caller will hear if not cut)."""
-        return " ".join(seg.text for seg in self._response)
-
     @property
     def paused(self) -> bool:
         return not self._resumed.is_set()

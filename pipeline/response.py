@@ -60,7 +60,6 @@ class Response:
         playout: Playout,
         clock: Clock,
         marks: TurnMarks | None,
-        on_text: Callable[[str], None],
         on_audio_start: Callable[[], None],
         on_tool: Callable[[ToolResult], None],
         run_action: Callable[[Action], Awaitable[str | None]],
@@ -73,7 +72,6 @@ class Response:
         self._playout = playout
         self._clock = clock
         self._marks = marks
-        self._on_text = on_text
         self._on_audio_start = on_audio_start
         self._on_tool = on_tool
         self._run_action = run_action
@@ -135,7 +133,6 @@ class Response:
             case TextChunk(text=text):
                 if text.strip():
                     self._mark("agent_first_text")
-                    self._on_text(text)
                 for clause in splitter.push(text):
                     self._say(clause)
                 return bool(text.strip())

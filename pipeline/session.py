@@ -204,7 +204,7 @@ class CallSession:
         p = self._vad.feed(frame)
         samples = frame.samples
         if self._utterance is not None:
-            self._utterance.push(samples, now, speaking=p >= self._turns._off)
+            self._utterance.push(samples, now, speaking=p >= self._turns.silence_threshold)
         else:
             self._preroll.append(samples)
         for ev in self._turns.feed(p, now):
@@ -337,7 +337,6 @@ class CallSession:
             playout=self._playout,
             clock=self._clock,
             marks=marks,
-            on_text=lambda _t: None,
             on_audio_start=lambda: self._set_state(State.AGENT_SPEAKING),
             on_tool=self._on_tool,
             run_action=self._run_action,

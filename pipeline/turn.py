@@ -162,6 +162,11 @@ class TurnDetector:
         self._ending = Ending.NEUTRAL
 
     @property
+    def silence_threshold(self) -> float:
+        """Speech probability under which a frame is silence (once speech has started)."""
+        return self._off
+
+    @property
     def in_utterance(self) -> bool:
         return self._speaking
 

@@ -73,3 +73,28 @@ class Admission:
     async def wait_idle(self) -> None:
         """Return once no admitted call is left."""
         await self._idle.wait()
+
+
+class AdmittingHost:
+    """The admission half of a `CallHost`, delegated to `self.admission`."""
+
+    admission: Admission
+
+    @property
+    def draining(self) -> bool:
+        return self.admission.draining
+
+    def admit(self, call_id: str) -> None:
+        self.admission.admit(call_id)
+
+    def release(self, call_id: str) -> None:
+        self.admission.release(call_id)
+
+    def active_calls(self) -> int:
+        return self.admission.active
+
+    def start_drain(self) -> None:
+        self.admission.start_drain()
+
+    async def wait_idle(self) -> None:
+        await self.admission.wait_idle()

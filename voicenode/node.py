@@ -27,14 +27,14 @@ from media.transport import Transport
 from pipeline.engines import Engines
 from pipeline.events import EventCallback
 from pipeline.session import CallSession
-from voicenode.admission import Admission
+from voicenode.admission import Admission, AdmittingHost
 
 log = logging.getLogger(__name__)
 
 DEMO_TENANT = "demo"
 
 
-class Node:
+class Node(AdmittingHost):
     """The real `CallHost`."""
 
     def __init__(self, settings: Settings, specs: dict[str, AgentSpec], http: httpx.AsyncClient):
@@ -77,29 +77,13 @@ class Node:
     def ready(self) -> bool:
         return self.engines is not None
 
-    @property
-    def draining(self) -> bool:
-        return self.admission.draining
-
     def has_agent(self, tenant_id: str, agent: str) -> bool:
         return tenant_id == DEMO_TENANT and agent in self.specs
 
     def admit(self, call_id: str) -> None:
         if self.engines is None:
             raise OverCapacity("loading", 5)
-        self.admission.admit(call_id)
-
-    def release(self, call_id: str) -> None:
-        self.admission.release(call_id)
-
-    def active_calls(self) -> int:
-        return self.admission.active
-
-    def start_drain(self) -> None:
-        self.admission.start_drain()
-
-    async def wait_idle(self) -> None:
-        await self.admission.wait_idle()
+        super().admit(call_id)
 
     async def run_call(
         self,

@@ -82,11 +82,12 @@ class _Caller:
 
     def __init__(self, transport: VirtualTransport, clock: Clock) -> None:
         self._transport = transport
-        self._clock = clock
+        self.clock = clock
         self.state = "thinking"
         self.changed = asyncio.Event()
         self.ended = asyncio.Event()
         self._queue: list[AudioFrame] = []
+        self._done = asyncio.Event()
         self._seq = 0
 
     def on_event(self, ev: CallEvent) -> None:
@@ -98,10 +99,10 @@ class _Caller:
             self.changed.set()
 
     async def wait_state(self, *states: str, limit_s: float = LINE_TIMEOUT_S) -> bool:
-        deadline = self._clock.now() + limit_s
+        deadline = self.clock.now() + limit_s
         while self.state not in states and not self.ended.is_set():
             self.changed.clear()
-            left = deadline - self._clock.now()
+            left = deadline - self.clock.now()
             if left <= 0:
                 return False
             try:
@@ -111,15 +112,14 @@ class _Caller:
         return not self.ended.is_set()
 
     async def speak(self, samples: npt.NDArray[np.int16]) -> None:
+        self._done.clear()
         self._queue.extend(frames_from_samples(samples))
-        done = asyncio.Event()
         self._queue.append(AudioFrame.silence(-1))  # marker: the line has been sent
-        self._done = done
-        await done.wait()
+        await self._done.wait()
 
     async def pump(self) -> None:
         """Send one frame every 20 ms: the line being spoken, or silence."""
-        next_at = self._clock.now()
+        next_at = self.clock.now()
         while not self.ended.is_set():
             frame = self._queue.pop(0) if self._queue else None
             if frame is not None and frame.seq == -1:
@@ -129,7 +129,7 @@ class _Caller:
             await self._transport.source.send(AudioFrame(pcm, self._seq))
             self._seq += 1
             next_at += FRAME_SAMPLES / SAMPLE_RATE
-            await self._clock.sleep_until(next_at)
+            await self.clock.sleep_until(next_at)
 
 
 async def simulate(
@@ -202,7 +202,7 @@ async def _script(
     barge_in_after: float | None,
     dtmf: dict[int, str],
 ) -> None:
-    clock = caller._clock
+    clock = caller.clock
     if not await caller.wait_state("listening"):
         return
     for i, line in enumerate(lines):

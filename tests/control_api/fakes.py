@@ -13,7 +13,7 @@ from config.schema import Settings
 from media.call import Call, CallInfo
 from media.transport import Transport
 from pipeline.events import CallEnded, EventCallback, StateChanged, Transcript, TurnMetrics
-from voicenode.admission import Admission
+from voicenode.admission import Admission, AdmittingHost
 
 USER_TEXT = "hello from the caller"
 AGENT_TEXT = "hello, this is the fake agent"
@@ -23,7 +23,7 @@ SPEECH_RMS = 300.0
 SPEECH_FRAMES = 10
 
 
-class FakeHost:
+class FakeHost(AdmittingHost):
     def __init__(
         self,
         *,
@@ -48,27 +48,8 @@ class FakeHost:
     def ready(self, value: bool) -> None:
         self._ready = value
 
-    @property
-    def draining(self) -> bool:
-        return self.admission.draining
-
     def has_agent(self, tenant_id: str, agent: str) -> bool:
         return (tenant_id, agent) in self._agents
-
-    def admit(self, call_id: str) -> None:
-        self.admission.admit(call_id)
-
-    def release(self, call_id: str) -> None:
-        self.admission.release(call_id)
-
-    def active_calls(self) -> int:
-        return self.admission.active
-
-    def start_drain(self) -> None:
-        self.admission.start_drain()
-
-    async def wait_idle(self) -> None:
-        await self.admission.wait_idle()
 
     async def run_call(
         self,
