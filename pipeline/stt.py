@@ -27,6 +27,7 @@ import numpy.typing as npt
 
 from config.schema import SttSettings
 from media.frames import SAMPLE_RATE
+from pipeline.handoff import deliver
 
 log = logging.getLogger(__name__)
 
@@ -156,22 +157,12 @@ class SttEngine:
                 text = self._decode(job.audio, job.prefix)
             except Exception as exc:  # the model failing must not kill the worker
                 err = SttError(f"decode failed: {exc}")
-                job.loop.call_soon_threadsafe(_set_exception, job.future, err)
+                deliver(job.loop, job.future, exc=err)
                 continue
             finally:
                 self.busy_s += time.perf_counter() - started
                 self.decodes += 1
-            job.loop.call_soon_threadsafe(_set_result, job.future, text)
-
-
-def _set_result(fut: asyncio.Future[str], value: str) -> None:
-    if not fut.done():
-        fut.set_result(value)
-
-
-def _set_exception(fut: asyncio.Future[str], exc: BaseException) -> None:
-    if not fut.done():
-        fut.set_exception(exc)
+            deliver(job.loop, job.future, text)
 
 
 _WORDS = re.compile(r"\S+")
@@ -215,11 +206,6 @@ class SttStream:
         self.committed = ""
         self.partial = ""
         self._speculation: asyncio.Task[str | None] | None = None
-        self._speculated_samples = -1
-
-    @property
-    def duration_s(self) -> float:
-        return self._samples / SAMPLE_RATE
 
     def audio(self) -> npt.NDArray[np.int16]:
         if len(self._chunks) > 1:
@@ -263,7 +249,6 @@ class SttStream:
         self.cancel_speculation()
         if self._partial_task is not None and not self._partial_task.done():
             self._partial_task.cancel()  # still queued: skipped; already decoding: ignored
-        self._speculated_samples = self._samples
         self._speculation = asyncio.create_task(self._speculate(self.audio()))
 
     async def _speculate(self, audio: npt.NDArray[np.int16]) -> str | None:

@@ -26,6 +26,7 @@ import soxr
 
 from config.schema import TtsSettings
 from media.frames import SAMPLE_RATE
+from pipeline.handoff import deliver
 
 log = logging.getLogger(__name__)
 
@@ -156,22 +157,12 @@ class TtsEngine:
             try:
                 audio = self.synthesize_blocking(job.text, job.voice)
             except Exception as exc:  # a bad text or voice must not kill the worker
-                job.loop.call_soon_threadsafe(_fail, job.future, TtsError(str(exc)))
+                deliver(job.loop, job.future, exc=TtsError(str(exc)))
                 continue
             finally:
                 self.busy_s += time.perf_counter() - started
                 self.syntheses += 1
-            job.loop.call_soon_threadsafe(_done, job.future, audio)
-
-
-def _done(fut: asyncio.Future[Samples], value: Samples) -> None:
-    if not fut.done():
-        fut.set_result(value)
-
-
-def _fail(fut: asyncio.Future[Samples], exc: BaseException) -> None:
-    if not fut.done():
-        fut.set_exception(exc)
+            deliver(job.loop, job.future, audio)
 
 
 def trim_leading_silence(audio: Samples, *, threshold: int = 300, keep: int = 160) -> Samples:

@@ -44,7 +44,9 @@ async def test_receptionist_books_a_cleaning_from_greeting_to_goodbye(
     ]
     result = await simulate(engines, receptionist(), [say(t) for t in lines])
     write_outputs(result, tmp_path)
-    assert result.ended is not None and result.ended.reason == "completed"
+    assert result.ended is not None and result.ended.reason == "completed", [
+        (t.role, t.text, t.interrupted) for t in result.turns
+    ]
     users = [t.text for t in result.turns if t.role == "user"]
     agents = [t.text for t in result.turns if t.role == "agent"]
     assert len(users) == len(lines), users

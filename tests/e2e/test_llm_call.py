@@ -86,7 +86,9 @@ async def test_streamed_reply_tool_call_and_end_call(engines: Engines, say: Say)
         lines = [say("What are your opening hours?"), say("Great, thank you, goodbye.")]
         result = await simulate(engines, spec, lines, agent=agent)
 
-    assert result.ended is not None and result.ended.reason == "completed"
+    assert result.ended is not None and result.ended.reason == "completed", [
+        (t.role, t.text, t.interrupted) for t in result.turns
+    ]
     agents = [t.text for t in result.turns if t.role == "agent"]
     users = [t.text for t in result.turns if t.role == "user"]
     assert words(users[0]) & {"hours", "opening"}, users

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from config.schema import TtsSettings
 from media.frames import SAMPLE_RATE
-from pipeline.tts import ClauseSplitter, TtsEngine, TtsError, trim_leading_silence
+from pipeline.tts import ClauseSplitter, TtsEngine, TtsError, _Job, trim_leading_silence
 
 
 def split(chunks: list[str]) -> list[str]:
@@ -66,3 +69,20 @@ async def test_engine_speaks_16khz_and_caches_repeated_clauses() -> None:
 def test_a_missing_voice_file_is_a_clear_error(tmp_path: object) -> None:
     with pytest.raises(TtsError, match=r"tts\.voice: .* is not a Piper \.onnx voice file"):
         TtsEngine(TtsSettings(voice="/nonexistent/voice.onnx"))
+
+
+@pytest.mark.timeout(60)
+def test_the_worker_survives_a_caller_whose_loop_closed() -> None:
+    """A call that ended mid-synthesis has closed its loop; later calls must still be served."""
+    engine = TtsEngine(TtsSettings())
+    engine.start()
+    gone = asyncio.new_event_loop()
+    fut: asyncio.Future[npt.NDArray[np.int16]] = gone.create_future()
+    gone.close()
+    try:
+        engine._queue.put(_Job(-1, "Nobody waits for this.", engine.default_voice, gone, fut))
+        audio = asyncio.run(engine.synthesize("Still here."))
+        assert len(audio) > 0
+        assert engine.syntheses == 2
+    finally:
+        engine.close()
