@@ -65,6 +65,10 @@ from pipeline.vad import VadStream
 log = logging.getLogger(__name__)
 
 PREROLL_FRAMES = 15  # 300 ms of audio kept from before the detected start of speech
+CONTINUATION_S = 1.5
+"""Speech resuming this soon after an endpoint continues the turn (the endpoint was early)..."""
+CONTINUATION_HEARD_WORDS = 2
+"""...if the caller heard at most this much of the reply (a false start, dropped from history)."""
 DTMF_INTERDIGIT_S = 1.5
 
 
@@ -124,6 +128,9 @@ class CallSession:
         self._response_task: asyncio.Task[None] | None = None
         self._marks: TurnMarks | None = None
         self._turn = 0
+        self._last_turn_audio: np.ndarray[Any, np.dtype[np.int16]] | None = None
+        self._last_endpoint = -1e9
+        self._history_at_endpoint = 0
         self._no_input_count = 0
         self._no_input_task: asyncio.Task[None] | None = None
         self._dtmf: list[str] = []
@@ -242,15 +249,40 @@ class CallSession:
             on_partial=self._on_partial,
             tasks=self._tasks,
         )
+        if self._is_continuation():
+            self._continue_turn(stream)
         for chunk in self._preroll:
             stream.push(chunk, self._clock.now(), speaking=False)
         self._preroll.clear()
         self._utterance = stream
+        if self.state == State.USER_SPEAKING:
+            return
         if self.state in (State.AGENT_SPEAKING, State.THINKING) and self._response_task:
             self._candidate = True
             self._playout.pause()
         else:
             self._set_state(State.USER_SPEAKING)
+
+    def _is_continuation(self) -> bool:
+        """The caller paused mid-sentence ("Hi, ... I'd like to book"): the endpoint was early."""
+        return (
+            self._last_turn_audio is not None
+            and self._clock.now() - self._last_endpoint <= CONTINUATION_S
+            and len(self._playout.heard_text().split()) <= CONTINUATION_HEARD_WORDS
+        )
+
+    def _continue_turn(self, stream: SttStream) -> None:
+        """Take back the early turn: cancel its reply (at most a word or two was heard), and let
+        the new utterance start with the earlier audio so the turn is transcribed as one."""
+        assert self._last_turn_audio is not None
+        self._playout.clear()
+        self._cancel_response("")
+        del self.history[self._history_at_endpoint :]  # the early turn and any reply to it
+        stream.push(self._last_turn_audio, self._clock.now(), speaking=False)
+        self._last_turn_audio = None
+        self._turn -= 1
+        self._set_state(State.USER_SPEAKING)
+        self._log.info("turn continued after an early endpoint")
 
     def _on_partial(self, text: str) -> None:
         self._turns.update_transcript(text)
@@ -279,8 +311,7 @@ class CallSession:
     def _cancel_response(self, heard: str) -> None:
         if self._response_task is not None and not self._response_task.done():
             self._response_task.cancel()
-            spoken = self._response.text if self._response else ""
-            if spoken:
+            if heard:
                 self.history.append(Message(role="assistant", text=heard, interrupted=True))
                 self._emit(
                     Transcript(
@@ -304,6 +335,9 @@ class CallSession:
         marks = TurnMarks(self._turn)
         marks.mark("speech_end", ev.speech_end)
         marks.mark("endpoint", ev.decided_at)
+        self._last_turn_audio = stream.audio()
+        self._last_endpoint = ev.decided_at
+        self._history_at_endpoint = len(self.history)
         self._cancel_response(self._playout.clear())
         self._set_state(State.THINKING)
         self._spawn(self._finish_turn(stream, marks), "final-transcript")

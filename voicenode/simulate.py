@@ -236,6 +236,11 @@ def _turns(events: list[CallEvent]) -> list[Turn]:
                     t.marks = {k: v for k, v in ev.marks.items() if k in _USER_MARKS}
         elif isinstance(ev, Transcript) and ev.final:
             turn = Turn(ev.role, ev.text, ev.interrupted, turn=ev.turn)
+            if ev.role == "user":
+                # The caller went on after an early endpoint: the turn starts over as one.
+                again = [i for i, t in enumerate(turns) if (t.role, t.turn) == ("user", ev.turn)]
+                if again:
+                    del turns[again[0] :]
             if ev.role == "agent" and ev.turn in metrics:
                 turn.marks = dict(metrics[ev.turn])
             turns.append(turn)

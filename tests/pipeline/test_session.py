@@ -243,3 +243,62 @@ async def test_remote_hangup_mid_reply_stops_everything() -> None:
     written = len(h.transport.sink.frames)
     await h.clock.advance(1.0)
     assert len(h.transport.sink.frames) == written
+
+
+async def test_speech_resuming_right_after_an_early_endpoint_continues_the_turn() -> None:
+    agent = ScriptedAgent(greeting="Hi.", replies={"book": "Sure, what day?"}, default="Sorry?")
+    h = Harness(["Hi.", "Hi, I'd like to book a cleaning."], agent)
+    s = await h.start()
+    await h.until(State.LISTENING)
+    await h.say(0, 0.6)  # "Hi," ...
+    await h.silence(0.5)  # a comma pause: long enough for the complete-sentence window
+    assert len(agent.inputs) == 2  # the early turn reached the agent
+    await h.say(1, 1.2)  # ... "I'd like to book a cleaning."
+    await h.until(State.AGENT_SPEAKING)
+    await h.until(State.LISTENING)
+    users = [m.text for m in s.history if m.role == "user"]
+    assert users == ["Hi, I'd like to book a cleaning."]  # one turn, from the combined audio
+    assert [m.text for m in s.history if m.role == "assistant"] == ["Hi.", "Sure, what day?"]
+    assert not any(t.interrupted for t in h.finals("agent"))
+    user_finals = h.finals("user")
+    assert [t.turn for t in user_finals] == [1, 1]  # the early final is superseded, same turn
+    await h.finish()
+
+
+async def test_speech_long_after_the_reply_started_is_a_new_turn() -> None:
+    long = " ".join(f"word{i}" for i in range(40))
+    agent = ScriptedAgent(greeting="Hi.", replies={"story": long})
+    h = Harness(["tell me a story", "wait"], agent, backchannel_ms=300)
+    s = await h.start()
+    await h.until(State.LISTENING)
+    await h.say(0, 0.6)
+    await h.until(State.AGENT_SPEAKING)
+    await h.silence(2.0)  # the caller has heard a good part of the reply
+    await h.say(1, 0.8)
+    await h.until(State.LISTENING)
+    assert [m.text for m in s.history if m.role == "user"] == ["tell me a story", "wait"]
+    assert any(t.interrupted for t in h.finals("agent"))
+    await h.finish()
+
+
+async def test_a_continued_turn_keeps_the_interrupted_reply_before_it() -> None:
+    long = " ".join(f"word{i}" for i in range(60))
+    agent = ScriptedAgent(greeting="Hi.", replies={"story": long, "address": "Main Street."})
+    h = Harness(["tell me a story", "", "what is your address"], agent, backchannel_ms=400)
+    s = await h.start()
+    await h.until(State.LISTENING)
+    await h.say(0, 0.6)
+    await h.until(State.AGENT_SPEAKING)
+    await h.silence(1.0)
+    await h.say(1, 0.8)  # barges in; this part transcribes to nothing
+    await h.silence(0.7)  # an early endpoint
+    await h.say(2, 0.8)  # the caller goes on: one turn with the part before
+    await h.until(State.LISTENING)
+    interrupted = [m for m in s.history if m.interrupted]
+    assert len(interrupted) == 1 and interrupted[0].text.startswith("word0 word1")
+    assert [m.text for m in s.history if m.role == "user"] == [
+        "tell me a story",
+        "what is your address",
+    ]
+    assert s.history[-1].text == "Main Street."
+    await h.finish()
