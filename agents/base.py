@@ -123,5 +123,29 @@ class Agent(abc.ABC):
         """What the agent has collected so far (for outcomes); empty when it keeps none."""
         return {}
 
+    def checkpoint(self) -> object:
+        """The agent's own state before a turn (beyond the history the session keeps).
+
+        The session takes a turn back when the caller goes on talking right after an early
+        endpoint; it then calls `restore` with the checkpoint taken at that endpoint, so the
+        combined turn is answered from where the conversation was. Agents that keep no state
+        besides the history return None.
+        """
+        return None
+
+    def restore(self, checkpoint: object) -> None:  # noqa: B027 - optional hook
+        """Go back to a state `checkpoint` returned (see there)."""
+
+    @property
+    def may_speculate(self) -> bool:
+        """Whether the session may run `respond` before the caller's turn is surely over.
+
+        With preemptive replies (`turn.preemptive`) the session starts the reply when the
+        caller pauses, holds its audio, and throws it away (then `restore`s) if the caller goes
+        on. Only agents whose `respond` has no effects outside `checkpoint`'s state (no HTTP
+        calls to tools or webhooks) may say yes.
+        """
+        return False
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release what the agent holds (HTTP clients); called once when the call ends."""

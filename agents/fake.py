@@ -30,7 +30,9 @@ class ScriptedAgent(Agent):
         default: str = "I see.",
         transfer_on: str = "human",
         transfer_target: str = "sip:desk@example.com",
+        speculates: bool = False,
     ) -> None:
+        self.speculates = speculates
         self.greeting = greeting
         self.replies = replies or {}
         self.default = default
@@ -38,6 +40,10 @@ class ScriptedAgent(Agent):
         self.transfer_target = transfer_target
         self.inputs: list[AgentInput] = []
         self.histories: list[list[Message]] = []
+
+    @property
+    def may_speculate(self) -> bool:
+        return self.speculates
 
     async def respond(
         self, history: Sequence[Message], event: AgentInput

@@ -35,6 +35,8 @@ class TurnSettings(_Spec, frozen=True):
     """Hang up after this long."""
     min_speech_ms: Annotated[int, Meta(ge=0, le=2000)] = 120
     """Speech shorter than this (clicks, breaths) is not a turn."""
+    preemptive: bool = True
+    """Start the reply when the caller pauses (agents that allow it), play it at the endpoint."""
 
 
 class LlmSettings(_Spec, frozen=True):

@@ -1,11 +1,23 @@
 """The `voicenode-bench` command: latency and load benchmarks of a voice node.
 
     voicenode-bench turns --out DIR [--runs N] [--scenario FILE] [--config FILE]
+    voicenode-bench wire --transport audiosocket|webrtc|sip (--spawn [--config FILE] | --target URL)
+                         --out DIR [--calls N] [--sweep --target-p95-ms MS] [--scenario FILE]
+                         [--llm-mock --ttft-ms MS --tokens-per-s N]
+    voicenode-bench mock-llm [--port P] [--ttft-ms MS] [--tokens-per-s N] [--reply TEXT]
 
 `turns` runs a scripted conversation (default: the receptionist booking flow) N times through
 the real pipeline and writes DIR/report.json and DIR/report.md with p50/p95/p99 of every
 TurnMarks interval, the node's own overhead and the issue 2 speed targets (reported, not
 asserted). Exit status: 0 when turns were measured, 1 when none were, 2 on bad arguments.
+
+`wire` calls a node over a real transport the way callers do and measures from the audio on
+the wire (`bench.wire`): voice to voice, time to greeting, barge-in stop, packet gaps, caller
+WER, node CPU and memory, capacity with `--sweep`. Writes report.json, report.md and PNG
+plots into DIR. Exit status: 0 when turns were measured, 1 when none were, 2 on bad
+arguments or a node that cannot be started or reached.
+
+`mock-llm` serves the bench's OpenAI-compatible streaming mock LLM until interrupted.
 """
 
 from __future__ import annotations
@@ -59,6 +71,10 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="scenario TOML with caller lines (default: the receptionist booking flow)",
     )
+    from bench.wire.cli import add_mock_llm_parser, add_wire_parser
+
+    add_wire_parser(sub, common)
+    add_mock_llm_parser(sub)
     return p
 
 
@@ -71,6 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "turns":
         return _turns(args)
+    if args.command == "wire":
+        from bench.wire.cli import wire
+
+        return wire(args)
+    if args.command == "mock-llm":
+        from bench.wire.cli import mock_llm
+
+        return mock_llm(args)
     return 2  # pragma: no cover - argparse requires a known command
 
 

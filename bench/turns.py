@@ -9,68 +9,35 @@ from __future__ import annotations
 
 import sys
 import time
-import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib.resources import files
-from importlib.resources.abc import Traversable
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
-
-import msgspec
+from typing import TYPE_CHECKING, Any
 
 from bench.report import TurnSample, build_report, machine_info, turn_stages_ms
+from bench.scenario import (
+    DEFAULT_SCENARIO,
+    Scenario,
+    ScenarioError,
+    default_scenario_path,
+    load_scenario,
+    speak_lines,
+)
+
+__all__ = [
+    "DEFAULT_SCENARIO",
+    "RunRecord",
+    "Scenario",
+    "ScenarioError",
+    "default_scenario_path",
+    "load_scenario",
+    "record_run",
+    "run_turns",
+    "turns_report",
+]
 
 if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
-
     from config import Settings
     from voicenode.simulate import SimulationResult
-
-DEFAULT_SCENARIO = "receptionist_booking.toml"
-
-
-class ScenarioError(ValueError):
-    """A scenario file is missing or invalid; the message names the file and the problem."""
-
-
-class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Caller lines for one call, spoken in order, each after the agent finished its reply."""
-
-    name: Annotated[str, msgspec.Meta(min_length=1)]
-    lines: Annotated[
-        tuple[Annotated[str, msgspec.Meta(min_length=1)], ...], msgspec.Meta(min_length=1)
-    ]
-    agent: str = "receptionist"
-    phone_line: bool = True
-    """Send the caller's audio through a G.711 mu-law 8 kHz line and back, as on a PSTN call."""
-    description: str = ""
-
-
-def default_scenario_path() -> Traversable:
-    return files("bench") / "scenarios" / DEFAULT_SCENARIO
-
-
-def load_scenario(path: Path | Traversable | None = None) -> Scenario:
-    """Read and validate a scenario file; the embedded booking flow when `path` is None."""
-    where = default_scenario_path() if path is None else path
-    if isinstance(where, Path) and not where.is_file():
-        raise ScenarioError(f"{where}: scenario file not found")
-    try:
-        text = where.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError(f"{where}: cannot read scenario file: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise ScenarioError(f"{where}: not UTF-8 text: {exc}") from exc
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(f"{where}: not valid TOML: {exc}") from exc
-    try:
-        return msgspec.convert(raw, Scenario, strict=True)
-    except msgspec.ValidationError as exc:
-        raise ScenarioError(f"{where}: {exc}") from exc
 
 
 @dataclass
@@ -151,14 +118,6 @@ def turns_report(
     )
 
 
-def _phone_line(samples: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
-    from media.g711 import ulaw_decode, ulaw_encode
-    from media.resample import resample
-
-    narrow = resample(samples, 16_000, 8_000)
-    return resample(ulaw_decode(ulaw_encode(narrow)), 8_000, 16_000)
-
-
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -186,9 +145,8 @@ async def run_turns(
         tts = engines.tts
         if not isinstance(tts, TtsEngine):
             raise TypeError("the caller voice needs the embedded Piper TTS engine")
-        lines = [caller_voice(tts, text) for text in scenario.lines]
-        if scenario.phone_line:
-            lines = [_phone_line(line) for line in lines]
+        spoken = speak_lines(scenario, lambda text: caller_voice(tts, text))
+        lines = [line.samples for line in spoken]
         for run in range(1, runs + 1):
             started = time.perf_counter()
             hits = tts.cache_hits

@@ -71,7 +71,7 @@ def _validate(raw: dict[str, Any], origin: str) -> Settings:
                 f"{origin}: unknown setting {field} = {_lookup(raw, field)!r}; "
                 f"expected one of {known}"
             ) from exc
-        value = _lookup(raw, key) if key else None
+        value = _redact(_lookup(raw, key), key) if key else None
         shown = f" = {value!r}" if value is not None else ""
         where = f" {key}{shown}" if key else ""
         choices = _choices(key)
@@ -79,31 +79,73 @@ def _validate(raw: dict[str, Any], origin: str) -> Settings:
         raise ConfigError(f"{origin}: invalid setting{where}: {msg}{expected}") from exc
 
 
+_SECRET = re.compile(r"password|secret|token|(^|_)key$", re.IGNORECASE)
+
+
+def _redact(value: Any, key: str = "") -> Any:
+    """A setting's value for an error message, with passwords, secrets and keys starred out."""
+    if isinstance(value, dict):
+        return {k: _redact(v, k) for k, v in value.items()}
+    if _SECRET.search(key.rsplit(".", 1)[-1]) and value:
+        return "***"
+    return value
+
+
 def _choices(key: str) -> list[str]:
-    """The allowed values of a Literal-typed setting such as `stt.device`."""
-    section, _, name = key.partition(".")
-    section_type = typing.get_type_hints(Settings).get(section)
-    if section_type is None or not name:
-        return []
-    hint = typing.get_type_hints(section_type).get(name)
+    """The allowed values of a Literal-typed setting such as `stt.device` or `sip.codecs[1]`."""
+    hint = _field_type(re.sub(r"\[\d+\]", "", key).split("."))
+    if typing.get_origin(hint) in (list, tuple):
+        hint = typing.get_args(hint)[0]
     if typing.get_origin(hint) is typing.Literal:
         return [str(a) for a in typing.get_args(hint)]
     return []
 
 
 def _env_overrides(env: Mapping[str, str]) -> list[tuple[str, dict[str, Any]]]:
+    """VOICENODE_<SECTION>__<KEY>[__<KEY>...] as nested overrides (`SIP__TRUNK__URI`)."""
     out: list[tuple[str, dict[str, Any]]] = []
     sections = set(Settings.__struct_fields__)
     for name, value in sorted(env.items()):
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
-        section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
-        if section not in sections:
+        path = name[len(ENV_PREFIX) :].lower().split("__")
+        if path[0] not in sections:
             raise ConfigError(
-                f"{name}: unknown settings section {section!r}; expected one of {sorted(sections)}"
+                f"{name}: unknown settings section {path[0]!r}; expected one of {sorted(sections)}"
             )
-        out.append((name, {section: {key: value}}))
+        override: Any = _env_value(name, path, value)
+        for part in reversed(path):
+            override = {part: override}
+        out.append((name, override))
     return out
+
+
+def _field_type(path: list[str]) -> Any:
+    """The declared type of a setting (None when the path names no field)."""
+    hint: Any = Settings
+    for part in path:
+        if not (isinstance(hint, type) and issubclass(hint, msgspec.Struct)):
+            return None
+        hint = typing.get_type_hints(hint, include_extras=True).get(part)
+        while typing.get_origin(hint) is typing.Annotated:
+            hint = typing.get_args(hint)[0]
+    return hint
+
+
+def _env_value(name: str, path: list[str], value: str) -> Any:
+    """A variable's text as the setting's kind: lists from a TOML array or comma-separated."""
+    if typing.get_origin(_field_type(path)) not in (list, tuple):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(
+                f"{name}: invalid list {value!r}: {exc}; expected a TOML array like "
+                '["a", "b"] or comma-separated values like a,b'
+            ) from exc
+    return [item.strip() for item in text.split(",") if item.strip()]
 
 
 def load_settings(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, Literal
 
 import msgspec
@@ -44,6 +45,8 @@ class SttSettings(_Section, frozen=True):
     language: str = "en"
     partial_interval_ms: Annotated[int, Meta(ge=100, le=5000)] = 400
     queue_size: Annotated[int, Meta(ge=1, le=1024)] = 32
+    context_s: Annotated[float, Meta(ge=5, le=30)] = 10.0
+    """Encoder window for utterances that fit in it (30: always Whisper's full window)."""
 
 
 class TtsSettings(_Section, frozen=True):
@@ -71,23 +74,180 @@ class AgentsSettings(_Section, frozen=True):
     default: str = "receptionist"
 
 
+class WebRtcSettings(_Section, frozen=True):
+    """Browser calls (aiortc): where ICE candidates come from and how much audio may wait."""
+
+    host_addresses: tuple[str, ...] = ()
+    """Local IP addresses for ICE host candidates; empty: every interface but loopback (what a
+    browser on this machine or the LAN reaches). Only loopback addresses: media stays on this
+    machine and the browser's other candidates are ignored."""
+    stun_urls: tuple[Annotated[str, Meta(pattern=r"^stuns?:")], ...] = ()
+    """STUN servers (`stun:host:port`) for server-reflexive candidates; none by default."""
+    connect_timeout_s: Annotated[float, Meta(gt=0, le=300)] = 20.0
+    inbound_buffer_frames: Annotated[int, Meta(ge=5, le=500)] = 50
+    outbound_buffer_frames: Annotated[int, Meta(ge=5, le=500)] = 25
+    event_backlog: Annotated[int, Meta(ge=1, le=10_000)] = 256
+
+    def __post_init__(self) -> None:
+        for address in self.host_addresses:
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise ValueError(f"host_addresses: {address!r} is not an IP address") from None
+
+
+class SipTrunkSettings(_Section, frozen=True):
+    """Where outbound calls go: a carrier or PBX, with digest auth and optional registration."""
+
+    uri: str = ""
+    """The trunk's SIP URI, e.g. `sip:trunk.example.com:5060`; empty: dial URIs directly."""
+    username: str = ""
+    password: str = ""
+    realm: str = "*"
+    register: bool = False
+    register_expires_s: Annotated[int, Meta(ge=60, le=86_400)] = 300
+
+
 class SipSettings(_Section, frozen=True):
+    """The SIP user agent (pjsua2). Port 0 picks a free port."""
+
+    enabled: bool = True
     host: str = "127.0.0.1"
     port: Port = 5060
+    transports: list[Literal["udp", "tcp", "tls"]] = msgspec.field(
+        default_factory=lambda: ["udp", "tcp"]
+    )
+    """UDP and TCP listen on `port`; TLS on `tls_port` ("tls" here, or `tls_cert_file` set)."""
+    public_address: str = ""
+    """The address put in Contact and SDP when it differs from `host` (NAT)."""
+    tls_port: Port = 5061
+    """TLS listens here when "tls" is in `transports` or `tls_cert_file` is set."""
+    tls_cert_file: str = ""
+    """The node's certificate (PEM); TLS needs it and `tls_key_file`. Both are checked when
+    SIP starts: a missing, unreadable or mismatched file stops the node, naming the key."""
+    tls_key_file: str = ""
+    tls_ca_file: str = ""
+    """CA certificates (PEM) to verify peers with; optional."""
+    codecs: list[Literal["PCMU", "PCMA", "G722"]] = msgspec.field(
+        default_factory=lambda: ["PCMU", "PCMA", "G722"]
+    )
+    """Offered and accepted in this order of preference."""
+    rtp_port: Port = 20_000
+    rtp_port_range: Annotated[int, Meta(ge=2, le=60_000)] = 10_000
+    session_expires_s: Annotated[int, Meta(ge=90, le=86_400)] = 1800
+    media_quality: Annotated[int, Meta(ge=1, le=10)] = 4
+    """pjmedia's resampling quality (8 kHz codecs <-> the 16 kHz bridge): 4 uses the small
+    filter, half the media CPU of pjmedia's default 8 (large filter), transcripts unchanged."""
+    trusted_proxies: list[str] = msgspec.field(default_factory=list)
+    """Addresses (IPs or CIDRs) whose `tenant_header` is trusted (Kamailio's)."""
+    tenant_header: str = "X-Voicenode-Tenant"
+    trace_file: str = ""
+    """Write every SIP message and pjsua2's debug log here (contains numbers: debugging only)."""
+    trunk: SipTrunkSettings = msgspec.field(default_factory=SipTrunkSettings)
+
+
+def _check_agent_ref(key: str, value: str) -> None:
+    tenant, _, agent = value.partition("/")
+    if not tenant or not agent or "/" in agent:
+        raise ValueError(f"{key}: {value!r} is not `tenant/agent`")
 
 
 class AudioSocketSettings(_Section, frozen=True):
+    """Asterisk AudioSocket calls (dialplan `AudioSocket(UUID,HOST:PORT)`). Port 0: a free port.
+
+    The call's UUID picks who answers: a call this node originated through AMI, else the
+    longest matching prefix in `routes`, else `default_agent`."""
+
+    enabled: bool = True
     host: str = "127.0.0.1"
     port: Port = 9092
+    default_agent: str = "demo/receptionist"
+    """`tenant/agent` answering UUIDs the node does not know; empty: they get the error kind."""
+    routes: dict[str, str] = msgspec.field(default_factory=dict)
+    """UUID prefix (hex digits, dashes ignored, e.g. "00000001") -> `tenant/agent`."""
+    uuid_timeout_s: Annotated[float, Meta(gt=0, le=60)] = 5.0
+    """A connection that has not sent its UUID by then is closed."""
+    inbound_buffer_frames: Annotated[int, Meta(ge=5, le=500)] = 50
+    outbound_buffer_frames: Annotated[int, Meta(ge=2, le=500)] = 10
+
+    def __post_init__(self) -> None:
+        if self.default_agent:
+            _check_agent_ref("default_agent", self.default_agent)
+        for prefix, target in self.routes.items():
+            digits = prefix.replace("-", "").lower()
+            if not digits or len(digits) > 32 or any(c not in "0123456789abcdef" for c in digits):
+                raise ValueError(f"routes: {prefix!r} is not a UUID prefix (hex digits)")
+            _check_agent_ref(f"routes.{prefix}", target)
+
+
+class AmiSettings(_Section, frozen=True):
+    """Asterisk Manager Interface (call control for AudioSocket calls); empty `host`: off.
+
+    Set the secret with VOICENODE_AMI__SECRET rather than in a file; it is never logged."""
+
+    host: str = ""
+    port: Port = 5038
+    username: str = ""
+    secret: str = ""
+    originate_channel: str = "PJSIP/{to}@trunk"
+    """The channel an outbound call dials; `{to}` is the number or URI user asked for."""
+    originate_context: str = "voicenode-outbound"
+    """Where the answered channel goes: its dialplan runs `AudioSocket(${VOICENODE_UUID},...)`."""
+    originate_exten: str = "s"
+    originate_timeout_s: Annotated[float, Meta(gt=0, le=600)] = 30.0
+    caller_id: str = ""
+    transfer_context: str = "voicenode-transfer"
+    """Transfers Redirect the channel here, with the target in ${VOICENODE_TRANSFER_TARGET}."""
+    audiosocket_address: str = ""
+    """`HOST:PORT` Asterisk connects to, passed as ${VOICENODE_AUDIOSOCKET} to originated
+    calls; empty: `audiosocket.host:audiosocket.port`."""
+    connect_timeout_s: Annotated[float, Meta(gt=0, le=60)] = 5.0
+    action_timeout_s: Annotated[float, Meta(gt=0, le=60)] = 10.0
+    backoff_initial_s: Annotated[float, Meta(gt=0, le=60)] = 0.5
+    backoff_max_s: Annotated[float, Meta(gt=0, le=3600)] = 30.0
 
 
 class StoreSettings(_Section, frozen=True):
+    """Tenants, keys, agents, numbers, calls. Migrated to the newest schema at node start."""
+
     url: str = ""
+    """An SQLAlchemy async URL (`sqlite+aiosqlite:///path.db`, `postgresql+asyncpg://...`);
+    empty: `voicenode.db` under `node.data_dir`."""
 
 
 class AnalyticsSettings(_Section, frozen=True):
+    """Call records, the event outbox and its relay to Redis Streams and webhooks."""
+
     redis_url: str = ""
-    stream: str = "voicenode:events"
+    """Redis to push events to (`redis://host:6379/0`); empty: events stay in the outbox."""
+    stream: Annotated[str, Meta(min_length=1)] = "voicenode:events"
+    stream_maxlen: Annotated[int, Meta(ge=0)] = 0
+    """Approximate cap on the stream's length (XADD MAXLEN ~); 0: uncapped."""
+    queue_size: Annotated[int, Meta(ge=16, le=1_000_000)] = 10_000
+    """Events that may wait for the database writer (a stalled database fills it; beyond it
+    events are dropped and counted rather than slowing a call)."""
+    write_batch_size: Annotated[int, Meta(ge=1, le=10_000)] = 256
+    """Events written per transaction at most."""
+    relay_batch_size: Annotated[int, Meta(ge=1, le=10_000)] = 200
+    """Outbox rows a sink takes per pass."""
+    relay_interval_s: Annotated[float, Meta(gt=0, le=3600)] = 2.0
+    """The relay looks at the outbox at least this often (new events wake it at once)."""
+    redis_backoff_s: Annotated[float, Meta(gt=0, le=3600)] = 0.5
+    redis_backoff_max_s: Annotated[float, Meta(gt=0, le=3600)] = 30.0
+    """Redis unreachable: retry after `redis_backoff_s`, doubling up to this (never dropped)."""
+    webhook_timeout_s: Annotated[float, Meta(gt=0, le=60)] = 5.0
+    webhook_backoff_s: Annotated[float, Meta(gt=0, le=3600)] = 1.0
+    webhook_backoff_max_s: Annotated[float, Meta(gt=0, le=86_400)] = 300.0
+    """A failed webhook delivery is retried after `webhook_backoff_s`, doubling up to this."""
+    webhook_max_attempts: Annotated[int, Meta(ge=1, le=100)] = 8
+    """After this many failed tries an event goes to the dead letters (later ones go on)."""
+    webhook_require_https: bool = True
+    allow_private_urls: bool = False
+    """Let webhooks reach loopback/private/link-local addresses (tests, closed networks)."""
+    url_allowlist: tuple[str, ...] = ()
+    """Host names, IPs or CIDRs webhooks may reach even though they are not public."""
+    outcome_timeout_s: Annotated[float, Meta(gt=0, le=120)] = 15.0
+    """How long an LLM agent's model may take to produce a call's outcome (then: rules)."""
 
 
 class Settings(_Section, frozen=True):
@@ -97,7 +257,9 @@ class Settings(_Section, frozen=True):
     tts: TtsSettings = msgspec.field(default_factory=TtsSettings)
     vad: VadSettings = msgspec.field(default_factory=VadSettings)
     agents: AgentsSettings = msgspec.field(default_factory=AgentsSettings)
+    webrtc: WebRtcSettings = msgspec.field(default_factory=WebRtcSettings)
     sip: SipSettings = msgspec.field(default_factory=SipSettings)
     audiosocket: AudioSocketSettings = msgspec.field(default_factory=AudioSocketSettings)
+    ami: AmiSettings = msgspec.field(default_factory=AmiSettings)
     store: StoreSettings = msgspec.field(default_factory=StoreSettings)
     analytics: AnalyticsSettings = msgspec.field(default_factory=AnalyticsSettings)

@@ -6,20 +6,24 @@ event loop. The app owns its calls' tasks and ends them on shutdown.
 
 from __future__ import annotations
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from config.schema import Settings
+from control_api.agents_api import agents_router
 from control_api.auth import BearerAuth, KeyRing
-from control_api.calls import LiveCalls
+from control_api.call_control_api import CALL_CONTROL
 from control_api.health import healthz, metrics, readyz
 from control_api.host import CallHost
+from control_api.keys_api import keys_router
 from control_api.metrics import ACTIVE_CALLS
+from control_api.numbers_api import numbers_router
 from control_api.phone import phone_router
 from control_api.state import ApiState
+from control_api.tenants_api import tenants_router
 from control_api.webrtc_api import calls_router
 from media.webrtc import WebRtcOptions
 
@@ -32,21 +36,44 @@ def create_app(
     state = ApiState(
         settings=settings,
         host=host,
-        calls=LiveCalls(host),
-        webrtc=webrtc or WebRtcOptions(),
+        calls=host.calls,
+        webrtc=webrtc or WebRtcOptions.from_settings(settings.webrtc),
+        store=host.store,
+        quotas=host.quotas,
     )
     ACTIVE_CALLS.set_function(lambda: float(host.active_calls()))
 
     def provide_state() -> ApiState:
         return state
 
-    api = calls_router(
-        middleware=[DefineMiddleware(BearerAuth, keys=KeyRing(settings.http.admin_key))],
-        security=[{"bearer": []}],
-        tags=["calls"],
-    )
+    keyring = KeyRing(settings.http.admin_key, host.store)
+    auth = [DefineMiddleware(BearerAuth, keys=keyring)]
+    bearer: list[dict[str, list[str]]] = [{"bearer": []}]
+    # Litestar refuses one path in two routers: with analytics on, the call-control handlers
+    # join its `/v1/calls` history router.
+    analytics = getattr(host, "analytics", None)
+    extra: list[Router] = []
+    if analytics is not None:
+        api = calls_router(middleware=auth, security=bearer, tags=["calls"])
+        extra = analytics.routers(
+            principal_for=keyring.principal_for,
+            call_handlers=CALL_CONTROL,
+            middleware=auth,
+            security=bearer,
+        )
+    else:
+        api = calls_router(CALL_CONTROL, middleware=auth, security=bearer, tags=["calls"])
+    control = [
+        make(middleware=auth, security=[{"bearer": []}], tags=[tag])
+        for make, tag in [
+            (tenants_router, "tenants"),
+            (keys_router, "keys"),
+            (agents_router, "agents"),
+            (numbers_router, "numbers"),
+        ]
+    ]
     return Litestar(
-        route_handlers=[api, healthz, readyz, metrics, phone_router()],
+        route_handlers=[api, *control, *extra, healthz, readyz, metrics, phone_router()],
         dependencies={"api": Provide(provide_state, use_cache=True, sync_to_thread=False)},
         on_shutdown=[state.calls.shutdown],
         openapi_config=OpenAPIConfig(

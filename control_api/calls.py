@@ -1,44 +1,85 @@
-"""The node's live browser calls: each runs in a task owned here, from admission to close.
+"""The node's live calls, whatever carries them: each runs in a task owned here, from admission
+to close.
 
-A call's task hands the transport and call control to `CallHost.run_call`, forwards the
-events it reports to the browser's data channel, and on every exit closes the peer
-connection, releases the admission slot and counts the outcome.
+A transport (WebRTC signalling, the SIP user agent, the AudioSocket server) hands an admitted,
+answered call to `LiveCalls.start` as a `LiveCall`. Its task hands the transport and call
+control to `CallHost.run_call`, forwards the events it reports (to the call itself, e.g. the
+browser's data channel, and to every subscriber), and on every exit closes the call, releases
+the admission slot and counts the outcome.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-
-import msgspec
+from collections.abc import Callable
+from typing import Protocol
 
 from control_api.host import CallHost
 from control_api.metrics import CALLS_ENDED
-from media.webrtc import WebRtcCall
+from media.call import Call, CallInfo
+from media.transport import Transport
 from pipeline.events import CallEnded, CallEvent
 
 log = logging.getLogger(__name__)
 
+EventListener = Callable[[CallInfo, CallEvent], None]
+"""Called with every event of every live call (in the event loop; must not block)."""
+
+
+class LiveCall(Protocol):
+    """What `LiveCalls` runs: call control, its audio, and how to end it."""
+
+    @property
+    def info(self) -> CallInfo: ...
+
+    @property
+    def control(self) -> Call:
+        """Call control handed to the session (hang up, transfer, DTMF, signals)."""
+        ...
+
+    @property
+    def transport(self) -> Transport: ...
+
+    def publish(self, event: CallEvent) -> None:
+        """Show a call event to the far end where the transport can (a no-op elsewhere)."""
+        ...
+
+    async def close(self, outcome: str) -> None:
+        """Hang up if still up and release everything (idempotent)."""
+        ...
+
 
 class LiveCalls:
-    """Owns the tasks of the calls the API placed; `shutdown()` ends them all."""
+    """Owns the tasks of the node's calls; `shutdown()` ends them all."""
 
     def __init__(self, host: CallHost) -> None:
         self._host = host
-        self._calls: dict[str, WebRtcCall] = {}
+        self._calls: dict[str, LiveCall] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._listeners: list[EventListener] = []
         self._closed = False
 
     def __len__(self) -> int:
         return len(self._calls)
 
-    def get(self, call_id: str) -> WebRtcCall | None:
+    def get(self, call_id: str) -> LiveCall | None:
         return self._calls.get(call_id)
 
-    def start(self, call: WebRtcCall, agent: str) -> None:
+    def subscribe(self, listener: EventListener) -> Callable[[], None]:
+        """Receive every call's events; returns the unsubscribe function."""
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def start(self, call: LiveCall, agent: str) -> asyncio.Task[None]:
         """Run an admitted, answered call until it ends. Its admission is released at the end."""
         if self._closed:
-            raise RuntimeError("the API is shutting down")
+            raise RuntimeError("the node is shutting down")
         call_id = call.info.call_id
         self._calls[call_id] = call
         task = asyncio.get_running_loop().create_task(
@@ -46,21 +87,32 @@ class LiveCalls:
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
-    async def _run(self, call: WebRtcCall, agent: str) -> None:
+    async def _run(self, call: LiveCall, agent: str) -> None:
         info = call.info
-        extra = {"call_id": info.call_id, "tenant_id": info.tenant_id, "agent": agent}
+        extra = {
+            "call_id": info.call_id,
+            "tenant_id": info.tenant_id,
+            "agent": agent,
+            "transport": info.transport,
+        }
         outcome = "completed"
 
         def on_event(event: CallEvent) -> None:
             nonlocal outcome
             if isinstance(event, CallEnded):
                 outcome = event.reason
-            call.send_message(msgspec.json.encode(event).decode())
+            call.publish(event)
+            for listener in list(self._listeners):
+                try:
+                    listener(info, event)
+                except Exception:
+                    log.exception("call event listener failed", extra=extra)
 
         log.info("call started", extra=extra)
         try:
-            await self._host.run_call(info, agent, call.transport, call, on_event)
+            await self._host.run_call(info, agent, call.transport, call.control, on_event)
         except asyncio.CancelledError:
             outcome = "interrupted"
             raise
@@ -79,7 +131,7 @@ class LiveCalls:
     async def hangup(self, call_id: str) -> None:
         call = self._calls.get(call_id)
         if call is not None:
-            await call.hangup("api")
+            await call.control.hangup("api")
 
     async def shutdown(self) -> None:
         """Cancel every call's task and wait until each has closed its call."""

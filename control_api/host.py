@@ -6,11 +6,53 @@ forwards the events it reports. `voicenode.node` implements the real host; tests
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
+from agents.spec import AgentSpec
 from media.call import Call, CallInfo
 from media.transport import Transport
 from pipeline.events import EventCallback
+
+if TYPE_CHECKING:
+    from control_api.calls import LiveCalls
+    from control_api.quotas import Quotas
+    from control_api.store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRef:
+    """One version of a tenant's agent, as a call uses it from start to end."""
+
+    tenant_id: str
+    name: str
+    version: int
+    spec: AgentSpec
+
+    @property
+    def pinned(self) -> str:
+        """`name@version`: what a call start passes as its agent (`LiveCalls.start`,
+        `CallHost.run_call`, `Dialer.dial`) so the call keeps this version while the agent is
+        edited."""
+        return f"{self.name}@{self.version}"
+
+
+def split_pinned(agent: str) -> tuple[str, int | None]:
+    """`"receptionist@3"` -> `("receptionist", 3)`; a bare name -> `(name, None)` (current)."""
+    name, at, version = agent.rpartition("@")
+    if at and version.isdigit() and name:
+        return name, int(version)
+    return agent, None
+
+
+@dataclass(frozen=True, slots=True)
+class NumberRoute:
+    """Who answers a dialled number (DID or SIP user): the tenant and its agent's current
+    version."""
+
+    number: str
+    tenant_id: str
+    agent: AgentRef
 
 
 class OverCapacity(Exception):
@@ -23,7 +65,12 @@ class OverCapacity(Exception):
 
 
 class CallHost(Protocol):
-    """What the control API needs from the node."""
+    """What the control API and the transports need from the node."""
+
+    @property
+    def calls(self) -> LiveCalls:
+        """The node's live calls (every transport starts its admitted calls here)."""
+        ...
 
     @property
     def ready(self) -> bool:
@@ -33,13 +80,44 @@ class CallHost(Protocol):
     @property
     def draining(self) -> bool: ...
 
-    def has_agent(self, tenant_id: str, agent: str) -> bool: ...
+    @property
+    def dialers(self) -> dict[str, Dialer]:
+        """Outbound call paths by name ("sip", "asterisk"), registered by the listeners."""
+        ...
+
+    @property
+    def store(self) -> Store:
+        """The node's open, migrated store (tenants, keys, agents, numbers, calls)."""
+        ...
+
+    @property
+    def quotas(self) -> Quotas:
+        """Per-tenant call quotas: every call-starting path takes a slot after `admit` and the
+        host gives it back in `release`."""
+        ...
+
+    async def find_agent(
+        self, tenant_id: str, name: str, version: int | None = None
+    ) -> AgentRef | None:
+        """The tenant's agent at its current version (or at `version`); None if unknown."""
+        ...
+
+    async def find_number(self, number: str) -> NumberRoute | None:
+        """Which tenant and agent answer a dialled DID or SIP user (SIP/AudioSocket routing)."""
+        ...
 
     def admit(self, call_id: str) -> None:
         """Take a new call or raise `OverCapacity` (draining, max calls); pairs with `release`."""
         ...
 
-    def release(self, call_id: str) -> None: ...
+    async def admit_for(self, tenant_id: str, call_id: str) -> None:
+        """`admit`, then take the tenant's quota slot (`QuotaExceeded`); on either refusal
+        nothing is held. Every call-starting path uses this."""
+        ...
+
+    def release(self, call_id: str) -> None:
+        """Give back the call's admission and its tenant quota slot (idempotent)."""
+        ...
 
     async def run_call(
         self,
@@ -49,7 +127,10 @@ class CallHost(Protocol):
         call: Call,
         on_event: EventCallback,
     ) -> None:
-        """Run the conversation; return when it ends (the caller then hangs up and closes)."""
+        """Run the conversation; return when it ends (the caller then hangs up and closes).
+
+        `agent` is `AgentRef.pinned` (`name@version`): the call runs that version even if the
+        agent changes meanwhile; a bare name runs the current version."""
         ...
 
     def active_calls(self) -> int: ...
@@ -59,3 +140,23 @@ class CallHost(Protocol):
     async def wait_idle(self) -> None:
         """Return once no admitted call is left (the drain waits on it)."""
         ...
+
+
+class DialError(Exception):
+    """An outbound call could not be placed. `status` is the HTTP status the API answers."""
+
+    def __init__(self, message: str, status: int = 502) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Dialer(Protocol):
+    """Places outbound calls through one signalling path (`via`: "sip", "asterisk").
+
+    `dial` admits the call on the node (raising `OverCapacity`), starts it, and returns once
+    the far end is being called; the conversation then runs like an inbound call, through
+    `LiveCalls`, and the admission is released when it ends. A target the path cannot reach
+    raises `DialError` (400 for a malformed target, 502 when the trunk or PBX refuses).
+    """
+
+    async def dial(self, *, call_id: str, tenant_id: str, agent: str, to: str) -> None: ...

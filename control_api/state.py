@@ -1,4 +1,5 @@
-"""What every route handler may depend on: the node's settings, host and live calls."""
+"""What every route handler may depend on: the node's settings, host, live calls, store and
+tenant quotas."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from litestar.di import NamedDependency
 from config.schema import Settings
 from control_api.calls import LiveCalls
 from control_api.host import CallHost
+from control_api.quotas import Quotas
+from control_api.store import Store
 from media.webrtc import WebRtcOptions
 
 
@@ -18,6 +21,8 @@ class ApiState:
     host: CallHost
     calls: LiveCalls
     webrtc: WebRtcOptions
+    store: Store
+    quotas: Quotas
 
 
 Api = NamedDependency[ApiState]

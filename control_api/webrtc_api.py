@@ -5,24 +5,28 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
 import msgspec
-from litestar import Request, Router, delete, post
+from litestar import Request, Router, post
 from litestar.datastructures import State
 from litestar.exceptions import (
     NotAuthorizedException,
     NotFoundException,
     PermissionDeniedException,
     ServiceUnavailableException,
+    TooManyRequestsException,
     ValidationException,
 )
-from litestar.params import FromPath, JSONBody
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import JSONBody
 from msgspec import Meta
 
-from control_api.auth import Principal
+from control_api.auth import Principal, can_operate
 from control_api.host import OverCapacity
 from control_api.metrics import CALLS_REFUSED
+from control_api.quotas import QuotaExceeded
 from control_api.state import Api
 from media.call import CallInfo, Direction
 from media.webrtc import SdpError, answer_offer
@@ -55,16 +59,24 @@ _ERRORS = [
     PermissionDeniedException,
     NotFoundException,
     ServiceUnavailableException,
+    TooManyRequestsException,
 ]
 
 
-@post("/webrtc/offer", status_code=200, raises=_ERRORS, summary="Call an agent over WebRTC")
+@post(
+    "/webrtc/offer",
+    status_code=200,
+    guards=[can_operate],
+    raises=_ERRORS,
+    summary="Call an agent over WebRTC",
+)
 async def webrtc_offer(
     data: JSONBody[OfferRequest], request: Request[Principal, None, State], api: Api
 ) -> OfferAnswer:
     """Answer the offer and start the call; its events arrive on the `events` data channel."""
     tenant = request.user.tenant_for(data.tenant)
-    if not api.host.has_agent(tenant, data.agent):
+    agent = await api.host.find_agent(tenant, data.agent)
+    if agent is None:
         raise NotFoundException(f"no agent {data.agent!r} for tenant {tenant!r}")
     try:
         check_offer(data.sdp)
@@ -72,13 +84,16 @@ async def webrtc_offer(
         raise ValidationException(f"malformed SDP: {exc}") from exc
     call_id = uuid.uuid4().hex
     try:
-        api.host.admit(call_id)
-    except OverCapacity as exc:
+        await api.host.admit_for(tenant, call_id)
+    except (OverCapacity, QuotaExceeded) as exc:
         CALLS_REFUSED.labels(reason=exc.reason).inc()
         log.info("call refused", extra={"tenant_id": tenant, "reason": exc.reason})
-        raise ServiceUnavailableException(
-            f"call refused: {exc.reason}", headers={"Retry-After": str(exc.retry_after_s)}
-        ) from exc
+        headers = {"Retry-After": str(exc.retry_after_s)}
+        if isinstance(exc, OverCapacity):
+            raise ServiceUnavailableException(
+                f"call refused: {exc.reason}", headers=headers
+            ) from exc
+        raise TooManyRequestsException(f"call refused: {exc}", headers=headers) from exc
     info = CallInfo(
         call_id=call_id,
         tenant_id=tenant,
@@ -96,7 +111,7 @@ async def webrtc_offer(
         api.host.release(call_id)
         raise
     try:
-        api.calls.start(call, data.agent)
+        api.calls.start(call, agent.pinned)
     except BaseException:
         await call.close("not started")
         api.host.release(call_id)
@@ -104,15 +119,6 @@ async def webrtc_offer(
     return OfferAnswer(call_id=call_id, sdp=call.answer_sdp)
 
 
-@delete("/calls/{call_id:str}", status_code=204, raises=_ERRORS, summary="Hang up a call")
-async def hangup_call(
-    call_id: FromPath[str], request: Request[Principal, None, State], api: Api
-) -> None:
-    call = api.calls.get(call_id)
-    if call is None or not request.user.may_act_for(call.info.tenant_id):
-        raise NotFoundException(f"no live call {call_id!r}")
-    await api.calls.hangup(call_id)
-
-
-def calls_router(**kwargs: object) -> Router:
-    return Router(path="/v1", route_handlers=[webrtc_offer, hangup_call], **kwargs)  # type: ignore[arg-type]
+def calls_router(extra: Sequence[HTTPRouteHandler] = (), **kwargs: object) -> Router:
+    """`POST /v1/webrtc/offer`, plus `extra` handlers under `/v1`."""
+    return Router(path="/v1", route_handlers=[webrtc_offer, *extra], **kwargs)  # type: ignore[arg-type]

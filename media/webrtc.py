@@ -27,6 +27,7 @@ from aiortc import (
 )
 from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateError, OperationError
 
+from config.schema import WebRtcSettings
 from media.call import Call, CallControlError, CallInfo, CallSignal, Dtmf, RemoteHangup
 from media.clock import Clock, MonotonicClock
 from media.webrtc_audio import InboundAudio, OutboundAudio, WebRtcTransport
@@ -44,6 +45,11 @@ __all__ = ["SdpError", "WebRtcCall", "WebRtcOptions", "answer_offer"]
 log = logging.getLogger(__name__)
 
 EVENTS_CHANNEL: Final = "events"
+HANGUP_GRACE_S: Final = 2.0
+"""After `hangup()`, the events channel stays open this long at most for the call's last events
+(its outcome); the owner's `close()` usually ends it sooner."""
+FLUSH_LIMIT_S: Final = 1.0
+"""`close()` waits this long at most for queued events to leave before closing."""
 DTMF_DIGITS: Final = frozenset("0123456789*#ABCD")
 
 
@@ -63,6 +69,18 @@ class WebRtcOptions(msgspec.Struct, frozen=True, kw_only=True):
     event_backlog: int = 256
     """Events kept for the data channel until the browser opens it (oldest dropped)."""
 
+    @classmethod
+    def from_settings(cls, settings: WebRtcSettings) -> WebRtcOptions:
+        """The node's `[webrtc]` settings (no `host_addresses`: every interface but loopback)."""
+        return cls(
+            host_addresses=settings.host_addresses or None,
+            stun_urls=settings.stun_urls,
+            connect_timeout_s=settings.connect_timeout_s,
+            inbound_buffer_frames=settings.inbound_buffer_frames,
+            outbound_buffer_frames=settings.outbound_buffer_frames,
+            event_backlog=settings.event_backlog,
+        )
+
 
 class _DataChannelMessage(msgspec.Struct, frozen=True):
     type: str
@@ -78,6 +96,7 @@ class WebRtcCall(Call):
         self._options = options
         self._extra = {"call_id": info.call_id, "tenant_id": info.tenant_id}
         self._source = InboundAudio(options.inbound_buffer_frames, self._extra)
+        self._clock = clock
         self._sink = OutboundAudio(options.outbound_buffer_frames, clock)
         self.transport = WebRtcTransport(self._source, self._sink, self.close)
         self._signals: asyncio.Queue[CallSignal] = asyncio.Queue(maxsize=64)
@@ -86,6 +105,7 @@ class WebRtcCall(Call):
         self._connected = asyncio.Event()
         self._closed = asyncio.Event()
         self._closing = False
+        self._hung_up = False
         self._tasks: set[asyncio.Task[None]] = set()
         self.answer_sdp = ""
         pc.on("connectionstatechange", self._on_connection_state)
@@ -93,6 +113,18 @@ class WebRtcCall(Call):
 
     # -- Call ---------------------------------------------------------------------------
     async def hangup(self, reason: str = "normal") -> None:
+        """End the call's audio now (the inbound iterator ends, writes are discarded). The peer
+        connection stays up for the call's last events until `close()`, or `HANGUP_GRACE_S`."""
+        if self._hung_up or self._closing:
+            return
+        self._hung_up = True
+        log.info("webrtc call hung up", extra={**self._extra, "reason": reason})
+        self._sink.close()
+        self._source.end()
+        self._spawn(self._close_after_grace(reason), "webrtc-hangup")
+
+    async def _close_after_grace(self, reason: str) -> None:
+        await self._clock.sleep_until(self._clock.now() + HANGUP_GRACE_S)
         await self.close(reason)
 
     async def transfer(self, target: str) -> None:
@@ -103,6 +135,15 @@ class WebRtcCall(Call):
 
     async def next_signal(self) -> CallSignal:
         return await self._signals.get()
+
+    # -- LiveCall (control_api.calls) ------------------------------------------------------
+    @property
+    def control(self) -> Call:
+        return self
+
+    def publish(self, event: object) -> None:
+        """Send a call event (a msgspec Struct) to the browser as JSON."""
+        self.send_message(msgspec.json.encode(event).decode())
 
     # -- events to the browser ------------------------------------------------------------
     def send_message(self, text: str) -> None:
@@ -131,6 +172,7 @@ class WebRtcCall(Call):
         try:
             self._sink.close()
             self._source.end()
+            await self._flush_channel()
             current = asyncio.current_task()
             for task in list(self._tasks):
                 if task is not current:
@@ -145,6 +187,22 @@ class WebRtcCall(Call):
         finally:
             self._backlog.clear()
             self._closed.set()
+
+    async def _flush_channel(self) -> None:
+        """Wait (briefly) until the events queued on the channel have been sent."""
+        channel = self._channel
+        if channel is None or channel.readyState != "open" or channel.bufferedAmount == 0:
+            return
+        sent = asyncio.Event()
+        channel.bufferedAmountLowThreshold = 0
+        channel.on("bufferedamountlow", sent.set)
+        try:
+            async with asyncio.timeout(FLUSH_LIMIT_S):
+                await sent.wait()
+        except TimeoutError:
+            log.info("events left unsent at close", extra=self._extra)
+        finally:
+            channel.remove_listener("bufferedamountlow", sent.set)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=f"{name}:{self.info.call_id}")

@@ -13,7 +13,7 @@ import asyncio
 import fractions
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
 import av
@@ -24,8 +24,9 @@ from prometheus_client import Counter
 
 from media.clock import Clock
 from media.frames import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, SILENCE_PCM, AudioFrame
+from media.inbound import InboundFrames
 from media.resample import StreamResampler
-from media.transport import AudioSink, AudioSource, Transport
+from media.transport import AudioSink, Transport
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,8 @@ FRAMES_DROPPED = Counter(
     "WebRTC audio frames dropped because a bounded buffer was full",
     ["direction"],
 )
+FRAMES_LATE.labels(direction="out")  # exported as 0 from the start
+FRAMES_DROPPED.labels(direction="in")
 _TIME_BASE: Final = fractions.Fraction(1, SAMPLE_RATE)
 # Behind by more than this, the outbound pacer stops trying to catch up and restarts its
 # schedule from now (a burst of catch-up frames would only reach the far end's jitter buffer).
@@ -68,22 +71,13 @@ def mono_s16(frame: av.AudioFrame) -> npt.NDArray[np.int16]:
     return mixed
 
 
-class InboundAudio(AudioSource):
+class InboundAudio(InboundFrames):
     """The peer's audio as 16 kHz 20 ms frames, buffered up to `max_frames` (oldest dropped)."""
 
     def __init__(self, max_frames: int, log_extra: Mapping[str, Any] | None = None) -> None:
-        self._frames: deque[AudioFrame] = deque()
-        self._max_frames = max_frames
-        self._ready = asyncio.Event()
-        self._ended = False
-        self._pending = np.zeros(0, dtype=np.int16)
+        super().__init__(max_frames)
         self._resampler: StreamResampler | None = None
-        self._seq = 0
         self._extra = dict(log_extra or {})
-
-    @property
-    def ended(self) -> bool:
-        return self._ended
 
     async def read_from(self, track: MediaStreamTrack) -> None:
         """Pull decoded frames from `track` until it ends; then the iterator ends."""
@@ -108,33 +102,8 @@ class InboundAudio(AudioSource):
         """Add mono int16 samples at `rate` Hz; complete 20 ms frames become readable."""
         if self._resampler is None or self._resampler.in_rate != rate:
             self._resampler = StreamResampler(rate, SAMPLE_RATE)  # ValueError: unsupported rate
-        samples = self._resampler.process(samples)
-        pending = np.concatenate([self._pending, samples]) if len(self._pending) else samples
-        whole = len(pending) - len(pending) % FRAME_SAMPLES
-        for start in range(0, whole, FRAME_SAMPLES):
-            if len(self._frames) >= self._max_frames:
-                self._frames.popleft()
-                FRAMES_DROPPED.labels(direction="in").inc()
-            chunk = pending[start : start + FRAME_SAMPLES]
-            self._frames.append(AudioFrame.from_samples(chunk, self._seq))
-            self._seq += 1
-        self._pending = pending[whole:].copy()
-        if whole:
-            self._ready.set()
-
-    def end(self) -> None:
-        self._ended = True
-        self._ready.set()
-
-    async def frames(self) -> AsyncIterator[AudioFrame]:
-        while True:
-            if self._frames:
-                yield self._frames.popleft()
-                continue
-            if self._ended:
-                return
-            self._ready.clear()
-            await self._ready.wait()
+        if dropped := self.add_samples(self._resampler.process(samples)):
+            FRAMES_DROPPED.labels(direction="in").inc(dropped)
 
 
 class OutboundAudio(AudioSink):

@@ -17,6 +17,8 @@ import aioice.ice
 from aiortc import sdp
 
 SUPPORTED_CODECS = ("audio/opus", "audio/PCMU")
+LOOPBACK = ("127.0.0.1",)
+"""ICE host addresses that keep a call's media on this machine (`ice_host_addresses`)."""
 
 
 class SdpError(ValueError):

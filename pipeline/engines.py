@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from prometheus_client import Gauge
 
 from config.schema import Settings
 from pipeline.response import Synthesizer
@@ -15,6 +18,23 @@ from pipeline.tts import TtsEngine
 from pipeline.vad import Gate, SileroModel, VadModel, webrtc_gate
 
 log = logging.getLogger(__name__)
+
+QUEUE_DEPTH = Gauge(
+    "voicenode_engine_queue_depth",
+    "Jobs waiting for an inference engine (decodes for stt, syntheses for tts)",
+    ["engine"],
+)
+
+
+def export_queue_depth(name: str, engine: SttEngine | TtsEngine) -> None:
+    """Read `engine.depth` at each scrape (weakly: a closed engine reads as 0)."""
+    ref = weakref.ref(engine)
+
+    def depth() -> float:
+        live = ref()
+        return float(live.depth) if live is not None else 0.0
+
+    QUEUE_DEPTH.labels(engine=name).set_function(depth)
 
 
 @dataclass
@@ -38,6 +58,8 @@ class Engines:
             tts.warm_up()
         stt.start()
         tts.start()
+        export_queue_depth("stt", stt)
+        export_queue_depth("tts", tts)
         log.info("engines loaded", extra={"seconds": round(time.perf_counter() - started, 3)})
         return cls(settings, stt, tts, vad)
 

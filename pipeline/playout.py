@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from prometheus_client import Counter
 
 from media.clock import Clock
 from media.frames import FRAME_SAMPLES, AudioFrame
@@ -23,6 +24,10 @@ from media.transport import AudioSink
 
 log = logging.getLogger(__name__)
 FRAME_S = 0.020
+LATE_FRAMES = Counter(
+    "voicenode_playout_frames_late_total",
+    "Agent frames whose 20 ms slot had passed by more than 3 frames (the loop stalled)",
+)
 
 
 @dataclass
@@ -168,6 +173,7 @@ class Playout:
                 self._next_at = now
             elif now - self._next_at > 3 * FRAME_S:
                 self.late_frames += 1
+                LATE_FRAMES.inc()
                 self._next_at = now  # fell behind (a stalled loop): resume, do not burst
             if self._next_at > now + self._lead * FRAME_S:
                 await self._clock.sleep_until(self._next_at - self._lead * FRAME_S)

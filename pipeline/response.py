@@ -63,7 +63,9 @@ class Response:
         on_audio_start: Callable[[], None],
         on_tool: Callable[[ToolResult], None],
         run_action: Callable[[Action], Awaitable[str | None]],
+        hold: asyncio.Event | None = None,
     ) -> None:
+        self._hold = hold
         self._agent = agent
         self._history = list(history)
         self._event = event
@@ -89,6 +91,13 @@ class Response:
         if self._marks is not None:
             self._marks.mark(name, self._clock.now())
 
+    def attach_marks(self, marks: TurnMarks) -> None:
+        """A held (preemptive) reply becomes the turn's reply: what it already produced counts
+        from now (the endpoint), later stages as they happen."""
+        self._marks = marks
+        if self.text_parts:
+            self._mark("agent_first_text")
+
     def _say(self, clause: str) -> None:
         fut = asyncio.ensure_future(self._tts.synthesize(clause, self._voice))
         self._synth.append(fut)
@@ -96,8 +105,10 @@ class Response:
         self._items.put_nowait((clause, fut))
 
     async def run(self) -> None:
-        """Generate, speak and act; returns once everything has been played and done."""
-        self._playout.begin_response()
+        """Generate, speak and act; returns once everything has been played and done.
+
+        With `hold`, the agent and TTS run at once but nothing reaches playout (and no action is
+        carried out) until `hold` is set: a preemptive reply waiting for the endpoint."""
         feeder = asyncio.create_task(self._feed(), name="response-feeder")
         try:
             await self._generate()
@@ -145,6 +156,9 @@ class Response:
         return False
 
     async def _feed(self) -> None:
+        if self._hold is not None:
+            await self._hold.wait()
+        self._playout.begin_response()
         first = True
         while (item := await self._items.get()) is not None:
             if isinstance(item, tuple):

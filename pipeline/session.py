@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import enum
 import logging
 from collections.abc import Coroutine
@@ -80,6 +81,18 @@ class CallLog(logging.LoggerAdapter[logging.Logger]):
         return msg, kwargs
 
 
+@dataclasses.dataclass
+class _Preemption:
+    """A reply started when the caller paused, held until the endpoint confirms the turn."""
+
+    stream: SttStream
+    text: str
+    checkpoint: object
+    response: Response
+    task: asyncio.Task[None]
+    release: asyncio.Event
+
+
 class State(enum.StrEnum):
     LISTENING = "listening"
     USER_SPEAKING = "user_speaking"
@@ -131,6 +144,8 @@ class CallSession:
         self._last_turn_audio: np.ndarray[Any, np.dtype[np.int16]] | None = None
         self._last_endpoint = -1e9
         self._history_at_endpoint = 0
+        self._agent_at_endpoint: object = None
+        self._preemption: _Preemption | None = None
         self._no_input_count = 0
         self._no_input_task: asyncio.Task[None] | None = None
         self._dtmf: list[str] = []
@@ -231,6 +246,7 @@ class CallSession:
                         self._playout.pause()
                     if self._utterance is not None:
                         self._utterance.cancel_speculation()
+                    self._drop_preemption()
                 case TurnEnded():
                     self._on_turn_ended(ev)
                 case SpeechDiscarded():
@@ -248,6 +264,7 @@ class CallSession:
             interval_s=self._engines.settings.stt.partial_interval_ms / 1000,
             on_partial=self._on_partial,
             tasks=self._tasks,
+            on_speculated=self._on_speculated,
         )
         if self._is_continuation():
             self._continue_turn(stream)
@@ -278,6 +295,7 @@ class CallSession:
         self._playout.clear()
         self._cancel_response("")
         del self.history[self._history_at_endpoint :]  # the early turn and any reply to it
+        self._agent.restore(self._agent_at_endpoint)  # and what it did to the agent
         stream.push(self._last_turn_audio, self._clock.now(), speaking=False)
         self._last_turn_audio = None
         self._turn -= 1
@@ -290,6 +308,7 @@ class CallSession:
             self._emit(Transcript(role="user", text=text, final=False, turn=self._turn + 1))
 
     def _drop_utterance(self) -> None:
+        self._drop_preemption()
         if self._utterance is not None:
             self._utterance.close()
             self._utterance = None
@@ -338,6 +357,11 @@ class CallSession:
         self._last_turn_audio = stream.audio()
         self._last_endpoint = ev.decided_at
         self._history_at_endpoint = len(self.history)
+        held = self._preemption
+        if held is not None and held.stream is stream:
+            self._agent_at_endpoint = held.checkpoint  # from before the held reply
+        else:
+            self._agent_at_endpoint = self._agent.checkpoint()
         self._cancel_response(self._playout.clear())
         self._set_state(State.THINKING)
         self._spawn(self._finish_turn(stream, marks), "final-transcript")
@@ -354,17 +378,76 @@ class CallSession:
             return
         self._no_input_count = 0
         self._emit(Transcript(role="user", text=text, final=True, turn=marks.turn))
+        held = self._preemption
+        if held is not None and held.stream is stream and held.text == text:
+            self._preemption = None
+            self.history.append(Message(role="user", text=text))
+            self._commit(held, marks)
+            return
+        self._drop_preemption()
         self.history.append(Message(role="user", text=text))
         self._start_response(UserSaid(text), marks)
+
+    # ---- preemptive replies ----------------------------------------------------------
+
+    def _on_speculated(self, stream: SttStream, text: str) -> None:
+        """The caller paused and the pause's transcript is in: start the reply, held."""
+        if (
+            not self._spec.turn.preemptive
+            or not self._agent.may_speculate
+            or stream is not self._utterance
+            or self._candidate
+            or self.state != State.USER_SPEAKING
+            or self._dtmf
+            or not text.strip()
+        ):
+            return
+        self._drop_preemption()
+        checkpoint = self._agent.checkpoint()
+        release = asyncio.Event()
+        history = [*self.history, Message(role="user", text=text)]
+        response = self._new_response(UserSaid(text), history, None, hold=release)
+        task = self._spawn(self._respond(response), "preemptive-response")
+        self._preemption = _Preemption(stream, text, checkpoint, response, task, release)
+
+    def _drop_preemption(self) -> None:
+        """The caller went on (or something else came first): forget the held reply."""
+        held, self._preemption = self._preemption, None
+        if held is None:
+            return
+        held.task.cancel()
+        self._agent.restore(held.checkpoint)
+
+    def _commit(self, held: _Preemption, marks: TurnMarks) -> None:
+        """The turn ended as the held reply assumed: let it play now."""
+        self._cancel_response(self._playout.clear())
+        self._marks = marks
+        held.response.attach_marks(marks)
+        self._response = held.response
+        self._response_task = held.task
+        held.release.set()
 
     # ---- responses -------------------------------------------------------------------
 
     def _start_response(self, event: AgentInput, marks: TurnMarks | None) -> None:
+        self._drop_preemption()
         self._cancel_response(self._playout.clear())
         self._marks = marks
-        response = Response(
+        response = self._new_response(event, self.history, marks)
+        self._response = response
+        self._response_task = self._spawn(self._respond(response), "response")
+
+    def _new_response(
+        self,
+        event: AgentInput,
+        history: list[Message],
+        marks: TurnMarks | None,
+        *,
+        hold: asyncio.Event | None = None,
+    ) -> Response:
+        return Response(
             agent=self._agent,
-            history=self.history,
+            history=history,
             event=event,
             tts=self._engines.tts,
             voice=self._spec.voice,
@@ -374,9 +457,8 @@ class CallSession:
             on_audio_start=lambda: self._set_state(State.AGENT_SPEAKING),
             on_tool=self._on_tool,
             run_action=self._run_action,
+            hold=hold,
         )
-        self._response = response
-        self._response_task = self._spawn(self._respond(response), "response")
 
     async def _respond(self, response: Response) -> None:
         await response.run()

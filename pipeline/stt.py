@@ -24,12 +24,19 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
+from prometheus_client import Counter
 
 from config.schema import SttSettings
 from media.frames import SAMPLE_RATE
 from pipeline.handoff import deliver
+from pipeline.whisper_short import ShortWindowDecoder
 
 log = logging.getLogger(__name__)
+
+PARTIALS_SKIPPED = Counter(
+    "voicenode_stt_partials_skipped_total",
+    "Partial decodes dropped because the STT queue was full (finals are never dropped)",
+)
 
 
 class SttError(RuntimeError):
@@ -83,12 +90,23 @@ class SttEngine:
             )
         except (ValueError, RuntimeError, OSError) as exc:
             raise SttError(f"stt.model: cannot load {path}: {exc}") from exc
+        self._short = ShortWindowDecoder(
+            self._model,
+            context_s=settings.context_s,
+            beam_size=settings.beam_size,
+            language=settings.language,
+        )
+        self.short_decodes = 0
         self._queue: queue.PriorityQueue[_Job] = queue.PriorityQueue()
         self._seq = itertools.count()
         self._thread: threading.Thread | None = None
         self.decodes = 0
         self.skipped_partials = 0
         self.busy_s = 0.0
+
+    def _short_window_s(self) -> float:
+        """The longest audio the short window takes (longer goes through the 30 s path)."""
+        return self._short.max_samples() / SAMPLE_RATE
 
     @property
     def depth(self) -> int:
@@ -115,6 +133,7 @@ class SttEngine:
         """Decode 16 kHz audio. A partial returns None when the queue is too full to wait."""
         if not final and self._queue.qsize() >= self._settings.queue_size:
             self.skipped_partials += 1
+            PARTIALS_SKIPPED.inc()
             return None
         if self._thread is None:
             raise SttError("the STT engine is not running")
@@ -132,6 +151,10 @@ class SttEngine:
         return await fut
 
     def _decode(self, audio: npt.NDArray[np.float32], prefix: str) -> str:
+        text = self._short.decode(audio, prefix)
+        if text is not None:
+            self.short_decodes += 1
+            return text
         s = self._settings
         segments, _ = self._model.transcribe(
             audio,
@@ -193,7 +216,9 @@ class SttStream:
         interval_s: float,
         on_partial: Callable[[str], None],
         tasks: set[asyncio.Task[Any]],
+        on_speculated: Callable[[SttStream, str], None] | None = None,
     ) -> None:
+        self._on_speculated = on_speculated
         self._engine = engine
         self._interval = interval_s
         self._on_partial = on_partial
@@ -256,6 +281,8 @@ class SttStream:
         if text:
             self.partial = text
             self._on_partial(text)  # the best transcript so far: it may shorten the turn window
+            if self._on_speculated is not None:
+                self._on_speculated(self, text)  # what `final()` returns unless speech resumes
         return text
 
     def cancel_speculation(self) -> None:

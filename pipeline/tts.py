@@ -128,8 +128,16 @@ class TtsEngine:
         return audio
 
     def synthesize_blocking(
-        self, text: str, voice: str = "", *, length_scale: float | None = None
+        self,
+        text: str,
+        voice: str = "",
+        *,
+        length_scale: float | None = None,
+        deterministic: bool = False,
     ) -> Samples:
+        """Piper samples its phoneme durations and voice from noise, so the same text sounds a
+        little different each time; `deterministic` turns the noise off (same text, same audio),
+        for test callers and benchmarks that must be repeatable."""
         from piper import SynthesisConfig
 
         v = self.voice(voice or self.default_voice)
@@ -137,6 +145,9 @@ class TtsEngine:
             speaker_id=self._settings.speaker_id,
             length_scale=length_scale or self._settings.length_scale,
         )
+        if deterministic:
+            cfg.noise_scale = 0.0
+            cfg.noise_w_scale = 0.0
         chunks = [c.audio_int16_array for c in v.synthesize(text, syn_config=cfg)]
         if not chunks:
             return np.zeros(0, dtype=np.int16)

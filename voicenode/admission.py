@@ -8,9 +8,12 @@ degrading the calls it has. `Admission` is the counter behind that decision; the
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 
-from control_api.host import OverCapacity
+from control_api.calls import LiveCalls
+from control_api.host import Dialer, OverCapacity
+from control_api.quotas import Quotas
 
 __all__ = ["Admission", "OverCapacity"]
 
@@ -79,6 +82,16 @@ class AdmittingHost:
     """The admission half of a `CallHost`, delegated to `self.admission`."""
 
     admission: Admission
+    quotas: Quotas
+
+    @functools.cached_property
+    def calls(self) -> LiveCalls:
+        return LiveCalls(self)  # type: ignore[arg-type]  # the subclass completes CallHost
+
+    @functools.cached_property
+    def dialers(self) -> dict[str, Dialer]:
+        """Outbound call paths by name ("sip", "asterisk"); listeners register theirs."""
+        return {}
 
     @property
     def draining(self) -> bool:
@@ -89,6 +102,17 @@ class AdmittingHost:
 
     def release(self, call_id: str) -> None:
         self.admission.release(call_id)
+        self.quotas.release(call_id)
+
+    async def admit_for(self, tenant_id: str, call_id: str) -> None:
+        """Admit the call and take its tenant's quota slot, or hold neither: `OverCapacity`
+        (node full, draining, loading) or `QuotaExceeded` (the tenant's limits)."""
+        self.admit(call_id)
+        try:
+            await self.quotas.take(tenant_id, call_id)
+        except BaseException:
+            self.release(call_id)
+            raise
 
     def active_calls(self) -> int:
         return self.admission.active

@@ -55,6 +55,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="start each next caller line this long after the agent starts speaking",
     )
+    call = sub.add_parser(
+        "call", parents=[common], help="ask a running node to place an outbound call"
+    )
+    call.add_argument("target", help="sip:NUMBER@HOST, or a number dialled through the trunk")
+    call.add_argument("--agent", default=None, help="agent name (default: agents.default)")
+    call.add_argument("--via", choices=["sip", "asterisk"], default="sip")
+    call.add_argument("--tenant", default=None, help="tenant to act for (default: demo)")
+    call.add_argument("--url", default=None, help="the node's API (default: from http.*)")
     return p
 
 
@@ -76,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         from voicenode.simulate_cli import run_simulate
 
         return run_simulate(settings, args)
+    if args.command == "call":
+        from voicenode.call_cli import run_call
+
+        return run_call(settings, args)
     if args.command == "serve":
         from voicenode.node import run_node
 

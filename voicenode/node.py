@@ -1,8 +1,9 @@
-"""The node: engines, agents and admission behind the control API's `CallHost` seam.
+"""The node: engines, the store (tenants, agents, numbers), tenant quotas and admission behind
+the control API's `CallHost` seam.
 
 Models load in the background after start (readiness flips when they are in); until then and
 while draining, new calls are refused. Each admitted call gets a fresh agent and a
-`CallSession` on the real clock.
+`CallSession` on the real clock, running the agent version pinned when the call started.
 """
 
 from __future__ import annotations
@@ -16,11 +17,15 @@ from contextlib import asynccontextmanager
 import httpx
 
 from agents.base import AgentContext
-from agents.catalog import load_specs
 from agents.factory import build_agent
-from agents.spec import AgentSpec
-from config import Settings
-from control_api.host import OverCapacity
+from config import ConfigError, Settings
+from control_api.analytics import Analytics, open_analytics
+from control_api.host import AgentRef, NumberRoute, OverCapacity, split_pinned
+from control_api.quotas import Quotas
+from control_api.store import Store
+from control_api.store.directory import Directory
+from control_api.store.seed import node_store
+from control_api.store.tenants import quota_lookup
 from media.call import Call, CallInfo
 from media.clock import MonotonicClock
 from media.transport import Transport
@@ -28,29 +33,49 @@ from pipeline.engines import Engines
 from pipeline.events import EventCallback
 from pipeline.session import CallSession
 from voicenode.admission import Admission, AdmittingHost
+from voicenode.listeners import open_listeners
 
 log = logging.getLogger(__name__)
-
-DEMO_TENANT = "demo"
 
 
 class Node(AdmittingHost):
     """The real `CallHost`."""
 
-    def __init__(self, settings: Settings, specs: dict[str, AgentSpec], http: httpx.AsyncClient):
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        http: httpx.AsyncClient,
+        *,
+        quotas: Quotas | None = None,
+    ) -> None:
         self.settings = settings
-        self.specs = specs
+        self.store = store
+        self.quotas = quotas or Quotas(quota_lookup(store))
+        self.directory = Directory(store)
+        self._agent_names: set[tuple[str, str]] = set()
         self.admission = Admission(settings.node.max_calls)
         self._http = http
         self.engines: Engines | None = None
-        self._loading: asyncio.Task[Engines] | None = None
+        self._loading: asyncio.Future[Engines] | None = None
         self.load_error: BaseException | None = None
+        self._running: dict[str, AgentRef] = {}
+        self.analytics: Analytics | None = None
+        self.listeners: list[object] = []
+        """The telephony listeners serving (the SIP user agent, the AudioSocket server)."""
 
-    async def start(self) -> None:
+    async def start(self, engines: Engines | None = None) -> None:
+        """Load the models in the background, or take `engines` already loaded (tests share
+        one set across nodes)."""
+        if engines is not None:
+            self._loading = asyncio.get_running_loop().create_future()
+            self._loading.set_result(engines)
+            self.engines = engines
+            return
         self._loading = asyncio.create_task(Engines.load(self.settings), name="engines-load")
         self._loading.add_done_callback(self._loaded)
 
-    def _loaded(self, task: asyncio.Task[Engines]) -> None:
+    def _loaded(self, task: asyncio.Future[Engines]) -> None:
         if task.cancelled():
             return
         if (exc := task.exception()) is not None:
@@ -68,7 +93,7 @@ class Node(AdmittingHost):
         if self._loading is not None and not self._loading.done():
             self._loading.cancel()
             await asyncio.gather(self._loading, return_exceptions=True)
-        if self.engines is not None:
+        if self.engines is not None and isinstance(self._loading, asyncio.Task):
             await asyncio.to_thread(self.engines.close)
 
     # ---- CallHost ----
@@ -77,8 +102,25 @@ class Node(AdmittingHost):
     def ready(self) -> bool:
         return self.engines is not None
 
+    async def find_agent(
+        self, tenant_id: str, name: str, version: int | None = None
+    ) -> AgentRef | None:
+        ref = await self.directory.find_agent(tenant_id, name, version)
+        if ref is not None:
+            self._agent_names.add((tenant_id, name))
+        return ref
+
+    async def find_number(self, number: str) -> NumberRoute | None:
+        return await self.directory.find_number(number)
+
     def has_agent(self, tenant_id: str, agent: str) -> bool:
-        return tenant_id == DEMO_TENANT and agent in self.specs
+        """Deprecated (sync, from what the node has seen: the agents at start and since looked
+        up): use `await find_agent(...)` or `await find_number(...)`."""
+        return (tenant_id, agent) in self._agent_names
+
+    async def load_agent_names(self) -> None:
+        """Fill the `has_agent` snapshot with every live agent of every tenant."""
+        self._agent_names |= await self.directory.agent_names()
 
     def admit(self, call_id: str) -> None:
         if self.engines is None:
@@ -94,7 +136,11 @@ class Node(AdmittingHost):
         on_event: EventCallback,
     ) -> None:
         engines = await self.wait_ready()
-        spec = self.specs[agent]
+        name, version = split_pinned(agent)
+        ref = await self.find_agent(info.tenant_id, name, version)
+        if ref is None:
+            raise LookupError(f"no agent {agent!r} for tenant {info.tenant_id!r}")
+        spec = ref.spec
         ctx = AgentContext(
             call_id=info.call_id, tenant_id=info.tenant_id, http=self._http, env=os.environ
         )
@@ -108,17 +154,37 @@ class Node(AdmittingHost):
             clock=MonotonicClock(),
             on_event=on_event,
         )
-        await session.run()
+        self._running[info.call_id] = ref
+        try:
+            await session.run()
+        finally:
+            self._running.pop(info.call_id, None)
+
+    def agent_of(self, info: CallInfo) -> AgentRef | None:
+        """The agent version a live call runs (analytics records it)."""
+        return self._running.get(info.call_id)
 
 
 @asynccontextmanager
-async def open_node(settings: Settings) -> AsyncIterator[Node]:
-    specs = load_specs(settings.agents.dir or None)
-    async with httpx.AsyncClient(timeout=10.0, follow_redirects=False) as http:
-        node = Node(settings, specs, http)
-        await node.start()
+async def open_node(settings: Settings, engines: Engines | None = None) -> AsyncIterator[Node]:
+    """The node with its listeners; `engines` already loaded are shared, not closed."""
+    async with (
+        node_store(settings) as store,
+        httpx.AsyncClient(timeout=10.0, follow_redirects=False) as http,
+    ):
+        node = Node(settings, store, http)
+        await node.load_agent_names()
+        await node.start(engines)
         try:
-            yield node
+            async with open_analytics(
+                settings, store, node.calls, MonotonicClock(), agents=node.agent_of, http=http
+            ) as analytics:
+                node.analytics = analytics
+                # Listeners stop (and LiveCalls shut down) before analytics records the end.
+                async with open_listeners(settings, node) as listeners:
+                    node.listeners = listeners
+                    yield node
+                await node.calls.shutdown()
         finally:
             await node.close()
 
@@ -128,6 +194,9 @@ def run_node(settings: Settings) -> int:
 
     try:
         return main_serve(settings, open_node)
+    except ConfigError as exc:  # a setting only checkable at start (a TLS file, say)
+        print(f"voicenode: configuration error: {exc}")
+        return 2
     except OSError as exc:
         print(f"voicenode: cannot serve on {settings.http.host}:{settings.http.port}: {exc}")
         return 1

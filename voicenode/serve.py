@@ -131,7 +131,8 @@ async def serve(
     webrtc: WebRtcOptions | None = None,
     out: TextIO | None = None,
 ) -> int:
-    """Serve until drained (exit code 0) or stopped by a second signal (1).
+    """Serve until drained (exit code 0) or stopped by a second signal (1). WebRTC calls are
+    answered with `webrtc`, by default the settings' `[webrtc]` section.
 
     Raises OSError when the HTTP address cannot be bound."""
     out = out or sys.stdout
@@ -169,7 +170,9 @@ async def serve(
 def main_serve(
     settings: Settings, host_factory: HostFactory, *, webrtc: WebRtcOptions | None = None
 ) -> int:
-    """The process entry for `voicenode serve`: uvloop, the host's lifetime, then `serve`."""
+    """The process entry for `voicenode serve`: uvloop, the host's lifetime, then `serve`.
+
+    WebRTC calls are answered with `webrtc`, by default the settings' `[webrtc]` section."""
 
     async def run() -> int:
         async with host_factory(settings) as host:

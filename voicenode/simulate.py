@@ -45,8 +45,9 @@ LINE_TIMEOUT_S = 45.0
 
 
 def caller_voice(tts: TtsEngine, text: str) -> npt.NDArray[np.int16]:
-    """`text` spoken in a voice that is not the agent's: pitched up, same tempo."""
-    audio = tts.synthesize_blocking(text, length_scale=CALLER_PITCH)
+    """`text` spoken in a voice that is not the agent's: pitched up, same tempo; the same
+    audio every time (Piper's noise off), so scripted calls and benchmarks are repeatable."""
+    audio = tts.synthesize_blocking(text, length_scale=CALLER_PITCH, deterministic=True)
     shifted = soxr.resample(audio, int(SAMPLE_RATE * CALLER_PITCH), SAMPLE_RATE)
     return np.asarray(shifted, dtype=np.int16)
 

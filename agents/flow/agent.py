@@ -64,6 +64,16 @@ class _Resume:
 _Step = Action | _Resume
 
 
+@dataclasses.dataclass(frozen=True)
+class _Checkpoint:
+    node: str
+    queue: tuple[_Step, ...]
+    waiting: str | None
+    ended: bool
+    misses: int
+    slots: tuple[tuple[str, str], ...]
+
+
 class FlowAgent(Agent):
     """One call's flow agent. `today` resolves "today"/"tomorrow" for day slots."""
 
@@ -108,6 +118,30 @@ class FlowAgent(Agent):
     @property
     def ended(self) -> bool:
         return self._ended
+
+    @property
+    def may_speculate(self) -> bool:
+        return not self._flow.webhooks  # webhook calls are effects a discarded reply can't undo
+
+    def checkpoint(self) -> object:
+        return _Checkpoint(
+            node=self._node,
+            queue=tuple(self._queue),
+            waiting=self._waiting,
+            ended=self._ended,
+            misses=self._misses,
+            slots=tuple(self._slots.items()),
+        )
+
+    def restore(self, checkpoint: object) -> None:
+        if not isinstance(checkpoint, _Checkpoint):
+            raise TypeError(f"not a flow checkpoint: {checkpoint!r}")
+        self._node = checkpoint.node
+        self._queue = list(checkpoint.queue)
+        self._waiting = checkpoint.waiting
+        self._ended = checkpoint.ended
+        self._misses = checkpoint.misses
+        self._slots = dict(checkpoint.slots)
 
     async def respond(
         self, history: Sequence[Message], event: AgentInput

@@ -88,6 +88,8 @@
     const Ctx = window.AudioContext || window.webkitAudioContext;
     if (!Ctx) return null;
     const audio = new Ctx();
+    // created after an await: some browsers (Firefox) start it suspended until resumed
+    if (audio.state === "suspended") audio.resume().catch(() => {});
     const analyser = audio.createAnalyser();
     analyser.fftSize = 512;
     audio.createMediaStreamSource(stream).connect(analyser);

@@ -69,3 +69,50 @@ def test_bad_files(tmp_path: Path) -> None:
     bad_type.write_text("[node]\nmax_calls = 0\n")
     with pytest.raises(ConfigError, match=r"node\.max_calls = 0.*>= 1"):
         load_settings(bad_type, env={})
+
+
+def test_list_and_nested_settings_from_the_environment() -> None:
+    s = load_settings(
+        env={
+            "VOICENODE_SIP__CODECS": "PCMA, PCMU",
+            "VOICENODE_SIP__TRUSTED_PROXIES": '["10.0.0.1", "10.0.0.2"]',
+            "VOICENODE_SIP__TRUNK__URI": "sip:trunk.example.com",
+            "VOICENODE_WEBRTC__HOST_ADDRESSES": "",
+        }
+    )
+    assert s.sip.codecs == ["PCMA", "PCMU"]
+    assert s.sip.trusted_proxies == ["10.0.0.1", "10.0.0.2"]
+    assert s.sip.trunk.uri == "sip:trunk.example.com"
+    assert s.webrtc.host_addresses == ()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("PCMU, OPUS", "expected one of ['PCMU', 'PCMA', 'G722']"), ('["PCMU",', "invalid list")],
+)
+def test_a_bad_list_variable_names_the_variable(value: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(env={"VOICENODE_SIP__CODECS": value})
+    assert "VOICENODE_SIP__CODECS" in str(err.value) and expected in str(err.value)
+
+
+def test_errors_never_show_secrets(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        '[sip]\ntransports = ["udp", "carrier-pigeon"]\n'
+        '[sip.trunk]\nuri = "sip:trunk.example.com"\npassword = "hunter2-trunk"\n'
+    )
+    with pytest.raises(ConfigError) as err:
+        load_settings(bad, env={})
+    assert "transports" in str(err.value)
+    assert "hunter2" not in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        load_settings(
+            env={"VOICENODE_SIP__TRUNK__PASSWORD": "hunter2-env", "VOICENODE_SIP__PORT": "x"}
+        )
+    assert "hunter2" not in str(err.value)
+    wrong_type = tmp_path / "wrong.toml"
+    wrong_type.write_text("[sip.trunk]\npassword = 20240817\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(wrong_type, env={})
+    assert "sip.trunk.password = '***'" in str(err.value) and "20240817" not in str(err.value)

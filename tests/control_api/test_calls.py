@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import aioice.ice
 import numpy as np
 import numpy.typing as npt
+import pytest
 
+from media.webrtc import WebRtcOptions
 from tests.control_api.fakes import AGENT_TEXT, USER_TEXT, VOICE_TO_VOICE_MS, FakeHost
 from tests.control_api.harness import Node, auth, serve_node
-from tests.media.webrtc_peer import TestPeer
+from tests.media.webrtc_peer import LOOPBACK, TestPeer
 
 Samples = npt.NDArray[np.int16]
 
@@ -186,3 +189,51 @@ async def test_draining_refuses_new_calls(node: Node, utterance: Samples) -> Non
     assert "draining" in resp.json()["detail"]
     ready = await node.http.get("/readyz")
     assert ready.status_code == 503 and ready.json()["status"] == "draining"
+
+
+async def test_a_caller_that_never_connects_is_closed_and_released(utterance: Samples) -> None:
+    options = WebRtcOptions(host_addresses=LOOPBACK, connect_timeout_s=0.5)
+    async with serve_node(FakeHost(), webrtc=options) as node:
+        peer = TestPeer(utterance)
+        try:
+            offer = await peer.offer()
+            resp = await node.http.post(
+                "/v1/webrtc/offer", json={"agent": "receptionist", **offer}, headers=auth()
+            )
+            assert resp.status_code == 200
+            call_id = resp.json()["call_id"]  # the caller never applies the answer
+            assert await asyncio.wait_for(node.host.finished.get(), 10) == call_id
+            async with asyncio.timeout(10):
+                await node.host.wait_idle()
+        finally:
+            await peer.close()
+        assert (await node.http.delete(f"/v1/calls/{call_id}", headers=auth())).status_code == 404
+
+
+def vanish(peer: TestPeer) -> None:
+    """The caller's machine drops off the network: its ICE sockets close without a word."""
+    for transceiver in peer.pc.getTransceivers():
+        connection = transceiver.sender.transport.transport._connection
+        for protocol in connection._protocols:
+            protocol.transport.close()
+
+
+async def test_ice_failure_ends_the_call(
+    node: Node, utterance: Samples, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ICE consent (RFC 7675) checked every ~0.1 s instead of 5 s, expiring after 2 misses
+    monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", 0.1)
+    monkeypatch.setattr(aioice.ice, "CONSENT_FAILURES", 2)
+    peer = TestPeer(utterance)
+    try:
+        call_id = await place_call(node, peer)
+        await peer.wait_state("connected")
+        await peer.wait_message(is_type("state"))
+        vanish(peer)
+        assert await asyncio.wait_for(node.host.finished.get(), 15) == call_id
+        async with asyncio.timeout(10):
+            await node.host.wait_idle()
+    finally:
+        await peer.close()
+    metrics = (await node.http.get("/metrics")).text
+    assert 'voicenode_calls_total{outcome="hangup",transport="webrtc"}' in metrics

@@ -15,10 +15,13 @@ from tests.control_api.harness import ADMIN_KEY, serve_node
 
 CHROMIUM = "/usr/bin/chromium"
 
-pytestmark = pytest.mark.skipif(
-    not os.access(CHROMIUM, os.X_OK),
-    reason=f"{CHROMIUM} is missing: `make system-packages` installs Debian's chromium",
-)
+
+@pytest.fixture(autouse=True)
+def _chromium_installed() -> None:
+    """Chromium is a test dependency (`make test` installs it): missing, the tests fail."""
+    assert os.access(CHROMIUM, os.X_OK), (
+        f"{CHROMIUM} is missing: `make system-packages` installs Debian's chromium"
+    )
 
 
 def chromium_args(fake_audio: Path) -> list[str]:

@@ -112,7 +112,7 @@ async def test_slow_first_token_and_server_error_speak_the_fallback_line(
         spec = llm_spec(double, first_token_timeout_s=1.0)
         ctx = AgentContext(call_id="llm-2", tenant_id="demo", http=http)
         agent = LlmAgent(spec, ctx)
-        lines = [say("Do you take new patients?"), say("Hello, are you there?")]
+        lines = [say("Do you take new patients?"), say("Are you still there?")]
         result = await simulate(engines, spec, lines, agent=agent)
         never.set()
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from config import ConfigError, load_settings
 from media.call import CallControlError, CallInfo, Direction, Dtmf, RemoteHangup
+from media.clock import VirtualClock
 from media.frames import AudioFrame
-from media.webrtc import SdpError, WebRtcCall, WebRtcOptions, answer_offer
+from media.webrtc import HANGUP_GRACE_S, SdpError, WebRtcCall, WebRtcOptions, answer_offer
 from media.webrtc_sdp import check_offer, ice_host_addresses, is_loopback, keep_candidates
 from tests.media.webrtc_peer import LOOPBACK, TestPeer
 
@@ -62,12 +65,45 @@ async def test_audio_both_ways_and_hangup_closes_everything(peer: TestPeer) -> N
             await call.transfer("sip:elsewhere")
     finally:
         await call.hangup()
-    assert call.closed
-    await peer.wait_state("closed", "failed", limit_s=10)
-    # the inbound iterator has ended; writes after close return at once
+    # the audio ends at once: the inbound iterator has ended, writes return at once
     assert [f async for f in call.transport.source.frames()] == []
     await asyncio.wait_for(call.transport.sink.write(AudioFrame.silence()), 1)
+    await call.transport.close()  # the owner closes: everything
+    assert call.closed
+    await peer.wait_state("closed", "failed", limit_s=10)
     await call.transport.close()  # idempotent
+
+
+async def test_events_sent_after_hangup_reach_the_peer_before_close(peer: TestPeer) -> None:
+    call = await connect(peer)
+    await asyncio.wait_for(peer.channel_open.wait(), 10)
+    await call.hangup("completed")
+    assert not call.closed
+    for k in range(20):  # the call's last events (its outcome), published after the hangup
+        call.send_message(f'{{"type": "last", "k": {k}, "pad": "{"x" * 500}"}}')
+    await call.close("completed")
+    assert call.closed
+    await peer.wait_message(lambda m: m.get("k") == 19, limit_s=5)
+    assert [m["k"] for m in peer.messages if m.get("type") == "last"] == list(range(20))
+    await peer.wait_state("closed", "failed", limit_s=10)
+
+
+async def test_a_hung_up_call_closes_after_the_grace_period(peer: TestPeer) -> None:
+    clock = VirtualClock()
+    offer = await peer.offer()
+    call = await answer_offer(offer["sdp"], INFO, OPTIONS, clock)
+    try:
+        await peer.accept(call.answer_sdp)
+        await peer.wait_state("connected")
+        await call.hangup()
+        await call.hangup()  # idempotent
+        await clock.advance(HANGUP_GRACE_S - 0.1)
+        assert not call.closed
+        await clock.advance(0.2)
+        await asyncio.wait_for(call.wait_closed(), 5)
+        await peer.wait_state("closed", "failed", limit_s=10)
+    finally:
+        await call.close()
 
 
 async def test_peer_closing_ends_inbound_and_signals_remote_hangup(peer: TestPeer) -> None:
@@ -185,3 +221,43 @@ def test_ice_host_addresses_is_scoped() -> None:
     with ice_host_addresses(("127.0.0.1",)):
         assert aioice.ice.get_host_addresses(True, True) == ["127.0.0.1"]
     assert "127.0.0.1" not in aioice.ice.get_host_addresses(True, False)
+
+
+def test_options_from_the_webrtc_settings(tmp_path: Path) -> None:
+    default = WebRtcOptions.from_settings(load_settings(env={}).webrtc)
+    assert default == WebRtcOptions()  # no host addresses: every interface but loopback
+    config = tmp_path / "node.toml"
+    config.write_text(
+        "[webrtc]\n"
+        'host_addresses = ["127.0.0.1", "::1"]\n'
+        'stun_urls = ["stun:stun.example.org:3478"]\n'
+        "connect_timeout_s = 5\n"
+        "inbound_buffer_frames = 10\n"
+        "outbound_buffer_frames = 12\n"
+        "event_backlog = 7\n"
+    )
+    options = WebRtcOptions.from_settings(load_settings(config, env={}).webrtc)
+    assert options == WebRtcOptions(
+        host_addresses=("127.0.0.1", "::1"),
+        stun_urls=("stun:stun.example.org:3478",),
+        connect_timeout_s=5.0,
+        inbound_buffer_frames=10,
+        outbound_buffer_frames=12,
+        event_backlog=7,
+    )
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        ('host_addresses = ["localhost"]', "'localhost' is not an IP address"),
+        ('stun_urls = ["http://x"]', "webrtc.stun_urls[0]"),
+        ("connect_timeout_s = 0", "webrtc.connect_timeout_s"),
+    ],
+)
+def test_bad_webrtc_settings_name_the_key(tmp_path: Path, toml: str, expected: str) -> None:
+    config = tmp_path / "node.toml"
+    config.write_text(f"[webrtc]\n{toml}\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(config, env={})
+    assert expected in str(err.value)

@@ -26,9 +26,9 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from media.frames import FRAME_SAMPLES, SAMPLE_RATE
 from media.resample import resample
-from media.webrtc_sdp import ice_host_addresses, is_loopback, keep_candidates
+from media.webrtc_sdp import LOOPBACK, ice_host_addresses, is_loopback, keep_candidates
 
-LOOPBACK = ("127.0.0.1",)
+__all__ = ["LOOPBACK", "TestPeer", "UtteranceTrack", "read_wav_16k", "speech_wav"]
 
 
 def speech_wav(path: Path, text: str) -> Path:
@@ -48,17 +48,28 @@ def read_wav_16k(path: Path) -> npt.NDArray[np.int16]:
 
 
 class UtteranceTrack(MediaStreamTrack):
-    """A microphone: `samples` (16 kHz) paced at 20 ms a frame, then silence."""
+    """A microphone: `samples` (16 kHz) paced at 20 ms a frame, then silence until `say()`
+    queues more. `finished` is set while it is sending silence."""
 
     kind = "audio"
 
     def __init__(self, samples: npt.NDArray[np.int16]) -> None:
         super().__init__()
-        pad = (-len(samples)) % FRAME_SAMPLES
-        self._samples = np.concatenate([samples, np.zeros(pad, dtype=np.int16)])
+        self._samples = np.zeros(0, dtype=np.int16)
+        self._pos = 0
         self._sent = 0
         self._start: float | None = None
         self.finished = asyncio.Event()
+        self.say(samples)
+
+    def say(self, samples: npt.NDArray[np.int16]) -> None:
+        """Speak `samples` after what is still queued."""
+        pad = (-len(samples)) % FRAME_SAMPLES
+        rest = self._samples[self._pos :]
+        self._samples = np.concatenate([rest, samples, np.zeros(pad, dtype=np.int16)])
+        self._pos = 0
+        if len(self._samples):
+            self.finished.clear()
 
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
@@ -66,14 +77,15 @@ class UtteranceTrack(MediaStreamTrack):
         if self._start is None:
             self._start = time.monotonic()
         await asyncio.sleep(max(0.0, self._start + self._sent * 0.02 - time.monotonic()))
-        begin = self._sent * FRAME_SAMPLES
-        chunk = self._samples[begin : begin + FRAME_SAMPLES]
+        chunk = self._samples[self._pos : self._pos + FRAME_SAMPLES]
         if len(chunk) < FRAME_SAMPLES:
             self.finished.set()
             chunk = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        else:
+            self._pos += FRAME_SAMPLES
         frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = SAMPLE_RATE
-        frame.pts = begin
+        frame.pts = self._sent * FRAME_SAMPLES
         frame.time_base = fractions.Fraction(1, SAMPLE_RATE)
         self._sent += 1
         return frame

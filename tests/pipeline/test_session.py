@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import msgspec
 import pytest
 
+from agents.base import Agent, AgentContext, CallStarted, SendDtmf, TextChunk
+from agents.catalog import embedded_specs
 from agents.fake import ScriptedAgent
+from agents.flow.agent import FlowAgent
 from agents.spec import AgentSpec
 from media.call import CallInfo, Direction
 from media.clock import VirtualClock
@@ -29,7 +33,7 @@ def make_spec(**turn: object) -> AgentSpec:
 
 
 class Harness:
-    def __init__(self, lines: list[str], agent: ScriptedAgent, **turn: object) -> None:
+    def __init__(self, lines: list[str], agent: Agent, **turn: object) -> None:
         self.clock = VirtualClock()
         self.engines = fake_engines(lines)
         self.transport = VirtualTransport(self.clock)
@@ -265,6 +269,33 @@ async def test_speech_resuming_right_after_an_early_endpoint_continues_the_turn(
     await h.finish()
 
 
+async def test_a_continued_turn_undoes_what_the_early_turn_did_to_a_flow_agent() -> None:
+    """ "Goodbye." ends the receptionist flow, but the caller goes on ("... actually, I'd like to
+    book a cleaning"): the early turn is taken back, the flow agent's state with it, so the whole
+    line is answered from where the conversation was (not by a flow stuck in `ended`)."""
+    async with httpx.AsyncClient() as http:
+        agent = FlowAgent(
+            embedded_specs()["receptionist"],
+            AgentContext(call_id="c1", tenant_id="t1", http=http),
+        )
+        h = Harness(["Goodbye.", "Goodbye, actually I'd like to book a cleaning."], agent)
+        s = await h.start()
+        await h.until(State.LISTENING)
+        await h.say(0, 0.6)  # "Goodbye." ...
+        await h.silence(0.5)  # the endpoint: the flow says goodbye and ends
+        assert agent.ended and agent.node == "goodbye"
+        await h.say(1, 1.2)  # ... "actually I'd like to book a cleaning.": the same turn
+        await h.until(State.AGENT_SPEAKING)
+        await h.until(State.LISTENING)
+        assert not agent.ended and agent.waiting_for == "name"
+        assert [m.text for m in s.history if m.role == "user"] == [
+            "Goodbye, actually I'd like to book a cleaning."
+        ]
+        assert s.history[-1].text.startswith("Sure, I can help you book a cleaning.")
+        ended = await h.finish()
+    assert ended.reason == "hangup"
+
+
 async def test_speech_long_after_the_reply_started_is_a_new_turn() -> None:
     long = " ".join(f"word{i}" for i in range(40))
     agent = ScriptedAgent(greeting="Hi.", replies={"story": long})
@@ -301,4 +332,93 @@ async def test_a_continued_turn_keeps_the_interrupted_reply_before_it() -> None:
         "what is your address",
     ]
     assert s.history[-1].text == "Main Street."
+    await h.finish()
+
+
+async def test_a_preemptive_reply_is_made_during_the_pause_and_played_at_the_endpoint() -> None:
+    agent = ScriptedAgent(greeting="Hi.", replies={"hours": "We open at nine."}, speculates=True)
+    h = Harness(["What are your hours?"], agent)
+    tts = h.engines.tts
+    assert isinstance(tts, FakeTts)
+    s = await h.start()
+    await h.until(State.LISTENING)
+    await h.say(0, 1.0)
+    await h.silence(0.3)  # paused (160 ms), speculated; the 400 ms window is not over yet
+    assert s.state == State.USER_SPEAKING
+    assert tts.texts[-1] == "We open at nine."  # synthesized ahead, not played
+    assert not any(isinstance(e, Transcript) and e.role == "user" and e.final for e in h.events)
+    sent = len(h.transport.sink.frames)
+    await h.until(State.AGENT_SPEAKING)
+    await h.until(State.LISTENING)
+    assert h.finals("agent")[-1].text == "We open at nine."
+    assert len([i for i in agent.inputs if not isinstance(i, CallStarted)]) == 1
+    assert len(h.transport.sink.frames) > sent
+    marks = [e for e in h.events if isinstance(e, TurnMetrics)][0].marks
+    # Nothing was left to do at the endpoint: text, audio and the first frame follow at once.
+    assert marks["agent_first_text"] == marks["final_transcript"] == marks["endpoint"]
+    assert marks["first_frame_out"] - marks["endpoint"] <= 2 * FRAME
+    assert [m.text for m in s.history] == ["Hi.", "What are your hours?", "We open at nine."]
+    await h.finish()
+
+
+async def test_speech_resuming_after_the_pause_drops_the_held_reply_and_the_agent_state() -> None:
+    async with httpx.AsyncClient() as http:
+        agent = FlowAgent(
+            embedded_specs()["receptionist"],
+            AgentContext(call_id="c1", tenant_id="t1", http=http),
+        )
+        assert agent.may_speculate
+        h = Harness(["Goodbye.", "Goodbye, actually I'd like to book a cleaning."], agent)
+        tts = h.engines.tts
+        assert isinstance(tts, FakeTts)
+        s = await h.start()
+        await h.until(State.LISTENING)
+        await h.say(0, 0.6)  # "Goodbye." ...
+        await h.silence(0.3)  # a pause: the goodbye is generated and held
+        assert agent.ended and any("Have a great day" in t for t in tts.texts)
+        await h.say(1, 1.2)  # ... the caller goes on before the window closes
+        await h.until(State.AGENT_SPEAKING)
+        await h.until(State.LISTENING)
+        assert not agent.ended and agent.waiting_for == "name"
+        agent_lines = [t.text for t in h.finals("agent")]
+        assert not any("Have a great day" in line for line in agent_lines)  # never played
+        assert agent_lines[-1].startswith("Sure, I can help you book a cleaning.")
+        assert [m.text for m in s.history if m.role == "user"] == [
+            "Goodbye, actually I'd like to book a cleaning."
+        ]
+        ended = await h.finish()
+    assert ended.reason == "hangup"
+
+
+async def test_without_preemption_nothing_is_generated_before_the_endpoint() -> None:
+    agent = ScriptedAgent(greeting="Hi.", replies={"hours": "We open at nine."}, speculates=True)
+    h = Harness(["What are your hours?"], agent, preemptive=False)
+    tts = h.engines.tts
+    assert isinstance(tts, FakeTts)
+    await h.start()
+    await h.until(State.LISTENING)
+    await h.say(0, 1.0)
+    await h.silence(0.3)
+    assert tts.texts == ["Hi."]
+    await h.until(State.AGENT_SPEAKING)
+    assert tts.texts == ["Hi.", "We open at nine."]
+    await h.finish()
+
+
+async def test_an_agent_dtmf_action_reaches_the_call_after_what_was_said_before_it() -> None:
+    class Dialing(ScriptedAgent):
+        async def respond(self, history, event):  # type: ignore[no-untyped-def, override]
+            if isinstance(event, CallStarted):
+                yield TextChunk("Connecting you to extension 42.")
+                yield SendDtmf("42#")
+                yield TextChunk("Done.")
+
+    agent = Dialing()
+    h = Harness([], agent)
+    await h.start()
+    await h.until(State.AGENT_SPEAKING)
+    assert h.call.dtmf_sent == []  # not before the sentence ahead of it has been played
+    await h.until(State.LISTENING)
+    assert h.call.dtmf_sent == ["42#"]
+    assert h.finals("agent")[-1].text == "Connecting you to extension 42. Done."
     await h.finish()

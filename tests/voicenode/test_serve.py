@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -46,6 +48,13 @@ async def _collect(stream: asyncio.StreamReader, lines: list[str], logged: async
         logged.set()
 
 
+# ICE on loopback only, set the way an operator sets it: the `[webrtc]` section of a file.
+CONFIG = """
+[webrtc]
+host_addresses = ["127.0.0.1"]
+"""
+
+
 @asynccontextmanager
 async def node_process(admin_key: str | None = KEY, drain_s: float = 30) -> AsyncIterator[Proc]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOICENODE_")}
@@ -58,10 +67,13 @@ async def node_process(admin_key: str | None = KEY, drain_s: float = 30) -> Asyn
     }
     if admin_key is not None:
         env["VOICENODE_ADMIN_KEY"] = admin_key
+    config = Path(tempfile.mkdtemp(prefix="voicenode-serve-")) / "node.toml"
+    config.write_text(CONFIG)
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "tests.voicenode.serve_entry",
+        str(config),
         cwd=ROOT,
         env=env,
         stdout=asyncio.subprocess.PIPE,
@@ -87,6 +99,7 @@ async def node_process(admin_key: str | None = KEY, drain_s: float = 30) -> Asyn
             proc.kill()
         await proc.wait()
         await reader
+        shutil.rmtree(config.parent)
 
 
 async def wait_exit(proc: asyncio.subprocess.Process, limit_s: float = 30) -> int:
@@ -118,6 +131,13 @@ async def test_sigterm_drains_live_call_refuses_new_ones_and_exits_0() -> None:
             try:
                 resp = await place_call(http, KEY, live)
                 assert resp.status_code == 200, resp.text
+                # the [webrtc] settings reached the answer: host candidates on 127.0.0.1 only
+                candidates = [
+                    line.split()[4]
+                    for line in resp.json()["sdp"].splitlines()
+                    if line.startswith("a=candidate:")
+                ]
+                assert candidates and set(candidates) == {"127.0.0.1"}, candidates
                 await live.accept(resp.json()["sdp"])
                 await live.wait_state("connected")
                 await live.wait_message(lambda m: m.get("type") == "state")

@@ -1,0 +1,362 @@
+"""SIP media-path bench: CPU per call and outbound packet gaps, no models.
+
+    python -m bench.sip_media [--calls N] [--seconds S] [--idle-seconds S] [--warmup S]
+                              [--agent echo|tone|listen] [--quality 1-10] [--out FILE]
+
+Starts the node's SIP user agent in its own process (`bench.sip_media_node`: a trivial agent
+on every call, so only pjsua2, the bridge port and the asyncio handover do work), measures
+that process's CPU with no call for `--idle-seconds`, then places N concurrent calls from
+an asyncio SIP UAC (`bench.sip_media_peer`) that streams PCMU into each call every 20 ms (the
+calls' packets spread over the 20 ms, as independent callers' are) and stamps every RTP
+packet the node sends with the kernel's receive time. After `--warmup` seconds, CPU and
+packets are measured for `--seconds`. The node carries at most 3 SIP calls at once (see
+`sip.ua.CALL_SLOTS`: the pjsua2 wheel is built for 4 and one is kept for refusing).
+
+The JSON report (stdout, and `--out`): `cpu.per_call_core_pct` is the node process's CPU
+with the calls up minus the idle baseline, divided by N, in percent of one core
+(`per_call_cpu_s_per_call_minute` the same as CPU seconds per call-minute;
+`loaded_per_call_core_pct` without the idle baseline taken off); `cpu.*_threads_pct` split it
+by thread (`main`: the asyncio loop, `sip`: the SIP thread, `pjmedia`: pjmedia's own clock
+and RTP threads); `outbound.gap_ms` the gaps between consecutive RTP packets of a call as
+received. The issue's targets (per-call CPU <= 1% of a core, gap p99 <= 30 ms) are reported,
+not asserted. On a virtual machine each thread wakeup costs tens of microseconds of CPU, and
+more when the machine is otherwise idle: repeat runs and compare like with like.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from bench.report import machine_info, summarize
+from bench.sip_media_peer import PeerCall, SipPeer, send_rtp, tone_payload
+
+TARGET_CPU_PCT = 1.0
+TARGET_GAP_P99_MS = 30.0
+FRAME_S = 0.020
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+class BenchError(RuntimeError):
+    """The bench could not measure (the node did not start, calls were refused, ...)."""
+
+
+class CpuSample:
+    """A process's CPU time (all threads, /proc/PID/stat) and each live thread's (schedstat)."""
+
+    def __init__(self, pid: int) -> None:
+        self.at = time.monotonic()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = stat.rsplit(")", 1)[1].split()
+        self.total_s = (int(fields[11]) + int(fields[12])) / _TICK
+        self.threads: dict[int, float] = {}
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, ValueError):
+                self.threads[int(task.name)] = (
+                    int((task / "schedstat").read_text().split()[0]) / 1e9
+                )
+
+
+def cpu_between(
+    a: CpuSample, b: CpuSample, labels: dict[int, str]
+) -> tuple[float, dict[str, float]]:
+    """(percent of one core used by the process, by thread label) between two samples."""
+    wall = b.at - a.at
+    if wall <= 0:
+        raise ValueError("the samples are not in order")
+    by_label: dict[str, float] = {}
+    for tid, used in b.threads.items():
+        if tid in a.threads:
+            label = labels.get(tid, "pjmedia")
+            by_label[label] = by_label.get(label, 0.0) + used - a.threads[tid]
+    pct = {k: round(100 * v / wall, 3) for k, v in sorted(by_label.items())}
+    return 100 * (b.total_s - a.total_s) / wall, pct
+
+
+def gaps_ms(times: Sequence[float]) -> list[float]:
+    return [1000 * (t1 - t0) for t0, t1 in zip(times, times[1:], strict=False)]
+
+
+def lost_packets(seqs: Sequence[int]) -> int:
+    """Packets missing from RTP sequence numbers in arrival order (16-bit, wrapping;
+    reordered packets are not lost)."""
+    if not seqs:
+        return 0
+    unwrapped = [seqs[0]]
+    for seq in seqs[1:]:
+        step = (seq - unwrapped[-1]) & 0xFFFF
+        unwrapped.append(unwrapped[-1] + (step if step < 0x8000 else step - 0x10000))
+    return max(unwrapped) - min(unwrapped) + 1 - len(set(unwrapped))
+
+
+class NodeProcess:
+    """`bench.sip_media_node` in a child process."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, log: TextIO) -> None:
+        self.proc = proc
+        self.log = log
+        self.hello: dict[str, Any] = {}
+        self.messages: list[dict[str, Any]] = []
+        self._reader: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def start(cls, args: list[str], log: TextIO, timeout_s: float = 30) -> NodeProcess:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.sip_media_node", *args,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=log,
+        )  # fmt: skip
+        node = cls(proc, log)
+        try:
+            async with asyncio.timeout(timeout_s):
+                while not node.hello:
+                    line = await node._line()
+                    if line is None:
+                        raise BenchError("the bench node exited before it was listening")
+                    if "sip_port" in line:
+                        node.hello = line
+        except BaseException:
+            await node.stop()
+            raise
+        node._reader = asyncio.get_running_loop().create_task(node._read_rest())
+        return node
+
+    async def _line(self) -> dict[str, Any] | None:
+        assert self.proc.stdout is not None
+        while True:
+            raw = await self.proc.stdout.readline()
+            if not raw:
+                return None
+            text = raw.decode(errors="replace").strip()
+            if text.startswith("{"):  # pjsua2 writes its own log lines to stdout too
+                with contextlib.suppress(ValueError):
+                    obj = json.loads(text)
+                    if isinstance(obj, dict):
+                        return obj
+
+    async def _read_rest(self) -> None:
+        while (line := await self._line()) is not None:
+            self.messages.append(line)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def thread_labels(self) -> dict[int, str]:
+        threads = self.hello.get("threads", {})
+        return {int(tid): name for name, tid in threads.items() if tid is not None}
+
+    async def stop(self, timeout_s: float = 30) -> int:
+        """Close its stdin (it hangs up, stops pjsua2 and exits); kill it if it does not."""
+        if self.proc.stdin is not None and not self.proc.stdin.is_closing():
+            self.proc.stdin.close()
+        try:
+            async with asyncio.timeout(timeout_s):
+                code = await self.proc.wait()
+                if self._reader is not None:
+                    await self._reader
+        except TimeoutError:
+            self.proc.kill()
+            code = await self.proc.wait()
+        return code
+
+
+async def measure(
+    *,
+    calls: int,
+    seconds: float,
+    idle_seconds: float,
+    warmup_s: float = 2.0,
+    agent: str = "echo",
+    codec: str = "PCMU",
+    number: str = "1000",
+    quality: int | None = None,
+) -> dict[str, Any]:
+    """Run the bench once; the report as a dict. `quality`: a pjsua media quality other than
+    the node's (a what-if: the node does not expose it)."""
+    args = ["--agent", agent, "--codec", codec]
+    if quality is not None:
+        args += ["--quality", str(quality)]
+    with tempfile.TemporaryFile("w+") as log:
+        node = await NodeProcess.start(args, log)
+        try:
+            report = await _measure(node, calls, seconds, idle_seconds, warmup_s, number)
+        finally:
+            exit_code = await node.stop()
+            log.seek(0)
+            node_log = log.read()
+        report["node"] = {
+            "exit_code": exit_code,
+            "agent": agent,
+            "codec": codec,
+            "pjsua_quality": quality if quality is not None else "node default",
+            **(node.messages[-1] if node.messages else {}),
+        }
+        if exit_code != 0:
+            report["node"]["log_tail"] = node_log[-2000:]
+    return report
+
+
+async def _measure(
+    node: NodeProcess,
+    calls: int,
+    seconds: float,
+    idle_seconds: float,
+    warmup_s: float,
+    number: str,
+) -> dict[str, Any]:
+    labels = node.thread_labels()
+    await asyncio.sleep(1.0)  # let the node settle after its start
+    idle_a = CpuSample(node.pid)
+    await asyncio.sleep(idle_seconds)
+    idle_b = CpuSample(node.pid)
+    idle_pct, idle_threads = cpu_between(idle_a, idle_b, labels)
+
+    peer = await SipPeer.open(("127.0.0.1", int(node.hello["sip_port"])))
+    placed: list[PeerCall] = []
+    stop = asyncio.Event()
+    sender: asyncio.Task[None] | None = None
+    own_a = resource.getrusage(resource.RUSAGE_SELF)
+    try:
+        results = await asyncio.gather(
+            *(peer.call(number) for _ in range(calls)), return_exceptions=True
+        )
+        placed = [r for r in results if isinstance(r, PeerCall)]
+        failed = [r for r in results if not isinstance(r, PeerCall)]
+        if failed:
+            raise BenchError(
+                f"{len(failed)} of {calls} calls failed: {failed[0]!r} (the node carries at"
+                " most 3 SIP calls at once)"
+            )
+        sender = asyncio.get_running_loop().create_task(send_rtp(placed, stop, tone_payload()))
+        await asyncio.sleep(warmup_s)
+        for call in placed:
+            call.rtp.recording = True
+        load_a = CpuSample(node.pid)
+        own_t0 = time.monotonic()
+        await asyncio.sleep(seconds)
+        load_b = CpuSample(node.pid)
+        for call in placed:
+            call.rtp.recording = False
+        own_wall = time.monotonic() - own_t0
+    finally:
+        stop.set()
+        if sender is not None:
+            await sender
+        await asyncio.gather(*(peer.hang_up(call) for call in placed))
+        own_b = resource.getrusage(resource.RUSAGE_SELF)
+        peer.close()
+    load_pct, load_threads = cpu_between(load_a, load_b, labels)
+    window = load_b.at - load_a.at
+
+    all_gaps: list[float] = []
+    received = lost = 0
+    per_call = []
+    for call in placed:
+        r = call.rtp.received
+        g = gaps_ms(r.times)
+        all_gaps += g
+        received += len(r.times)
+        lost += lost_packets(r.seqs)
+        per_call.append({"packets": len(r.times), "gap_max_ms": round(max(g), 3) if g else None})
+    per_call_pct = (load_pct - idle_pct) / calls
+    gap = summarize(all_gaps)
+    own_cpu = (own_b.ru_utime + own_b.ru_stime) - (own_a.ru_utime + own_a.ru_stime)
+    return {
+        "calls": calls,
+        "seconds": round(window, 3),
+        "cpu": {
+            "idle_core_pct": round(idle_pct, 3),
+            "idle_threads_pct": idle_threads,
+            "loaded_core_pct": round(load_pct, 3),
+            "loaded_threads_pct": load_threads,
+            "per_call_core_pct": round(per_call_pct, 3),
+            "loaded_per_call_core_pct": round(load_pct / calls, 3),
+            "per_call_cpu_s_per_call_minute": round(per_call_pct / 100 * 60, 4),
+            "idle_seconds": round(idle_b.at - idle_a.at, 3),
+        },
+        "outbound": {
+            "packets": received,
+            "expected_packets": round(calls * window / FRAME_S),
+            "lost": lost,
+            "gap_ms": gap,
+            "per_call": per_call,
+        },
+        "inbound": {"packets_sent": sum(call.rtp.sent for call in placed)},
+        "far_end_core_pct": round(100 * own_cpu / max(own_wall, 1e-9), 3),
+        "targets": {
+            "per_call_core_pct_max": TARGET_CPU_PCT,
+            "gap_p99_ms_max": TARGET_GAP_P99_MS,
+            "cpu_met": per_call_pct <= TARGET_CPU_PCT,
+            "gap_met": gap["p99"] is not None and float(gap["p99"]) <= TARGET_GAP_P99_MS,
+        },
+        "machine": machine_info(),
+    }
+
+
+def _positive(kind: type[int] | type[float]) -> Any:
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    return parse
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m bench.sip_media",
+        description="CPU per SIP call and outbound RTP packet gaps of the node's media path.",
+    )
+    p.add_argument("--calls", type=_positive(int), default=3, help="concurrent calls (3)")
+    p.add_argument("--seconds", type=_positive(float), default=30.0, help="measured window (30)")
+    p.add_argument(
+        "--idle-seconds", type=_positive(float), default=None, help="idle baseline (= --seconds)"
+    )
+    p.add_argument("--warmup", type=float, default=2.0, help="seconds of calls before measuring")
+    p.add_argument("--agent", choices=("echo", "tone", "listen"), default="echo")
+    p.add_argument(
+        "--quality",
+        type=int,
+        choices=range(1, 11),
+        metavar="1-10",
+        help="what-if: sip.media_quality (pjmedia resampler) instead of the node's",
+    )
+    p.add_argument("--out", type=Path, help="also write the JSON report here")
+    args = p.parse_args(argv)
+    try:
+        report = asyncio.run(
+            measure(
+                calls=args.calls,
+                seconds=args.seconds,
+                idle_seconds=args.idle_seconds or args.seconds,
+                warmup_s=args.warmup,
+                agent=args.agent,
+                quality=args.quality,
+            )
+        )
+    except BenchError as exc:
+        print(f"sip_media: {exc}", file=sys.stderr)
+        return 1
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out is not None:
+        args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

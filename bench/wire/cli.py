@@ -1,0 +1,283 @@
+"""Arguments and entry points of `voicenode-bench wire` and `voicenode-bench mock-llm`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+PROG = "voicenode-bench"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = _non_negative(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+def add_wire_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    from bench.wire.leg import TRANSPORTS
+
+    w = sub.add_parser(
+        "wire",
+        parents=[common],
+        help="latency and capacity of a node measured from the wire (real transports)",
+        description=(
+            "Call a node over WebRTC, SIP or AudioSocket with scripted callers and measure "
+            "from the audio on the wire: voice to voice, time to greeting, barge-in stop, "
+            "packet gaps, caller WER, node CPU/memory; with --sweep, the node's capacity."
+        ),
+    )
+    w.add_argument("--transport", required=True, choices=sorted(TRANSPORTS))
+    where = w.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--spawn", action="store_true", help="start `voicenode serve` here (with --config)"
+    )
+    where.add_argument("--target", metavar="URL", help="a running node's HTTP base URL")
+    w.add_argument("--out", required=True, type=Path, metavar="DIR", help="report directory")
+    w.add_argument(
+        "--scenario",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="scenario TOML (default: the receptionist with a barge-in)",
+    )
+    w.add_argument(
+        "--calls",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="concurrent calls (the first step of a sweep; default 1)",
+    )
+    w.add_argument(
+        "--sweep",
+        action="store_true",
+        help="add calls step by step until p95 voice to voice passes the target",
+    )
+    w.add_argument("--sweep-step", type=_positive_int, default=1, metavar="K")
+    w.add_argument(
+        "--max-calls",
+        type=_positive_int,
+        default=16,
+        metavar="N",
+        help="where a sweep stops at the latest (default 16)",
+    )
+    w.add_argument(
+        "--target-p95-ms",
+        type=_positive,
+        default=1500.0,
+        metavar="MS",
+        help="p95 voice to voice that defines capacity (default 1500)",
+    )
+    w.add_argument(
+        "--stagger-ms",
+        type=_non_negative,
+        default=500.0,
+        metavar="MS",
+        help="time between the starts of concurrent calls (default 500)",
+    )
+    w.add_argument(
+        "--api-key", default=None, help="key for --target (default: $VOICENODE_ADMIN_KEY)"
+    )
+    w.add_argument("--tenant", default="demo")
+    w.add_argument(
+        "--audiosocket",
+        type=_host_port,
+        default=None,
+        metavar="HOST:PORT",
+        help="the target's AudioSocket listener (default: the URL's host:9092)",
+    )
+    w.add_argument("--audiosocket-rate", type=int, choices=(8000, 16000), default=8000)
+    w.add_argument(
+        "--sip",
+        type=_host_port,
+        default=None,
+        metavar="HOST:PORT",
+        help="the target's SIP address (default: the URL's host:5060)",
+    )
+    w.add_argument("--sip-number", default="1000", help="number to dial (default 1000)")
+    w.add_argument(
+        "--llm-mock", action="store_true", help="run a mock LLM here and talk to an LLM agent on it"
+    )
+    w.add_argument(
+        "--ttft-ms",
+        type=_non_negative,
+        default=300.0,
+        metavar="MS",
+        help="mock LLM time to first token (default 300)",
+    )
+    w.add_argument(
+        "--tokens-per-s",
+        type=_positive,
+        default=40.0,
+        metavar="N",
+        help="mock LLM tokens per second (default 40)",
+    )
+    w.add_argument(
+        "--llm-port",
+        type=int,
+        default=0,
+        metavar="PORT",
+        help="mock LLM port (default: a free one; fix it for --target)",
+    )
+    w.add_argument(
+        "--save-audio",
+        action="store_true",
+        help="also write each call's received audio under DIR/audio",
+    )
+
+
+def add_mock_llm_parser(sub: Any) -> None:
+    m = sub.add_parser(
+        "mock-llm",
+        help="serve the OpenAI-compatible streaming mock LLM",
+        description="Serve POST /v1/chat/completions (SSE) with a fixed reply, paced.",
+    )
+    m.add_argument("--host", default="127.0.0.1")
+    m.add_argument("--port", type=int, default=8000)
+    m.add_argument("--ttft-ms", type=_non_negative, default=300.0, metavar="MS")
+    m.add_argument("--tokens-per-s", type=_positive, default=40.0, metavar="N")
+    m.add_argument("--reply", default=None, metavar="TEXT", help="what the model says")
+
+
+def _fail(message: str) -> int:
+    print(f"{PROG}: {message}", file=sys.stderr)
+    return 2
+
+
+def wire(args: argparse.Namespace) -> int:
+    from urllib.parse import urlsplit
+
+    from bench.scenario import WIRE_SCENARIO, ScenarioError, default_scenario_path, load_scenario
+    from bench.wire.leg import LegError, LegTarget, open_transport
+    from bench.wire.run import MockLlmOptions, WireConfig, run_wire
+
+    try:
+        scenario = load_scenario(args.scenario, default=WIRE_SCENARIO)
+    except ScenarioError as exc:
+        return _fail(str(exc))
+    if args.out.exists() and not args.out.is_dir():
+        return _fail(f"{args.out}: --out must be a directory")
+    config = getattr(args, "config", None)
+    if config is not None and not args.spawn:
+        return _fail("--config applies to a node started with --spawn")
+    try:
+        open_transport(args.transport)
+    except LegError as exc:
+        return _fail(str(exc))
+    fields: dict[str, Any] = {
+        "tenant": args.tenant,
+        "agent": scenario.agent,
+        "sip_number": args.sip_number,
+        "audiosocket_rate": args.audiosocket_rate,
+    }
+    if args.target:
+        parts = urlsplit(args.target)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return _fail(f"--target: expected an http(s) URL, got {args.target!r}")
+        key = args.api_key or os.environ.get("VOICENODE_ADMIN_KEY", "")
+        if not key:
+            return _fail("--target needs --api-key or VOICENODE_ADMIN_KEY")
+        host = parts.hostname
+        a_host, a_port = args.audiosocket or (host, 9092)
+        s_host, s_port = args.sip or (host, 5060)
+        fields |= {
+            "base_url": args.target.rstrip("/"),
+            "api_key": key,
+            "audiosocket_host": a_host,
+            "audiosocket_port": a_port,
+            "sip_host": s_host,
+            "sip_port": s_port,
+        }
+    mock = None
+    if args.llm_mock:
+        mock = MockLlmOptions(
+            ttft_ms=args.ttft_ms, tokens_per_s=args.tokens_per_s, port=args.llm_port
+        )
+    source = str(args.scenario) if args.scenario else str(default_scenario_path(WIRE_SCENARIO))
+    cfg = WireConfig(
+        transport=args.transport,
+        out=args.out,
+        scenario=scenario,
+        scenario_source=source,
+        spawn=args.spawn,
+        node_config=Path(config) if config else None,
+        target=LegTarget(**fields),
+        calls=args.calls,
+        sweep=args.sweep,
+        sweep_step=args.sweep_step,
+        max_calls=max(args.max_calls, args.calls),
+        target_p95_ms=args.target_p95_ms,
+        stagger_s=args.stagger_ms / 1000.0,
+        mock_llm=mock,
+        save_audio=args.save_audio,
+    )
+    try:
+        report = asyncio.run(run_wire(cfg))
+    except LegError as exc:
+        return _fail(str(exc))
+    except ScenarioError as exc:
+        return _fail(str(exc))
+    return 0 if report["v2v_ms"]["n"] else 1
+
+
+def mock_llm(args: argparse.Namespace) -> int:
+    from bench.mock_llm import LlmDouble, Reply, tokens_of
+    from bench.wire.run import DEFAULT_LLM_REPLY
+
+    async def serve() -> None:
+        reply = Reply(tokens=tokens_of(args.reply or DEFAULT_LLM_REPLY))
+        async with LlmDouble(
+            ttft_s=args.ttft_ms / 1000.0,
+            tokens_per_s=args.tokens_per_s,
+            default_reply=reply,
+            host=args.host,
+            port=args.port,
+            record=False,
+        ) as double:
+            print(f"{PROG}: mock LLM at {double.base_url}", file=sys.stderr, flush=True)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await stop.wait()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        return 0
+    except OSError as exc:
+        return _fail(f"mock-llm: cannot listen on {args.host}:{args.port}: {exc}")
+    return 0

@@ -1,0 +1,327 @@
+"""Agents of a tenant, versioned. Reading needs any role; changing needs `admin`.
+
+`GET|POST /v1/agents`, `GET|PUT|DELETE /v1/agents/{name}`, `GET /v1/agents/{name}/versions`,
+`POST /v1/agents/{name}/rollback {"version"}`.
+
+A body carries the spec either as a JSON object (`{"spec": {...}}`, the `AgentSpec` fields) or
+as the TOML text of a spec file (`{"toml": "..."}`); both are validated by
+`agents.catalog.parse_spec` (a JSON spec is first written as TOML), so a 400 names the field
+exactly as a bad spec file would. Every change appends a version; rollback appends a copy of
+an older version (history only grows). Calls pin the version they started with. Secrets are
+never in a spec: an LLM agent names the environment variable holding its key (`api_key_env`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from datetime import datetime
+from typing import Annotated, Any, Final
+
+import msgspec
+from litestar import Request, Router, delete, get, post, put
+from litestar.datastructures import State
+from litestar.exceptions import NotFoundException, ValidationException
+from litestar.params import FromPath, JSONBody
+from msgspec import Meta
+
+from agents.catalog import SpecError, parse_spec
+from agents.spec import AgentSpec
+from control_api.auth import Principal, can_manage
+from control_api.state import Api
+from control_api.store import agents as agent_rows
+from control_api.store.models import Agent, AgentVersion
+from control_api.tenants_api import ERRORS, TenantQuery, acting_tenant, store_errors, utc
+
+log = logging.getLogger(__name__)
+
+MAX_DEPTH: Final = 32
+
+
+class AgentIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Exactly one of `spec` (a JSON object of `AgentSpec` fields) and `toml` (spec file text).
+    On PUT the name may be left out of a JSON spec (it is the path's)."""
+
+    spec: dict[str, Any] | None = None
+    toml: Annotated[str, Meta(max_length=262_144)] | None = None
+
+
+class RollbackIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    version: Annotated[int, Meta(ge=1, le=2**31 - 1)]
+
+
+class AgentSummary(msgspec.Struct, frozen=True):
+    name: str
+    version: int
+    kind: str
+    description: str
+    updated_at: datetime
+
+
+class AgentOut(msgspec.Struct, frozen=True):
+    name: str
+    version: int
+    kind: str
+    description: str
+    created_at: datetime
+    updated_at: datetime
+    spec: dict[str, Any]
+    """The validated spec with every default filled in."""
+    toml: str
+    """The spec as stored (the text given, or the JSON spec written as TOML)."""
+
+
+class VersionOut(msgspec.Struct, frozen=True):
+    version: int
+    created_at: datetime
+    note: str
+    spec: dict[str, Any]
+
+
+def _parse(text: str, origin: str) -> AgentSpec:
+    try:
+        return parse_spec(text, origin)
+    except SpecError as exc:
+        raise ValidationException(str(exc)) from exc
+    except RecursionError as exc:
+        raise ValidationException(f"{origin}: nested too deeply") from exc
+
+
+def _out(agent: Agent, version: AgentVersion) -> AgentOut:
+    spec = _parse(version.spec, "stored spec")
+    return AgentOut(
+        name=agent.name,
+        version=version.version,
+        kind=spec.kind,
+        description=spec.description,
+        created_at=utc(agent.created_at),
+        updated_at=utc(agent.updated_at),
+        spec=msgspec.to_builtins(spec),
+        toml=version.spec,
+    )
+
+
+# ---- a JSON spec as TOML text (inline tables), so one validator serves files and the API ----
+
+
+def _toml_string(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def _toml(value: object, field: str, depth: int = 0) -> str:
+    if depth > MAX_DEPTH:
+        raise ValidationException(f"spec.{field}: nested too deeply")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValidationException(f"spec.{field}: must be a finite number")
+        return repr(value)
+    if isinstance(value, str):
+        return _toml_string(value)
+    if isinstance(value, list):
+        items = []
+        for i, item in enumerate(value):
+            if item is None:
+                raise ValidationException(f"spec.{field}[{i}]: null is not allowed in a list")
+            items.append(_toml(item, f"{field}[{i}]", depth + 1))
+        return "[" + ", ".join(items) + "]"
+    if isinstance(value, dict):
+        pairs = (
+            f"{_toml_string(str(k))} = {_toml(v, f'{field}.{k}', depth + 1)}"
+            for k, v in value.items()
+            if v is not None
+        )
+        return "{" + ", ".join(pairs) + "}"
+    raise ValidationException(f"spec.{field}: unsupported value")  # pragma: no cover
+
+
+def spec_text(data: AgentIn, name: str | None = None) -> tuple[str, AgentSpec]:
+    """The TOML text to store and its validated spec; `name` (PUT) must match the spec's."""
+    if (data.spec is None) == (data.toml is None):
+        raise ValidationException("spec: give exactly one of `spec` (JSON object) and `toml`")
+    if data.spec is not None:
+        fields = dict(data.spec)
+        if name is not None:
+            fields.setdefault("name", name)
+        origin = "spec"
+        text = "".join(
+            f"{_toml_string(str(k))} = {_toml(v, str(k))}\n"
+            for k, v in fields.items()
+            if v is not None
+        )
+    else:
+        origin, text = "toml", data.toml or ""
+    spec = _parse(text, origin)
+    if name is not None and spec.name != name:
+        raise ValidationException(f"{origin}: name: {spec.name!r} does not match the path {name!r}")
+    return text, spec
+
+
+# ---- routes ----
+
+
+@get("/agents", raises=ERRORS, summary="List agents")
+async def list_agents(
+    request: Request[Principal, None, State], api: Api, tenant: TenantQuery = None
+) -> list[AgentSummary]:
+    tenant_id = await acting_tenant(request.user, api.store, tenant)
+    async with api.store.session() as session:
+        rows = await agent_rows.list_agents(session, tenant_id)
+    out = []
+    for agent, version in rows:
+        spec = _parse(version.spec, "stored spec")
+        out.append(
+            AgentSummary(
+                name=agent.name,
+                version=version.version,
+                kind=spec.kind,
+                description=spec.description,
+                updated_at=utc(agent.updated_at),
+            )
+        )
+    return out
+
+
+@post("/agents", guards=[can_manage], raises=ERRORS, summary="Create an agent (version 1)")
+async def create_agent(
+    data: JSONBody[AgentIn],
+    request: Request[Principal, None, State],
+    api: Api,
+    tenant: TenantQuery = None,
+) -> AgentOut:
+    tenant_id = await acting_tenant(request.user, api.store, tenant)
+    text, spec = spec_text(data)
+    async with api.store.session() as session:
+        agent, version = await agent_rows.create_agent(session, tenant_id, spec.name, text)
+    log.info("agent created", extra={"tenant_id": tenant_id, "agent": spec.name, "version": 1})
+    return _out(agent, version)
+
+
+@get("/agents/{name:str}", raises=ERRORS, summary="Show an agent's current version")
+async def show_agent(
+    name: FromPath[str],
+    request: Request[Principal, None, State],
+    api: Api,
+    tenant: TenantQuery = None,
+) -> AgentOut:
+    tenant_id = await acting_tenant(request.user, api.store, tenant)
+    async with api.store.session() as session:
+        found = await agent_rows.get_agent(session, tenant_id, name)
+    if found is None:
+        raise NotFoundException(f"no agent {name!r}")
+    return _out(*found)
+
+
+@put("/agents/{name:str}", guards=[can_manage], raises=ERRORS, summary="Update an agent")
+async def update_agent(
+    name: FromPath[str],
+    data: JSONBody[AgentIn],
+    request: Request[Principal, None, State],
+    api: Api,
+    tenant: TenantQuery = None,
+) -> AgentOut:
+    """Store the spec as the agent's next version; live calls keep the version they run."""
+    tenant_id = await acting_tenant(request.user, api.store, tenant)
+    async with api.store.session() as session:
+        if await agent_rows.get_agent(session, tenant_id, name) is None:
+            raise NotFoundException(f"no agent {name!r}")
+    text, _ = spec_text(data, name)
+    async with api.store.session() as session:
+        found = await agent_rows.update_agent(session, tenant_id, name, text)
+    if found is None:
+        raise NotFoundException(f"no agent {name!r}")
+    log.info(
+        "agent updated", extra={"tenant_id": tenant_id, "agent": name, "version": found[1].version}
+    )
+    return _out(*found)
+
+
+@delete("/agents/{name:str}", guards=[can_manage], raises=ERRORS, summary="Delete an agent")
+async def delete_agent(
+    name: FromPath[str],
+    request: Request[Principal, None, State],
+    api: Api,
+    tenant: TenantQuery = None,
+) -> None:
+    """409 while numbers route to the agent. Live calls on it go on."""
+    tenant_id = await acting_tenant(request.user, api.store, tenant)
+    async with api.store.session() as session:
+        if not await agent_rows.delete_agent(session, tenant_id, name):
+            raise NotFoundException(f"no agent {name!r}")
+    log.info("agent deleted", extra={"tenant_id": tenant_id, "agent": name})
+
+
+@get("/agents/{name:str}/versions", raises=ERRORS, summary="An agent's versions, newest first")
+async def list_versions(
+    name: FromPath[str],
+    request: Request[Principal, None, State],
+    api: Api,
+    tenant: TenantQuery = None,
+) -> list[VersionOut]:
+    tenant_id = await acting_tenant(request.user, api.store, tenant)
+    async with api.store.session() as session:
+        rows = await agent_rows.list_versions(session, tenant_id, name)
+    if rows is None:
+        raise NotFoundException(f"no agent {name!r}")
+    return [
+        VersionOut(
+            version=row.version,
+            created_at=utc(row.created_at),
+            note=row.note,
+            spec=msgspec.to_builtins(_parse(row.spec, "stored spec")),
+        )
+        for row in rows
+    ]
+
+
+@post(
+    "/agents/{name:str}/rollback",
+    guards=[can_manage],
+    status_code=200,
+    raises=ERRORS,
+    summary="Roll an agent back to an older version",
+)
+async def rollback_agent(
+    name: FromPath[str],
+    data: JSONBody[RollbackIn],
+    request: Request[Principal, None, State],
+    api: Api,
+    tenant: TenantQuery = None,
+) -> AgentOut:
+    """Appends a new version equal to `version` (so the history keeps the rollback)."""
+    tenant_id = await acting_tenant(request.user, api.store, tenant)
+    async with api.store.session() as session:
+        found = await agent_rows.rollback_agent(session, tenant_id, name, data.version)
+    if found is None:
+        raise NotFoundException(f"no agent {name!r}")
+    log.info(
+        "agent rolled back",
+        extra={
+            "tenant_id": tenant_id,
+            "agent": name,
+            "to": data.version,
+            "version": found[1].version,
+        },
+    )
+    return _out(*found)
+
+
+def agents_router(**kwargs: Any) -> Router:
+    return Router(
+        path="/v1",
+        route_handlers=[
+            list_agents,
+            create_agent,
+            show_agent,
+            update_agent,
+            delete_agent,
+            list_versions,
+            rollback_agent,
+        ],
+        exception_handlers=store_errors(),
+        **kwargs,
+    )

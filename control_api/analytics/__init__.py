@@ -1,0 +1,207 @@
+"""Analytics: call records and outcomes, an event outbox, and its relay to a Redis Stream and
+tenants' webhooks — events are never lost, only delivered late (at least once).
+
+`open_analytics(settings, store, calls, clock)` is the one entry point: it closes this node's
+calls left open by a crash (as failed), subscribes the recorder to the node's live calls, and
+runs the writer, the relay and the sweeper as owned tasks until it exits. `routers(...)` gives
+the HTTP/WebSocket routes (`/v1/webhooks`, `/v1/calls` history, `WS /v1/events`).
+
+The tables (`analytics.tables`) come from migration `0002_calls`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+import httpx
+from litestar import Router
+from litestar.handlers import HTTPRouteHandler
+
+from config.schema import Settings
+from control_api.analytics.feed import LiveFeed
+from control_api.analytics.outbox import recover_unfinished
+from control_api.analytics.recorder import AgentLookup, AgentRef, CallRecorder, agent_from_uri
+from control_api.analytics.relay import Relay, open_stream_sink
+from control_api.store import Store
+from media.call import CallInfo
+from media.clock import Clock, MonotonicClock
+from pipeline.events import CallEvent
+
+log = logging.getLogger(__name__)
+
+__all__ = ["AgentRef", "Analytics", "CallSource", "open_analytics", "utc_now"]
+
+WRITER_DRAIN_S = 10.0
+"""On exit, how long the writer may take to write what is queued."""
+FINAL_RELAY_S = 3.0
+"""On exit, how long a last relay pass may take (what is left goes out after the restart)."""
+
+
+class CallSource(Protocol):
+    """What analytics needs from `LiveCalls`."""
+
+    def subscribe(self, listener: Callable[[CallInfo, CallEvent], None]) -> Callable[[], None]: ...
+
+    def get(self, call_id: str) -> Any: ...
+
+
+def utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Analytics:
+    """The running analytics of a node (what the routes need)."""
+
+    settings: Settings
+    store: Store
+    recorder: CallRecorder
+    relay: Relay
+    feed: LiveFeed
+    wall: Callable[[], datetime.datetime]
+
+    @property
+    def node(self) -> str:
+        return self.settings.node.name
+
+    def routers(
+        self,
+        *,
+        principal_for: Callable[[str], Awaitable[Any]],
+        call_handlers: Sequence[HTTPRouteHandler] = (),
+        **router_kwargs: Any,
+    ) -> list[Router]:
+        """The routes: `/v1/webhooks`, `/v1/calls` (history) — both behind the middleware in
+        `router_kwargs` (the bearer auth) — and `WS /v1/events`, which authenticates itself
+        with `principal_for(key)` (a `Principal` or None) so browsers can pass the key.
+
+        `call_handlers` join the history router: Litestar refuses one path in two routers, so
+        a handler on `/v1/calls/{call_id:str}` (the hang-up `DELETE`) must be passed here
+        instead of living in another router."""
+        from control_api.calls_history_api import calls_history_router
+        from control_api.events_ws import events_router
+        from control_api.webhooks_api import webhooks_router
+
+        return [
+            webhooks_router(self, **router_kwargs),
+            calls_history_router(self, extra_handlers=call_handlers, **router_kwargs),
+            events_router(self, principal_for=principal_for),
+        ]
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def _sweep(recorder: CallRecorder, calls: CallSource, clock: Clock, every_s: float) -> None:
+    while True:
+        await clock.sleep_until(clock.now() + every_s)
+        recorder.sweep(lambda call_id: calls.get(call_id) is not None)
+
+
+@contextlib.asynccontextmanager
+async def open_analytics(
+    settings: Settings,
+    store: Store,
+    calls: CallSource,
+    clock: Clock | None = None,
+    *,
+    agents: AgentLookup = agent_from_uri,
+    wall: Callable[[], datetime.datetime] = utc_now,
+    env: Mapping[str, str] | None = None,
+    http: httpx.AsyncClient | None = None,
+) -> AsyncIterator[Analytics]:
+    """Record `calls` and relay their events while entered (see the module docstring).
+
+    Exit after the calls have ended (the node's `LiveCalls.shutdown`): calls still open are
+    recorded as interrupted, what is queued is written, one last relay pass is tried.
+    """
+    clock = clock or MonotonicClock()
+    node = settings.node.name
+    recovered = await recover_unfinished(store, node, wall)
+    if recovered:
+        log.warning("calls of a stopped node closed as failed", extra={"count": len(recovered)})
+    stream = open_stream_sink(settings.analytics)
+    async with contextlib.AsyncExitStack() as stack:
+        if stream is not None:
+            stack.push_async_callback(stream.aclose)
+        if http is None:
+            http = await stack.enter_async_context(
+                httpx.AsyncClient(follow_redirects=False, trust_env=False)
+            )
+        feed = LiveFeed()
+        relay = Relay(
+            settings.analytics,
+            store=store,
+            node=node,
+            clock=clock,
+            wall=wall,
+            http=http,
+            stream=stream,
+        )
+        recorder = CallRecorder(
+            settings.analytics,
+            store=store,
+            node=node,
+            clock=clock,
+            wall=wall,
+            agents=agents,
+            feed=feed,
+            env=os.environ if env is None else env,
+            on_written=relay.wake,
+        )
+        loop = asyncio.get_running_loop()
+        writer = loop.create_task(recorder.run_writer(), name="analytics-writer")
+        relaying = loop.create_task(relay.run(), name="analytics-relay")
+        sweeper = loop.create_task(
+            _sweep(recorder, calls, clock, settings.analytics.relay_interval_s),
+            name="analytics-sweeper",
+        )
+        unsubscribe = calls.subscribe(recorder.on_call_event)
+        try:
+            yield Analytics(
+                settings=settings,
+                store=store,
+                recorder=recorder,
+                relay=relay,
+                feed=feed,
+                wall=wall,
+            )
+        finally:
+            unsubscribe()
+            await _stop(sweeper)
+            try:
+                async with asyncio.timeout(settings.analytics.outcome_timeout_s + WRITER_DRAIN_S):
+                    await recorder.close()
+                    await asyncio.shield(writer)
+            except TimeoutError:
+                log.error(
+                    "analytics writer did not drain in time; calls left open are closed as "
+                    "failed at the next start"
+                )
+            finally:
+                await recorder.abort()
+                await _stop(writer)
+            relay.stop()
+            try:
+                async with asyncio.timeout(FINAL_RELAY_S):
+                    await asyncio.shield(relaying)
+            except TimeoutError:
+                log.warning("relay pass did not finish in time; the outbox keeps the rest")
+            finally:
+                await _stop(relaying)
+            try:
+                async with asyncio.timeout(FINAL_RELAY_S):
+                    await relay.pass_once()
+            except TimeoutError:
+                log.warning("last relay pass cut short; the outbox keeps the rest")
+            except Exception:
+                log.exception("last relay pass failed; the outbox keeps the rest")

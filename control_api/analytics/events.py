@@ -1,0 +1,241 @@
+"""Analytics events (version 1), built from the LiveCalls event stream.
+
+Every event carries `id` (`call_id:seq`, unique; consumers dedupe on it), `type`, `v` (the
+schema version), `call_id`, `tenant_id`, `seq` (0, 1, 2, ... per call, in order) and `at`
+(UTC, ISO 8601). Types: `call.started`, `transcript.final`, `tool.called`, `call.transferred`,
+`call.ended` (with the outcome and a latency summary). New fields may be added within a
+version; a change that breaks consumers bumps `v`.
+
+`CallTrack` follows one call: it turns the session's `CallEvent`s into analytics events (a
+sans-IO class: no clock, no I/O — the time is passed in).
+"""
+
+from __future__ import annotations
+
+import datetime
+import statistics
+from collections.abc import Sequence
+from typing import Any, Final
+
+import msgspec
+
+from agents.base import Message
+from agents.outcome import CallFacts, Outcome
+from media.call import CallInfo
+from pipeline.events import CallEnded, CallEvent, ToolCalled, Transcript, TurnMetrics
+
+EVENT_VERSION: Final = 1
+EVENT_TYPES: Final = (
+    "call.started",
+    "transcript.final",
+    "tool.called",
+    "call.transferred",
+    "call.ended",
+)
+
+
+class LatencySummary(msgspec.Struct, frozen=True, kw_only=True):
+    """The call's per-turn latency (from its TurnMarks)."""
+
+    turns: int = 0
+    """Turns with latency marks."""
+    voice_to_voice_ms_p50: float | None = None
+    voice_to_voice_ms_p95: float | None = None
+    voice_to_voice_ms_max: float | None = None
+    marks_p50_s: dict[str, float] = msgspec.field(default_factory=dict)
+    """Median of each mark (seconds since the caller's speech ended) over the turns."""
+
+
+class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    id: str
+    call_id: str
+    tenant_id: str
+    seq: int
+    at: str
+    v: int = EVENT_VERSION
+
+
+class CallStartedEvent(_Event, frozen=True, kw_only=True, tag="call.started"):
+    agent: str
+    agent_version: int | None = None
+    node: str
+    direction: str
+    transport: str
+    from_uri: str
+    to_uri: str
+
+
+class TranscriptFinalEvent(_Event, frozen=True, kw_only=True, tag="transcript.final"):
+    role: str
+    """user | agent"""
+    text: str
+    turn: int
+    interrupted: bool = False
+
+
+class ToolCalledEvent(_Event, frozen=True, kw_only=True, tag="tool.called"):
+    name: str
+    arguments: dict[str, Any]
+    result: str
+    ok: bool
+
+
+class CallTransferredEvent(_Event, frozen=True, kw_only=True, tag="call.transferred"):
+    pass
+
+
+class CallEndedEvent(_Event, frozen=True, kw_only=True, tag="call.ended"):
+    reason: str
+    duration_s: float
+    outcome: Outcome
+    latency: LatencySummary
+
+
+AnalyticsEvent = (
+    CallStartedEvent
+    | TranscriptFinalEvent
+    | ToolCalledEvent
+    | CallTransferredEvent
+    | CallEndedEvent
+)
+
+_encoder = msgspec.json.Encoder()
+_decoder: msgspec.json.Decoder[AnalyticsEvent] = msgspec.json.Decoder(AnalyticsEvent)
+
+
+def encode_event(event: AnalyticsEvent) -> bytes:
+    return _encoder.encode(event)
+
+
+def decode_event(data: bytes | str) -> AnalyticsEvent:
+    return _decoder.decode(data)
+
+
+def event_type(event: AnalyticsEvent) -> str:
+    return event.__struct_config__.tag  # type: ignore[return-value]
+
+
+def iso(at: datetime.datetime) -> str:
+    return at.astimezone(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def summarise_latency(turns: Sequence[TurnMetrics]) -> LatencySummary:
+    if not turns:
+        return LatencySummary()
+    v2v = sorted(t.voice_to_voice_ms for t in turns if t.voice_to_voice_ms is not None)
+    marks: dict[str, list[float]] = {}
+    for turn in turns:
+        for name, value in turn.marks.items():
+            marks.setdefault(name, []).append(value)
+
+    def pick(q: float) -> float | None:
+        if not v2v:
+            return None
+        return round(v2v[min(len(v2v) - 1, int(q * len(v2v)))], 1)
+
+    return LatencySummary(
+        turns=len(turns),
+        voice_to_voice_ms_p50=round(statistics.median(v2v), 1) if v2v else None,
+        voice_to_voice_ms_p95=pick(0.95),
+        voice_to_voice_ms_max=round(v2v[-1], 1) if v2v else None,
+        marks_p50_s={k: round(statistics.median(v), 3) for k, v in sorted(marks.items())},
+    )
+
+
+class CallTrack:
+    """One call's analytics state: the next `seq`, what the outcome needs (transcript, slots)
+    and the latency of its turns."""
+
+    def __init__(
+        self, info: CallInfo, *, agent: str, node: str, agent_version: int | None = None
+    ) -> None:
+        self.info = info
+        self.agent = agent
+        self.agent_version = agent_version
+        self.node = node
+        self.seq = 0
+        self.transcript: list[Message] = []
+        self.turns: list[TurnMetrics] = []
+        self.ended: CallEnded | None = None
+        self.closed = False
+        """True once `call.ended` was built."""
+
+    def _head(self, at: datetime.datetime) -> dict[str, Any]:
+        seq = self.seq
+        self.seq += 1
+        info = self.info
+        return {
+            "id": f"{info.call_id}:{seq}",
+            "call_id": info.call_id,
+            "tenant_id": info.tenant_id,
+            "seq": seq,
+            "at": iso(at),
+        }
+
+    def started(self, at: datetime.datetime) -> CallStartedEvent:
+        info = self.info
+        return CallStartedEvent(
+            **self._head(at),
+            agent=self.agent,
+            agent_version=self.agent_version,
+            node=self.node,
+            direction=str(info.direction),
+            transport=info.transport,
+            from_uri=info.from_uri,
+            to_uri=info.to_uri,
+        )
+
+    def feed(self, event: CallEvent, at: datetime.datetime) -> AnalyticsEvent | None:
+        """The analytics event for a session event, if it makes one (`CallEnded` is only
+        noted: `ended()` builds `call.ended` once the outcome is known)."""
+        if self.closed:
+            return None
+        match event:
+            case Transcript(final=True, role=role, text=text, turn=turn, interrupted=cut):
+                self.transcript.append(
+                    Message(
+                        role="user" if role == "user" else "assistant", text=text, interrupted=cut
+                    )
+                )
+                return TranscriptFinalEvent(
+                    **self._head(at), role=role, text=text, turn=turn, interrupted=cut
+                )
+            case ToolCalled(name=name, arguments=arguments, result=result, ok=ok):
+                return ToolCalledEvent(
+                    **self._head(at), name=name, arguments=arguments, result=result, ok=ok
+                )
+            case TurnMetrics():
+                self.turns.append(event)
+            case CallEnded(reason=reason):
+                if self.ended is None:
+                    self.ended = event
+                    if reason == "transferred":
+                        return CallTransferredEvent(**self._head(at))
+        return None
+
+    def facts(self, reason: str | None = None) -> CallFacts:
+        ended = self.ended
+        return CallFacts(
+            reason=reason or (ended.reason if ended else "interrupted"),
+            duration_s=ended.duration_s if ended else 0.0,
+            slots=dict(ended.slots) if ended else {},
+            transcript=tuple(self.transcript),
+        )
+
+    def end(
+        self,
+        outcome: Outcome,
+        at: datetime.datetime,
+        *,
+        reason: str | None = None,
+        duration_s: float | None = None,
+    ) -> CallEndedEvent:
+        self.closed = True
+        ended = self.ended
+        return CallEndedEvent(
+            **self._head(at),
+            reason=reason or (ended.reason if ended else "interrupted"),
+            duration_s=duration_s if duration_s is not None else (ended.duration_s if ended else 0),
+            outcome=outcome,
+            latency=summarise_latency(self.turns),
+        )

@@ -1,0 +1,181 @@
+"""Writing events: each goes to the outbox in the same transaction as the call record it
+changes (`call.started` inserts the `calls` row, `call.ended` completes it). And recovery: on
+start, this node's calls that never ended (the process was killed) are closed as failed with a
+`call.ended` event, so they are recorded, not lost.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import msgspec
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from agents.base import Message
+from agents.outcome import CallFacts, rules_outcome
+from control_api.analytics.events import (
+    AnalyticsEvent,
+    CallEndedEvent,
+    CallStartedEvent,
+    LatencySummary,
+    TranscriptFinalEvent,
+    decode_event,
+    encode_event,
+    event_type,
+    iso,
+)
+from control_api.analytics.tables import CallRow, OutboxRow
+from control_api.store import Store
+
+log = logging.getLogger(__name__)
+
+RECOVERED_REASON = "node_restarted"
+
+
+def _when(text: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+async def transcript_of(session: AsyncSession, call_id: str) -> list[dict[str, Any]]:
+    """The call's final transcript lines, from its `transcript.final` events."""
+    rows = await session.scalars(
+        select(OutboxRow.payload)
+        .where(OutboxRow.call_id == call_id, OutboxRow.type == "transcript.final")
+        .order_by(OutboxRow.seq)
+    )
+    lines: list[dict[str, Any]] = []
+    for payload in rows:
+        event = decode_event(payload)
+        assert isinstance(event, TranscriptFinalEvent)
+        lines.append(
+            {
+                "role": event.role,
+                "text": event.text,
+                "turn": event.turn,
+                "interrupted": event.interrupted,
+                "at": event.at,
+            }
+        )
+    return lines
+
+
+async def write_events(session: AsyncSession, events: Sequence[AnalyticsEvent], node: str) -> None:
+    """Add `events` (and the call-record changes they carry) to the session's transaction."""
+    for event in events:
+        at = _when(event.at)
+        session.add(
+            OutboxRow(
+                event_id=event.id,
+                call_id=event.call_id,
+                tenant_id=event.tenant_id,
+                node=node,
+                seq=event.seq,
+                type=event_type(event),
+                payload=encode_event(event).decode(),
+                created_at=at,
+            )
+        )
+        if isinstance(event, CallStartedEvent):
+            session.add(
+                CallRow(
+                    id=event.call_id,
+                    tenant_id=event.tenant_id,
+                    agent=event.agent,
+                    agent_version=event.agent_version,
+                    node=node,
+                    direction=event.direction,
+                    transport=event.transport,
+                    from_uri=event.from_uri,
+                    to_uri=event.to_uri,
+                    started_at=at,
+                )
+            )
+        elif isinstance(event, CallEndedEvent):
+            await session.flush()
+            call = await session.get(CallRow, event.call_id)
+            if call is None:  # its call.started was dropped: still record the call
+                call = CallRow(
+                    id=event.call_id,
+                    tenant_id=event.tenant_id,
+                    agent="",
+                    node=node,
+                    direction="",
+                    transport="",
+                    started_at=at,
+                )
+                session.add(call)
+            outcome = event.outcome
+            call.ended_at = at
+            call.end_reason = event.reason
+            call.duration_s = event.duration_s
+            call.disposition = outcome.disposition
+            call.summary = outcome.summary
+            call.sentiment = outcome.sentiment.label
+            call.sentiment_score = outcome.sentiment.score
+            call.outcome_source = outcome.source
+            call.slots = dict(outcome.slots)
+            call.latency = msgspec.to_builtins(event.latency)
+            call.transcript = await transcript_of(session, event.call_id)
+
+
+async def recover_unfinished(
+    store: Store, node: str, now: Callable[[], datetime.datetime]
+) -> list[str]:
+    """Close this node's calls that have no end as failed (reason `node_restarted`), each with
+    a `call.ended` event after its last one. Returns their ids."""
+    closed: list[str] = []
+    async with store.session() as session:
+        open_calls = (
+            await session.scalars(
+                select(CallRow).where(CallRow.node == node, CallRow.ended_at.is_(None))
+            )
+        ).all()
+        for call in open_calls:
+            last = await session.scalar(
+                select(func.max(OutboxRow.seq)).where(OutboxRow.call_id == call.id)
+            )
+            lines = await transcript_of(session, call.id)
+            at = now()
+            started = call.started_at
+            if started.tzinfo is None:
+                started = started.replace(tzinfo=datetime.UTC)
+            duration = max(0.0, (at - started).total_seconds())
+            facts = CallFacts(
+                reason="failed",
+                duration_s=duration,
+                transcript=tuple(
+                    Message(
+                        role="user" if line["role"] == "user" else "assistant",
+                        text=line["text"],
+                        interrupted=bool(line["interrupted"]),
+                    )
+                    for line in lines
+                ),
+            )
+            outcome = rules_outcome(facts)
+            outcome = msgspec.structs.replace(
+                outcome, summary=f"The node stopped during the call. {outcome.summary}"
+            )
+            seq = (last if last is not None else -1) + 1
+            event = CallEndedEvent(
+                id=f"{call.id}:{seq}",
+                call_id=call.id,
+                tenant_id=call.tenant_id,
+                seq=seq,
+                at=iso(at),
+                reason=RECOVERED_REASON,
+                duration_s=round(duration, 3),
+                outcome=outcome,
+                latency=LatencySummary(),
+            )
+            await write_events(session, [event], node)
+            closed.append(call.id)
+            log.warning(
+                "call left open by a stopped node recorded as failed",
+                extra={"call_id": call.id, "tenant_id": call.tenant_id, "node": node},
+            )
+    return closed

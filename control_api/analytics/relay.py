@@ -1,0 +1,345 @@
+"""The relay: pushes this node's outbox rows to each sink (the Redis Stream, every webhook),
+at least once, each call's events in `seq` order.
+
+Per sink and call, `relay_marks` holds the last `seq` delivered; a pass takes the rows above
+the marks (oldest first, `relay_batch_size` at most), sends them and moves the marks, so a
+restarted node resumes where it stopped. A failure holds back that call's later events for that
+sink only:
+
+- Redis (one batch per pass): unreachable → the whole batch is retried after
+  `redis_backoff_s`, doubling up to `redis_backoff_max_s`; never dropped.
+- webhooks (one request per event): a failed event is retried after `webhook_backoff_s`,
+  doubling up to `webhook_backoff_max_s`; after `webhook_max_attempts` tries it goes to
+  `dead_letters` and the call's next events go on. Other calls are not held back.
+
+Backoff runs on the injected clock; `pass_once()` is one pass (tests drive it directly).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import httpx
+from sqlalchemy import and_, func, select
+
+from config.schema import AnalyticsSettings
+from control_api.analytics.sinks import DeliveryError, RedisStreamSink, WebhookSink
+from control_api.analytics.tables import DeadLetterRow, OutboxRow, RelayMarkRow, WebhookRow
+from control_api.store import Store
+from media.clock import Clock
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_CONCURRENCY = 8
+"""Calls whose events go to one webhook at the same time (each call's stay in order)."""
+
+
+class BatchSink(Protocol):
+    key: str
+
+    async def send_batch(self, rows: Sequence[OutboxRow]) -> None: ...
+
+
+def backoff(attempts: int, base_s: float, max_s: float) -> float:
+    """Delay before try `attempts + 1`: base, 2·base, 4·base, ... capped at `max_s`."""
+    return float(min(max_s, base_s * 2 ** max(0, attempts - 1)))
+
+
+class Relay:
+    def __init__(
+        self,
+        settings: AnalyticsSettings,
+        *,
+        store: Store,
+        node: str,
+        clock: Clock,
+        wall: Callable[[], datetime.datetime],
+        http: httpx.AsyncClient,
+        stream: BatchSink | None = None,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._node = node
+        self._clock = clock
+        self._wall = wall
+        self._http = http
+        self._stream = stream
+        self._stream_failures = 0
+        self._stream_retry_at = 0.0
+        self._retry_at: dict[tuple[str, str], float] = {}
+        self._floor: dict[str, int] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self.passes = 0
+
+    @property
+    def stream_failing(self) -> bool:
+        """The event stream's last try failed (retrying with backoff)."""
+        return self._stream_failures > 0
+
+    def wake(self) -> None:
+        """New rows were written: look at once."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Make `run` return after the pass in progress (marks saved: nothing sent twice)."""
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Relay until `stop()` (or cancelled)."""
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                due = await self.pass_once()
+            except Exception:
+                log.exception("relay pass failed", extra={"node": self._node})
+                due = None
+            if self._stopping:
+                return
+            deadline = self._clock.now() + self._settings.relay_interval_s
+            if due is not None:
+                deadline = min(deadline, due)
+            await self._idle(deadline)
+
+    async def _idle(self, deadline: float) -> None:
+        if self._wake.is_set():
+            return
+        sleeper = asyncio.ensure_future(self._clock.sleep_until(deadline))
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (sleeper, waker):
+                waiter.cancel()
+            await asyncio.gather(sleeper, waker, return_exceptions=True)
+
+    async def pass_once(self) -> float | None:
+        """Deliver what is pending to every sink; returns the earliest retry time, if any."""
+        self.passes += 1
+        async with self._store.session() as session:
+            hooks = (await session.scalars(select(WebhookRow).order_by(WebhookRow.id))).all()
+        allowlist = None if self._settings.allow_private_urls else self._settings.url_allowlist
+        sinks = [
+            WebhookSink(
+                webhook_id=h.id,
+                tenant_id=h.tenant_id,
+                url=h.url,
+                secret=h.secret,
+                events=h.events,
+                after_outbox_id=h.after_outbox_id,
+                http=self._http,
+                wall=lambda: self._wall().timestamp(),
+                timeout_s=self._settings.webhook_timeout_s,
+                allowlist=allowlist,
+            )
+            for h in hooks
+        ]
+        live = {s.key for s in sinks}
+        self._retry_at = {k: v for k, v in self._retry_at.items() if k[0] in live}
+        async with asyncio.TaskGroup() as group:
+            if self._stream is not None:
+                group.create_task(self._relay_stream(self._stream))
+            for sink in sinks:
+                group.create_task(self._relay_webhook(sink))
+        due = list(self._retry_at.values())
+        if self._stream is not None and self._stream_failures:
+            due.append(self._stream_retry_at)
+        return min(due) if due else None
+
+    # ---- pending rows and marks ----
+
+    async def _pending(
+        self,
+        sink: str,
+        *,
+        tenant_id: str | None = None,
+        after: int = 0,
+        blocked: Sequence[str] = (),
+    ) -> tuple[list[OutboxRow], int]:
+        """Rows above `sink`'s marks (oldest first) and the newest outbox id looked at."""
+        async with self._store.session() as session:
+            top = await session.scalar(
+                select(func.max(OutboxRow.id)).where(OutboxRow.node == self._node)
+            )
+            if top is None:
+                return [], 0
+            stmt = (
+                select(OutboxRow)
+                .outerjoin(
+                    RelayMarkRow,
+                    and_(RelayMarkRow.sink == sink, RelayMarkRow.call_id == OutboxRow.call_id),
+                )
+                .where(
+                    OutboxRow.node == self._node,
+                    OutboxRow.id > max(after, self._floor.get(sink, 0)),
+                    OutboxRow.id <= top,
+                    OutboxRow.seq > func.coalesce(RelayMarkRow.delivered_seq, -1),
+                )
+                .order_by(OutboxRow.id)
+                .limit(self._settings.relay_batch_size)
+            )
+            if tenant_id is not None:
+                stmt = stmt.where(OutboxRow.tenant_id == tenant_id)
+            if blocked:
+                stmt = stmt.where(OutboxRow.call_id.not_in(list(blocked)))
+            rows = list((await session.scalars(stmt)).all())
+        return rows, top
+
+    def _advance_floor(self, sink: str, rows: Sequence[OutboxRow], top: int, clean: bool) -> None:
+        """Everything up to `top` is done for `sink` when the pass saw all of it and nothing
+        is held back: later passes start above it."""
+        if clean and len(rows) < self._settings.relay_batch_size:
+            self._floor[sink] = max(self._floor.get(sink, 0), top)
+
+    async def _save_marks(
+        self,
+        sink: str,
+        marks: dict[str, tuple[int, int]],
+        dead: Sequence[DeadLetterRow] = (),
+    ) -> None:
+        async with self._store.session() as session:
+            for call_id, (seq, attempts) in marks.items():
+                row = await session.get(RelayMarkRow, (sink, call_id))
+                if row is None:
+                    session.add(
+                        RelayMarkRow(
+                            sink=sink, call_id=call_id, delivered_seq=seq, attempts=attempts
+                        )
+                    )
+                else:
+                    row.delivered_seq = max(row.delivered_seq, seq)
+                    row.attempts = attempts
+            session.add_all(dead)
+
+    # ---- Redis ----
+
+    async def _relay_stream(self, sink: BatchSink) -> None:
+        now = self._clock.now()
+        if self._stream_failures and now < self._stream_retry_at:
+            return
+        rows, top = await self._pending(sink.key)
+        if rows:
+            try:
+                await sink.send_batch(rows)
+            except DeliveryError as exc:
+                self._stream_failures += 1
+                delay = backoff(
+                    self._stream_failures,
+                    self._settings.redis_backoff_s,
+                    self._settings.redis_backoff_max_s,
+                )
+                self._stream_retry_at = now + delay
+                log.warning(
+                    "event stream unreachable; retrying",
+                    extra={
+                        "sink": sink.key,
+                        "error": exc.detail,
+                        "failures": self._stream_failures,
+                        "retry_in_s": delay,
+                        "pending": len(rows),
+                    },
+                )
+                return
+            marks: dict[str, tuple[int, int]] = {}
+            for row in rows:
+                marks[row.call_id] = (max(row.seq, marks.get(row.call_id, (-1, 0))[0]), 0)
+            await self._save_marks(sink.key, marks)
+            if len(rows) == self._settings.relay_batch_size:
+                self.wake()
+            if self._stream_failures:
+                log.info("event stream reachable again", extra={"sink": sink.key})
+            self._stream_failures = 0
+        self._advance_floor(sink.key, rows, top, clean=True)
+
+    # ---- webhooks ----
+
+    async def _relay_webhook(self, sink: WebhookSink) -> None:
+        now = self._clock.now()
+        blocked = [
+            call for (key, call), at in self._retry_at.items() if key == sink.key and at > now
+        ]
+        rows, top = await self._pending(
+            sink.key, tenant_id=sink.tenant_id, after=sink.after_outbox_id, blocked=blocked
+        )
+        calls: dict[str, list[OutboxRow]] = {}
+        for row in rows:
+            calls.setdefault(row.call_id, []).append(row)
+        limit = asyncio.Semaphore(WEBHOOK_CONCURRENCY)
+        async with asyncio.TaskGroup() as group:
+            for call_id, call_rows in calls.items():
+                group.create_task(self._deliver_call(sink, call_id, call_rows, limit))
+        if len(rows) == self._settings.relay_batch_size:
+            self.wake()
+        clean = not any(key == sink.key for key, _call in self._retry_at)
+        self._advance_floor(sink.key, rows, top, clean=clean)
+
+    async def _deliver_call(
+        self,
+        sink: WebhookSink,
+        call_id: str,
+        rows: Sequence[OutboxRow],
+        limit: asyncio.Semaphore,
+    ) -> None:
+        settings = self._settings
+        async with self._store.session() as session:
+            mark = await session.get(RelayMarkRow, (sink.key, call_id))
+            delivered = mark.delivered_seq if mark is not None else -1
+            attempts = mark.attempts if mark is not None else 0
+        dead: list[DeadLetterRow] = []
+        extra = {"call_id": call_id, "tenant_id": sink.tenant_id, "webhook": sink.webhook_id}
+        self._retry_at.pop((sink.key, call_id), None)
+        async with limit:
+            for row in rows:
+                if row.seq <= delivered:
+                    continue
+                if sink.wants(row.type):
+                    try:
+                        await sink.send(row)
+                    except DeliveryError as exc:
+                        attempts += 1
+                        if attempts < settings.webhook_max_attempts:
+                            delay = backoff(
+                                attempts, settings.webhook_backoff_s, settings.webhook_backoff_max_s
+                            )
+                            self._retry_at[(sink.key, call_id)] = self._clock.now() + delay
+                            log.warning(
+                                "webhook delivery failed; retrying",
+                                extra={
+                                    **extra,
+                                    "event_id": row.event_id,
+                                    "error": exc.detail,
+                                    "attempts": attempts,
+                                    "retry_in_s": delay,
+                                },
+                            )
+                            break
+                        dead.append(
+                            DeadLetterRow(
+                                sink=sink.key,
+                                event_id=row.event_id,
+                                call_id=row.call_id,
+                                tenant_id=row.tenant_id,
+                                seq=row.seq,
+                                type=row.type,
+                                attempts=attempts,
+                                error=exc.detail,
+                                created_at=self._wall(),
+                            )
+                        )
+                        log.error(
+                            "webhook delivery given up; event dead-lettered",
+                            extra={**extra, "event_id": row.event_id, "attempts": attempts},
+                        )
+                delivered, attempts = row.seq, 0
+        await self._save_marks(sink.key, {call_id: (delivered, attempts)}, dead)
+
+
+def open_stream_sink(settings: AnalyticsSettings) -> RedisStreamSink | None:
+    if not settings.redis_url:
+        return None
+    return RedisStreamSink(settings.redis_url, settings.stream, maxlen=settings.stream_maxlen)

@@ -1,0 +1,186 @@
+"""Call control: place an outbound call (`POST /v1/calls`), hang up and transfer live calls.
+
+`POST /v1/calls {"agent", "to", "via"}` hands the call to the node's dialer for `via`
+("sip": through the SIP trunk; "asterisk": AMI Originate). With an `Idempotency-Key` header,
+a retried request answers the call it placed the first time (per tenant, for
+`IDEMPOTENCY_TTL_S`). The call then runs like an inbound one; its events arrive on
+`WS /v1/events` and in the history.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from typing import Annotated, Final, Literal
+
+import msgspec
+from litestar import Request, delete, post
+from litestar.datastructures import State
+from litestar.exceptions import (
+    ClientException,
+    HTTPException,
+    NotFoundException,
+    ServiceUnavailableException,
+    TooManyRequestsException,
+    ValidationException,
+)
+from litestar.params import FromPath, JSONBody
+from msgspec import Meta
+
+from control_api.auth import Principal, can_operate
+from control_api.host import DialError, OverCapacity
+from control_api.metrics import CALLS_REFUSED
+from control_api.quotas import QuotaExceeded
+from control_api.state import Api
+from media.call import CallControlError
+
+log = logging.getLogger(__name__)
+
+Name = Annotated[str, Meta(min_length=1, max_length=128)]
+IDEMPOTENCY_TTL_S: Final = 24 * 3600
+IDEMPOTENCY_MAX: Final = 10_000
+
+
+class PlaceCall(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    agent: Name
+    to: Annotated[str, Meta(min_length=1, max_length=256)]
+    """A SIP URI (`sip:100@pbx.example.com`), or a number dialled through the trunk."""
+    via: Literal["sip", "asterisk"] = "sip"
+    tenant: Name | None = None
+    """The tenant to act for; only the platform admin key may name one."""
+
+
+class PlacedCall(msgspec.Struct, frozen=True):
+    call_id: str
+    status: Literal["dialing"] = "dialing"
+
+
+class Transfer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    target: Annotated[str, Meta(min_length=1, max_length=256)]
+
+
+class _Idempotency:
+    """Recent `(tenant, Idempotency-Key)` → call id, bounded and expiring."""
+
+    def __init__(self) -> None:
+        self._seen: OrderedDict[tuple[str, str], tuple[float, str]] = OrderedDict()
+
+    def get(self, tenant: str, key: str) -> str | None:
+        now = time.monotonic()
+        while self._seen:
+            first = next(iter(self._seen.values()))
+            if now - first[0] < IDEMPOTENCY_TTL_S and len(self._seen) <= IDEMPOTENCY_MAX:
+                break
+            self._seen.popitem(last=False)
+        hit = self._seen.get((tenant, key))
+        return hit[1] if hit else None
+
+    def put(self, tenant: str, key: str, call_id: str) -> None:
+        self._seen[(tenant, key)] = (time.monotonic(), call_id)
+
+
+_IDEMPOTENCY = _Idempotency()
+_ERRORS = [ValidationException, NotFoundException, ServiceUnavailableException]
+
+
+@post("/calls", status_code=201, guards=[can_operate], raises=_ERRORS, summary="Place a call")
+async def place_call(
+    data: JSONBody[PlaceCall], request: Request[Principal, None, State], api: Api
+) -> PlacedCall:
+    """Dial `to` and connect the answered call to `agent`."""
+    tenant = request.user.tenant_for(data.tenant)
+    key = request.headers.get("idempotency-key")
+    if key is not None:
+        if not 1 <= len(key) <= 128:
+            raise ValidationException("Idempotency-Key must be 1 to 128 characters")
+        if (earlier := _IDEMPOTENCY.get(tenant, key)) is not None:
+            return PlacedCall(call_id=earlier)
+    agent = await api.host.find_agent(tenant, data.agent)
+    if agent is None:
+        raise NotFoundException(f"no agent {data.agent!r} for tenant {tenant!r}")
+    dialer = api.host.dialers.get(data.via)
+    if dialer is None:
+        raise ServiceUnavailableException(f"outbound calls via {data.via!r} are not configured")
+    call_id = uuid.uuid4().hex
+    try:
+        await dialer.dial(call_id=call_id, tenant_id=tenant, agent=agent.pinned, to=data.to)
+    except OverCapacity as exc:
+        CALLS_REFUSED.labels(reason=exc.reason).inc()
+        raise ServiceUnavailableException(
+            f"call refused: {exc.reason}", headers={"Retry-After": str(exc.retry_after_s)}
+        ) from exc
+    except QuotaExceeded as exc:
+        CALLS_REFUSED.labels(reason=exc.reason).inc()
+        raise TooManyRequestsException(
+            f"call refused: {exc}", headers={"Retry-After": str(exc.retry_after_s)}
+        ) from exc
+    except DialError as exc:
+        if exc.status == 400:
+            raise ValidationException(str(exc)) from exc
+        raise HTTPException(str(exc), status_code=exc.status) from exc
+    if key is not None:
+        _IDEMPOTENCY.put(tenant, key, call_id)
+    log.info("outbound call placed", extra={"call_id": call_id, "tenant_id": tenant})
+    return PlacedCall(call_id=call_id)
+
+
+def _live(call_id: str, request: Request[Principal, None, State], api: Api) -> None:
+    call = api.calls.get(call_id)
+    if call is None or not request.user.may_act_for(call.info.tenant_id):
+        raise NotFoundException(f"no live call {call_id!r}")
+
+
+@delete(
+    "/calls/{call_id:str}",
+    status_code=204,
+    guards=[can_operate],
+    raises=_ERRORS,
+    summary="Hang up a call",
+)
+async def hangup_call(
+    call_id: FromPath[str], request: Request[Principal, None, State], api: Api
+) -> None:
+    _live(call_id, request, api)
+    await api.calls.hangup(call_id)
+
+
+@post(
+    "/calls/{call_id:str}/hangup",
+    status_code=204,
+    guards=[can_operate],
+    raises=_ERRORS,
+    summary="Hang up a call",
+)
+async def hangup_call_action(
+    call_id: FromPath[str], request: Request[Principal, None, State], api: Api
+) -> None:
+    _live(call_id, request, api)
+    await api.calls.hangup(call_id)
+
+
+@post(
+    "/calls/{call_id:str}/transfer",
+    status_code=204,
+    guards=[can_operate],
+    raises=[*_ERRORS, ClientException],
+    summary="Blind-transfer a call",
+)
+async def transfer_call(
+    call_id: FromPath[str],
+    data: JSONBody[Transfer],
+    request: Request[Principal, None, State],
+    api: Api,
+) -> None:
+    _live(call_id, request, api)
+    call = api.calls.get(call_id)
+    assert call is not None
+    try:
+        await call.control.transfer(data.target)
+    except CallControlError as exc:
+        raise ClientException(f"transfer failed: {exc}", status_code=409) from exc
+
+
+CALL_CONTROL = [place_call, hangup_call, hangup_call_action, transfer_call]
+"""Handlers on `/v1/calls...`; they join the history router when analytics is on."""

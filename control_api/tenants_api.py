@@ -1,0 +1,163 @@
+"""Tenants (platform admin key only) and what every tenant-scoped route shares: the acting
+tenant (from the key; the platform admin names it with `?tenant=`), store errors as 404/409.
+
+`POST /v1/tenants {"name"}` → `{"id", "name", ...}`; `GET /v1/tenants`;
+`GET /v1/tenants/{id}` (the platform admin, or any key of that tenant);
+`PUT /v1/tenants/{id}/quotas {"max_concurrent_calls", "calls_per_minute"}` (null: no limit).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Response, Router, get, post, put
+from litestar.datastructures import State
+from litestar.exceptions import NotFoundException, PermissionDeniedException, ValidationException
+from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.types import ExceptionHandlersMap
+from msgspec import Meta
+
+from control_api.auth import Principal, platform_only
+from control_api.state import Api
+from control_api.store import Store
+from control_api.store import tenants as tenant_rows
+from control_api.store.errors import Conflict, NotFound
+from control_api.store.models import Tenant
+
+log = logging.getLogger(__name__)
+
+TenantId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+DisplayName = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Limit = Annotated[int, Meta(ge=0, le=1_000_000)]
+
+TenantQuery = Annotated[
+    TenantId | None,
+    QueryParameter(
+        description="The tenant to act for (platform admin key only; default `demo`).",
+    ),
+]
+
+ERRORS = [NotFoundException, PermissionDeniedException, ValidationException]
+
+
+def utc(when: datetime) -> datetime:
+    """Stored times are UTC; SQLite hands them back naive."""
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+async def acting_tenant(user: Principal, store: Store, requested: str | None) -> str:
+    """The tenant a request acts for; 403 when a tenant key names another, 404 when the
+    platform admin names an unknown one."""
+    tenant_id = user.tenant_for(requested)
+    if user.is_admin:
+        async with store.session() as session:
+            if await tenant_rows.get_tenant(session, tenant_id) is None:
+                raise NotFoundException(f"tenant: no tenant {tenant_id!r}")
+    return tenant_id
+
+
+def _error(status: int) -> Any:
+    def handle(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, object]]:
+        return Response({"status_code": status, "detail": str(exc)}, status_code=status)
+
+    return handle
+
+
+def store_errors() -> ExceptionHandlersMap:
+    """Router `exception_handlers` for the store's errors."""
+    return {Conflict: _error(409), NotFound: _error(404)}
+
+
+class TenantIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: DisplayName
+    max_concurrent_calls: Limit | None = None
+    calls_per_minute: Limit | None = None
+
+
+class QuotasIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Per-node limits for the tenant's calls; null: no limit."""
+
+    max_concurrent_calls: Limit | None = None
+    calls_per_minute: Limit | None = None
+
+
+class TenantOut(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    created_at: datetime
+    max_concurrent_calls: int | None
+    calls_per_minute: int | None
+
+    @classmethod
+    def of(cls, row: Tenant) -> TenantOut:
+        return cls(
+            id=row.id,
+            name=row.name,
+            created_at=utc(row.created_at),
+            max_concurrent_calls=row.max_concurrent_calls,
+            calls_per_minute=row.calls_per_minute,
+        )
+
+
+@post("/tenants", guards=[platform_only], raises=ERRORS, summary="Create a tenant")
+async def create_tenant(data: JSONBody[TenantIn], api: Api) -> TenantOut:
+    async with api.store.session() as session:
+        row = await tenant_rows.create_tenant(
+            session,
+            data.name,
+            max_concurrent_calls=data.max_concurrent_calls,
+            calls_per_minute=data.calls_per_minute,
+        )
+    log.info("tenant created", extra={"tenant_id": row.id})
+    return TenantOut.of(row)
+
+
+@get("/tenants", guards=[platform_only], raises=ERRORS, summary="List tenants")
+async def list_tenants(api: Api) -> list[TenantOut]:
+    async with api.store.session() as session:
+        return [TenantOut.of(row) for row in await tenant_rows.list_tenants(session)]
+
+
+@get("/tenants/{tenant_id:str}", raises=ERRORS, summary="Show a tenant")
+async def show_tenant(
+    tenant_id: FromPath[str], request: Request[Principal, None, State], api: Api
+) -> TenantOut:
+    row = None
+    if request.user.may_act_for(tenant_id):
+        async with api.store.session() as session:
+            row = await tenant_rows.get_tenant(session, tenant_id)
+    if row is None:
+        raise NotFoundException(f"no tenant {tenant_id!r}")
+    return TenantOut.of(row)
+
+
+@put(
+    "/tenants/{tenant_id:str}/quotas",
+    guards=[platform_only],
+    raises=ERRORS,
+    summary="Set a tenant's call quotas",
+)
+async def set_quotas(tenant_id: FromPath[str], data: JSONBody[QuotasIn], api: Api) -> TenantOut:
+    async with api.store.session() as session:
+        row = await tenant_rows.set_quotas(
+            session,
+            tenant_id,
+            max_concurrent_calls=data.max_concurrent_calls,
+            calls_per_minute=data.calls_per_minute,
+        )
+    if row is None:
+        raise NotFoundException(f"no tenant {tenant_id!r}")
+    log.info("tenant quotas set", extra={"tenant_id": tenant_id})
+    return TenantOut.of(row)
+
+
+def tenants_router(**kwargs: Any) -> Router:
+    return Router(
+        path="/v1",
+        route_handlers=[create_tenant, list_tenants, show_tenant, set_quotas],
+        exception_handlers=store_errors(),
+        **kwargs,
+    )

@@ -1,0 +1,429 @@
+"""The node's SIP user agent: pjsua2 on one owned thread, UDP/TCP (and TLS) transports, codecs,
+inbound INVITE routing and outbound calls.
+
+Inbound: pjsua2 sends 100 Trying itself; the INVITE (request-URI user, headers, source
+address) goes to the owner's `route` coroutine, which answers `Accept` (the call is answered
+200 and handed to `Accept.start`) or `Reject` (a final status, e.g. 404 or 503 with
+Retry-After). OPTIONS is answered 200 by pjsua2. Outbound: `dial(uri, info)` sends an INVITE
+through the trunk account (digest auth, optional registration) or directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+import pjsua2 as pj
+
+from config.loader import ConfigError
+from config.schema import SipSettings
+from media.call import CallInfo
+from sip.calls import PjCall, PjCalls, SipCall, op
+from sip.media_port import SipAudio
+from sip.message import SipRequest, parse_request, source_host
+from sip.thread import SipThread
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+CODEC_IDS = {"PCMU": "PCMU/8000/1", "PCMA": "PCMA/8000/1", "G722": "G722/16000/1"}
+CALL_SLOTS = 4
+"""Concurrent calls pjsua2 holds in this process: the pjsua2-python wheel is built with
+PJSUA_MAX_CALLS = 4 (`UaConfig.maxCalls` cannot raise it). The last slot is kept for refusing
+with 503 + Retry-After, so a proxy fails over, instead of pjsua2's own 486."""
+SLOTS_FULL_RETRY_AFTER_S = 5
+
+
+class SipSettingsError(OSError, ConfigError):
+    """A `[sip]` setting the user agent cannot start with (a TLS file missing, unreadable or
+    not what it should be); the message names the key. An OSError too, like any other
+    reason the node cannot listen."""
+
+
+def tls_enabled(s: SipSettings) -> bool:
+    """Whether TLS listens: "tls" in `transports`, or a certificate configured. Checks the
+    files as OpenSSL will read them (pjsip only loads them at the first TLS connection, so a
+    bad path would otherwise go unnoticed); SipSettingsError names the key at fault."""
+    if "tls" not in s.transports and not s.tls_cert_file:
+        return False
+    for key in ("tls_cert_file", "tls_key_file"):
+        if not getattr(s, key):
+            raise SipSettingsError(f"sip.{key}: required for TLS (a PEM file path)")
+    texts: dict[str, bytes] = {}
+    for key in ("tls_cert_file", "tls_key_file", "tls_ca_file"):
+        path = str(getattr(s, key))
+        if path:
+            try:
+                texts[key] = Path(path).read_bytes()
+            except OSError as exc:
+                raise SipSettingsError(
+                    f"sip.{key}: cannot read {path!r}: {exc.strerror or exc}"
+                ) from exc
+    if b"-----BEGIN CERTIFICATE-----" not in texts["tls_cert_file"]:
+        raise SipSettingsError(f"sip.tls_cert_file: no PEM certificate in {s.tls_cert_file!r}")
+    if b"PRIVATE KEY-----" not in texts["tls_key_file"]:
+        raise SipSettingsError(f"sip.tls_key_file: no PEM private key in {s.tls_key_file!r}")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(s.tls_cert_file, s.tls_key_file)
+    except ssl.SSLError as exc:
+        raise SipSettingsError(
+            f"sip.tls_key_file: {s.tls_key_file!r} is not the key of sip.tls_cert_file "
+            f"{s.tls_cert_file!r}, or either is malformed ({exc.reason or exc})"
+        ) from exc
+    if s.tls_ca_file:
+        try:
+            context.load_verify_locations(s.tls_ca_file)
+        except ssl.SSLError as exc:
+            raise SipSettingsError(
+                f"sip.tls_ca_file: no PEM CA certificates in {s.tls_ca_file!r} ({exc.reason})"
+            ) from exc
+    return True
+
+
+class IncomingInvite(msgspec.Struct, frozen=True):
+    """What the node routes an inbound call on."""
+
+    request: SipRequest
+    source: str
+    """The address the INVITE came from (the proxy's, behind Kamailio)."""
+
+    @property
+    def number(self) -> str:
+        return self.request.user
+
+
+class Accept(msgspec.Struct, frozen=True):
+    info: CallInfo
+    start: Callable[[SipCall], None]
+    """Called in the event loop once 200 OK is sent, with the answered call."""
+    abandon: Callable[[], None]
+    """Called instead when the caller hung up before the answer."""
+
+
+class Reject(msgspec.Struct, frozen=True):
+    status: int
+    reason: str = ""
+    headers: dict[str, str] = {}
+
+
+Route = Callable[[IncomingInvite], Awaitable[Accept | Reject]]
+
+
+class _Account(pj.Account):  # type: ignore[misc]
+    def __init__(self, on_incoming: Callable[[Any], None]) -> None:
+        super().__init__()
+        self._on_incoming = on_incoming
+
+    def onIncomingCall(self, prm: Any) -> None:  # noqa: N802
+        self._on_incoming(prm)
+
+    def onRegState(self, prm: Any) -> None:  # noqa: N802
+        """The trunk's REGISTER outcome (SIP thread); logged without any credential."""
+        status, reason, expires = int(prm.code), str(prm.reason), int(prm.expiration)
+        if 200 <= status < 300:
+            if expires > 0:
+                log.info("sip trunk registered", extra={"expires_s": expires})
+            else:
+                log.info("sip trunk unregistered")
+        else:
+            log.warning("sip trunk registration failed", extra={"status": status, "reason": reason})
+
+
+class _Endpoint(pj.Endpoint):  # type: ignore[misc]
+    def onRejectedIncomingCall(self, prm: Any) -> None:  # noqa: N802
+        """pjsua2 refused an INVITE before the node saw it: malformed, unacceptable offer
+        (488), or more calls at once than pjsua2 was built for (486, "too many calls")."""
+        log.info(
+            "sip: INVITE refused by pjsua2",
+            extra={"status": int(prm.statusCode), "reason": str(prm.reason)},
+        )
+
+
+class UserAgent:
+    """pjsua2, owned: `start()`, `dial()`, `stop()`; inbound calls go to `route`."""
+
+    def __init__(self, settings: SipSettings, route: Route) -> None:
+        self.settings = settings
+        self._route = route
+        self._thread = SipThread("sip")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._endpoint: Any = None
+        self._account: _Account | None = None
+        self._trunk: _Account | None = None
+        self._pjcalls = PjCalls()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.port = 0
+        self.tls_port = 0
+        self._tls = False
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def start(self) -> None:
+        # SipSettingsError before pjsua2 starts (reading the files off the event loop).
+        self._tls = await asyncio.to_thread(tls_enabled, self.settings)
+        self._loop = asyncio.get_running_loop()
+        try:
+            await asyncio.to_thread(self._thread.start, self._setup)
+        except pj.Error as exc:
+            s = self.settings
+            raise OSError(f"SIP cannot start on {s.host}:{s.port}: {exc.reason}") from exc
+        log.info(
+            "sip listening",
+            extra={"host": self.settings.host, "port": self.port, "tls_port": self.tls_port},
+        )
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks))
+        await asyncio.to_thread(self._thread.stop, self._teardown)
+
+    async def call_count(self) -> int:
+        """pjsua2 calls still held (answered, ringing or not yet released)."""
+        return await self._thread.call(lambda: len(self._pjcalls))
+
+    async def media_ports(self) -> int:
+        """Ports on the conference bridge (each live call adds its stream and frame port)."""
+        return await self._thread.call(lambda: int(self._endpoint.mediaActivePorts()))
+
+    def _setup(self) -> Callable[[int], object]:
+        ep = _Endpoint()
+        ep.libCreate()
+        self._endpoint = ep
+        try:
+            return self._configure(ep)
+        except BaseException:
+            # pjsua2 allows one Endpoint per process: a failed start must not leave one.
+            self._account = self._trunk = None
+            self._endpoint = None
+            ep.libDestroy()
+            raise
+
+    def _configure(self, ep: Any) -> Callable[[int], object]:
+        s = self.settings
+        cfg = pj.EpConfig()
+        cfg.uaConfig.threadCnt = 0
+        cfg.uaConfig.mainThreadOnly = False
+        cfg.uaConfig.userAgent = "voicenode"
+        cfg.uaConfig.maxCalls = CALL_SLOTS
+        cfg.logConfig.level = 1
+        cfg.logConfig.consoleLevel = 1
+        if s.trace_file:  # every SIP message and pjsua2's debug log, for troubleshooting
+            cfg.logConfig.level = 5
+            cfg.logConfig.msgLogging = True
+            cfg.logConfig.filename = s.trace_file
+        cfg.medConfig.clockRate = 16_000
+        cfg.medConfig.sndClockRate = 16_000
+        cfg.medConfig.audioFramePtime = 20
+        cfg.medConfig.channelCount = 1
+        cfg.medConfig.noVad = True
+        cfg.medConfig.ecTailLen = 0
+        cfg.medConfig.quality = s.media_quality
+        ep.libInit(cfg)
+        for kind in (k for k in s.transports if k != "tls"):
+            tc = pj.TransportConfig()
+            tc.boundAddress = s.host
+            tc.port = self.port or s.port
+            if s.public_address:
+                tc.publicAddress = s.public_address
+            ttype = pj.PJSIP_TRANSPORT_UDP if kind == "udp" else pj.PJSIP_TRANSPORT_TCP
+            tid = ep.transportCreate(ttype, tc)
+            if not self.port:
+                self.port = int(ep.transportGetInfo(tid).localName.rsplit(":", 1)[1])
+        if self._tls:
+            tc = pj.TransportConfig()
+            tc.boundAddress = s.host
+            tc.port = s.tls_port
+            tc.tlsConfig.certFile = s.tls_cert_file
+            tc.tlsConfig.privKeyFile = s.tls_key_file
+            tc.tlsConfig.CaListFile = s.tls_ca_file
+            tid = ep.transportCreate(pj.PJSIP_TRANSPORT_TLS, tc)
+            self.tls_port = int(ep.transportGetInfo(tid).localName.rsplit(":", 1)[1])
+        ep.audDevManager().setNullDev()
+        ep.libStart()
+        self._set_codecs(ep)
+        self._account = _Account(self._on_incoming)
+        port = self.port or self.tls_port  # TLS alone: its port
+        self._account.create(self._account_config(f"sip:voicenode@{s.host}:{port}"))
+        if s.trunk.uri:
+            self._trunk = _Account(self._on_incoming)
+            self._trunk.create(self._trunk_config())
+        return ep.libHandleEvents  # type: ignore[no-any-return]
+
+    def _set_codecs(self, ep: Any) -> None:
+        wanted = [CODEC_IDS[name] for name in self.settings.codecs]
+        for codec in ep.codecEnum2():
+            priority = 255 - wanted.index(codec.codecId) if codec.codecId in wanted else 0
+            ep.codecSetPriority(codec.codecId, priority)
+
+    def _account_config(self, id_uri: str) -> Any:
+        s = self.settings
+        acfg = pj.AccountConfig()
+        acfg.idUri = id_uri
+        acfg.callConfig.timerUse = pj.PJSUA_SIP_TIMER_OPTIONAL
+        acfg.callConfig.timerSessExpiresSec = s.session_expires_s
+        acfg.callConfig.timerMinSESec = min(90, s.session_expires_s)
+        acfg.mediaConfig.transportConfig.boundAddress = s.host
+        acfg.mediaConfig.transportConfig.port = s.rtp_port
+        acfg.mediaConfig.transportConfig.portRange = s.rtp_port_range
+        if s.public_address:
+            acfg.mediaConfig.transportConfig.publicAddress = s.public_address
+        acfg.natConfig.sdpNatRewriteUse = 0
+        acfg.natConfig.contactRewriteUse = 0
+        acfg.natConfig.viaRewriteUse = 0
+        return acfg
+
+    def _trunk_config(self) -> Any:
+        trunk = self.settings.trunk
+        host = trunk.uri.split(":", 1)[1] if ":" in trunk.uri else trunk.uri
+        user = trunk.username or "voicenode"
+        acfg = self._account_config(f"sip:{user}@{host.split(';')[0]}")
+        if trunk.register:
+            acfg.regConfig.registrarUri = trunk.uri
+            acfg.regConfig.timeoutSec = trunk.register_expires_s
+        acfg.regConfig.registerOnAdd = trunk.register
+        if trunk.username:
+            cred = pj.AuthCredInfo("digest", trunk.realm, trunk.username, 0, trunk.password)
+            acfg.sipConfig.authCreds.append(cred)
+        if not trunk.register:
+            acfg.sipConfig.proxies.append(
+                trunk.uri + ";lr" if ";lr" not in trunk.uri else trunk.uri
+            )
+        return acfg
+
+    def _teardown(self) -> None:
+        ep = self._endpoint
+        if ep is None:
+            return
+        ep.hangupAllCalls()
+        for _ in range(50):  # let the BYEs go out and the calls disconnect
+            if not self._pjcalls:
+                break
+            ep.libHandleEvents(10)
+        for key in self._pjcalls.keys():
+            self._pjcalls.drop(key)
+        for account in (self._trunk, self._account):
+            if account is not None:
+                account.shutdown()
+        self._trunk = self._account = None
+        ep.libDestroy()
+        self._endpoint = None
+
+    # -- inbound (SIP thread, then the loop) ----------------------------------------------
+    def _on_incoming(self, prm: Any) -> None:
+        account = self._account if self._account is not None else self._trunk
+        pjcall = PjCall(account, prm.callId)
+        key = self._keep(pjcall)
+        if len(self._pjcalls) >= CALL_SLOTS:
+            log.warning("sip: every call slot is taken", extra={"slots": CALL_SLOTS})
+            retry = {"Retry-After": str(SLOTS_FULL_RETRY_AFTER_S)}
+            pjcall.answer(op(503, "Service Unavailable", retry))
+            return
+        try:
+            invite = IncomingInvite(
+                request=parse_request(prm.rdata.wholeMsg), source=source_host(prm.rdata.srcAddress)
+            )
+        except ValueError as exc:
+            log.info("sip: malformed INVITE refused", extra={"error": str(exc)})
+            pjcall.answer(op(400, "Bad Request"))
+            return
+        try:
+            invite.number  # noqa: B018  (the dialled number must be readable to route)
+        except ValueError as exc:
+            log.info("sip: INVITE for no number refused", extra={"error": str(exc)})
+            pjcall.answer(op(404, "Not Found"))
+            return
+        loop = self._loop
+        if loop is None:
+            pjcall.answer(op(503, "Service Unavailable"))
+            return
+        loop.call_soon_threadsafe(self._spawn, self._decide(key, invite))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _decide(self, key: int, invite: IncomingInvite) -> None:
+        try:
+            decision = await self._route(invite)
+        except Exception:
+            log.exception("sip: routing failed")
+            decision = Reject(500, "Server Internal Error")
+        if isinstance(decision, Reject):
+            reject = decision
+
+            def refuse() -> None:
+                pjcall = self._pjcalls.get(key)
+                if pjcall is not None and not pjcall.disconnected:
+                    pjcall.answer(op(reject.status, reject.reason, reject.headers))
+
+            await self._on_thread(refuse)
+            return
+        assert self._loop is not None
+        loop, info = self._loop, decision.info
+
+        def answer() -> SipCall | None:
+            pjcall = self._pjcalls.get(key)
+            if pjcall is None or pjcall.disconnected:
+                return None
+            call = SipCall(info, pjcall, self._pjcalls, self._thread, loop, SipAudio(loop))
+            pjcall.answer(op(200))
+            return call
+
+        call = await self._on_thread(answer)
+        if call is None:
+            decision.abandon()
+        else:
+            decision.start(call)
+
+    async def _on_thread(self, job: Callable[[], T]) -> T | None:
+        """Run a pjsua2 job on the SIP thread; a pjsua2 error is logged and gives None."""
+        try:
+            return await self._thread.call(job)
+        except pj.Error as exc:
+            log.info("sip: call operation failed", extra={"error": exc.reason})
+            return None
+
+    # -- outbound -------------------------------------------------------------------------
+    async def dial(
+        self, uri: str, info: CallInfo, headers: dict[str, str] | None = None
+    ) -> SipCall:
+        """Send an INVITE to `uri`; the returned call's `wait_answered()` tells the outcome."""
+        assert self._loop is not None
+        loop = self._loop
+        audio = SipAudio(loop)
+
+        def make() -> SipCall:
+            account = self._trunk if self._trunk is not None else self._account
+            pjcall = PjCall(account)
+            self._keep(pjcall)
+            call = SipCall(info, pjcall, self._pjcalls, self._thread, loop, audio)
+            try:
+                pjcall.makeCall(uri, op(headers=headers))
+            except pj.Error:
+                self._pjcalls.drop(pjcall.key)
+                raise
+            return call
+
+        try:
+            return await self._thread.call(make)
+        except pj.Error as exc:
+            raise ValueError(f"cannot call {uri!r}: {exc.reason}") from exc
+
+    # -- the SIP thread's registry: pjsua2 objects must stay referenced until disconnected --
+    def _keep(self, pjcall: PjCall) -> int:
+        pjcall.on_disconnected = self._forget
+        return self._pjcalls.add(pjcall)
+
+    def _forget(self, pjcall: PjCall) -> None:
+        # Dropped on the next poll, not inside pjsua2's own callback.
+        key = pjcall.key
+        self._thread.submit(lambda: self._pjcalls.drop(key))

@@ -1,0 +1,88 @@
+"""Blind transfer with a real transferee: baresip calls the node, the node REFERs it to a sipp
+UAS, baresip follows the REFER (an INVITE to the target, with the progress reported back in
+NOTIFYs), and the node's leg ends once the target answered."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from media.call import CallControlError
+from sip.calls import SipCall
+from voicenode.sip_listener import sip_listener
+
+from .baresip import baresip
+from .sipp import free_port, run_sipp
+from .test_ua import SignalHost, sip_settings, stored
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def test_baresip_follows_the_refer_to_a_sipp_target(tmp_path: Path) -> None:
+    target_port = free_port()
+    target = f"sip:desk@127.0.0.1:{target_port}"
+    async with (
+        stored(SignalHost(max_calls=2)) as host,
+        sip_listener(sip_settings(), host) as ua,  # type: ignore[arg-type]
+        baresip(tmp_path / "baresip", calls=2) as peer,
+    ):
+        assert ua is not None
+        desk = asyncio.create_task(
+            run_sipp("uas", 1, tmp_path / "desk", timeout_s=20, extra=["-p", str(target_port)])
+        )
+        await peer.command("dial", f"sip:1000@127.0.0.1:{ua.port}")
+        await asyncio.wait_for(host.started.get(), 10)
+        await peer.wait_event("CALL_ESTABLISHED")
+        call = host.calls_seen[-1]
+        assert isinstance(call, SipCall)
+        await asyncio.wait_for(call.transfer(target), 15)  # returns on the target's 200
+        await asyncio.wait_for(host.finished.get(), 5)  # and the node's leg is over
+        assert call.ended
+        # baresip is now talking to the desk: two established calls, the first one closed.
+        await peer.wait_event("CALL_ESTABLISHED", count=2)
+        await peer.wait_event("CALL_CLOSED")
+        await peer.command("hangup")  # ends the transferred call: the desk gets the BYE
+        result = await desk
+        assert result.returncode == 0, result.explain()
+        with pytest.raises(CallControlError):
+            await call.transfer(target)  # the leg has ended
+    (invite,) = result.received("INVITE ")
+    assert invite.start_line.startswith(f"INVITE {target}")
+    assert "callee@127.0.0.1" in (invite.header("From") or "")  # the transferee called
+    await asyncio.wait_for(host.wait_idle(), 5)  # every call released
+
+
+async def test_a_busy_target_fails_the_transfer_and_the_call_goes_on(tmp_path: Path) -> None:
+    """baresip reports the target's 486 in its NOTIFY: `transfer` raises, the caller is still
+    connected to the node (audio keeps flowing) and can hang up normally."""
+    target_port = free_port()
+    async with (
+        stored(SignalHost(max_calls=2)) as host,
+        sip_listener(sip_settings(), host) as ua,  # type: ignore[arg-type]
+        baresip(tmp_path / "baresip", calls=2) as peer,
+    ):
+        assert ua is not None
+        busy = asyncio.create_task(
+            run_sipp("uas_busy.xml", 1, tmp_path / "busy", timeout_s=20,
+                     extra=["-p", str(target_port)])
+        )  # fmt: skip
+        await peer.command("dial", f"sip:1000@127.0.0.1:{ua.port}")
+        await asyncio.wait_for(host.started.get(), 10)
+        await peer.wait_event("CALL_ESTABLISHED")
+        call = host.calls_seen[-1]
+        assert isinstance(call, SipCall)
+        with pytest.raises(CallControlError, match="486"):
+            await asyncio.wait_for(call.transfer(f"sip:desk@127.0.0.1:{target_port}"), 15)
+        result = await busy
+        assert result.returncode == 0, result.explain()
+        assert not call.ended and host.finished.empty()
+        # baresip put the call on hold to transfer it: taken off hold, audio flows again.
+        host.loud_in = 0
+        host.heard_loud.clear()
+        await peer.command("resume")
+        await asyncio.wait_for(host.heard_loud.wait(), 10)  # 1 s of the caller's audio
+        await peer.command("hangup")
+        await asyncio.wait_for(host.finished.get(), 5)
+    await asyncio.wait_for(host.wait_idle(), 5)  # every call released

@@ -1,0 +1,107 @@
+"""Outbound calls through the API and the CLI: `POST /v1/calls` dials a real sipp UAS through
+the node's SIP user agent (fake host: no models), then hang-up by the API."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from media.call import Direction
+from sip.ua import UserAgent
+from tests.control_api.fakes import FakeHost
+from tests.control_api.harness import ADMIN_KEY, Node, auth, node_settings, serve_node
+from tests.sip.sipp import SippResult, free_port, run_sipp
+from voicenode.cli import main
+from voicenode.sip_listener import sip_listener
+
+pytestmark = pytest.mark.timeout(90)
+
+
+@asynccontextmanager
+async def sip_node() -> AsyncIterator[tuple[Node, UserAgent]]:
+    settings = node_settings()
+    settings = msgspec.structs.replace(
+        settings, sip=msgspec.structs.replace(settings.sip, port=0, rtp_port=free_port())
+    )
+    host = FakeHost(max_calls=2)
+    async with serve_node(host, settings) as node, sip_listener(settings, host) as ua:  # type: ignore[arg-type]
+        assert ua is not None
+        yield node, ua
+
+
+def uas(tmp: Path) -> tuple[str, asyncio.Task[SippResult]]:
+    port = free_port()
+    task = asyncio.create_task(run_sipp("uas", 1, tmp, timeout_s=20, extra=["-p", str(port)]))
+    return f"sip:agent@127.0.0.1:{port}", task
+
+
+async def test_post_calls_dials_and_the_api_hangs_up(tmp_path: Path) -> None:
+    async with sip_node() as (node, _):
+        target, answered = uas(tmp_path)
+        body = {"agent": "receptionist", "to": target, "tenant": "demo"}
+        headers = {**auth(), "Idempotency-Key": "order-42"}
+        placed = await node.http.post("/v1/calls", json=body, headers=headers)
+        assert placed.status_code == 201, placed.text
+        call_id = placed.json()["call_id"]
+        again = await node.http.post("/v1/calls", json=body, headers=headers)
+        assert again.status_code == 201 and again.json()["call_id"] == call_id  # not re-dialled
+        info = await asyncio.wait_for(node.host.started.get(), 15)
+        assert info.call_id == call_id and info.direction == Direction.OUTBOUND
+        assert info.transport == "sip" and info.to_uri == target
+        hung = await node.http.post(f"/v1/calls/{call_id}/hangup", headers=auth())
+        assert hung.status_code == 204
+        await asyncio.wait_for(node.host.finished.get(), 5)
+        result = await answered
+        assert result.returncode == 0, result.explain()
+        assert node.host.started.empty()  # one call, despite the retried request
+        gone = await node.http.post(f"/v1/calls/{call_id}/hangup", headers=auth())
+        assert gone.status_code == 404
+
+
+async def test_post_calls_errors() -> None:
+    async with sip_node() as (node, _):
+        cases = [
+            ({"agent": "nobody", "to": "sip:x@127.0.0.1", "tenant": "demo"}, 404),
+            ({"agent": "receptionist", "to": "5551234", "tenant": "demo"}, 400),  # no trunk
+            ({"agent": "receptionist", "to": "sip:x@127.0.0.1", "via": "asterisk"}, 503),
+            ({"agent": "receptionist", "to": "sip:x@127.0.0.1", "via": "fax"}, 400),
+            ({"agent": "receptionist"}, 400),
+        ]
+        for body, status in cases:
+            response = await node.http.post("/v1/calls", json=body, headers=auth())
+            assert response.status_code == status, (body, response.text)
+        anonymous = await node.http.post("/v1/calls", json=cases[0][0])
+        assert anonymous.status_code == 401
+        transfer = await node.http.post(
+            "/v1/calls/nope/transfer", json={"target": "sip:a@b"}, headers=auth()
+        )
+        assert transfer.status_code == 404
+        assert node.host.active_calls() == 0
+
+
+async def test_the_cli_places_a_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("VOICENODE_ADMIN_KEY", ADMIN_KEY)
+    async with sip_node() as (node, _):
+        target, answered = uas(tmp_path)
+        code = await asyncio.to_thread(
+            main, ["call", target, "--agent", "receptionist", "--url", node.url]
+        )
+        assert code == 0
+        call_id = capsys.readouterr().out.strip()
+        info = await asyncio.wait_for(node.host.started.get(), 15)
+        assert info.call_id == call_id
+        await node.http.delete(f"/v1/calls/{call_id}", headers=auth())
+        await asyncio.wait_for(node.host.finished.get(), 5)
+        assert (await answered).returncode == 0
+        bad = await asyncio.to_thread(
+            main, ["call", target, "--agent", "nobody", "--url", node.url]
+        )
+        assert bad == 1
+        assert "404" in capsys.readouterr().err

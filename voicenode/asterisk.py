@@ -1,0 +1,181 @@
+"""The node's Asterisk: AMI call control for AudioSocket calls, and outbound calls through it.
+
+`AsteriskPbx` keeps the AMI connection (`sip.ami`), follows channels (`sip.asterisk_calls`) and
+remembers the calls this node originated until their AudioSocket connection arrives.
+`AsteriskDialer` is the `control_api.host.Dialer` for `"via": "asterisk"`: it admits the call,
+sends Originate (channel `ami.originate_channel` with `{to}`, then `ami.originate_context`
+which runs `AudioSocket(${VOICENODE_UUID},${VOICENODE_AUDIOSOCKET})`) and returns once
+Asterisk has queued it. The conversation starts when the AudioSocket connection with that
+UUID arrives (`voicenode.audiosocket_listener`); a failed or unanswered originate, or a
+channel hung up before that, gives the admission back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import uuid
+from typing import TYPE_CHECKING, Final
+
+import msgspec
+
+from config.schema import Settings
+from control_api.host import DialError
+from sip.ami import AmiActionFailed, AmiClient, AmiError, AmiEvent, AmiOptions
+from sip.asterisk_calls import (
+    AsteriskChannels,
+    AsteriskControl,
+    ChannelHungUp,
+    OriginateResult,
+    canonical_uuid,
+)
+
+if TYPE_CHECKING:
+    from voicenode.node import Node
+
+__all__ = ["AsteriskDialer", "AsteriskPbx", "OutboundCall"]
+
+log = logging.getLogger(__name__)
+
+_TARGET: Final = re.compile(r"^[A-Za-z0-9+*#._@:-]{1,128}$")
+# How long after the originate timeout the node still waits for the AudioSocket connection.
+_CONNECT_GRACE_S: Final = 15.0
+
+
+class OutboundCall(msgspec.Struct, frozen=True, kw_only=True):
+    call_id: str
+    tenant_id: str
+    agent: str
+    to: str
+
+
+def ami_options(settings: Settings) -> AmiOptions:
+    ami = settings.ami
+    return AmiOptions(
+        host=ami.host,
+        port=ami.port,
+        username=ami.username,
+        secret=ami.secret,
+        connect_timeout_s=ami.connect_timeout_s,
+        action_timeout_s=ami.action_timeout_s,
+        backoff_initial_s=ami.backoff_initial_s,
+        backoff_max_s=ami.backoff_max_s,
+    )
+
+
+class AsteriskPbx:
+    """One Asterisk over AMI: call control by call UUID and the calls originated here."""
+
+    def __init__(self, settings: Settings, node: Node) -> None:
+        self._settings = settings
+        self._node = node
+        self.channels = AsteriskChannels()
+        self.client = AmiClient(ami_options(settings), self._on_event)
+        self.control = AsteriskControl(
+            self.client, self.channels, transfer_context=settings.ami.transfer_context
+        )
+        self._originated: dict[str, OutboundCall] = {}
+        self._watchdogs: dict[str, asyncio.Task[None]] = {}
+        sock = settings.audiosocket
+        self.audiosocket_address = settings.ami.audiosocket_address or f"{sock.host}:{sock.port}"
+        """`HOST:PORT` originated calls connect back to (the listener sets the bound port)."""
+
+    async def __aenter__(self) -> AsteriskPbx:
+        await self.client.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for call_uuid in list(self._originated):
+            self._abandon(call_uuid, "shutdown")
+        await self.client.close()
+
+    def take_originated(self, call_uuid: str) -> OutboundCall | None:
+        """The outbound call `call_uuid` belongs to, once (its admission now goes with it)."""
+        call = self._originated.pop(call_uuid, None)
+        if (task := self._watchdogs.pop(call_uuid, None)) is not None:
+            task.cancel()
+        return call
+
+    @property
+    def pending(self) -> int:
+        """Originated calls whose AudioSocket connection has not arrived yet."""
+        return len(self._originated)
+
+    async def originate(self, call: OutboundCall, audiosocket_address: str) -> None:
+        """Admit and originate `call`; DialError when Asterisk refuses or is unreachable."""
+        if not _TARGET.match(call.to):
+            raise DialError(f"not a number, extension or SIP URI: {call.to!r}", 400)
+        call_uuid = canonical_uuid(call.call_id) or str(uuid.uuid4())
+        extra = {"call_id": call.call_id, "tenant_id": call.tenant_id}
+        ami = self._settings.ami
+        try:  # a dial during a reconnect waits for it a little
+            async with asyncio.timeout(ami.connect_timeout_s):
+                await self.client.wait_connected()
+        except (TimeoutError, AmiError) as exc:
+            raise DialError(f"Asterisk manager is not connected: {exc}", 503) from exc
+        # OverCapacity -> 503, QuotaExceeded -> 429
+        await self._node.admit_for(call.tenant_id, call.call_id)
+        self._originated[call_uuid] = call
+        try:
+            await self.control.originate(
+                call_uuid=call_uuid,
+                channel=ami.originate_channel.format(to=call.to),
+                context=ami.originate_context,
+                exten=ami.originate_exten,
+                timeout_s=ami.originate_timeout_s,
+                caller_id=ami.caller_id,
+                variables={"VOICENODE_AUDIOSOCKET": audiosocket_address},
+            )
+        except AmiActionFailed as exc:
+            self._abandon(call_uuid, "originate refused")
+            raise DialError(f"Asterisk refused the call: {exc}", 502) from exc
+        except AmiError as exc:
+            self._abandon(call_uuid, "ami unavailable")
+            raise DialError(f"Asterisk is unreachable: {exc}", 503) from exc
+        except BaseException:
+            self._abandon(call_uuid, "dial failed")
+            raise
+        if call_uuid in self._originated:  # not already failed by an event
+            task = asyncio.get_running_loop().create_task(
+                self._watchdog(call_uuid), name=f"originate:{call.call_id}"
+            )
+            self._watchdogs[call_uuid] = task
+        log.info("asterisk call originated", extra={**extra, "call_uuid": call_uuid})
+
+    async def _watchdog(self, call_uuid: str) -> None:
+        await asyncio.sleep(self._settings.ami.originate_timeout_s + _CONNECT_GRACE_S)
+        self._watchdogs.pop(call_uuid, None)
+        self._abandon(call_uuid, "no audiosocket connection")
+
+    def _abandon(self, call_uuid: str, reason: str) -> None:
+        call = self._originated.pop(call_uuid, None)
+        if (task := self._watchdogs.pop(call_uuid, None)) is not None:
+            task.cancel()
+        if call is None:
+            return
+        self._node.release(call.call_id)
+        log.info(
+            "asterisk call not connected",
+            extra={"call_id": call.call_id, "tenant_id": call.tenant_id, "reason": reason},
+        )
+
+    def _on_event(self, event: AmiEvent) -> None:
+        match self.channels.feed(event):
+            case OriginateResult(call_uuid=call_uuid, ok=False, reason=reason):
+                self._abandon(call_uuid, f"originate failed (reason {reason})")
+            case ChannelHungUp(call_uuid=call_uuid):
+                self._abandon(call_uuid, "hung up before connecting")
+
+
+class AsteriskDialer:
+    """`control_api.host.Dialer` for `"via": "asterisk"`: `AsteriskDialer(pbx)`, where `pbx` is
+    the `AsteriskPbx` the AudioSocket listener opened (it registers this dialer as
+    `node.dialers["asterisk"]` when `ami.host` is set)."""
+
+    def __init__(self, pbx: AsteriskPbx) -> None:
+        self._pbx = pbx
+
+    async def dial(self, *, call_id: str, tenant_id: str, agent: str, to: str) -> None:
+        call = OutboundCall(call_id=call_id, tenant_id=tenant_id, agent=agent, to=to)
+        await self._pbx.originate(call, self._pbx.audiosocket_address)

@@ -1,0 +1,155 @@
+"""The AudioSocket listener: Asterisk calls into the node (and, with AMI, out of it).
+
+Each connection's UUID picks who answers, in this order:
+1. a call this node originated through AMI (`voicenode.asterisk`): its tenant and agent, its
+   admission already held;
+2. `audiosocket.routes`: the longest UUID prefix (hex digits, dashes ignored) -> `tenant/agent`;
+3. `audiosocket.default_agent` (`demo/receptionist` out of the box; empty: refuse).
+An unknown UUID or agent gets the error kind (code 0x10) and the connection is closed; a node
+that is full, draining or still loading models, or a tenant over its quota, gets code 0x11.
+With `ami.host` set, calls can be transferred (Redirect), hung up and sent DTMF through AMI, and
+`node.dialers["asterisk"]` places outbound calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING
+
+from config.schema import Settings
+from control_api.host import OverCapacity
+from control_api.metrics import CALLS_REFUSED
+from control_api.quotas import QuotaExceeded
+from media.audiosocket import ErrorCode
+from media.audiosocket_server import (
+    AudioSocketCall,
+    AudioSocketOptions,
+    AudioSocketServer,
+    CallRefused,
+    CallRoute,
+    serve_audiosocket,
+)
+from media.call import CallInfo, Direction
+from voicenode.asterisk import AsteriskDialer, AsteriskPbx
+
+if TYPE_CHECKING:
+    from voicenode.node import Node
+
+__all__ = ["NodeAudioSocketRouter", "audiosocket_listener"]
+
+log = logging.getLogger(__name__)
+
+
+class NodeAudioSocketRouter:
+    """Routes AudioSocket UUIDs to the node's tenants and agents (`AudioSocketRouter`)."""
+
+    def __init__(self, settings: Settings, node: Node, pbx: AsteriskPbx | None = None) -> None:
+        self._settings = settings.audiosocket
+        self._node = node
+        self._pbx = pbx
+        self._routes = sorted(
+            (
+                (prefix.replace("-", "").lower(), target)
+                for prefix, target in self._settings.routes.items()
+            ),
+            key=lambda item: -len(item[0]),
+        )
+
+    def target(self, call_uuid: uuid.UUID) -> tuple[str, str] | None:
+        """(tenant, agent) for a UUID the node did not originate, or None."""
+        digits = call_uuid.hex
+        entry = next((t for p, t in self._routes if digits.startswith(p)), None)
+        entry = entry or self._settings.default_agent
+        if not entry:
+            return None
+        tenant, _, agent = entry.partition("/")
+        return tenant, agent
+
+    async def route(self, call_uuid: uuid.UUID) -> CallRoute:
+        key = str(call_uuid)
+        far_end = self._pbx.control.far_end(key) if self._pbx is not None else None
+        outbound = self._pbx.take_originated(key) if self._pbx is not None else None
+        if outbound is not None:
+            info = CallInfo(
+                call_id=outbound.call_id,
+                tenant_id=outbound.tenant_id,
+                direction=Direction.OUTBOUND,
+                to_uri=outbound.to,
+                transport="audiosocket",
+            )
+            return CallRoute(info=info, agent=outbound.agent, control=far_end)
+        target = self.target(call_uuid)
+        if target is None:
+            raise CallRefused("unknown call UUID", ErrorCode.UNKNOWN_CALL)
+        tenant, name = target
+        agent = await self._node.find_agent(tenant, name)
+        if agent is None:
+            raise CallRefused(f"no agent {name!r} for tenant {tenant!r}", ErrorCode.UNKNOWN_CALL)
+        call_id = await self._admit(call_uuid, tenant)
+        info = CallInfo(
+            call_id=call_id,
+            tenant_id=tenant,
+            direction=Direction.INBOUND,
+            from_uri=f"audiosocket:{key}",
+            to_uri=f"agent:{name}",
+            transport="audiosocket",
+        )
+        return CallRoute(info=info, agent=agent.pinned, control=far_end)
+
+    async def _admit(self, call_uuid: uuid.UUID, tenant: str) -> str:
+        """Admit the call and take its tenant's quota slot under the UUID's hex (a fresh id if
+        a live call already has it)."""
+        call_id = call_uuid.hex
+        try:
+            try:
+                await self._node.admit_for(tenant, call_id)
+            except ValueError:  # the dialplan reuses a UUID while that call is still up
+                call_id = uuid.uuid4().hex
+                await self._node.admit_for(tenant, call_id)
+        except (OverCapacity, QuotaExceeded) as exc:
+            CALLS_REFUSED.labels(reason=exc.reason).inc()
+            log.info("audiosocket call refused", extra={"tenant_id": tenant, "reason": exc.reason})
+            raise CallRefused(exc.reason) from exc
+        return call_id
+
+    def start(self, call: AudioSocketCall, route: CallRoute) -> None:
+        try:
+            self._node.calls.start(call, route.agent)
+        except RuntimeError as exc:  # the node is shutting down
+            self._node.release(route.info.call_id)
+            raise CallRefused("shutting down") from exc
+
+
+@asynccontextmanager
+async def audiosocket_listener(
+    settings: Settings, node: Node
+) -> AsyncIterator[AudioSocketServer | None]:
+    """Serve AudioSocket while entered (nothing when `audiosocket.enabled` is false); with
+    `ami.host` set, also keep the AMI connection and register the "asterisk" dialer."""
+    cfg = settings.audiosocket
+    if not cfg.enabled:
+        yield None
+        return
+    async with AsyncExitStack() as stack:
+        pbx: AsteriskPbx | None = None
+        if settings.ami.host:
+            pbx = await stack.enter_async_context(AsteriskPbx(settings, node))
+        options = AudioSocketOptions(
+            uuid_timeout_s=cfg.uuid_timeout_s,
+            inbound_buffer_frames=cfg.inbound_buffer_frames,
+            outbound_buffer_frames=cfg.outbound_buffer_frames,
+        )
+        router = NodeAudioSocketRouter(settings, node, pbx)
+        server = await stack.enter_async_context(
+            serve_audiosocket(router, cfg.host, cfg.port, options=options)
+        )
+        stack.push_async_callback(node.calls.shutdown)
+        if pbx is not None:
+            if not settings.ami.audiosocket_address:
+                pbx.audiosocket_address = f"{cfg.host}:{server.port}"
+            node.dialers["asterisk"] = AsteriskDialer(pbx)
+            stack.callback(node.dialers.pop, "asterisk", None)
+        yield server

@@ -1,0 +1,228 @@
+"""The node's SIP side: the pjsua2 user agent started with the node, inbound routing and
+admission, and the `sip` dialer for outbound calls.
+
+Inbound INVITEs route by the request-URI user (the dialled number) through `sip.numbers`;
+a `sip.tenant_header` (set by Kamailio) names the tenant, and is believed only from
+`sip.trusted_proxies`. Unknown number → 404; draining, loading or full → 503 + Retry-After.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from config.schema import Settings, SipSettings
+from control_api.host import DialError, OverCapacity
+from control_api.metrics import CALLS_REFUSED
+from control_api.quotas import QuotaExceeded
+from media.call import CallControlError, CallInfo, Direction
+from sip.calls import SipCall
+from sip.ua import Accept, IncomingInvite, Reject, UserAgent
+
+if TYPE_CHECKING:
+    from voicenode.node import Node
+
+log = logging.getLogger(__name__)
+
+EARLY_FAILURE_S = 3.0
+"""How long `POST /v1/calls` waits for the far end to ring before answering "dialing": a
+refusal within it (wrong trunk credentials, unknown number, unreachable host) is the API's
+502 instead of a call that silently never starts."""
+
+
+def _networks(entries: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    return [ipaddress.ip_network(entry, strict=False) for entry in entries]
+
+
+class SipRouter:
+    """Decides what an inbound INVITE gets."""
+
+    def __init__(self, settings: SipSettings, node: Node) -> None:
+        self._settings = settings
+        self._node = node
+        self._trusted = _networks(settings.trusted_proxies)
+
+    def trusted(self, source: str) -> bool:
+        try:
+            addr = ipaddress.ip_address(source)
+        except ValueError:
+            return False
+        return any(addr in net for net in self._trusted)
+
+    async def target(self, invite: IncomingInvite) -> tuple[str, str] | None:
+        """(tenant, pinned agent) for the dialled number, or None.
+
+        Numbers are unique across the fleet; a `tenant_header` from a trusted proxy must name
+        the number's own tenant (a mismatch is refused), one from anywhere else is ignored."""
+        route = await self._node.find_number(invite.number)
+        if route is None:
+            return None
+        claimed = invite.request.header(self._settings.tenant_header)
+        if claimed is not None:
+            if not self.trusted(invite.source):
+                log.warning(
+                    "sip: tenant header from an untrusted source ignored",
+                    extra={"source": invite.source},
+                )
+            elif claimed.strip() != route.tenant_id:
+                log.warning(
+                    "sip: the proxy's tenant header does not own the number",
+                    extra={"tenant_id": route.tenant_id, "source": invite.source},
+                )
+                return None
+        return route.tenant_id, route.agent.pinned
+
+    async def route(self, invite: IncomingInvite) -> Accept | Reject:
+        target = await self.target(invite)
+        if target is None:
+            return Reject(404, "Not Found")
+        tenant, agent = target
+        call_id = uuid.uuid4().hex
+        try:
+            await self._node.admit_for(tenant, call_id)
+        except (OverCapacity, QuotaExceeded) as exc:
+            CALLS_REFUSED.labels(reason=exc.reason).inc()
+            log.info("sip call refused", extra={"tenant_id": tenant, "reason": exc.reason})
+            headers = {"Retry-After": str(exc.retry_after_s)}
+            if isinstance(exc, OverCapacity):
+                return Reject(503, "Service Unavailable", headers)
+            # 486 is what a carrier expects for "this customer is at its limit".
+            return Reject(486, "Busy Here", headers)
+        info = CallInfo(
+            call_id=call_id,
+            tenant_id=tenant,
+            direction=Direction.INBOUND,
+            from_uri=invite.request.header("from") or "",
+            to_uri=invite.request.uri,
+            transport="sip",
+        )
+
+        def start(call: SipCall) -> None:
+            try:
+                self._node.calls.start(call, agent)
+            except RuntimeError:  # shutting down
+                self._node.release(call_id)
+                asyncio.get_running_loop().create_task(call.close("shutdown"))
+
+        return Accept(info=info, start=start, abandon=lambda: self._node.release(call_id))
+
+
+class SipDialer:
+    """`control_api.host.Dialer` for SIP: INVITE through the trunk, the session on answer."""
+
+    def __init__(self, ua: UserAgent, node: Node) -> None:
+        self._ua = ua
+        self._node = node
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def dial(self, *, call_id: str, tenant_id: str, agent: str, to: str) -> None:
+        uri = to if to.startswith(("sip:", "sips:")) else None
+        if uri is None:
+            trunk = self._ua.settings.trunk.uri
+            if not trunk or not to.replace("+", "").isdigit():
+                raise DialError(f"not a SIP URI or number: {to!r}", 400)
+            uri = f"sip:{to}@{trunk.split(':', 1)[1].split(';')[0]}"
+        await self._node.admit_for(tenant_id, call_id)  # OverCapacity → 503, QuotaExceeded → 429
+        info = CallInfo(
+            call_id=call_id,
+            tenant_id=tenant_id,
+            direction=Direction.OUTBOUND,
+            to_uri=uri,
+            transport="sip",
+        )
+        try:
+            call = await self._ua.dial(uri, info)
+        except ValueError as exc:
+            self._node.release(call_id)
+            raise DialError(str(exc), 400) from exc
+        except BaseException:
+            self._node.release(call_id)
+            raise
+        try:
+            async with asyncio.timeout(EARLY_FAILURE_S):
+                await call.wait_progress()
+        except TimeoutError:
+            pass  # not ringing yet, still being called: `_when_answered` takes it from here
+        except CallControlError:
+            await call.close("refused")
+            self._node.release(call_id)
+            raise DialError(self._refusal(call), 502) from None
+        except BaseException:
+            await call.close("shutdown")
+            self._node.release(call_id)
+            raise
+        task = asyncio.get_running_loop().create_task(
+            self._when_answered(call, agent), name=f"dial:{call_id}"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _refusal(self, call: SipCall) -> str:
+        """What the API and the log say about a call refused before it rang (no secrets)."""
+        trunk = self._ua.settings.trunk
+        status, reason = call.end_status or 0, call.end_reason
+        who = "the trunk" if trunk.uri else "the far end"
+        message = f"{who} refused the call: {status} {reason}".rstrip()
+        if trunk.username and status in (401, 403, 407):
+            message += " (authentication failed: check sip.trunk.username, password and realm)"
+        log.warning(
+            "outbound sip call refused",
+            extra={
+                "call_id": call.info.call_id,
+                "tenant_id": call.info.tenant_id,
+                "status": status,
+                "reason": reason,
+            },
+        )
+        return message
+
+    async def _when_answered(self, call: SipCall, agent: str) -> None:
+        call_id = call.info.call_id
+        extra = {"call_id": call_id, "tenant_id": call.info.tenant_id}
+        try:
+            async with asyncio.timeout(60):
+                await call.wait_answered()
+        except (CallControlError, TimeoutError) as exc:
+            log.info("outbound sip call not answered", extra={**extra, "error": str(exc)})
+            await call.close("unanswered")
+            self._node.release(call_id)
+            return
+        except asyncio.CancelledError:
+            await call.close("shutdown")
+            self._node.release(call_id)
+            raise
+        try:
+            self._node.calls.start(call, agent)
+        except RuntimeError:
+            await call.close("shutdown")
+            self._node.release(call_id)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks))
+
+
+@asynccontextmanager
+async def sip_listener(settings: Settings, node: Node) -> AsyncIterator[UserAgent | None]:
+    """Serve SIP while entered (nothing when `sip.enabled` is false)."""
+    if not settings.sip.enabled:
+        yield None
+        return
+    ua = UserAgent(settings.sip, SipRouter(settings.sip, node).route)
+    await ua.start()
+    dialer = SipDialer(ua, node)
+    node.dialers["sip"] = dialer
+    try:
+        yield ua
+    finally:
+        node.dialers.pop("sip", None)
+        await dialer.close()
+        await node.calls.shutdown()
+        await ua.stop()
