@@ -50,7 +50,9 @@ class PjCall(pj.Call):  # type: ignore[misc]
             owner.from_thread(owner.confirmed)
         elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED and not self.disconnected:
             self.disconnected = True
-            self.detach_media()
+            # One handoff ends the audio and marks the call ended together (`disconnected`
+            # does both), so whoever sees the audio end also sees `ended`.
+            self.detach_media(notify=False)
             if owner is not None:
                 owner.from_thread(owner.disconnected, info.lastStatusCode, info.lastReason)
             if self.on_disconnected is not None:
@@ -95,8 +97,8 @@ class PjCall(pj.Call):  # type: ignore[misc]
             owner.from_thread(owner.transfer_status, int(prm.statusCode), bool(prm.finalNotify))
         prm.cont = not prm.finalNotify
 
-    def detach_media(self) -> None:
-        """Take the frame port off the bridge (SIP thread)."""
+    def detach_media(self, notify: bool = True) -> None:
+        """Take the frame port off the bridge (SIP thread); `notify` ends the owner's audio."""
         port, stream = self.port, self.media
         self.port = self.media = None
         if port is not None:
@@ -106,7 +108,7 @@ class PjCall(pj.Call):  # type: ignore[misc]
                     port.stopTransmit(stream)
             except pj.Error:
                 pass  # the stream is already gone with the call
-        if self.owner is not None:
+        if notify and self.owner is not None:
             self.owner.from_thread(self.owner.audio.end)
 
 

@@ -21,7 +21,7 @@ from media.call import CallInfo
 from pipeline.engines import Engines
 from pipeline.events import CallEnded, CallEvent, Transcript
 from sip.ua import UserAgent
-from tests.sip.sipp import RtpTap, free_port, run_sipp, write_ulaw_wav
+from tests.sip.sipp import RtpTap, free_port, node_rtp_ports, run_sipp, write_ulaw_wav
 from voicenode.node import open_node
 
 from .conftest import transcribe, words
@@ -36,7 +36,7 @@ Say = Callable[[str], npt.NDArray[np.int16]]
 def sip_node_settings(tmp: Path, trusted: list[str] | None = None) -> Settings:
     s = load_settings(env={})
     sip = msgspec.structs.replace(
-        s.sip, host="127.0.0.1", port=0, rtp_port=free_port(), trusted_proxies=trusted or []
+        s.sip, host="127.0.0.1", port=0, **node_rtp_ports(), trusted_proxies=trusted or []
     )
     return msgspec.structs.replace(
         s,

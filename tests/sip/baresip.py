@@ -23,28 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .sipp import free_port
-
-
-def free_port_run(count: int) -> int:
-    """An even UDP port `p` with `p` .. `p + count - 1` all free on 127.0.0.1."""
-    for _ in range(200):
-        port = free_port()
-        if port % 2 or port + count > 65_535:
-            continue
-        socks: list[socket.socket] = []
-        try:
-            for other in range(port + 1, port + count):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(sock)
-                sock.bind(("127.0.0.1", other))
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-        return port
-    raise RuntimeError(f"no {count} consecutive free UDP ports on 127.0.0.1")
+from .sipp import free_port, free_port_run
 
 
 def write_tone_wav(path: Path, rate: int = 8000, seconds: float = 30.0, hz: float = 440.0) -> Path:

@@ -34,6 +34,37 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
         return int(sock.getsockname()[1])
 
 
+def free_port_run(count: int) -> int:
+    """An even UDP port `p` with `p` .. `p + count - 1` all free on 127.0.0.1."""
+    for _ in range(200):
+        port = free_port()
+        if port % 2 or port + count > 65_535:
+            continue
+        socks: list[socket.socket] = []
+        try:
+            for other in range(port + 1, port + count):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(sock)
+                sock.bind(("127.0.0.1", other))
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+        return port
+    raise RuntimeError(f"no {count} consecutive free UDP ports on 127.0.0.1")
+
+
+NODE_RTP_PORTS = 20
+"""The node's RTP port range in tests: 10 RTP/RTCP pairs, enough for its 4 call slots."""
+
+
+def node_rtp_ports() -> dict[str, int]:
+    """`sip` settings for the node's RTP ports: a run of free ports that it cannot wander out
+    of (pjsua's default range of 10 000 ports would walk into a peer's RTP range)."""
+    return {"rtp_port": free_port_run(NODE_RTP_PORTS), "rtp_port_range": NODE_RTP_PORTS}
+
+
 def write_ulaw_wav(samples16k: npt.NDArray[np.int16], path: Path) -> Path:
     """16 kHz speech as an 8 kHz G.711 mu-law WAV (what sipp's rtp_stream plays)."""
     codes = bytes(ulaw_encode(resample(samples16k, 16_000, 8_000)))
@@ -152,9 +183,10 @@ async def run_sipp(
     try:
         async with asyncio.timeout(timeout_s + 10):
             _, stderr = await proc.communicate()
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
+    except BaseException:  # timed out, or the test gave up on it (cancelled): no orphan sipp
+        if proc.returncode is None:
+            proc.kill()
+        await asyncio.shield(proc.wait())
         raise
 
     def read(path: Path) -> str:

@@ -26,7 +26,7 @@ from tests.control_api.fakes import FakeHost
 from tests.control_api.harness import Node, auth, node_settings, serve_node
 from voicenode.sip_listener import sip_listener
 
-from .sipp import SipMessage, SippResult, free_port, run_sipp
+from .sipp import SipMessage, SippResult, free_port, node_rtp_ports, run_sipp
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -40,7 +40,7 @@ def trunk_settings(trunk_port: int, password: str = PASSWORD, **trunk: object) -
     sip = msgspec.structs.replace(
         s.sip,
         port=0,
-        rtp_port=free_port(),
+        **node_rtp_ports(),
         trunk=msgspec.structs.replace(
             s.sip.trunk,
             uri=f"sip:127.0.0.1:{trunk_port}",

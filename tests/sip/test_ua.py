@@ -27,7 +27,7 @@ from sip.ua import UserAgent
 from tests.control_api.fakes import FakeHost, temp_store
 from voicenode.sip_listener import sip_listener
 
-from .sipp import DTMF_PCAPS, RtpTap, free_port, run_sipp, write_ulaw_wav
+from .sipp import DTMF_PCAPS, RtpTap, free_port, node_rtp_ports, run_sipp, write_ulaw_wav
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -118,7 +118,7 @@ def stack() -> Iterator[ExitStack]:
 def sip_settings(**sip: object) -> Settings:
     s = load_settings(env={})
     return msgspec.structs.replace(
-        s, sip=msgspec.structs.replace(s.sip, port=0, rtp_port=free_port(), **sip)
+        s, sip=msgspec.structs.replace(s.sip, port=0, **{**node_rtp_ports(), **sip})
     )
 
 

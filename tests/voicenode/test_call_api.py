@@ -15,7 +15,7 @@ from media.call import Direction
 from sip.ua import UserAgent
 from tests.control_api.fakes import FakeHost
 from tests.control_api.harness import ADMIN_KEY, Node, auth, node_settings, serve_node
-from tests.sip.sipp import SippResult, free_port, run_sipp
+from tests.sip.sipp import SippResult, free_port, node_rtp_ports, run_sipp
 from voicenode.cli import main
 from voicenode.sip_listener import sip_listener
 
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.timeout(90)
 async def sip_node() -> AsyncIterator[tuple[Node, UserAgent]]:
     settings = node_settings()
     settings = msgspec.structs.replace(
-        settings, sip=msgspec.structs.replace(settings.sip, port=0, rtp_port=free_port())
+        settings, sip=msgspec.structs.replace(settings.sip, port=0, **node_rtp_ports())
     )
     host = FakeHost(max_calls=2)
     async with serve_node(host, settings) as node, sip_listener(settings, host) as ua:  # type: ignore[arg-type]
