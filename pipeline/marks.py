@@ -7,6 +7,8 @@ from typing import Final
 
 from prometheus_client import Histogram
 
+from pipeline.events import TurnMetrics
+
 MARKS: Final = (
     "speech_end",
     "endpoint",
@@ -87,3 +89,12 @@ class TurnMarks:
         """Record this turn in the Prometheus histograms."""
         for stage, seconds in self.intervals().items():
             STAGE_SECONDS.labels(stage).observe(max(0.0, seconds))
+
+    def metrics(self, origin: float) -> TurnMetrics:
+        """The turn's event: marks relative to `origin` (the call's start) and voice-to-voice."""
+        v2v = self.voice_to_voice_s
+        return TurnMetrics(
+            turn=self.turn,
+            marks=self.relative(origin),
+            voice_to_voice_ms=round(v2v * 1000, 1) if v2v is not None else None,
+        )

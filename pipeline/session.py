@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import dataclasses
 import enum
 import logging
 from collections.abc import Coroutine
@@ -26,12 +25,8 @@ from agents.base import (
     AgentInput,
     CallStarted,
     DtmfPressed,
-    EndCall,
     Message,
     NoInput,
-    SendDtmf,
-    ToolResult,
-    Transfer,
     UserSaid,
 )
 from agents.spec import AgentSpec
@@ -39,19 +34,19 @@ from media.call import Call, CallControlError, CallInfo, Dtmf, RemoteHangup
 from media.clock import Clock
 from media.frames import AudioFrame
 from media.transport import Transport
+from pipeline.actions import CallLog, run_action, tool_event
+from pipeline.dtmf import DtmfCollector
 from pipeline.engines import Engines
 from pipeline.events import (
     CallEnded,
     DtmfReceived,
     EventCallback,
     StateChanged,
-    ToolCalled,
     Transcript,
-    TurnMetrics,
 )
 from pipeline.marks import TurnMarks
 from pipeline.playout import Playout
-from pipeline.response import Action, Response
+from pipeline.response import Response
 from pipeline.stt import SttStream
 from pipeline.turn import (
     SpeechDiscarded,
@@ -61,36 +56,12 @@ from pipeline.turn import (
     TurnDetector,
     TurnEnded,
 )
+from pipeline.turn_taking import HeldReply, LastEndpoint
 from pipeline.vad import VadStream
 
 log = logging.getLogger(__name__)
 
 PREROLL_FRAMES = 15  # 300 ms of audio kept from before the detected start of speech
-CONTINUATION_S = 1.5
-"""Speech resuming this soon after an endpoint continues the turn (the endpoint was early)..."""
-CONTINUATION_HEARD_WORDS = 2
-"""...if the caller heard at most this much of the reply (a false start, dropped from history)."""
-DTMF_INTERDIGIT_S = 1.5
-
-
-class CallLog(logging.LoggerAdapter[logging.Logger]):
-    """Every line carries call_id and tenant_id, merged with the line's own fields."""
-
-    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        kwargs["extra"] = {**(self.extra or {}), **kwargs.get("extra", {})}
-        return msg, kwargs
-
-
-@dataclasses.dataclass
-class _Preemption:
-    """A reply started when the caller paused, held until the endpoint confirms the turn."""
-
-    stream: SttStream
-    text: str
-    checkpoint: object
-    response: Response
-    task: asyncio.Task[None]
-    release: asyncio.Event
 
 
 class State(enum.StrEnum):
@@ -141,15 +112,11 @@ class CallSession:
         self._response_task: asyncio.Task[None] | None = None
         self._marks: TurnMarks | None = None
         self._turn = 0
-        self._last_turn_audio: np.ndarray[Any, np.dtype[np.int16]] | None = None
-        self._last_endpoint = -1e9
-        self._history_at_endpoint = 0
-        self._agent_at_endpoint: object = None
-        self._preemption: _Preemption | None = None
+        self._endpoint: LastEndpoint | None = None
+        self._preemption: HeldReply | None = None
         self._no_input_count = 0
         self._no_input_task: asyncio.Task[None] | None = None
-        self._dtmf: list[str] = []
-        self._dtmf_task: asyncio.Task[None] | None = None
+        self._dtmf = DtmfCollector(clock, self._spawn, self._on_keypad_entry)
         self._ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._started_at = 0.0
 
@@ -282,22 +249,21 @@ class CallSession:
 
     def _is_continuation(self) -> bool:
         """The caller paused mid-sentence ("Hi, ... I'd like to book"): the endpoint was early."""
-        return (
-            self._last_turn_audio is not None
-            and self._clock.now() - self._last_endpoint <= CONTINUATION_S
-            and len(self._playout.heard_text().split()) <= CONTINUATION_HEARD_WORDS
+        endpoint = self._endpoint
+        return endpoint is not None and endpoint.continued_by(
+            self._clock.now(), self._playout.heard_text()
         )
 
     def _continue_turn(self, stream: SttStream) -> None:
         """Take back the early turn: cancel its reply (at most a word or two was heard), and let
         the new utterance start with the earlier audio so the turn is transcribed as one."""
-        assert self._last_turn_audio is not None
+        endpoint, self._endpoint = self._endpoint, None
+        assert endpoint is not None
         self._playout.clear()
         self._cancel_response("")
-        del self.history[self._history_at_endpoint :]  # the early turn and any reply to it
-        self._agent.restore(self._agent_at_endpoint)  # and what it did to the agent
-        stream.push(self._last_turn_audio, self._clock.now(), speaking=False)
-        self._last_turn_audio = None
+        del self.history[endpoint.history_len :]  # the early turn and any reply to it
+        self._agent.restore(endpoint.agent_state)  # and what it did to the agent
+        stream.push(endpoint.audio, self._clock.now(), speaking=False)
         self._turn -= 1
         self._set_state(State.USER_SPEAKING)
         self._log.info("turn continued after an early endpoint")
@@ -354,14 +320,13 @@ class CallSession:
         marks = TurnMarks(self._turn)
         marks.mark("speech_end", ev.speech_end)
         marks.mark("endpoint", ev.decided_at)
-        self._last_turn_audio = stream.audio()
-        self._last_endpoint = ev.decided_at
-        self._history_at_endpoint = len(self.history)
         held = self._preemption
-        if held is not None and held.stream is stream:
-            self._agent_at_endpoint = held.checkpoint  # from before the held reply
-        else:
-            self._agent_at_endpoint = self._agent.checkpoint()
+        agent_state = (
+            held.checkpoint  # from before the held reply
+            if held is not None and held.stream is stream
+            else self._agent.checkpoint()
+        )
+        self._endpoint = LastEndpoint(stream.audio(), ev.decided_at, len(self.history), agent_state)
         self._cancel_response(self._playout.clear())
         self._set_state(State.THINKING)
         self._spawn(self._finish_turn(stream, marks), "final-transcript")
@@ -398,7 +363,7 @@ class CallSession:
             or stream is not self._utterance
             or self._candidate
             or self.state != State.USER_SPEAKING
-            or self._dtmf
+            or self._dtmf.pending
             or not text.strip()
         ):
             return
@@ -408,7 +373,7 @@ class CallSession:
         history = [*self.history, Message(role="user", text=text)]
         response = self._new_response(UserSaid(text), history, None, hold=release)
         task = self._spawn(self._respond(response), "preemptive-response")
-        self._preemption = _Preemption(stream, text, checkpoint, response, task, release)
+        self._preemption = HeldReply(stream, text, checkpoint, response, task, release)
 
     def _drop_preemption(self) -> None:
         """The caller went on (or something else came first): forget the held reply."""
@@ -418,7 +383,7 @@ class CallSession:
         held.task.cancel()
         self._agent.restore(held.checkpoint)
 
-    def _commit(self, held: _Preemption, marks: TurnMarks) -> None:
+    def _commit(self, held: HeldReply, marks: TurnMarks) -> None:
         """The turn ended as the held reply assumed: let it play now."""
         self._cancel_response(self._playout.clear())
         self._marks = marks
@@ -455,8 +420,10 @@ class CallSession:
             clock=self._clock,
             marks=marks,
             on_audio_start=lambda: self._set_state(State.AGENT_SPEAKING),
-            on_tool=self._on_tool,
-            run_action=self._run_action,
+            on_tool=lambda result: self._emit(tool_event(result)),
+            run_action=lambda action: run_action(
+                action, self._call, self._spec.transfer_target, self._log
+            ),
             hold=hold,
         )
 
@@ -481,41 +448,8 @@ class CallSession:
             return
         marks.mark("first_frame_out", self._clock.now())
         marks.observe()
-        v2v = marks.voice_to_voice_s
-        self._emit(
-            TurnMetrics(
-                turn=marks.turn,
-                marks=marks.relative(self._started_at),
-                voice_to_voice_ms=round(v2v * 1000, 1) if v2v is not None else None,
-            )
-        )
+        self._emit(marks.metrics(self._started_at))
         self._marks = None
-
-    def _on_tool(self, result: ToolResult) -> None:
-        self._emit(
-            ToolCalled(
-                name=result.name, arguments=result.arguments, result=result.result, ok=result.ok
-            )
-        )
-
-    async def _run_action(self, action: Action) -> str | None:
-        """Carry out an agent action; return the end reason when it ended the call."""
-        match action:
-            case EndCall(reason=reason):
-                return reason or "completed"
-            case Transfer(target=target):
-                try:
-                    await self._call.transfer(target or self._spec.transfer_target)
-                except CallControlError as exc:
-                    self._log.warning("transfer failed", extra={"error": str(exc)})
-                    return None
-                return "transferred"
-            case SendDtmf(digits=digits):
-                try:
-                    await self._call.send_dtmf(digits)
-                except CallControlError as exc:
-                    self._log.warning("sending DTMF failed", extra={"error": str(exc)})
-        return None
 
     # ---- timers and signalling -----------------------------------------------------
 
@@ -542,29 +476,12 @@ class CallSession:
         while True:
             match await self._call.next_signal():
                 case Dtmf(digit=d):
-                    self._on_dtmf(d)
+                    self._dtmf.press(d)
                 case RemoteHangup():
                     self.end("hangup")
                     return
 
-    def _on_dtmf(self, digit: str) -> None:
-        self._dtmf.append(digit)
-        self._cancel(self._dtmf_task)
-        if digit == "#":
-            self._flush_dtmf()
-        else:
-            self._dtmf_task = self._spawn(self._dtmf_timeout(), "dtmf")
-
-    async def _dtmf_timeout(self) -> None:
-        await self._clock.sleep_until(self._clock.now() + DTMF_INTERDIGIT_S)
-        self._dtmf_task = None
-        self._flush_dtmf()
-
-    def _flush_dtmf(self) -> None:
-        digits = "".join(self._dtmf).rstrip("#")
-        self._dtmf.clear()
-        if not digits:
-            return
+    def _on_keypad_entry(self, digits: str) -> None:
         self._emit(DtmfReceived(digits))
         self._cancel(self._no_input_task)
         self._cancel_response(self._playout.clear())
