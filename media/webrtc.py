@@ -31,6 +31,7 @@ from config.schema import WebRtcSettings
 from media.call import Call, CallControlError, CallInfo, CallSignal, Dtmf, RemoteHangup
 from media.clock import Clock, MonotonicClock
 from media.webrtc_audio import InboundAudio, OutboundAudio, WebRtcTransport
+from media.webrtc_jitter import without_playout_delay
 from media.webrtc_sdp import (
     SUPPORTED_CODECS,
     SdpError,
@@ -213,6 +214,7 @@ class WebRtcCall(Call):
         pc = self._pc
         transceiver = pc.addTransceiver(self._sink.track, direction="sendrecv")
         transceiver.setCodecPreferences(_codec_preferences())
+        without_playout_delay(transceiver.receiver)
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             answer = await pc.createAnswer()
