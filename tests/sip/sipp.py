@@ -17,6 +17,7 @@ import struct
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -28,21 +29,39 @@ SCENARIOS = Path(__file__).parent / "scenarios"
 DTMF_PCAPS = Path("/usr/share/sip-tester")
 
 
+_HANDED_OUT: set[int] = set()
+"""Every port `free_port`/`free_port_run` gave this test process. A port is only reserved
+by binding it, and the programs under test bind theirs late (RTP at call time), so without
+this two tests' helpers could hand the same free port to two programs in one test."""
+
+
+def _fresh(port: int, count: int = 1) -> bool:
+    return not _HANDED_OUT.intersection(range(port, port + count))
+
+
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port free on 127.0.0.1 now, and never handed out before in this process."""
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, kind) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if _fresh(port):
+            _HANDED_OUT.add(port)
+            return port
+    raise RuntimeError("no fresh free port on 127.0.0.1")
 
 
 def free_port_run(count: int) -> int:
-    """An even UDP port `p` with `p` .. `p + count - 1` all free on 127.0.0.1."""
+    """An even UDP port `p` with `p` .. `p + count - 1` all free on 127.0.0.1 (and fresh)."""
     for _ in range(200):
-        port = free_port()
-        if port % 2 or port + count > 65_535:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if port % 2 or port + count > 65_535 or not _fresh(port, count):
             continue
         socks: list[socket.socket] = []
         try:
-            for other in range(port + 1, port + count):
+            for other in range(port, port + count):
                 sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
                 socks.append(sock)
                 sock.bind(("127.0.0.1", other))
@@ -51,8 +70,19 @@ def free_port_run(count: int) -> int:
         finally:
             for sock in socks:
                 sock.close()
+        _HANDED_OUT.update(range(port, port + count))
         return port
     raise RuntimeError(f"no {count} consecutive free UDP ports on 127.0.0.1")
+
+
+def udp_port_bound(port: int) -> bool:
+    """Whether some process holds UDP `port` on 127.0.0.1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
 
 
 NODE_RTP_PORTS = 20
@@ -173,7 +203,7 @@ async def run_sipp(
     args = [
         exe, *how, "127.0.0.1:" + str(port), "-s", service, "-m", str(calls), "-r", "10",
         "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", str(free_port()), "-t", transport,
-        "-mp", str(media_port or free_port()), "-timeout", f"{int(timeout_s)}s",
+        "-mp", str(media_port or free_port_run(4)), "-timeout", f"{int(timeout_s)}s",
         "-timeout_error", "-trace_err", "-error_file", str(errors),
         "-trace_msg", "-message_file", str(messages), "-nostdin", *(extra or []),
     ]  # fmt: skip
@@ -195,6 +225,29 @@ async def run_sipp(
     return SippResult(
         proc.returncode or 0, read(errors) + stderr.decode(errors="replace"), read(messages)
     )
+
+
+async def listening_sipp(
+    scenario: str, port: int, tmp: Path, *, timeout_s: float = 20, **options: Any
+) -> asyncio.Task[SippResult]:
+    """A sipp UAS on UDP `port` (one call), returned once sipp holds the port: a UAS that is
+    not listening yet draws an ICMP port-unreachable, which baresip (libre) takes as the
+    call's final failure instead of retransmitting. Fails if sipp exits before it listens."""
+    extra = [*options.pop("extra", []), "-p", str(port)]
+    run = run_sipp(scenario, 1, tmp, timeout_s=timeout_s, extra=extra, **options)
+    task = asyncio.create_task(run)
+    try:
+        async with asyncio.timeout(10):
+            while not udp_port_bound(port):
+                if task.done():
+                    explain = task.result().explain()
+                    raise AssertionError(f"sipp exited before it listened: {explain}")
+                await asyncio.sleep(0.02)  # a readiness probe: sipp announces nothing on binding
+    except BaseException:
+        task.cancel()
+        await asyncio.wait([task])
+        raise
+    return task
 
 
 @dataclass

@@ -19,7 +19,7 @@ from sip.ua import UserAgent
 from voicenode.sip_listener import sip_listener
 
 from .baresip import baresip
-from .sipp import RtpTap, SippResult, free_port, run_sipp
+from .sipp import RtpTap, SippResult, free_port, listening_sipp, run_sipp
 from .test_ua import SignalHost, sip_settings, stored, tone_speech
 
 pytestmark = pytest.mark.timeout(60)
@@ -115,9 +115,7 @@ async def test_the_node_offers_its_codecs_in_the_configured_order(tmp_path: Path
     ):
         assert ua is not None
         uas_port = free_port()
-        uas = asyncio.create_task(
-            run_sipp("uas", 1, tmp_path, timeout_s=15, extra=["-p", str(uas_port)])
-        )
+        uas = await listening_sipp("uas", uas_port, tmp_path, timeout_s=15)
         await host.dialers["sip"].dial(
             call_id="out1", tenant_id="demo", agent="receptionist",
             to=f"sip:agent@127.0.0.1:{uas_port}",

@@ -13,11 +13,25 @@ from media.call import CallControlError
 from sip.calls import SipCall
 from voicenode.sip_listener import sip_listener
 
-from .baresip import baresip
-from .sipp import free_port, run_sipp
+from .baresip import Baresip, baresip
+from .sipp import SippResult, free_port, listening_sipp
 from .test_ua import SignalHost, sip_settings, stored
 
 pytestmark = pytest.mark.timeout(60)
+
+
+async def transferred(
+    call: SipCall, target: str, peer: Baresip, target_ua: asyncio.Task[SippResult]
+) -> None:
+    """`call.transfer(target)` within 15 s, or an AssertionError telling what each side saw."""
+    try:
+        await asyncio.wait_for(call.transfer(target), 15)
+    except TimeoutError:
+        sipp = target_ua.result().explain() if target_ua.done() else "sipp still running"
+        events = [e.get("type") for e in peer.events]
+        raise AssertionError(
+            f"no final NOTIFY in 15 s\nbaresip events {events}\n{peer.log()}\n{sipp}"
+        ) from None
 
 
 async def test_baresip_follows_the_refer_to_a_sipp_target(tmp_path: Path) -> None:
@@ -29,15 +43,13 @@ async def test_baresip_follows_the_refer_to_a_sipp_target(tmp_path: Path) -> Non
         baresip(tmp_path / "baresip", calls=2) as peer,
     ):
         assert ua is not None
-        desk = asyncio.create_task(
-            run_sipp("uas", 1, tmp_path / "desk", timeout_s=20, extra=["-p", str(target_port)])
-        )
+        desk = await listening_sipp("uas", target_port, tmp_path / "desk")
         await peer.command("dial", f"sip:1000@127.0.0.1:{ua.port}")
         await asyncio.wait_for(host.started.get(), 10)
         await peer.wait_event("CALL_ESTABLISHED")
         call = host.calls_seen[-1]
         assert isinstance(call, SipCall)
-        await asyncio.wait_for(call.transfer(target), 15)  # returns on the target's 200
+        await transferred(call, target, peer, desk)  # returns on the target's 200
         await asyncio.wait_for(host.finished.get(), 5)  # and the node's leg is over
         assert call.ended
         # baresip is now talking to the desk: two established calls, the first one closed.
@@ -64,10 +76,7 @@ async def test_a_busy_target_fails_the_transfer_and_the_call_goes_on(tmp_path: P
         baresip(tmp_path / "baresip", calls=2) as peer,
     ):
         assert ua is not None
-        busy = asyncio.create_task(
-            run_sipp("uas_busy.xml", 1, tmp_path / "busy", timeout_s=20,
-                     extra=["-p", str(target_port)])
-        )  # fmt: skip
+        busy = await listening_sipp("uas_busy.xml", target_port, tmp_path / "busy")
         await peer.command("dial", f"sip:1000@127.0.0.1:{ua.port}")
         await asyncio.wait_for(host.started.get(), 10)
         await peer.wait_event("CALL_ESTABLISHED")

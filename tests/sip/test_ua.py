@@ -27,7 +27,15 @@ from sip.ua import UserAgent
 from tests.control_api.fakes import FakeHost, temp_store
 from voicenode.sip_listener import sip_listener
 
-from .sipp import DTMF_PCAPS, RtpTap, free_port, node_rtp_ports, run_sipp, write_ulaw_wav
+from .sipp import (
+    DTMF_PCAPS,
+    RtpTap,
+    free_port,
+    listening_sipp,
+    node_rtp_ports,
+    run_sipp,
+    write_ulaw_wav,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -253,13 +261,7 @@ async def test_outbound_call_reaches_a_sipp_uas_with_audio_both_ways(
     uas_port, uas_media = free_port(), free_port()
     tap = RtpTap(uas_media)
     stack.enter_context(tap)
-    uas = asyncio.create_task(
-        run_sipp(
-            "uas", 1, tmp_path, media_port=uas_media, timeout_s=20,
-            extra=["-p", str(uas_port), "-rtp_echo"],
-        )
-    )  # fmt: skip
-    # No wait for sipp to start: the INVITE is retransmitted until it answers.
+    uas = await listening_sipp("uas", uas_port, tmp_path, media_port=uas_media, extra=["-rtp_echo"])
     dialer = host.dialers["sip"]
     await dialer.dial(
         call_id="out1", tenant_id="demo", agent="receptionist", to=f"sip:agent@127.0.0.1:{uas_port}"

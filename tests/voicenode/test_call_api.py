@@ -15,7 +15,7 @@ from media.call import Direction
 from sip.ua import UserAgent
 from tests.control_api.fakes import FakeHost
 from tests.control_api.harness import ADMIN_KEY, Node, auth, node_settings, serve_node
-from tests.sip.sipp import SippResult, free_port, node_rtp_ports, run_sipp
+from tests.sip.sipp import SippResult, free_port, listening_sipp, node_rtp_ports
 from voicenode.cli import main
 from voicenode.sip_listener import sip_listener
 
@@ -34,15 +34,14 @@ async def sip_node() -> AsyncIterator[tuple[Node, UserAgent]]:
         yield node, ua
 
 
-def uas(tmp: Path) -> tuple[str, asyncio.Task[SippResult]]:
+async def uas(tmp: Path) -> tuple[str, asyncio.Task[SippResult]]:
     port = free_port()
-    task = asyncio.create_task(run_sipp("uas", 1, tmp, timeout_s=20, extra=["-p", str(port)]))
-    return f"sip:agent@127.0.0.1:{port}", task
+    return f"sip:agent@127.0.0.1:{port}", await listening_sipp("uas", port, tmp)
 
 
 async def test_post_calls_dials_and_the_api_hangs_up(tmp_path: Path) -> None:
     async with sip_node() as (node, _):
-        target, answered = uas(tmp_path)
+        target, answered = await uas(tmp_path)
         body = {"agent": "receptionist", "to": target, "tenant": "demo"}
         headers = {**auth(), "Idempotency-Key": "order-42"}
         placed = await node.http.post("/v1/calls", json=body, headers=headers)
@@ -89,7 +88,7 @@ async def test_the_cli_places_a_call(
 ) -> None:
     monkeypatch.setenv("VOICENODE_ADMIN_KEY", ADMIN_KEY)
     async with sip_node() as (node, _):
-        target, answered = uas(tmp_path)
+        target, answered = await uas(tmp_path)
         code = await asyncio.to_thread(
             main, ["call", target, "--agent", "receptionist", "--url", node.url]
         )
