@@ -10,7 +10,10 @@ sink only:
   `redis_backoff_s`, doubling up to `redis_backoff_max_s`; never dropped.
 - webhooks (one request per event): a failed event is retried after `webhook_backoff_s`,
   doubling up to `webhook_backoff_max_s`; after `webhook_max_attempts` tries it goes to
-  `dead_letters` and the call's next events go on. Other calls are not held back.
+  `dead_letters` and the call's next events go on. Other calls are not held back. A dead
+  letter an admin queued for replay gets one more try on the next pass, out of its call's
+  order (receivers dedupe by event id anyway): delivered, it leaves `dead_letters`; refused,
+  it stays there with the new error. Each node replays the events of its own outbox.
 
 Backoff runs on the injected clock; `pass_once()` is one pass (tests drive it directly).
 """
@@ -258,7 +261,47 @@ class Relay:
 
     # ---- webhooks ----
 
+    async def _replay(self, sink: WebhookSink) -> None:
+        async with self._store.session() as session:
+            queued = (
+                await session.execute(
+                    select(DeadLetterRow.id, OutboxRow)
+                    .join(OutboxRow, OutboxRow.event_id == DeadLetterRow.event_id)
+                    .where(
+                        DeadLetterRow.sink == sink.key,
+                        DeadLetterRow.replay.is_(True),
+                        OutboxRow.node == self._node,
+                    )
+                    .order_by(DeadLetterRow.id)
+                    .limit(self._settings.relay_batch_size)
+                )
+            ).all()
+        for dead_id, row in queued:
+            extra = {"tenant_id": sink.tenant_id, "webhook": sink.webhook_id}
+            try:
+                await sink.send(row)
+                error = None
+            except DeliveryError as exc:
+                error = exc.detail
+            async with self._store.session() as session:
+                dead = await session.get(DeadLetterRow, dead_id)
+                if dead is None:
+                    continue  # the webhook was removed meanwhile
+                if error is None:
+                    await session.delete(dead)
+                    log.info("dead letter replayed", extra={**extra, "event_id": row.event_id})
+                else:
+                    dead.replay, dead.error = False, error
+                    dead.attempts += 1
+                    log.warning(
+                        "dead letter replay failed",
+                        extra={**extra, "event_id": row.event_id, "error": error},
+                    )
+        if len(queued) == self._settings.relay_batch_size:
+            self.wake()
+
     async def _relay_webhook(self, sink: WebhookSink) -> None:
+        await self._replay(sink)
         now = self._clock.now()
         blocked = [
             call for (key, call), at in self._retry_at.items() if key == sink.key and at > now

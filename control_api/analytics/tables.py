@@ -5,7 +5,8 @@
 - `outbox`: every event, in the order written (`id`); `event_id` is `call_id:seq`.
 - `relay_marks`: per sink and call, the last `seq` delivered (or dead-lettered) and the failed
   tries of the next one; a restarted node resumes from here.
-- `dead_letters`: events a webhook refused `webhook_max_attempts` times.
+- `dead_letters`: events a webhook refused `webhook_max_attempts` times; `replay` marks the ones
+  an admin asked to send again (`POST /v1/webhooks/{id}/dead-letters/replay`).
 - `webhooks`: tenants' endpoints (the signing secret is stored to sign, shown once).
 
 `from_uri`/`to_uri` and transcripts are PII: stored here, never logged.
@@ -16,7 +17,19 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Float, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -124,6 +137,8 @@ class DeadLetterRow(Base):
     attempts: Mapped[int] = mapped_column(Integer)
     error: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[datetime.datetime] = mapped_column(UtcDateTime())
+    replay: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Queued for one more try by the relay (delivered: the row goes; failed: it stays)."""
 
 
 class WebhookRow(Base):

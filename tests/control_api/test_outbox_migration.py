@@ -1,5 +1,6 @@
-"""Migration `0002_calls` creates the analytics tables exactly as `analytics.tables` declares
-them (SQLite and a real PostgreSQL), and the recorder writes into the migrated schema."""
+"""The migrations (`0002_calls`, then `0003_replay`) create the analytics tables exactly as
+`analytics.tables` declares them (SQLite and a real PostgreSQL), and the recorder writes into
+the migrated schema."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ async def migrated(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
         url = server.create_database()
     store = open_store(url)
     try:
-        await migrate(store, "0002_calls")
+        await migrate(store)
         yield store
     finally:
         await store.close()
@@ -56,7 +57,7 @@ def _table_of(diff: Any) -> str:
 
 
 async def test_migration_matches_the_tables(migrated: Store) -> None:
-    assert await current_revision(migrated) == "0002_calls"
+    assert await current_revision(migrated) == "0003_replay"
 
     def check(connection: Connection) -> None:
         assert ANALYTICS_TABLES <= set(inspect(connection).get_table_names())
@@ -64,7 +65,7 @@ async def test_migration_matches_the_tables(migrated: Store) -> None:
         diffs = [
             d for d in compare_metadata(context, Base.metadata) if _table_of(d) in ANALYTICS_TABLES
         ]
-        assert diffs == [], "analytics.tables and 0002_calls disagree"
+        assert diffs == [], "analytics.tables and the migrations disagree"
 
     async with migrated.engine.connect() as conn:
         await conn.run_sync(check)
