@@ -39,12 +39,17 @@ def _fresh(port: int, count: int = 1) -> bool:
     return not _HANDED_OUT.intersection(range(port, port + count))
 
 
+def _kernel_port(kind: int = socket.SOCK_DGRAM) -> int:
+    """A port the kernel picks as free on 127.0.0.1 (released again at once)."""
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
     """A port free on 127.0.0.1 now, and never handed out before in this process."""
     for _ in range(200):
-        with socket.socket(socket.AF_INET, kind) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
+        port = _kernel_port(kind)
         if _fresh(port):
             _HANDED_OUT.add(port)
             return port
@@ -54,9 +59,7 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
 def free_port_run(count: int) -> int:
     """An even UDP port `p` with `p` .. `p + count - 1` all free on 127.0.0.1 (and fresh)."""
     for _ in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
+        port = _kernel_port()
         if port % 2 or port + count > 65_535 or not _fresh(port, count):
             continue
         socks: list[socket.socket] = []
