@@ -56,6 +56,9 @@ class TtsSettings(_Section, frozen=True):
     speaker_id: Annotated[int, Meta(ge=0)] | None = None
     length_scale: Annotated[float, Meta(gt=0.2, le=4.0)] = 1.0
     queue_size: Annotated[int, Meta(ge=1, le=1024)] = 32
+    deterministic: bool = False
+    """Piper's sampling noise off: the same text is the same audio every time (a flatter
+    voice). For tests that transcribe the agent's speech back; off in service."""
 
 
 class VadSettings(_Section, frozen=True):

@@ -166,7 +166,9 @@ class TtsEngine:
                 continue
             started = time.perf_counter()
             try:
-                audio = self.synthesize_blocking(job.text, job.voice)
+                audio = self.synthesize_blocking(
+                    job.text, job.voice, deterministic=self._settings.deterministic
+                )
             except Exception as exc:  # a bad text or voice must not kill the worker
                 deliver(job.loop, job.future, exc=TtsError(str(exc)))
                 continue

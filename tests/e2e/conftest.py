@@ -21,12 +21,14 @@ from pipeline.stt import SttEngine
 from pipeline.tts import TtsEngine
 from voicenode.simulate import caller_voice
 
+from .speech import DETERMINISTIC_VOICE
+
 Samples = npt.NDArray[np.int16]
 
 
 @pytest.fixture(scope="session")
 def engines() -> Iterator[Engines]:
-    eng = Engines.load_blocking(load_settings(env={}))
+    eng = Engines.load_blocking(load_settings(env=DETERMINISTIC_VOICE))
     yield eng
     eng.close()
 

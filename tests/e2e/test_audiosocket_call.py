@@ -34,10 +34,14 @@ from voicenode.node import Node, open_node
 from voicenode.simulate import caller_voice
 
 from .conftest import transcribe, words
+from .speech import heard_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 Samples = npt.NDArray[np.int16]
 SECRET = "e2e-ami-secret"
+GREETING_WORDS = {"thanks", "calling", "bright", "smile", "dental"}
+"""From the receptionist's greeting (the agent's voice is deterministic; 4 of 5 must be heard,
+counting tiny.en's known confusions such as "Small" for "Smile")."""
 
 
 @dataclass
@@ -167,7 +171,8 @@ async def test_a_call_over_audiosocket_is_heard_answered_and_transferred(
         await ev.wait(lambda: ev.agent_lines())  # the greeting, spoken to the end
         greeting = client.audio(SLIN)
         assert set(client.received.audio_sizes) == {320}  # 20 ms of 8 kHz slin per message
-        assert {"thanks", "calling", "bright", "smile"} <= await heard(engines, greeting)
+        said = await heard(engines, greeting)
+        assert len(heard_of(GREETING_WORDS, said)) >= 4, said
         assert "bright smile dental" in ev.agent_lines()[0].lower()
 
         caller.say(question)

@@ -22,9 +22,12 @@ from pipeline.engines import Engines
 from voicenode.simulate import simulate, write_outputs
 
 from .conftest import espeak, telephone, transcribe, words
+from .speech import heard_of
 
 pytestmark = pytest.mark.slow
 Say = Callable[[str], npt.NDArray[np.int16]]
+GREETING_WORDS = {"thanks", "calling", "bright", "smile", "dental"}
+"""From the receptionist's greeting, "Thanks for calling Bright Smile Dental"."""
 
 
 def receptionist() -> AgentSpec:
@@ -74,8 +77,10 @@ async def test_receptionist_books_a_cleaning_from_greeting_to_goodbye(
         m = t.marks
         assert m["speech_end"] < m["endpoint"] <= m["final_transcript"] <= m["first_frame_out"]
     # The agent's speech, heard over the phone line, says what the agent meant to say.
+    # (The agent's voice is deterministic, and 4 of the 5 key words are enough: tiny.en has
+    # heard "Smile" as "Small".)
     heard = await transcribe(engines, telephone(result.agent_audio[: 8 * SAMPLE_RATE]))
-    assert {"thanks", "calling", "bright", "smile"} <= words(heard), heard
+    assert len(heard_of(GREETING_WORDS, words(heard))) >= 4, heard
 
 
 async def test_hours_question_in_a_different_voice(engines: Engines, tmp_path: Path) -> None:

@@ -24,10 +24,13 @@ from voicenode.simulate import simulate
 
 from ..agents.llm_double import LlmDouble, Reply, Route, ScriptedToolCall
 from .conftest import telephone, transcribe, words
+from .speech import heard_of
 
 pytestmark = pytest.mark.slow
 Say = Callable[[str], npt.NDArray[np.int16]]
 FALLBACK = "Sorry, I'm having trouble right now. Could you say that again?"
+REPLY_WORDS = {"open", "monday", "friday", "morning", "until", "evening"}
+"""Key words of the streamed reply (the agent's voice is deterministic; 4 of 6 must be heard)."""
 
 
 def llm_spec(double: LlmDouble, **llm: object) -> AgentSpec:
@@ -100,7 +103,7 @@ async def test_streamed_reply_tool_call_and_end_call(engines: Engines, say: Say)
     assert words(double.chat_requests[0]["messages"][-1]["content"]) & {"hours", "opening"}
     # The streamed reply was spoken: its audio transcribes back.
     heard = words(await transcribe(engines, telephone(result.agent_audio)[: 16000 * 20]))
-    assert {"monday", "friday"} <= heard, heard
+    assert len(heard_of(REPLY_WORDS, heard)) >= 4, heard
 
 
 async def test_slow_first_token_and_server_error_speak_the_fallback_line(

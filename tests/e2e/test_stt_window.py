@@ -10,16 +10,26 @@ from pipeline.stt import SttEngine
 from pipeline.whisper_short import compression_ratio
 
 from .conftest import Samples, espeak, words
+from .speech import heard_of, word_error_rate
 
 pytestmark = pytest.mark.slow
 
-LINES = [
-    "Hi, I'd like to book a cleaning.",
-    "My name is Maria Garcia.",
-    "What are your opening hours?",
-    "Can I reschedule my appointment for Friday morning?",
-    "No, that's all. Goodbye.",
-]
+LINES = {
+    "Hi, I'd like to book a cleaning.": {"book", "cleaning"},
+    "My name is Maria Garcia.": {"name", "maria", "garcia"},
+    "What are your opening hours?": {"opening", "hours"},
+    "Can I reschedule my appointment for Friday morning?": {
+        "reschedule",
+        "appointment",
+        "friday",
+        "morning",
+    },
+    "No, that's all. Goodbye.": {"goodbye"},
+}
+"""Caller lines (deterministic caller voice, over a G.711 line) and the words they must give."""
+MAX_WER = 0.25
+"""The short window and the full one agree, and both hear the line, to within a word in four:
+the same model on a shorter input, not a different transcript."""
 
 
 def full_window(stt: SttEngine, audio: Samples) -> str:
@@ -42,11 +52,13 @@ async def test_short_window_transcripts_match_the_full_window(
     stt = engines.stt
     assert isinstance(stt, SttEngine)
     before = stt.short_decodes
-    for line in LINES:
+    for line, key_words in LINES.items():
         audio = say(line)  # type: ignore[operator]
         short = await stt.transcribe(audio, final=True) or ""
-        assert words(short) == words(full_window(stt, audio)), line
-        assert words(short) >= words(line) - {"i'd", "that's"}, (line, short)
+        full = full_window(stt, audio)
+        assert word_error_rate(full, short) <= MAX_WER, (line, short, full)
+        assert word_error_rate(line, short) <= MAX_WER, (line, short)
+        assert heard_of(key_words, words(short)) == key_words, (line, short)
     assert stt.short_decodes == before + len(LINES)
 
 

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -37,7 +38,11 @@ please?" (config/agents/receptionist.toml)."""
 
 @pytest.fixture
 async def node(tmp_path: Path) -> AsyncIterator[RealNode]:
-    async with serve_real_node(real_node_settings(tmp_path / "node")) as n:
+    s = real_node_settings(tmp_path / "node")
+    # The agent's voice without Piper's sampling noise: what the peer hears transcribes the same
+    # way every run (tests/e2e/speech.py).
+    s = msgspec.structs.replace(s, tts=msgspec.structs.replace(s.tts, deterministic=True))
+    async with serve_real_node(s) as n:
         yield n
 
 
