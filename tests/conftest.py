@@ -1,0 +1,48 @@
+"""Whole-suite hooks: leave a trail that names the running test, for when the process dies.
+
+With `VOICENODE_TEST_TRAIL` set to a directory (`.ci/run` sets it), `running` in it holds
+`running <nodeid>` from the start of each test's setup until its teardown is over (then
+`finished <nodeid>`), and `status` gets pytest's exit status once the session ends. A test
+run that dies (a segfault in native code, a hard timeout) leaves `running` naming the test
+and no `status`, so `.ci/run` can say which test it was and fetch the C backtrace.
+Unset, nothing is written.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+_TRAIL = os.environ.get("VOICENODE_TEST_TRAIL", "")
+
+
+def _note(name: str, text: str) -> None:
+    """Replace the file in one write(2): a crash right after it keeps the text."""
+    fd = os.open(Path(_TRAIL) / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if _TRAIL:
+        Path(_TRAIL).mkdir(parents=True, exist_ok=True)
+        _note("running", f"started pid {os.getpid()}\n")
+
+
+def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) -> None:
+    if _TRAIL:
+        _note("running", f"running {nodeid}\n")
+
+
+def pytest_runtest_logfinish(nodeid: str, location: tuple[str, int | None, str]) -> None:
+    if _TRAIL:
+        _note("running", f"finished {nodeid}\n")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _TRAIL:
+        _note("status", f"{int(exitstatus)}\n")
