@@ -28,11 +28,13 @@ __all__ = [
     "AmiClient",
     "AmiError",
     "AmiEvent",
+    "AmiFieldInvalid",
     "AmiLoginFailed",
     "AmiNotConnected",
     "AmiOptions",
     "AmiResponse",
     "backoff_delay",
+    "check_fields",
 ]
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,27 @@ class AmiActionFailed(AmiError):
     def __init__(self, message: str, response: AmiResponse | None = None) -> None:
         super().__init__(message)
         self.response = response
+
+
+class AmiFieldInvalid(AmiError):
+    """An action field holds CR, LF or NUL (it would end the field, or the action, early and
+    let the rest be read as headers or actions of its own): nothing was sent."""
+
+
+_UNSAFE = frozenset("\r\n\x00")
+
+
+def check_fields(name: str, fields: Mapping[str, str | Sequence[str]]) -> None:
+    """`AmiFieldInvalid` unless every header name and value of the action is one line."""
+    for key, value in (("Action", name), *fields.items()):
+        values = [value] if isinstance(value, str) else list(value)
+        if not key or ":" in key or _UNSAFE.intersection(key):
+            raise AmiFieldInvalid(f"AMI {name.splitlines()[0][:40]!r}: invalid header name")
+        for item in values:
+            if not isinstance(item, str) or _UNSAFE.intersection(item):
+                raise AmiFieldInvalid(
+                    f"AMI action field {key!r} holds a line break or NUL: not sent"
+                )
 
 
 class AmiOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -204,6 +227,7 @@ class AmiClient:
     async def action(self, name: str, fields: Fields | None = None) -> AmiResponse:
         """Send one action and return its response; `AmiActionFailed` when Asterisk refuses it,
         `AmiNotConnected` when there is no connection (or it drops before the answer)."""
+        check_fields(name, fields or {})
         protocol, link = self._protocol, self._link
         if not self.connected or protocol is None or link is None:
             raise AmiNotConnected(f"AMI is not connected: cannot send {name}")
@@ -253,6 +277,15 @@ class AmiClient:
             await asyncio.sleep(delay)
 
     async def _connect_and_login(self) -> None:
+        fields = {
+            "Username": self._options.username,
+            "Secret": self._options.secret,
+            "Events": "on",
+        }
+        try:
+            check_fields("Login", fields)
+        except AmiFieldInvalid:  # never sent, never logged
+            raise AmiLoginFailed("ami.username or ami.secret holds a line break or NUL") from None
         loop = asyncio.get_running_loop()
         link = _Link(self._dispatch)
         async with asyncio.timeout(self._options.connect_timeout_s):
@@ -263,15 +296,7 @@ class AmiClient:
         protocol.log = _WIRE_LOG
         protocol.encoding = "utf8"
         self._protocol, self._link = protocol, link
-        login = Action(
-            {
-                "Action": "Login",
-                "Username": self._options.username,
-                "Secret": self._options.secret,
-                "Events": "on",
-            },
-            as_list=False,
-        )
+        login = Action({"Action": "Login", **fields}, as_list=False)
         future = protocol.send(login)
         async with asyncio.timeout(self._options.action_timeout_s):
             done, _ = await asyncio.wait([future, link.lost], return_when="FIRST_COMPLETED")

@@ -20,6 +20,8 @@ from typing import Final
 import msgspec
 
 from media.call import CallControlError
+from media.destination import SipUri
+from media.destination import parse as parse_destination
 from sip.ami import AmiClient, AmiError, AmiEvent
 
 __all__ = [
@@ -211,14 +213,17 @@ class AsteriskControl:
     async def redirect(self, call_uuid: str, target: str) -> None:
         """Blind transfer: the channel leaves AudioSocket for `transfer_context`.
 
-        `target` is a number or extension (the Redirect's extension), a SIP URI (extension
-        `s`, the URI in ${VOICENODE_TRANSFER_TARGET}), or `context,exten,priority`."""
+        `target` is a `media.destination` in its canonical form (callers parse it first): a
+        number or extension is the Redirect's extension, a SIP URI goes to extension `s` with
+        the URI in ${VOICENODE_TRANSFER_TARGET}. Always `transfer_context`, never another."""
+        try:
+            destination = parse_destination(target)
+        except ValueError as exc:
+            raise AmiError(f"not a transfer destination: {exc}") from None
+        target = str(destination)
         channel = await self._channel(call_uuid)
         context, exten, priority = self.transfer_context, "s", "1"
-        parts = target.split(",")
-        if len(parts) == 3 and all(parts):
-            context, exten, priority = parts
-        elif target.lstrip("+").isalnum():
+        if not isinstance(destination, SipUri):
             exten = target
         await self.client.action(
             "Setvar", {"Channel": channel, "Variable": TRANSFER_VARIABLE, "Value": target}

@@ -15,6 +15,7 @@ from sip.ami import (
     AmiClient,
     AmiError,
     AmiEvent,
+    AmiFieldInvalid,
     AmiLoginFailed,
     AmiNotConnected,
     AmiOptions,
@@ -119,6 +120,39 @@ async def test_login_failure_is_reported_and_the_secret_not_logged(
     assert "AMI login refused" in caplog.text
 
 
+INJECTED = "100\r\n\r\nAction: Originate\r\nChannel: Local/s@x\r\nApplication: System\r\nData: id"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"Channel": "PJSIP/caller-1", "Variable": "VOICENODE_TRANSFER_TARGET", "Value": INJECTED},
+        {"Channel": "PJSIP/caller-1", "Variable": ["A=1", "B=2\nAction: Originate"]},
+        {"Channel": "PJSIP/caller-1\x00", "Variable": "A", "Value": "1"},
+        {"Channel\r\nAction: Originate": "x"},
+        {"Chan:nel": "x"},
+    ],
+)
+async def test_a_field_with_a_line_break_or_nul_is_never_written(
+    tracked: Tracked, ami: AmiDouble, fields: dict[str, str]
+) -> None:
+    """Defence in depth: whatever reaches the client, one field stays one line."""
+    sent_before = len(ami.actions)
+    with pytest.raises(AmiFieldInvalid, match="not sent|invalid header name"):
+        await tracked.client.action("Setvar", fields)
+    await tracked.client.action("Ping")  # the connection is fine, and in order
+    assert [a["action"] for a in ami.actions[sent_before:]] == [["Ping"]]
+    assert not ami.named("originate") and not ami.named("setvar")
+
+
+async def test_a_secret_with_a_line_break_is_never_sent(ami: AmiDouble) -> None:
+    async with AmiClient(options(ami.port, secret=f"{SECRET}\r\nAction: Originate")) as client:
+        async with asyncio.timeout(2):
+            with pytest.raises(AmiLoginFailed, match="line break"):
+                await client.wait_connected()
+    assert not ami.actions and ami.logins == 0
+
+
 async def test_no_server_then_backoff_then_connects() -> None:
     async with AmiDouble(secret=SECRET) as ami:
         port = ami.port
@@ -193,8 +227,11 @@ async def test_originate_and_its_events_are_correlated_to_the_call(
     assert redirect["exten"] == ["+15550199"] and redirect["priority"] == ["1"]
     await tracked.control.redirect(CALL, "sip:frontdesk@clinic.example")
     assert ami.named("redirect")[1]["exten"] == ["s"]
-    await tracked.control.redirect(CALL, "other-context,200,2")
-    assert ami.named("redirect")[2]["context"] == ["other-context"]
+    # Only the transfer context: no `context,exten,priority`, nothing that is not a destination.
+    for target in ("other-context,200,2", "100\r\nAction: Originate"):
+        with pytest.raises(AmiError, match="not a transfer destination"):
+            await tracked.control.redirect(CALL, target)
+    assert len(ami.named("redirect")) == 2 and len(ami.named("setvar")) == 2
 
     await tracked.control.far_end(CALL).send_dtmf("12")
     assert [a["digit"] for a in ami.named("playdtmf")] == [["1"], ["2"]]
