@@ -210,6 +210,52 @@ class AmiSettings(_Section, frozen=True):
     backoff_max_s: Annotated[float, Meta(gt=0, le=3600)] = 30.0
 
 
+_PREFIX = Annotated[str, Meta(pattern=r"^\+?[0-9]{1,15}$")]
+_DOMAIN = Annotated[str, Meta(pattern=r"^(\*\.)?[A-Za-z0-9.:\[\]-]{1,253}$")]
+_EXTENSION = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+_REFUSED_PREFIXES = (
+    # NANP premium rate, then NANP codes outside the US and Canada (Caribbean, Atlantic):
+    # billed as international, the classic targets of toll fraud.
+    *("+1900", "+1976"),
+    *(f"+1{a}" for a in "242 246 264 268 284 345 441 473 649 658 664 721 758 767".split()),
+    *(f"+1{a}" for a in "784 809 829 849 868 869 876".split()),
+    # International access codes, should a SIP URI's user spell a number that way.
+    *("00", "011"),
+)
+
+
+class DialPlanOverride(_Section, frozen=True):
+    """One tenant's dial plan: each field set replaces the node's `[dialplan]` value."""
+
+    allowed_prefixes: tuple[_PREFIX, ...] | None = None
+    refused_prefixes: tuple[_PREFIX, ...] | None = None
+    allowed_domains: tuple[_DOMAIN, ...] | None = None
+    extensions: tuple[_EXTENSION, ...] | None = None
+    calls_per_minute: Annotated[int, Meta(ge=0, le=100_000)] | None = None
+
+
+class DialPlanSettings(_Section, frozen=True):
+    """Where outbound calls and transfers may go (`media.dialplan`), set by the operator.
+
+    A number (E.164) must start with one of `allowed_prefixes` and with none of
+    `refused_prefixes`; a SIP URI's host must be in `allowed_domains` (`*.example.com`: its
+    subdomains), and a number as its user obeys the number rules too; an extension or queue
+    name must be listed in `extensions`. `tenants.<id>` overrides any of these per tenant."""
+
+    allowed_prefixes: tuple[_PREFIX, ...] = ()
+    """E.164 prefixes that may be dialled (`+1`, `+4420`); empty: no number at all."""
+    refused_prefixes: tuple[_PREFIX, ...] = _REFUSED_PREFIXES
+    """Refused even inside an allowed prefix: premium rate and high-fraud ranges."""
+    allowed_domains: tuple[_DOMAIN, ...] = ()
+    """SIP URI hosts calls and transfers may go to; empty: no SIP URI."""
+    extensions: tuple[_EXTENSION, ...] = ()
+    """PBX extensions and queues (the Asterisk transfer context's names) that may be used."""
+    calls_per_minute: Annotated[int, Meta(ge=0, le=100_000)] = 10
+    """Outbound calls (`POST /v1/calls`) one tenant may start in any 60 s; 0: none."""
+    tenants: dict[str, DialPlanOverride] = msgspec.field(default_factory=dict)
+    """Per-tenant overrides, by tenant id."""
+
+
 class StoreSettings(_Section, frozen=True):
     """Tenants, keys, agents, numbers, calls. Migrated to the newest schema at node start."""
 
@@ -264,52 +310,6 @@ class Settings(_Section, frozen=True):
     sip: SipSettings = msgspec.field(default_factory=SipSettings)
     audiosocket: AudioSocketSettings = msgspec.field(default_factory=AudioSocketSettings)
     ami: AmiSettings = msgspec.field(default_factory=AmiSettings)
+    dialplan: DialPlanSettings = msgspec.field(default_factory=DialPlanSettings)
     store: StoreSettings = msgspec.field(default_factory=StoreSettings)
     analytics: AnalyticsSettings = msgspec.field(default_factory=AnalyticsSettings)
-_PREFIX = Annotated[str, Meta(pattern=r"^\+?[0-9]{1,15}$")]
-_DOMAIN = Annotated[str, Meta(pattern=r"^(\*\.)?[A-Za-z0-9.:\[\]-]{1,253}$")]
-_EXTENSION = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-_REFUSED_PREFIXES = (
-    # NANP premium rate, then NANP codes outside the US and Canada (Caribbean, Atlantic):
-    # billed as international, the classic targets of toll fraud.
-    *("+1900", "+1976"),
-    *(f"+1{a}" for a in "242 246 264 268 284 345 441 473 649 658 664 721 758 767".split()),
-    *(f"+1{a}" for a in "784 809 829 849 868 869 876".split()),
-    # International access codes, should a SIP URI's user spell a number that way.
-    *("00", "011"),
-)
-
-
-class DialPlanOverride(_Section, frozen=True):
-    """One tenant's dial plan: each field set replaces the node's `[dialplan]` value."""
-
-    allowed_prefixes: tuple[_PREFIX, ...] | None = None
-    refused_prefixes: tuple[_PREFIX, ...] | None = None
-    allowed_domains: tuple[_DOMAIN, ...] | None = None
-    extensions: tuple[_EXTENSION, ...] | None = None
-    calls_per_minute: Annotated[int, Meta(ge=0, le=100_000)] | None = None
-
-
-class DialPlanSettings(_Section, frozen=True):
-    """Where outbound calls and transfers may go (`media.dialplan`), set by the operator.
-
-    A number (E.164) must start with one of `allowed_prefixes` and with none of
-    `refused_prefixes`; a SIP URI's host must be in `allowed_domains` (`*.example.com`: its
-    subdomains), and a number as its user obeys the number rules too; an extension or queue
-    name must be listed in `extensions`. `tenants.<id>` overrides any of these per tenant."""
-
-    allowed_prefixes: tuple[_PREFIX, ...] = ()
-    """E.164 prefixes that may be dialled (`+1`, `+4420`); empty: no number at all."""
-    refused_prefixes: tuple[_PREFIX, ...] = _REFUSED_PREFIXES
-    """Refused even inside an allowed prefix: premium rate and high-fraud ranges."""
-    allowed_domains: tuple[_DOMAIN, ...] = ()
-    """SIP URI hosts calls and transfers may go to; empty: no SIP URI."""
-    extensions: tuple[_EXTENSION, ...] = ()
-    """PBX extensions and queues (the Asterisk transfer context's names) that may be used."""
-    calls_per_minute: Annotated[int, Meta(ge=0, le=100_000)] = 10
-    """Outbound calls (`POST /v1/calls`) one tenant may start in any 60 s; 0: none."""
-    tenants: dict[str, DialPlanOverride] = msgspec.field(default_factory=dict)
-    """Per-tenant overrides, by tenant id."""
-
-
-    dialplan: DialPlanSettings = msgspec.field(default_factory=DialPlanSettings)
