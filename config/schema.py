@@ -22,6 +22,9 @@ class NodeSettings(_Section, frozen=True):
     name: str = "voicenode-1"
     data_dir: str = "var"
     max_calls: Annotated[int, Meta(ge=1, le=10_000)] = 8
+    tenant_share: Annotated[float, Meta(gt=0, le=1)] = 0.5
+    """One tenant's live calls on this node are at most this share of `max_calls` (at least 1),
+    whatever its own quota says: no tenant can take the whole node."""
     drain_timeout_s: Annotated[float, Meta(ge=0)] = 300.0
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] = "json"
@@ -90,6 +93,13 @@ class WebRtcSettings(_Section, frozen=True):
     inbound_buffer_frames: Annotated[int, Meta(ge=5, le=500)] = 50
     outbound_buffer_frames: Annotated[int, Meta(ge=5, le=500)] = 25
     event_backlog: Annotated[int, Meta(ge=1, le=10_000)] = 256
+    allowed_networks: tuple[str, ...] = ()
+    """Networks (CIDRs) an offer's ICE candidates may name; others are dropped before ICE sends
+    them anything. Empty: any public or private unicast address and mDNS `.local` names.
+    Link-local (cloud metadata), multicast, unspecified and reserved addresses never pass;
+    loopback only when listed here or when `host_addresses` are all loopback."""
+    max_candidates: Annotated[int, Meta(ge=1, le=256)] = 16
+    """An offer's first this-many acceptable ICE candidates are used; the rest are dropped."""
 
     def __post_init__(self) -> None:
         for address in self.host_addresses:
@@ -97,6 +107,7 @@ class WebRtcSettings(_Section, frozen=True):
                 ipaddress.ip_address(address)
             except ValueError:
                 raise ValueError(f"host_addresses: {address!r} is not an IP address") from None
+        check_networks("allowed_networks", self.allowed_networks)
 
 
 class SipTrunkSettings(_Section, frozen=True):
@@ -144,9 +155,26 @@ class SipSettings(_Section, frozen=True):
     trusted_proxies: list[str] = msgspec.field(default_factory=list)
     """Addresses (IPs or CIDRs) whose `tenant_header` is trusted (Kamailio's)."""
     tenant_header: str = "X-Voicenode-Tenant"
+    allowed_sources: list[str] = msgspec.field(default_factory=list)
+    """Addresses (IPs or CIDRs) whose INVITEs the node takes (Kamailio's, the trunk's); an
+    INVITE from anywhere else gets 403. Empty: any source (fine on 127.0.0.1; list the proxy
+    when the port is reachable from elsewhere)."""
     trace_file: str = ""
     """Write every SIP message and pjsua2's debug log here (contains numbers: debugging only)."""
     trunk: SipTrunkSettings = msgspec.field(default_factory=SipTrunkSettings)
+
+    def __post_init__(self) -> None:
+        check_networks("allowed_sources", self.allowed_sources)
+        check_networks("trusted_proxies", self.trusted_proxies)
+
+
+def check_networks(key: str, entries: list[str] | tuple[str, ...]) -> None:
+    """Each entry is an IP address or a CIDR network."""
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ValueError(f"{key}: {entry!r} is not an IP address or CIDR network") from None
 
 
 def _check_agent_ref(key: str, value: str) -> None:
@@ -172,8 +200,12 @@ class AudioSocketSettings(_Section, frozen=True):
     """A connection that has not sent its UUID by then is closed."""
     inbound_buffer_frames: Annotated[int, Meta(ge=5, le=500)] = 50
     outbound_buffer_frames: Annotated[int, Meta(ge=2, le=500)] = 10
+    allowed_sources: list[str] = msgspec.field(default_factory=list)
+    """Addresses (IPs or CIDRs) that may connect (Asterisk's); a connection from anywhere else
+    is closed at accept, before it may send a UUID. Empty: any source."""
 
     def __post_init__(self) -> None:
+        check_networks("allowed_sources", self.allowed_sources)
         if self.default_agent:
             _check_agent_ref("default_agent", self.default_agent)
         for prefix, target in self.routes.items():

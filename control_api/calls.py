@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from control_api.host import CallHost
 from control_api.metrics import CALLS_ENDED
@@ -50,6 +50,16 @@ class LiveCall(Protocol):
         ...
 
 
+@runtime_checkable
+class MediaPending(Protocol):
+    """A call whose media may still be connecting when it starts (WebRTC): the agent starts
+    only once `wait_media()` says it is up."""
+
+    async def wait_media(self) -> bool:
+        """True once the media is up; False when the call closed first."""
+        ...
+
+
 class LiveCalls:
     """Owns the tasks of the node's calls; `shutdown()` ends them all."""
 
@@ -83,11 +93,28 @@ class LiveCalls:
         call_id = call.info.call_id
         self._calls[call_id] = call
         task = asyncio.get_running_loop().create_task(
-            self._run(call, agent), name=f"call:{call_id}"
+            self._run_connected(call, agent), name=f"call:{call_id}"
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    async def _run_connected(self, call: LiveCall, agent: str) -> None:
+        """`_run` once the call's media is up: a call whose media never connects (a WebRTC
+        offer nobody completes) ends, released, without the agent ever starting."""
+        connected = False
+        try:
+            connected = not isinstance(call, MediaPending) or await call.wait_media()
+        finally:
+            if not connected:
+                try:
+                    await call.close("not connected")
+                finally:
+                    self._calls.pop(call.info.call_id, None)
+                    self._host.release(call.info.call_id)
+                    log.info("call never connected", extra={"call_id": call.info.call_id})
+        if connected:
+            await self._run(call, agent)
 
     async def _run(self, call: LiveCall, agent: str) -> None:
         info = call.info

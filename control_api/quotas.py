@@ -7,7 +7,9 @@ Every call-starting path (WebRTC offer, SIP INVITE, AudioSocket, outbound dial) 
 becomes HTTP 429 or SIP 486/503 with Retry-After. The host's `release(call_id)` gives the slot
 back. Starts are counted when taken (a call that then fails to set up still counted).
 The limits are read from the tenant (through `lookup`) on every take, so a change applies to
-the next call; the clock is injected.
+the next call; the clock is injected. `tenant_cap` (the node's `node.tenant_share` of
+`node.max_calls`, see `tenant_cap`) bounds every tenant's live calls whatever its own quota
+says, so no tenant can take the whole node.
 """
 
 from __future__ import annotations
@@ -50,8 +52,14 @@ async def _unlimited(_: str) -> TenantQuota:
     return UNLIMITED
 
 
+def tenant_cap(max_calls: int, share: float) -> int:
+    """A tenant's most live calls on a node taking `max_calls`: `share` of them, at least 1."""
+    return max(1, math.floor(max_calls * share + 1e-9))
+
+
 class Quotas:
-    """Counts each tenant's live calls and recent call starts against its `TenantQuota`."""
+    """Counts each tenant's live calls and recent call starts against its `TenantQuota`,
+    and every tenant's live calls against `tenant_cap` (None: no node-wide cap)."""
 
     def __init__(
         self,
@@ -59,10 +67,12 @@ class Quotas:
         clock: Callable[[], float] = time.monotonic,
         *,
         busy_retry_after_s: int = 5,
+        tenant_cap: int | None = None,
     ) -> None:
         self._lookup = lookup
         self._clock = clock
         self.busy_retry_after_s = busy_retry_after_s
+        self.tenant_cap = tenant_cap
         self._live: dict[str, set[str]] = {}
         self._tenant_of: dict[str, str] = {}
         self._starts: dict[str, deque[float]] = {}
@@ -83,8 +93,12 @@ class Quotas:
         while starts and starts[0] <= now - WINDOW_S:
             starts.popleft()
         live = self._live.setdefault(tenant_id, set())
+        concurrent = min(
+            (n for n in (quota.max_concurrent_calls, self.tenant_cap) if n is not None),
+            default=None,
+        )
         try:
-            if quota.max_concurrent_calls is not None and len(live) >= quota.max_concurrent_calls:
+            if concurrent is not None and len(live) >= concurrent:
                 raise QuotaExceeded("max_concurrent_calls", self.busy_retry_after_s)
             if quota.calls_per_minute is not None and len(starts) >= quota.calls_per_minute:
                 # the oldest start counted leaves the window first

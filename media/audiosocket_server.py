@@ -1,6 +1,8 @@
 """Calls over Asterisk AudioSocket: an asyncio TCP server, and each connection as a call.
 
 Asterisk connects (dialplan `AudioSocket(UUID,HOST:PORT)`) and sends the call's UUID first.
+A connection from outside `AudioSocketOptions.allowed_sources` (when set) is closed at accept,
+before anything is read from it.
 The server's owner routes the UUID (`AudioSocketRouter.route`: which tenant and agent, admission
 included) and starts the call (`AudioSocketRouter.start`); an unknown UUID or a refused call gets
 the error kind and the connection is closed. A call is then a `Call` (signalling), a
@@ -18,6 +20,7 @@ the error kind and the connection is closed. A call is then a `Call` (signalling
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import uuid
 from collections.abc import AsyncIterator, Coroutine
@@ -66,6 +69,8 @@ class AudioSocketOptions(msgspec.Struct, frozen=True, kw_only=True):
     close_timeout_s: float = 1.0
     """How long closing waits for the socket to flush before aborting it."""
     read_chunk: int = 65_536
+    allowed_sources: tuple[str, ...] = ()
+    """IPs or CIDRs that may connect (Asterisk's); others are closed at accept. Empty: any."""
 
 
 class FarEndControl(Protocol):
@@ -342,7 +347,12 @@ class AudioSocketServer:
         self._clock = clock or MonotonicClock()
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[Any]] = set()
+        self._allowed = [
+            ipaddress.ip_network(n, strict=False) for n in self._options.allowed_sources
+        ]
         self.port = 0
+        self.refused_sources = 0
+        """Connections closed at accept because their source is not allowed."""
 
     @property
     def connections(self) -> int:
@@ -372,7 +382,28 @@ class AudioSocketServer:
             await self._server.wait_closed()
             self._server = None
 
+    def allowed(self, peer: object) -> bool:
+        """Whether a connection from `peer` (its peername) may be served."""
+        if not self._allowed:
+            return True
+        try:
+            addr = ipaddress.ip_address(peer[0] if isinstance(peer, tuple) else "")
+        except ValueError:
+            return False
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped
+        return any(addr in net for net in self._allowed)
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        if not self.allowed(peer):
+            self.refused_sources += 1
+            source = peer[0] if isinstance(peer, tuple) else str(peer)
+            log.warning(
+                "audiosocket connection from a source not allowed", extra={"source": source}
+            )
+            writer.transport.abort()
+            return
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)

@@ -34,6 +34,7 @@ from media.webrtc_audio import InboundAudio, OutboundAudio, WebRtcTransport
 from media.webrtc_jitter import without_playout_delay
 from media.webrtc_sdp import (
     SUPPORTED_CODECS,
+    CandidatePolicy,
     SdpError,
     check_offer,
     ice_host_addresses,
@@ -69,6 +70,11 @@ class WebRtcOptions(msgspec.Struct, frozen=True, kw_only=True):
     """0.5 s of agent audio may wait for the encoder; `write` waits while it is full."""
     event_backlog: int = 256
     """Events kept for the data channel until the browser opens it (oldest dropped)."""
+    allowed_networks: tuple[str, ...] = ()
+    """Networks an offer's ICE candidates may name (`CandidatePolicy`); empty: any public or
+    private unicast address (loopback too when `host_addresses` are all loopback)."""
+    max_candidates: int = 16
+    """An offer's first this-many acceptable ICE candidates are used; the rest are dropped."""
 
     @classmethod
     def from_settings(cls, settings: WebRtcSettings) -> WebRtcOptions:
@@ -80,6 +86,8 @@ class WebRtcOptions(msgspec.Struct, frozen=True, kw_only=True):
             inbound_buffer_frames=settings.inbound_buffer_frames,
             outbound_buffer_frames=settings.outbound_buffer_frames,
             event_backlog=settings.event_backlog,
+            allowed_networks=settings.allowed_networks,
+            max_candidates=settings.max_candidates,
         )
 
 
@@ -104,6 +112,8 @@ class WebRtcCall(Call):
         self._channel: RTCDataChannel | None = None
         self._backlog: deque[str] = deque(maxlen=options.event_backlog)
         self._connected = asyncio.Event()
+        self._settled = asyncio.Event()
+        """Set once the media connected or the call closed, whichever came first."""
         self._closed = asyncio.Event()
         self._closing = False
         self._hung_up = False
@@ -136,6 +146,12 @@ class WebRtcCall(Call):
 
     async def next_signal(self) -> CallSignal:
         return await self._signals.get()
+
+    async def wait_media(self) -> bool:
+        """True once the browser's media connected; False when the call closed first (the
+        offer was never completed): the agent starts only on True."""
+        await self._settled.wait()
+        return self._connected.is_set() and not self._closing
 
     # -- LiveCall (control_api.calls) ------------------------------------------------------
     @property
@@ -188,6 +204,7 @@ class WebRtcCall(Call):
         finally:
             self._backlog.clear()
             self._closed.set()
+            self._settled.set()
 
     async def _flush_channel(self) -> None:
         """Wait (briefly) until the events queued on the channel have been sent."""
@@ -261,6 +278,7 @@ class WebRtcCall(Call):
         log.debug("webrtc connection state", extra={**self._extra, "state": state})
         if state == "connected":
             self._connected.set()
+            self._settled.set()
         elif state in ("failed", "closed") and not self._closing:
             self._remote_ended(f"connection {state}")
             self._spawn(self.close(f"connection {state}"), "webrtc-close")
@@ -319,9 +337,12 @@ async def answer_offer(
     """
     options = options or WebRtcOptions()
     check_offer(offer_sdp)
-    restricted = options.host_addresses is not None
-    if restricted and options.host_addresses and all(map(is_loopback, options.host_addresses)):
+    hosts = options.host_addresses
+    loopback_only = bool(hosts) and all(map(is_loopback, hosts or ()))
+    if loopback_only:  # the peer's other candidates cannot be reached from loopback
         offer_sdp = keep_candidates(offer_sdp, is_loopback)
+    policy = CandidatePolicy(options.allowed_networks, loopback=loopback_only)
+    offer_sdp = keep_candidates(offer_sdp, policy.allows, options.max_candidates)
     config = RTCConfiguration(iceServers=[RTCIceServer(urls=u) for u in options.stun_urls])
     pc = RTCPeerConnection(config)
     call = WebRtcCall(info, pc, options, clock or MonotonicClock())

@@ -1,7 +1,8 @@
 """Sans-IO checks and edits of WebRTC session descriptions, and the ICE host-address choice.
 
 `check_offer` turns a browser's offer into a specific `SdpError` before any peer connection
-exists; `keep_candidates` drops remote candidates a restricted node cannot reach; and
+exists; `keep_candidates` drops remote candidates a restricted node cannot reach;
+`CandidatePolicy` drops those the node must not send to (and caps their number); and
 `ice_host_addresses` picks the local addresses aioice gathers host candidates on (by default
 every interface but loopback), so a node or a test can keep its media on chosen addresses.
 """
@@ -66,16 +67,51 @@ def is_loopback(host: str) -> bool:
         return False  # a hostname, e.g. an mDNS `.local` candidate
 
 
-def keep_candidates(text: str, keep: Callable[[str], bool]) -> str:
-    """Drop `a=candidate` lines whose connection address fails `keep`."""
+def keep_candidates(text: str, keep: Callable[[str], bool], limit: int | None = None) -> str:
+    """Drop `a=candidate` lines whose connection address fails `keep`, and any past the first
+    `limit` kept ones."""
     out: list[str] = []
+    kept = 0
     for line in text.splitlines(keepends=True):
         if line.startswith("a=candidate:"):
             fields = line.split()
-            if len(fields) < 6 or not keep(fields[4]):
+            if len(fields) < 6 or not keep(fields[4]) or (limit is not None and kept >= limit):
                 continue
+            kept += 1
         out.append(line)
     return "".join(out)
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class CandidatePolicy:
+    """Which remote ICE candidate addresses a node may send connectivity checks to.
+
+    `networks` empty: any public or private unicast address, and mDNS `.local` names (they
+    resolve on the local link only). Listed: only addresses inside them. Never: link-local
+    (169.254.169.254 is cloud metadata), multicast, unspecified or reserved addresses, other
+    host names; loopback only inside a listed network or when `loopback` is set (the node's
+    own ICE addresses are loopback)."""
+
+    def __init__(self, networks: Sequence[str] = (), *, loopback: bool = False) -> None:
+        self._networks: list[Network] = [ipaddress.ip_network(n, strict=False) for n in networks]
+        self._loopback = loopback
+
+    def allows(self, host: str) -> bool:
+        try:
+            addr = ipaddress.ip_address(host)
+        except ValueError:
+            return not self._networks and host.lower().endswith(".local")
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped
+        if addr.is_link_local or addr.is_multicast or addr.is_unspecified or addr.is_reserved:
+            return False
+        if addr.version == 4 and addr.packed[0] == 0:  # 0.0.0.0/8: "this network"
+            return False
+        if self._networks:
+            return any(addr in net for net in self._networks)
+        return self._loopback or not addr.is_loopback
 
 
 _HOST_ADDRESSES: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar(

@@ -7,6 +7,9 @@ Each connection's UUID picks who answers, in this order:
 3. `audiosocket.default_agent` (`demo/receptionist` out of the box; empty: refuse).
 An unknown UUID or agent gets the error kind (code 0x10) and the connection is closed; a node
 that is full, draining or still loading models, or a tenant over its quota, gets code 0x11.
+The UUID is only a routing key: call ids are the node's own, and a second connection with the
+UUID of a live call is refused (0x11), never merged with or recorded over that call. A
+connection from outside `audiosocket.allowed_sources` (when set) is closed at accept.
 With `ami.host` set, calls can be transferred (Redirect), hung up and sent DTMF through AMI, and
 `node.dialers["asterisk"]` places outbound calls.
 """
@@ -50,6 +53,8 @@ class NodeAudioSocketRouter:
         self._settings = settings.audiosocket
         self._node = node
         self._pbx = pbx
+        self._live: dict[uuid.UUID, str] = {}
+        """UUID -> call id of the calls routed and not yet ended (one call per UUID at a time)."""
         self._routes = sorted(
             (
                 (prefix.replace("-", "").lower(), target)
@@ -69,6 +74,23 @@ class NodeAudioSocketRouter:
         return tenant, agent
 
     async def route(self, call_uuid: uuid.UUID) -> CallRoute:
+        if call_uuid in self._live:
+            log.warning("audiosocket: a second connection for a live call's UUID refused")
+            raise CallRefused("UUID in use")
+        self._live[call_uuid] = ""  # taken now: route() awaits, a twin may arrive meanwhile
+        try:
+            route = await self._route(call_uuid)
+        except BaseException:
+            del self._live[call_uuid]
+            raise
+        self._live[call_uuid] = route.info.call_id
+        return route
+
+    def _forget(self, call_id: str) -> None:
+        for key in [k for k, v in self._live.items() if v == call_id]:
+            del self._live[key]
+
+    async def _route(self, call_uuid: uuid.UUID) -> CallRoute:
         key = str(call_uuid)
         far_end = self._pbx.control.far_end(key) if self._pbx is not None else None
         outbound = self._pbx.take_originated(key) if self._pbx is not None else None
@@ -88,7 +110,7 @@ class NodeAudioSocketRouter:
         agent = await self._node.find_agent(tenant, name)
         if agent is None:
             raise CallRefused(f"no agent {name!r} for tenant {tenant!r}", ErrorCode.UNKNOWN_CALL)
-        call_id = await self._admit(call_uuid, tenant)
+        call_id = await self._admit(tenant)
         info = CallInfo(
             call_id=call_id,
             tenant_id=tenant,
@@ -99,16 +121,11 @@ class NodeAudioSocketRouter:
         )
         return CallRoute(info=info, agent=agent.pinned, control=far_end)
 
-    async def _admit(self, call_uuid: uuid.UUID, tenant: str) -> str:
-        """Admit the call and take its tenant's quota slot under the UUID's hex (a fresh id if
-        a live call already has it)."""
-        call_id = call_uuid.hex
+    async def _admit(self, tenant: str) -> str:
+        """Admit the call and take its tenant's quota slot under a fresh id of the node's."""
+        call_id = uuid.uuid4().hex
         try:
-            try:
-                await self._node.admit_for(tenant, call_id)
-            except ValueError:  # the dialplan reuses a UUID while that call is still up
-                call_id = uuid.uuid4().hex
-                await self._node.admit_for(tenant, call_id)
+            await self._node.admit_for(tenant, call_id)
         except (OverCapacity, QuotaExceeded) as exc:
             CALLS_REFUSED.labels(reason=exc.reason).inc()
             log.info("audiosocket call refused", extra={"tenant_id": tenant, "reason": exc.reason})
@@ -116,11 +133,14 @@ class NodeAudioSocketRouter:
         return call_id
 
     def start(self, call: AudioSocketCall, route: CallRoute) -> None:
+        call_id = route.info.call_id
         try:
-            self._node.calls.start(call, route.agent)
+            task = self._node.calls.start(call, route.agent)
         except RuntimeError as exc:  # the node is shutting down
-            self._node.release(route.info.call_id)
+            self._forget(call_id)
+            self._node.release(call_id)
             raise CallRefused("shutting down") from exc
+        task.add_done_callback(lambda _: self._forget(call_id))
 
 
 @asynccontextmanager
@@ -141,6 +161,7 @@ async def audiosocket_listener(
             uuid_timeout_s=cfg.uuid_timeout_s,
             inbound_buffer_frames=cfg.inbound_buffer_frames,
             outbound_buffer_frames=cfg.outbound_buffer_frames,
+            allowed_sources=tuple(cfg.allowed_sources),
         )
         router = NodeAudioSocketRouter(settings, node, pbx)
         server = await stack.enter_async_context(

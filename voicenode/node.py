@@ -21,7 +21,7 @@ from agents.factory import build_agent
 from config import ConfigError, Settings
 from control_api.analytics import Analytics, open_analytics
 from control_api.host import AgentRef, NumberRoute, OverCapacity, split_pinned
-from control_api.quotas import Quotas
+from control_api.quotas import Quotas, tenant_cap
 from control_api.store import Store
 from control_api.store.directory import Directory
 from control_api.store.seed import node_store
@@ -51,7 +51,8 @@ class Node(AdmittingHost):
     ) -> None:
         self.settings = settings
         self.store = store
-        self.quotas = quotas or Quotas(quota_lookup(store))
+        cap = tenant_cap(settings.node.max_calls, settings.node.tenant_share)
+        self.quotas = quotas or Quotas(quota_lookup(store), tenant_cap=cap)
         self.directory = Directory(store)
         self._agent_names: set[tuple[str, str]] = set()
         self.admission = Admission(settings.node.max_calls)

@@ -3,7 +3,8 @@ admission, and the `sip` dialer for outbound calls.
 
 Inbound INVITEs route by the request-URI user (the dialled number) through `sip.numbers`;
 a `sip.tenant_header` (set by Kamailio) names the tenant, and is believed only from
-`sip.trusted_proxies`. Unknown number → 404; draining, loading or full → 503 + Retry-After.
+`sip.trusted_proxies`. An INVITE from outside `sip.allowed_sources` (when set) → 403;
+unknown number → 404; draining, loading or full → 503 + Retry-After.
 """
 
 from __future__ import annotations
@@ -39,6 +40,14 @@ def _networks(entries: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6
     return [ipaddress.ip_network(entry, strict=False) for entry in entries]
 
 
+def _within(source: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    try:
+        addr = ipaddress.ip_address(source)
+    except ValueError:
+        return False
+    return any(addr in net for net in networks)
+
+
 class SipRouter:
     """Decides what an inbound INVITE gets."""
 
@@ -46,13 +55,14 @@ class SipRouter:
         self._settings = settings
         self._node = node
         self._trusted = _networks(settings.trusted_proxies)
+        self._allowed = _networks(settings.allowed_sources)
 
     def trusted(self, source: str) -> bool:
-        try:
-            addr = ipaddress.ip_address(source)
-        except ValueError:
-            return False
-        return any(addr in net for net in self._trusted)
+        return _within(source, self._trusted)
+
+    def allowed(self, source: str) -> bool:
+        """Whether INVITEs from `source` are taken (`sip.allowed_sources`; empty: any)."""
+        return not self._allowed or _within(source, self._allowed)
 
     async def target(self, invite: IncomingInvite) -> tuple[str, str] | None:
         """(tenant, pinned agent) for the dialled number, or None.
@@ -78,6 +88,10 @@ class SipRouter:
         return route.tenant_id, route.agent.pinned
 
     async def route(self, invite: IncomingInvite) -> Accept | Reject:
+        if not self.allowed(invite.source):
+            CALLS_REFUSED.labels(reason="source").inc()
+            log.warning("sip: INVITE from a source not allowed", extra={"source": invite.source})
+            return Reject(403, "Forbidden")
         target = await self.target(invite)
         if target is None:
             return Reject(404, "Not Found")

@@ -64,7 +64,9 @@ async def test_an_unknown_uuid_reaches_the_default_agent(host: FakeHost) -> None
         await client.send_uuid(call_uuid)
         async with asyncio.timeout(5):
             info = await host.started.get()
-        assert info.call_id == call_uuid.hex and info.tenant_id == "demo"
+        assert info.tenant_id == "demo"
+        # the UUID routes; the call id is the node's own
+        assert info.call_id != call_uuid.hex and info.from_uri == f"audiosocket:{call_uuid}"
         assert info.transport == "audiosocket" and info.direction == Direction.INBOUND
         assert host.pinned[info.call_id].name == "receptionist"
         await client.stream(speech(), realtime=False)
@@ -88,7 +90,7 @@ async def test_without_a_default_agent_only_routed_prefixes_are_answered(host: F
         await client.send_uuid(routed)
         async with asyncio.timeout(5):
             info = await host.started.get()
-        assert info.call_id == routed.hex
+        assert info.to_uri == "agent:receptionist" and info.from_uri == f"audiosocket:{routed}"
         await client.close()
 
 
