@@ -9,8 +9,8 @@ that process's CPU with no call for `--idle-seconds`, then places N concurrent c
 an asyncio SIP UAC (`bench.sip_media_peer`) that streams PCMU into each call every 20 ms (the
 calls' packets spread over the 20 ms, as independent callers' are) and stamps every RTP
 packet the node sends with the kernel's receive time. After `--warmup` seconds, CPU and
-packets are measured for `--seconds`. The node carries at most 3 SIP calls at once (see
-`sip.ua.CALL_SLOTS`: the pjsua2 wheel is built for 4 and one is kept for refusing).
+packets are measured for `--seconds`. The node holds as many SIP calls as pjsua2 was built
+for (`sip.ua.call_capacity()`: 512 with the server build in `deploy/pjsua2`).
 
 The JSON report (stdout, and `--out`): `cpu.per_call_core_pct` is the node process's CPU
 with the calls up minus the idle baseline, divided by N, in percent of one core

@@ -10,6 +10,7 @@ marshalled onto the SIP thread.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import pjsua2 as pj
 
 from media.call import Call, CallControlError, CallInfo, CallSignal, Dtmf, RemoteHangup
+from sip.lifetime import LIFETIMES
 from sip.media_port import FramePort, SipAudio, port_format
 from sip.sdp import prefer_local_codec
 from sip.thread import SipThread
@@ -26,10 +28,28 @@ log = logging.getLogger(__name__)
 DTMF_DIGITS = frozenset("0123456789*#ABCDabcd")
 
 
-class PjCall(pj.Call):  # type: ignore[misc]
-    """The pjsua2 call; lives and dies on the SIP thread."""
+def sip_callback(method: Callable[..., None]) -> Callable[..., None]:
+    """A pjsua2 callback that never lets an exception into pjsua2 (a SWIG director error
+    there can abort the process): it is logged and the callback returns."""
 
-    def __init__(self, account: Any, call_id: int = pj.PJSUA_INVALID_ID) -> None:
+    @functools.wraps(method)
+    def guarded(self: Any, *args: Any) -> None:
+        try:
+            method(self, *args)
+        except Exception:
+            log.exception("sip: %s failed", method.__name__)
+
+    return guarded
+
+
+class PjCall(pj.Call):  # type: ignore[misc]
+    """The pjsua2 call; lives and dies on the SIP thread (see `sip.lifetime`).
+
+    Made in `onIncomingCall` or by `UserAgent.dial`; held only by `PjCalls`; released by
+    `PjCalls.drop` in a SIP-thread job after the call disconnected (never inside a callback),
+    which also retires its `FramePort`."""
+
+    def __init__(self, account: Any, sip_thread: int, call_id: int = pj.PJSUA_INVALID_ID) -> None:
         if call_id == pj.PJSUA_INVALID_ID:
             super().__init__(account)
         else:
@@ -37,10 +57,14 @@ class PjCall(pj.Call):  # type: ignore[misc]
         self.owner: SipCall | None = None
         self.key = 0
         self.port: FramePort | None = None
-        self.media: Any = None
+        self.stream_slot = -1
+        """The bridge slot of the call's audio stream that the port is connected to."""
         self.disconnected = False
         self.on_disconnected: Callable[[PjCall], None] | None = None
+        self._sip_thread = sip_thread
+        LIFETIMES.track(self, sip_thread)
 
+    @sip_callback
     def onCallState(self, prm: Any) -> None:  # noqa: N802
         info = self.getInfo()
         owner = self.owner
@@ -50,65 +74,73 @@ class PjCall(pj.Call):  # type: ignore[misc]
             owner.from_thread(owner.confirmed)
         elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED and not self.disconnected:
             self.disconnected = True
-            # One handoff ends the audio and marks the call ended together (`disconnected`
-            # does both), so whoever sees the audio end also sees `ended`.
-            self.detach_media(notify=False)
+            # pjsua has already taken the stream off the bridge (its connections to the port
+            # went with it); the port itself is retired when the call is released, after
+            # this callback. One handoff ends the audio and marks the call ended together
+            # (`disconnected` does both), so whoever sees the audio end also sees `ended`.
+            self.stream_slot = -1
             if owner is not None:
                 owner.from_thread(owner.disconnected, info.lastStatusCode, info.lastReason)
             if self.on_disconnected is not None:
                 self.on_disconnected(self)
 
+    @sip_callback
     def onCallSdpCreated(self, prm: Any) -> None:  # noqa: N802
         """Answering an offer: keep only the node's preferred codec among those offered, so
         the answer follows `sip.codecs`, not the caller's order (pjmedia's default)."""
         remote = prm.remSdp.wholeSdp
         if not remote:
             return  # the node's own offer: already in `sip.codecs` order
-        try:
-            prm.sdp.wholeSdp = prefer_local_codec(prm.sdp.wholeSdp, remote)
-        except Exception:  # never let an exception into pjsua2's callback
-            log.exception("sip: could not apply the codec preference to the answer")
+        prm.sdp.wholeSdp = prefer_local_codec(prm.sdp.wholeSdp, remote)
 
+    @sip_callback
     def onCallMediaState(self, prm: Any) -> None:  # noqa: N802
+        """Connect the call's frame port to its active audio stream. A re-INVITE that
+        recreated the stream (a new bridge slot) is connected again; the old slot's
+        connections went with the old stream."""
         owner = self.owner
-        if owner is None or self.port is not None:
+        if owner is None or self.disconnected:
             return
         info = self.getInfo()
         for index, media in enumerate(info.media):
             if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
                 stream = self.getAudioMedia(index)
-                port = FramePort(owner.audio)
-                port.createPort(f"call{info.id}", port_format())
+                slot = int(stream.getPortId())
+                if slot == self.stream_slot:
+                    return
+                port = self.port
+                if port is None:
+                    port = self.port = FramePort(owner.audio, self._sip_thread)
+                    port.createPort(f"call{info.id}", port_format())
                 stream.startTransmit(port)
                 port.startTransmit(stream)
-                self.port, self.media = port, stream
+                self.stream_slot = slot
                 owner.from_thread(owner.media_up)
                 return
 
+    @sip_callback
     def onDtmfDigit(self, prm: Any) -> None:  # noqa: N802
         owner = self.owner
         digit = str(prm.digit)
         if owner is not None and digit in DTMF_DIGITS:
             owner.from_thread(owner.signal, Dtmf(digit.upper()))
 
+    @sip_callback
     def onCallTransferStatus(self, prm: Any) -> None:  # noqa: N802
         owner = self.owner
         if owner is not None:
             owner.from_thread(owner.transfer_status, int(prm.statusCode), bool(prm.finalNotify))
         prm.cont = not prm.finalNotify
 
-    def detach_media(self, notify: bool = True) -> None:
-        """Take the frame port off the bridge (SIP thread); `notify` ends the owner's audio."""
-        port, stream = self.port, self.media
-        self.port = self.media = None
+    def release_media(self) -> None:
+        """Retire the frame port (SIP thread, outside callbacks): it leaves the bridge with
+        its connections; the owner's audio ends. Never `stopTransmit` on the stream: once
+        the call is down its slot may already be another call's."""
+        port, self.port = self.port, None
+        self.stream_slot = -1
         if port is not None:
-            try:
-                if stream is not None:
-                    stream.stopTransmit(port)
-                    port.stopTransmit(stream)
-            except pj.Error:
-                pass  # the stream is already gone with the call
-        if notify and self.owner is not None:
+            port.retire()
+        if self.owner is not None:
             self.owner.from_thread(self.owner.audio.end)
 
 
@@ -136,13 +168,19 @@ class PjCalls:
         return self._calls.get(key)
 
     def drop(self, key: int) -> None:
+        """Release the call (SIP thread, in a job, never inside a pjsua2 callback): its
+        port is retired first, then the last reference to the pjsua2 call goes."""
         pjcall = self._calls.pop(key, None)
         if pjcall is not None:
-            pjcall.detach_media()
+            pjcall.release_media()
             pjcall.owner = None
+            pjcall.on_disconnected = None
 
     def keys(self) -> list[int]:
         return list(self._calls)
+
+    def all_disconnected(self) -> bool:
+        return all(c.disconnected for c in self._calls.values())
 
 
 def op(status: int = 0, reason: str = "", headers: dict[str, str] | None = None) -> Any:

@@ -33,6 +33,7 @@ from prometheus_client import Counter
 from media.frames import FRAME_BYTES, FRAME_MS, SAMPLE_RATE, SILENCE_PCM, AudioFrame
 from media.inbound import InboundFrames
 from media.transport import AudioSink, Transport
+from sip.lifetime import LIFETIMES
 from sip.vector import frame_access
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ FRAMES_DROPPED = Counter(
     ["direction"],
 )
 FRAMES_DROPPED.labels(direction="in")
+FRAMES_DROPPED.labels(direction="out")
 
 
 class LoopHandoff:
@@ -268,15 +270,28 @@ def port_format() -> Any:
 
 
 class FramePort(pj.AudioMediaPort):  # type: ignore[misc]
-    """A conference-bridge port whose frames go to and come from a `SipAudio`."""
+    """A conference-bridge port whose frames go to and come from a `SipAudio`.
 
-    def __init__(self, audio: SipAudio) -> None:
+    Lifetime (see `sip.lifetime`): made on the SIP thread when the call's stream comes up,
+    `retire`d by a SIP-thread job once the call is over; the clock thread only runs the two
+    frame callbacks. Its reference must not drop before `retire()`: the C++ destructor is what
+    takes it off the bridge, and run from Python's deallocation it would let the clock thread
+    call into an object whose attributes are already gone."""
+
+    def __init__(self, audio: SipAudio, sip_thread: int) -> None:
         super().__init__()
         self._inbound = audio.source
         self._next = audio.sink.to_bridge
         self._handoff = audio.handoff
         self._read, self._write = frame_access()
         self._slot = -1
+        self.retired = False
+        LIFETIMES.track(self, sip_thread, on_bridge=True)
+
+    @property
+    def slot(self) -> int:
+        """The port's conference-bridge slot (-1 before `createPort`)."""
+        return self._slot
 
     def createPort(self, name: str, fmt: Any) -> None:  # noqa: N802 (pjsua2 method)
         """Join the bridge; the handoff learns the port's slot (see `LoopHandoff`)."""
@@ -284,17 +299,37 @@ class FramePort(pj.AudioMediaPort):  # type: ignore[misc]
         self._slot = int(self.getPortId())
         self._handoff.register(self._inbound, self._slot)
 
+    def retire(self) -> None:
+        """Leave the bridge for good (SIP thread, outside pjsua2 callbacks; idempotent).
+
+        The C++ destructor runs now, while this object is whole: it takes the port off the
+        bridge (with every connection it had) and waits for a frame callback in flight, after
+        which the clock thread cannot reach this object. The Python object is an empty shell
+        afterwards: no pjsua2 method may be called on it."""
+        if self.retired:
+            return
+        self.retired = True
+        self._handoff.unregister(self._inbound)
+        pj.AudioMediaPort.__swig_destroy__(self)
+        LIFETIMES.released(self)
+
     def onFrameReceived(self, frame: Any) -> None:  # noqa: N802 (pjsua2 callback)
         # The bridge ticks every 20 ms; a tick without audio (the caller sends nothing, or
         # comfort noise) is silence, so the turn detector still sees time pass.
-        pcm = self._read(frame)
-        self._inbound.from_bridge(
-            SILENCE_PCM if pcm is None else pcm, self._slot >= self._handoff.last_slot
-        )
+        try:
+            pcm = self._read(frame)
+            self._inbound.from_bridge(
+                SILENCE_PCM if pcm is None else pcm, self._slot >= self._handoff.last_slot
+            )
+        except Exception:  # an exception must never cross into pjmedia's clock thread
+            FRAMES_DROPPED.labels(direction="in").inc()
 
     def onFrameRequested(self, frame: Any) -> None:  # noqa: N802 (pjsua2 callback)
-        self._handoff.flush()
-        # pjsua2 hands a frame with no audio: leaving it so is silence.
-        pcm = self._next()
-        if pcm is not None:
-            self._write(frame, pcm)
+        try:
+            self._handoff.flush()
+            # pjsua2 hands a frame with no audio: leaving it so is silence.
+            pcm = self._next()
+            if pcm is not None:
+                self._write(frame, pcm)
+        except Exception:  # an exception must never cross into pjmedia's clock thread
+            FRAMES_DROPPED.labels(direction="out").inc()

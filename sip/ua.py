@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,20 +25,24 @@ from config.loader import ConfigError
 from config.schema import SipSettings
 from media.call import CallInfo
 from sip.calls import PjCall, PjCalls, SipCall, op
+from sip.lifetime import LIFETIMES
 from sip.media_port import SipAudio
 from sip.message import SipRequest, parse_request, source_host
-from sip.thread import SipThread
+from sip.thread import SipThread, SipThreadError
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 CODEC_IDS = {"PCMU": "PCMU/8000/1", "PCMA": "PCMA/8000/1", "G722": "G722/16000/1"}
-CALL_SLOTS = 4
-"""Concurrent calls pjsua2 holds in this process: the pjsua2-python wheel is built with
-PJSUA_MAX_CALLS = 4 (`UaConfig.maxCalls` cannot raise it). The last slot is kept for refusing
-with 503 + Retry-After, so a proxy fails over, instead of pjsua2's own 486."""
-SLOTS_FULL_RETRY_AFTER_S = 5
+
+
+def call_capacity() -> int:
+    """Concurrent calls pjsua2 can hold in this process: the `PJSUA_MAX_CALLS` it was built
+    with (the default of `UaConfig.maxCalls`, which cannot go higher). The node's own
+    admission (`node.max_calls`, engine load) refuses calls before this limit; past it pjsua2
+    answers 486 by itself (`onRejectedIncomingCall`)."""
+    return int(pj.UaConfig().maxCalls)
 
 
 class SipSettingsError(OSError, ConfigError):
@@ -212,7 +217,7 @@ class UserAgent:
         cfg.uaConfig.threadCnt = 0
         cfg.uaConfig.mainThreadOnly = False
         cfg.uaConfig.userAgent = "voicenode"
-        cfg.uaConfig.maxCalls = CALL_SLOTS
+        cfg.uaConfig.maxCalls = call_capacity()
         cfg.logConfig.level = 1
         cfg.logConfig.consoleLevel = 1
         if s.trace_file:  # every SIP message and pjsua2's debug log, for troubleshooting
@@ -250,10 +255,12 @@ class UserAgent:
         ep.libStart()
         self._set_codecs(ep)
         self._account = _Account(self._on_incoming)
+        LIFETIMES.track(self._account, threading.get_ident())
         port = self.port or self.tls_port  # TLS alone: its port
         self._account.create(self._account_config(f"sip:voicenode@{s.host}:{port}"))
         if s.trunk.uri:
             self._trunk = _Account(self._on_incoming)
+            LIFETIMES.track(self._trunk, threading.get_ident())
             self._trunk.create(self._trunk_config())
         return ep.libHandleEvents  # type: ignore[no-any-return]
 
@@ -289,8 +296,9 @@ class UserAgent:
             acfg.regConfig.registrarUri = trunk.uri
             acfg.regConfig.timeoutSec = trunk.register_expires_s
         acfg.regConfig.registerOnAdd = trunk.register
-        if trunk.username:
-            cred = pj.AuthCredInfo("digest", trunk.realm, trunk.username, 0, trunk.password)
+        if trunk.username:  # answers the trunk's realm only, never another server's challenge
+            realm = trunk.realm or host.split(";")[0].rsplit(":", 1)[0].strip("[]")
+            cred = pj.AuthCredInfo("digest", realm, trunk.username, 0, trunk.password)
             acfg.sipConfig.authCreds.append(cred)
         if not trunk.register:
             acfg.sipConfig.proxies.append(
@@ -299,52 +307,62 @@ class UserAgent:
         return acfg
 
     def _teardown(self) -> None:
+        """Stop pjsua2 in the order `sip.lifetime` gives: calls hung up and released (their
+        ports retired), accounts shut down, then `libDestroy()` last."""
         ep = self._endpoint
         if ep is None:
             return
         ep.hangupAllCalls()
         for _ in range(50):  # let the BYEs go out and the calls disconnect
-            if not self._pjcalls:
+            if self._pjcalls.all_disconnected():
                 break
             ep.libHandleEvents(10)
         for key in self._pjcalls.keys():
             self._pjcalls.drop(key)
-        for account in (self._trunk, self._account):
-            if account is not None:
-                account.shutdown()
+        accounts = [a for a in (self._trunk, self._account) if a is not None]
         self._trunk = self._account = None
+        while accounts:
+            accounts.pop().shutdown()  # and the last reference goes, here
         ep.libDestroy()
         self._endpoint = None
+        LIFETIMES.endpoint_stopped(threading.get_ident())
 
     # -- inbound (SIP thread, then the loop) ----------------------------------------------
     def _on_incoming(self, prm: Any) -> None:
+        """pjsua2's onIncomingCall (SIP thread, inside the callback): keep the call and route
+        it. No final answer is sent from inside the callback: refusals go out from a job on
+        the next poll (`_refuse`), like every answer the event loop decides."""
         account = self._account if self._account is not None else self._trunk
-        pjcall = PjCall(account, prm.callId)
+        pjcall = PjCall(account, threading.get_ident(), prm.callId)
         key = self._keep(pjcall)
-        if len(self._pjcalls) >= CALL_SLOTS:
-            log.warning("sip: every call slot is taken", extra={"slots": CALL_SLOTS})
-            retry = {"Retry-After": str(SLOTS_FULL_RETRY_AFTER_S)}
-            pjcall.answer(op(503, "Service Unavailable", retry))
-            return
         try:
             invite = IncomingInvite(
                 request=parse_request(prm.rdata.wholeMsg), source=source_host(prm.rdata.srcAddress)
             )
-        except ValueError as exc:
-            log.info("sip: malformed INVITE refused", extra={"error": str(exc)})
-            pjcall.answer(op(400, "Bad Request"))
-            return
-        try:
             invite.number  # noqa: B018  (the dialled number must be readable to route)
         except ValueError as exc:
-            log.info("sip: INVITE for no number refused", extra={"error": str(exc)})
-            pjcall.answer(op(404, "Not Found"))
+            log.info("sip: unroutable INVITE refused", extra={"error": str(exc)})
+            self._refuse(key, Reject(400, "Bad Request"))
             return
         loop = self._loop
         if loop is None:
-            pjcall.answer(op(503, "Service Unavailable"))
+            self._refuse(key, Reject(503, "Service Unavailable"))
             return
         loop.call_soon_threadsafe(self._spawn, self._decide(key, invite))
+
+    def _refuse(self, key: int, reject: Reject) -> None:
+        """Answer the call `reject` from a SIP-thread job (any thread may call this)."""
+
+        def refuse() -> None:
+            pjcall = self._pjcalls.get(key)
+            if pjcall is None or pjcall.disconnected:
+                return
+            try:
+                pjcall.answer(op(reject.status, reject.reason, reject.headers))
+            except pj.Error as exc:
+                log.info("sip: refusal not sent", extra={"error": exc.reason})
+
+        self._thread.submit(refuse)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -358,14 +376,10 @@ class UserAgent:
             log.exception("sip: routing failed")
             decision = Reject(500, "Server Internal Error")
         if isinstance(decision, Reject):
-            reject = decision
-
-            def refuse() -> None:
-                pjcall = self._pjcalls.get(key)
-                if pjcall is not None and not pjcall.disconnected:
-                    pjcall.answer(op(reject.status, reject.reason, reject.headers))
-
-            await self._on_thread(refuse)
+            try:
+                self._refuse(key, decision)
+            except SipThreadError:
+                pass  # stopping: the teardown hangs the call up
             return
         assert self._loop is not None
         loop, info = self._loop, decision.info
@@ -403,7 +417,7 @@ class UserAgent:
 
         def make() -> SipCall:
             account = self._trunk if self._trunk is not None else self._account
-            pjcall = PjCall(account)
+            pjcall = PjCall(account, threading.get_ident())
             self._keep(pjcall)
             call = SipCall(info, pjcall, self._pjcalls, self._thread, loop, audio)
             try:

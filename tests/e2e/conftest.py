@@ -19,11 +19,13 @@ from media.wav import read_wav
 from pipeline.engines import Engines
 from pipeline.stt import SttEngine
 from pipeline.tts import TtsEngine
+from tests.pjsua_watch import pjsua_lifetimes
 from voicenode.simulate import caller_voice
 
 from .speech import DETERMINISTIC_VOICE
 
 Samples = npt.NDArray[np.int16]
+__all__ = ["pjsua_lifetimes"]  # autouse: SIP calls here are watched too
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,8 @@
 """How many SIP calls the node carries at once.
 
-The `pjsua2-python` wheel used here is built with PJSUA_MAX_CALLS = 4 (`UaConfig.maxCalls`
-cannot raise it) and pjsua2 answers an INVITE past that itself with 486, which a proxy does not
-fail over on. The user agent keeps the last slot for refusing: three calls are carried, the
-fourth gets 503 with Retry-After (Kamailio's failover code) before the node's admission."""
+pjsua2 is built from source with server limits (`deploy/pjsua2`): PJSUA_MAX_CALLS is 512, not
+the 4 of the PyPI wheels, so the node's own admission (`node.max_calls`) is the limit: calls up
+to it are carried, the next gets 503 with Retry-After (Kamailio's failover code)."""
 
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sip.ua import CALL_SLOTS, SLOTS_FULL_RETRY_AFTER_S
+from sip.ua import call_capacity
 from voicenode.sip_listener import sip_listener
 
 from .sipp import run_sipp, write_ulaw_wav
@@ -21,9 +20,13 @@ from .test_ua import SignalHost, sip_settings, stored, tone_speech
 pytestmark = pytest.mark.timeout(60)
 
 
-async def test_calls_up_to_the_slots_are_carried_and_the_next_gets_503(tmp_path: Path) -> None:
-    carried = CALL_SLOTS - 1
-    host = SignalHost(max_calls=8)  # the node would take more: the SIP slots are the limit
+def test_pjsua2_is_built_for_a_server() -> None:
+    assert call_capacity() >= 512
+
+
+async def test_calls_up_to_max_calls_are_carried_and_the_next_gets_503(tmp_path: Path) -> None:
+    carried = 6  # more than a PyPI pjsua2 wheel holds (4)
+    host = SignalHost(max_calls=carried)
     wav = write_ulaw_wav(tone_speech(0.5), tmp_path / "in.wav")
     async with stored(host), sip_listener(sip_settings(), host) as ua:  # type: ignore[arg-type]
         assert ua is not None
@@ -38,7 +41,7 @@ async def test_calls_up_to_the_slots_are_carried_and_the_next_gets_503(tmp_path:
             await asyncio.wait_for(host.started.get(), 20)
         refused = await run_sipp(
             "uac_refused.xml", ua.port, tmp_path / "refused",
-            fill={"STATUS": "503", "HEADER_RE": f"Retry-After: *{SLOTS_FULL_RETRY_AFTER_S}"},
+            fill={"STATUS": "503", "HEADER_RE": "Retry-After: *[0-9]+"},
         )  # fmt: skip
         assert refused.returncode == 0, refused.explain()
         result = await calls
