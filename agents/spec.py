@@ -31,6 +31,8 @@ class TurnSettings(_Spec, frozen=True):
     """Reprompt after this long without caller speech."""
     max_no_input: Annotated[int, Meta(ge=1, le=20)] = 3
     """End the call after this many consecutive no-input prompts."""
+    reprompt_line: str = "Are you still there?"
+    """Said after `no_input_s` of silence when the agent itself has nothing to say then."""
     max_duration_s: Annotated[float, Meta(ge=10, le=86400)] = 900.0
     """Hang up after this long."""
     min_speech_ms: Annotated[int, Meta(ge=0, le=2000)] = 120
@@ -83,6 +85,11 @@ class AgentSpec(_Spec, frozen=True):
     llm: LlmSettings | None = None
     transfer_target: str = ""
     """Where `transfer_call` without a target goes (a SIP URI or number)."""
+    action_failed_line: str = (
+        "Sorry, I couldn't do that just now. Is there anything else I can help you with?"
+    )
+    """Said when a transfer, DTMF or tool fails and the agent has not said anything about it;
+    the conversation then goes on."""
 
     def __post_init__(self) -> None:
         if self.kind == "flow" and self.flow is None:

@@ -171,12 +171,16 @@ class AudioSocketCall(Call):
 
     async def transfer(self, target: str) -> None:
         if self._far_end is None:
-            raise CallControlError("an AudioSocket call is transferred through AMI: none set up")
+            raise CallControlError(
+                "an AudioSocket call is transferred through AMI: none set up", kind="unsupported"
+            )
         await self._far_end.transfer(target)
 
     async def send_dtmf(self, digits: str) -> None:
         if self._far_end is None:
-            raise CallControlError("AudioSocket cannot send DTMF; it needs AMI: none set up")
+            raise CallControlError(
+                "AudioSocket cannot send DTMF; it needs AMI: none set up", kind="unsupported"
+            )
         await self._far_end.send_dtmf(digits)
 
     async def next_signal(self) -> CallSignal:

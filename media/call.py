@@ -45,6 +45,14 @@ class CallControlError(RuntimeError):
     """A call-control action failed (for example a transfer the far end refused)."""
 
     retryable: bool = False
+    kind: str = "refused"
+    """For logs and call records: refused (the far end or the network said no), unsupported
+    (this call cannot do it), ami_error (Asterisk's manager failed), ended."""
+
+    def __init__(self, message: str = "", *, kind: str = "") -> None:
+        super().__init__(message)
+        if kind:
+            self.kind = kind
 
 
 class Call(abc.ABC):

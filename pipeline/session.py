@@ -34,7 +34,7 @@ from media.call import Call, CallControlError, CallInfo, Dtmf, RemoteHangup
 from media.clock import Clock
 from media.frames import AudioFrame
 from media.transport import Transport
-from pipeline.actions import CallLog, run_action, tool_event
+from pipeline.actions import CallLog, DeadAirGuard, ReplyWatch, SpokenLine, WatchedAgent, tool_event
 from pipeline.dtmf import DtmfCollector
 from pipeline.engines import Engines
 from pipeline.events import (
@@ -98,8 +98,13 @@ class CallSession:
         self._turns = TurnDetector(
             spec.turn, speech_threshold=vs.speech_threshold, silence_threshold=vs.silence_threshold
         )
-        self._playout = Playout(transport.sink, clock, on_first_frame=self._on_first_frame)
         self._log = CallLog(log, {"call_id": info.call_id, "tenant_id": info.tenant_id})
+        self._guard = DeadAirGuard(
+            spec=spec, tts=engines.tts, clock=clock, log=self._log, emit=on_event
+        )
+        self._playout = Playout(
+            self._guard.tap(transport.sink), clock, on_first_frame=self._on_first_frame
+        )
         self.state = State.LISTENING
         self.history: list[Message] = []
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -163,6 +168,7 @@ class CallSession:
         if self._utterance is not None:
             self._utterance.close()
         await self._playout.aclose()
+        self._guard.close()
         await self._agent.aclose()
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
@@ -327,7 +333,8 @@ class CallSession:
             else self._agent.checkpoint()
         )
         self._endpoint = LastEndpoint(stream.audio(), ev.decided_at, len(self.history), agent_state)
-        self._cancel_response(self._playout.clear())
+        # A reply paused for this speech is kept until the words are in: speech that yields
+        # no words (a cough, a line click) is no turn, and the reply then plays on.
         self._set_state(State.THINKING)
         self._spawn(self._finish_turn(stream, marks), "final-transcript")
 
@@ -338,9 +345,10 @@ class CallSession:
             stream.close()
         marks.mark("final_transcript", self._clock.now())
         if not text.strip():
-            self._set_state(State.LISTENING)
-            self._arm_no_input()
+            self._no_words(stream, marks)
             return
+        self._cancel_response(self._playout.clear())
+        self._set_state(State.THINKING)
         self._no_input_count = 0
         self._emit(Transcript(role="user", text=text, final=True, turn=marks.turn))
         held = self._preemption
@@ -352,6 +360,24 @@ class CallSession:
         self._drop_preemption()
         self.history.append(Message(role="user", text=text))
         self._start_response(UserSaid(text), marks)
+
+    def _no_words(self, stream: SttStream, marks: TurnMarks) -> None:
+        """The turn's speech yielded no words: it is no turn (no agent call, nothing logged as
+        said); a reply it paused plays on, else the session listens (and reprompts)."""
+        if marks.turn == self._turn:  # (not already taken back by a continuation)
+            self._turn -= 1
+            self._endpoint = None  # nothing to continue
+        if self._preemption is not None and self._preemption.stream is stream:
+            self._drop_preemption()
+        self._log.info("speech without words ignored")
+        if self._utterance is not None:
+            return  # the caller is speaking again
+        if self._response_task is not None and not self._response_task.done():
+            self._playout.resume()
+            self._set_state(State.AGENT_SPEAKING if self._playout.speaking else State.THINKING)
+            return
+        self._set_state(State.LISTENING)
+        self._arm_no_input()
 
     # ---- preemptive replies ----------------------------------------------------------
 
@@ -371,8 +397,8 @@ class CallSession:
         checkpoint = self._agent.checkpoint()
         release = asyncio.Event()
         history = [*self.history, Message(role="user", text=text)]
-        response = self._new_response(UserSaid(text), history, None, hold=release)
-        task = self._spawn(self._respond(response), "preemptive-response")
+        response, watch = self._new_response(UserSaid(text), history, None, hold=release)
+        task = self._spawn(self._respond(response, watch), "preemptive-response")
         self._preemption = HeldReply(stream, text, checkpoint, response, task, release)
 
     def _drop_preemption(self) -> None:
@@ -398,9 +424,18 @@ class CallSession:
         self._drop_preemption()
         self._cancel_response(self._playout.clear())
         self._marks = marks
-        response = self._new_response(event, self.history, marks)
+        response, watch = self._new_response(event, self.history, marks)
         self._response = response
-        self._response_task = self._spawn(self._respond(response), "response")
+        self._response_task = self._spawn(self._respond(response, watch), "response")
+
+    def _say_line(self, line: str) -> None:
+        """Speak one of the session's own lines (the fallback line, the reprompt line) as a reply
+        of its own: heard, kept in the history, interruptible like any other."""
+        self._set_state(State.THINKING)
+        self._marks = None
+        response, watch = self._new_response(CallStarted(), self.history, None, line=line)
+        self._response = response
+        self._response_task = self._spawn(self._respond(response, watch), "line")
 
     def _new_response(
         self,
@@ -409,25 +444,29 @@ class CallSession:
         marks: TurnMarks | None,
         *,
         hold: asyncio.Event | None = None,
-    ) -> Response:
-        return Response(
-            agent=self._agent,
+        line: str | None = None,
+    ) -> tuple[Response, ReplyWatch]:
+        """The reply to `event` by the agent (or, with `line`, that line), and its watch."""
+        watch = self._guard.watch(event, self._agent.checkpoint())
+        response = Response(
+            agent=WatchedAgent(self._agent, watch) if line is None else SpokenLine(line),
             history=history,
             event=event,
-            tts=self._engines.tts,
+            tts=self._guard.voice,
             voice=self._spec.voice,
             playout=self._playout,
             clock=self._clock,
             marks=marks,
             on_audio_start=lambda: self._set_state(State.AGENT_SPEAKING),
             on_tool=lambda result: self._emit(tool_event(result)),
-            run_action=lambda action: run_action(
+            run_action=lambda action: watch.act(
                 action, self._call, self._spec.transfer_target, self._log
             ),
             hold=hold,
         )
+        return response, watch
 
-    async def _respond(self, response: Response) -> None:
+    async def _respond(self, response: Response, watch: ReplyWatch) -> None:
         await response.run()
         if self._response is not response:
             return
@@ -438,7 +477,11 @@ class CallSession:
             self._emit(Transcript(role="agent", text=response.text, final=True, turn=self._turn))
         if response.end_reason is not None:
             self.end(response.end_reason)
-        elif self._utterance is None:
+        elif self._utterance is not None:
+            return  # the caller is talking: their turn comes next
+        elif (line := self._guard.follow_up(response.text, watch, self._agent)).strip():
+            self._say_line(line)
+        else:
             self._set_state(State.LISTENING)
             self._arm_no_input()
 

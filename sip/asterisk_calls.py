@@ -275,6 +275,6 @@ class AsteriskFarEnd:
 
 
 def _control_error(what: str, exc: AmiError) -> CallControlError:
-    error = CallControlError(f"{what} through Asterisk failed: {exc}")
+    error = CallControlError(f"{what} through Asterisk failed: {exc}", kind="ami_error")
     error.retryable = exc.retryable
     return error
