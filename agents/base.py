@@ -9,10 +9,13 @@ from __future__ import annotations
 import abc
 import dataclasses
 from collections.abc import AsyncGenerator, Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 import msgspec
+
+if TYPE_CHECKING:
+    from agents.llm_access import LlmAccess
 
 # ---- what happened on the call (agent input) ----
 
@@ -103,7 +106,10 @@ class AgentContext:
     url_allowlist: Sequence[str] = ()
     """Hosts or CIDRs that tools/webhooks may reach even though they are private/loopback."""
     env: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    """Where API keys named by the spec (`api_key_env`) are looked up."""
+    """The node's environment: the node passes it to the operator's own agents only."""
+    llm: LlmAccess | None = None
+    """The model's key and guard (`LlmAccess.for_agent`); None: no key, `base_url` guarded
+    with `url_allowlist`."""
 
 
 class Agent(abc.ABC):

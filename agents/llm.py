@@ -3,7 +3,8 @@
 One turn (`respond`) is a bounded loop of completion rounds. Each round streams text to the
 caller as tokens arrive (`TextChunk` per content delta; the TTS splits clauses) and gathers
 streamed tool calls; when the model called tools they are run, their results appended as
-`tool` messages and the model is asked again (at most `MAX_TOOL_ROUNDS` rounds with tools).
+`tool` messages and the model is asked again (at most `MAX_TOOL_ROUNDS` rounds with tools, and
+at most `llm.max_tool_calls` calls run per reply: later ones come back to the model refused).
 Every tool call is reported as a `ToolResult`; built-ins also yield their call action after the
 text of the round: `SendDtmf` right away (the model goes on), `EndCall` / `Transfer` last, and
 they end the turn.
@@ -56,6 +57,7 @@ from agents.base import (
     Transfer,
     UserSaid,
 )
+from agents.llm_access import LlmAccess
 from agents.spec import AgentSpec, LlmSettings
 from agents.tools import Toolbox, ToolCall
 
@@ -127,16 +129,13 @@ class LlmAgent(Agent):
         self._tools = cast(list[ChatCompletionToolUnionParam], self._toolbox.schemas())
         self._owns_client = client is None
         if client is None:
-            api_key = ""
-            if self._settings.api_key_env:
-                api_key = ctx.env.get(self._settings.api_key_env, "")
-            client = openai.AsyncOpenAI(
-                base_url=self._settings.base_url,
-                api_key=api_key or "not-needed",
-                max_retries=0,
-                timeout=self._settings.total_timeout_s,
-            )
+            access = ctx.llm or LlmAccess(url_allowlist=tuple(ctx.url_allowlist))
+            client = access.open_client(self._settings, self._settings.total_timeout_s)
         self._client = client
+
+    @property
+    def _too_many(self) -> str:
+        return f"at most {self._settings.max_tool_calls} tool calls per reply; this one was not run"
 
     async def aclose(self) -> None:
         if self._owns_client:
@@ -153,7 +152,7 @@ class LlmAgent(Agent):
         started = loop.time()
         deadline = started + self._settings.total_timeout_s
         spoke = False
-        rounds = 0
+        rounds = used = 0
         try:
             while True:
                 rounds += 1
@@ -187,11 +186,15 @@ class LlmAgent(Agent):
                 )
                 final: EndCall | Transfer | None = None
                 for call in calls:
-                    try:
-                        async with asyncio.timeout_at(deadline):
-                            outcome = await self._toolbox.run(call)
-                    except TimeoutError as exc:
-                        raise _TurnFailed("total_timeout", exc) from exc
+                    if used >= self._settings.max_tool_calls:
+                        outcome = self._toolbox.refused(call, self._too_many)
+                    else:
+                        used += 1
+                        try:
+                            async with asyncio.timeout_at(deadline):
+                                outcome = await self._toolbox.run(call)
+                        except TimeoutError as exc:
+                            raise _TurnFailed("total_timeout", exc) from exc
                     self._log_tool(call.name, outcome.result.ok)
                     yield outcome.result
                     if isinstance(outcome.action, SendDtmf):

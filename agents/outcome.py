@@ -29,6 +29,7 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from agents.base import Message
 from agents.flow.spec import Action, FlowSpec
+from agents.llm_access import LlmAccess
 from agents.spec import AgentSpec, LlmSettings
 
 log = logging.getLogger(__name__)
@@ -337,14 +338,15 @@ async def extract_outcome(
     facts: CallFacts,
     *,
     timeout_s: float = 15.0,
-    env: Mapping[str, str] | None = None,
+    access: LlmAccess | None = None,
     client: openai.AsyncOpenAI | None = None,
     log_extra: Mapping[str, object] | None = None,
 ) -> Outcome:
     """The call's outcome for the agent that ran it (`None`: unknown agent → rules).
 
-    LLM agents use `client` (or one made for the call from `spec.llm`, closed afterwards);
-    a model failure is logged (no transcript in the log) and rules answer instead.
+    LLM agents use `client`, or one opened for the call from `spec.llm` with the call's
+    `access` (the same key and `base_url` guard as the agent; None: no key, guarded), closed
+    afterwards. A model failure is logged (no transcript in the log) and rules answer instead.
     """
     if spec is None:
         return rules_outcome(facts)
@@ -355,13 +357,7 @@ async def extract_outcome(
     settings = spec.llm
     own = client is None
     if client is None:
-        api_key = (env or {}).get(settings.api_key_env, "") if settings.api_key_env else ""
-        client = openai.AsyncOpenAI(
-            base_url=settings.base_url,
-            api_key=api_key or "not-needed",
-            max_retries=0,
-            timeout=timeout_s,
-        )
+        client = (access or LlmAccess()).open_client(settings, timeout_s)
     try:
         return await model_outcome(settings, facts, client=client, timeout_s=timeout_s)
     except OutcomeError as exc:

@@ -42,16 +42,31 @@ class TurnSettings(_Spec, frozen=True):
 
 
 class LlmSettings(_Spec, frozen=True):
-    """An OpenAI-compatible chat-completions endpoint. The key is read from the environment."""
+    """An OpenAI-compatible chat-completions endpoint and where its API key comes from.
+
+    Tenants' agents name a tenant secret (`api_key_secret`, stored with `POST /v1/secrets`);
+    only the operator's file agents (`agents.dir`, the embedded ones) may name a variable of
+    the node's environment (`api_key_env`). A tenant's `base_url` must reach a public address
+    (or one in the operator's `analytics.url_allowlist`), checked when saved and at every call.
+    """
 
     base_url: str = "http://127.0.0.1:8000/v1"
     model: str = "default"
+    api_key_secret: Annotated[str, Meta(pattern=r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,63})?$")] = ""
+    """The tenant secret holding the key."""
     api_key_env: str = ""
+    """The environment variable holding the key (operator file agents only)."""
+    max_tool_calls: Annotated[int, Meta(ge=1, le=32)] = 8
+    """Tool calls the model may make per reply; more are refused (the model is told)."""
     temperature: Annotated[float, Meta(ge=0, le=2)] = 0.3
     max_tokens: Annotated[int, Meta(ge=1, le=8192)] = 300
     first_token_timeout_s: Annotated[float, Meta(gt=0, le=60)] = 2.5
     total_timeout_s: Annotated[float, Meta(gt=0, le=600)] = 20.0
     fallback_line: str = "Sorry, I'm having trouble right now. Could you say that again?"
+
+    def __post_init__(self) -> None:
+        if self.api_key_secret and self.api_key_env:
+            raise ValueError("give one of `api_key_secret` and `api_key_env`, not both")
 
 
 class ToolSpec(_Spec, frozen=True):

@@ -3,7 +3,13 @@ which map to call actions, and HTTP tools, which fetch a tenant URL (through the
 redirects not followed) and hand the response body back to the model.
 
 A tool call never raises: bad arguments, refused URLs, timeouts and HTTP errors all become a
-`ToolResult` with `ok=False` whose text the model sees and can react to.
+`ToolResult` with `ok=False` whose text the model sees and can react to. Arguments are checked
+against the tool's JSON schema (`agents.argcheck`) before anything runs: a call that does not
+fit makes no request.
+
+`end_call` always ends the call as `completed`: the reason the model gives is kept in the tool
+call's arguments (the `tool.called` event), never in the call's end reason, which feeds
+metrics labels and dispositions.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from agents.argcheck import argument_error
 from agents.base import AgentContext, EndCall, SendDtmf, ToolResult, Transfer
 from agents.spec import AgentSpec, ToolSpec
 from agents.urlguard import UnsafeUrlError, fetch
@@ -63,7 +70,7 @@ BUILTIN_SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
             "properties": {
                 "digits": {
                     "type": "string",
-                    "pattern": "^[0-9*#A-D]+$",
+                    "pattern": "^[0-9*#A-Da-d]+$",
                     "description": "Keys to press: 0-9, *, #, A-D.",
                 }
             },
@@ -112,6 +119,16 @@ class Toolbox:
     def __bool__(self) -> bool:
         return bool(self._tools)
 
+    @staticmethod
+    def _parameters(tool: ToolSpec) -> dict[str, Any]:
+        if tool.kind == "builtin":
+            return BUILTIN_SCHEMAS[tool.name][1]
+        return dict(tool.parameters) or {"type": "object", "properties": {}}
+
+    def refused(self, call: ToolCall, reason: str) -> ToolOutcome:
+        """The outcome of a call that is not run (the model sees `reason`)."""
+        return self._failed(call.name, {}, f"error: {reason}")
+
     def schemas(self) -> list[dict[str, Any]]:
         """OpenAI `tools` entries (function tools) for every tool of the agent."""
         out: list[dict[str, Any]] = []
@@ -121,7 +138,7 @@ class Toolbox:
                 description = tool.description or default_description
             else:
                 description = tool.description
-                parameters = tool.parameters or {"type": "object", "properties": {}}
+                parameters = self._parameters(tool)
             function: dict[str, Any] = {"name": tool.name, "parameters": parameters}
             if description:
                 function["description"] = description
@@ -140,17 +157,18 @@ class Toolbox:
         tool = self._tools.get(call.name)
         if tool is None:
             return self._failed(call.name, arguments, f"error: there is no tool {call.name!r}")
+        if (problem := argument_error(self._parameters(tool), arguments)) is not None:
+            log.info("tool call refused", extra=self._log_fields(tool.name, error="arguments"))
+            return self._failed(tool.name, arguments, f"error: {problem}")
         if tool.kind == "builtin":
             return self._run_builtin(tool.name, arguments)
         return await self._run_http(tool, arguments)
 
     def _run_builtin(self, name: str, arguments: dict[str, Any]) -> ToolOutcome:
         if name == "end_call":
-            reason = arguments.get("reason")
-            reason = reason.strip() if isinstance(reason, str) and reason.strip() else "completed"
             return ToolOutcome(
                 ToolResult(name=name, arguments=arguments, result="the call will end"),
-                EndCall(reason=reason),
+                EndCall(reason="completed"),
             )
         if name == "transfer_call":
             target = arguments.get("target")

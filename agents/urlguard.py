@@ -1,13 +1,17 @@
-"""SSRF guard for URLs that tenant-configured tools and webhooks fetch.
+"""SSRF guard for URLs that tenant-configured tools, webhooks and LLM endpoints fetch.
 
 `check_url` refuses anything but http(s) URLs whose host resolves only to public addresses,
 unless the host name or the resolved address is in the allowlist (host names, IPs or CIDRs).
 `fetch` is how tool calls make the request: the URL is checked first and redirects are never
 followed (a redirect could point anywhere, including the cloud metadata address).
 
-Known limit: the address is resolved here and again by the HTTP client (DNS rebinding could
-flip it in between). Pinning the checked address would need a custom transport; the usual
-deployment also blocks private egress at the network level.
+DNS rebinding (a name that answers a public address to the check and a private one to the
+connect) is closed by `PinnedTransport`: its connections resolve the host once, check every
+address, and connect to exactly the addresses that passed (TLS SNI, the certificate name and
+the `Host` header stay the URL's host name). Every outbound client for tenant URLs uses it
+(`guarded_client`). Resolution goes through the `Resolver` seam (`SystemResolver` by default).
+
+Error texts never carry a resolved address (no oracle for the node's internal DNS).
 """
 
 from __future__ import annotations
@@ -16,10 +20,11 @@ import asyncio
 import dataclasses
 import ipaddress
 import socket
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -34,6 +39,36 @@ DEFAULT_MAX_BYTES = 16_384
 
 class UnsafeUrlError(ValueError):
     """The URL is not http(s), has no host, or reaches a non-public address."""
+
+
+class Resolver(Protocol):
+    """Host name -> addresses (the DNS seam; tests inject a rebinding one)."""
+
+    async def resolve(self, host: str, port: int) -> list[IpAddress]: ...
+
+
+class SystemResolver:
+    """The event loop's `getaddrinfo`."""
+
+    async def resolve(self, host: str, port: int) -> list[IpAddress]:
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError) as exc:
+            raise UnsafeUrlError(f"host {host!r} does not resolve") from exc
+        out: list[IpAddress] = []
+        for _family, _type, _proto, _canon, sockaddr in infos:
+            raw = str(sockaddr[0]).split("%", 1)[0]  # drop an IPv6 scope id
+            try:
+                addr = ipaddress.ip_address(raw)
+            except ValueError as exc:
+                raise UnsafeUrlError(f"host {host!r} resolved to an unusable address") from exc
+            if addr not in out:
+                out.append(addr)
+        return out
+
+
+SYSTEM_RESOLVER = SystemResolver()
 
 
 def is_public_address(addr: IpAddress) -> bool:
@@ -86,7 +121,34 @@ def _in_networks(addr: IpAddress, networks: Sequence[IpNetwork]) -> bool:
     return any(addr.version == net.version and addr in net for net in networks)
 
 
-async def check_url(url: str, allowlist: Sequence[str] = ()) -> None:
+async def checked_addresses(
+    host: str, port: int, allowlist: Sequence[str] = (), resolver: Resolver | None = None
+) -> list[IpAddress] | None:
+    """The addresses a connection to `host` may use: every one `host` resolves to, each public
+    or allow-listed (else `UnsafeUrlError`). None when the host name itself is allow-listed (the
+    operator trusts whatever it resolves to)."""
+    host = _normalise_host(host)
+    allowed_hosts, allowed_networks = _parse_allowlist(allowlist)
+    if host in allowed_hosts:
+        return None
+    try:
+        literal: IpAddress | None = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    addresses = [literal] if literal is not None else None
+    if addresses is None:
+        addresses = await (resolver or SYSTEM_RESOLVER).resolve(host, port)
+    if not addresses:
+        raise UnsafeUrlError(f"host {host!r} does not resolve")
+    for addr in addresses:
+        if not _in_networks(addr, allowed_networks) and not is_public_address(addr):
+            raise UnsafeUrlError(f"host {host!r} resolves to a non-public address")
+    return addresses
+
+
+async def check_url(
+    url: str, allowlist: Sequence[str] = (), resolver: Resolver | None = None
+) -> None:
     """Raise `UnsafeUrlError` unless `url` is http(s) and every address its host resolves to is
     public or allow-listed (or the host name itself is allow-listed)."""
     try:
@@ -94,34 +156,121 @@ async def check_url(url: str, allowlist: Sequence[str] = ()) -> None:
         host = parts.hostname
         port = parts.port
     except ValueError as exc:
-        raise UnsafeUrlError(f"malformed URL: {exc}") from exc
+        raise UnsafeUrlError("malformed URL") from exc
     if parts.scheme not in ("http", "https"):
         raise UnsafeUrlError(f"scheme {parts.scheme!r} is not allowed (http or https only)")
     if not host:
         raise UnsafeUrlError("URL has no host")
-    host = _normalise_host(host)
-    allowed_hosts, allowed_networks = _parse_allowlist(allowlist)
-    if host in allowed_hosts:
-        return
     if port is None:
         port = 443 if parts.scheme == "https" else 80
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as exc:
-        raise UnsafeUrlError(f"host {host!r} does not resolve") from exc
-    if not infos:
-        raise UnsafeUrlError(f"host {host!r} does not resolve")
-    for _family, _type, _proto, _canon, sockaddr in infos:
-        raw = str(sockaddr[0]).split("%", 1)[0]  # drop an IPv6 scope id
+    await checked_addresses(host, port, allowlist, resolver)
+
+
+async def pinned_connect(
+    inner: Any,
+    connect_errors: tuple[type[Exception], ...],
+    host: str,
+    port: int,
+    *,
+    allowlist: Sequence[str],
+    resolver: Resolver | None,
+    timeout: float | None,  # noqa: ASYNC109 (passed on to httpcore)
+    local_address: str | None,
+    socket_options: Iterable[Any] | None,
+) -> Any:
+    """Resolve `host` once, check every address, then connect `inner` (an httpcore network
+    backend) to those addresses in turn — never to the name. Raises `UnsafeUrlError`, or the
+    last connect error (whose text names the host, not the address)."""
+    async with asyncio.timeout(timeout):
+        addresses = await checked_addresses(host, port, allowlist, resolver)
+    targets = [host] if addresses is None else [str(a) for a in addresses]
+    failure: Exception | None = None
+    for target in targets:
         try:
-            addr = ipaddress.ip_address(raw)
-        except ValueError as exc:
-            raise UnsafeUrlError(f"host {host!r} resolved to an unusable address") from exc
-        if _in_networks(addr, allowed_networks):
-            continue
-        if not is_public_address(addr):
-            raise UnsafeUrlError(f"host {host!r} resolves to non-public address {addr}")
+            return await inner.connect_tcp(target, port, timeout, local_address, socket_options)
+        except connect_errors as exc:
+            failure = exc
+    assert failure is not None
+    raise type(failure)(f"cannot connect to {host!r}") from failure
+
+
+class _PinnedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend, connecting only to checked addresses (`pinned_connect`)."""
+
+    def __init__(self, allowlist: Sequence[str], resolver: Resolver | None) -> None:
+        self._allowlist = tuple(allowlist)
+        self._resolver = resolver
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        stream: httpcore.AsyncNetworkStream = await pinned_connect(
+            self._inner,
+            (httpcore.ConnectError, httpcore.ConnectTimeout),
+            host,
+            port,
+            allowlist=self._allowlist,
+            resolver=self._resolver,
+            timeout=timeout,
+            local_address=local_address,
+            socket_options=socket_options,
+        )
+        return stream
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise UnsafeUrlError("unix sockets are not allowed")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class PinnedTransport(httpx.AsyncHTTPTransport):
+    """An httpx transport whose connections go only to addresses the guard checked at connect
+    time (see the module docstring). No proxies from the environment, no unix sockets."""
+
+    def __init__(
+        self,
+        allowlist: Sequence[str] = (),
+        *,
+        resolver: Resolver | None = None,
+        verify: bool | str = True,
+    ) -> None:
+        super().__init__(trust_env=False)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False),
+            max_connections=100,
+            max_keepalive_connections=20,
+            keepalive_expiry=5.0,
+            network_backend=_PinnedBackend(allowlist, resolver),
+        )
+
+
+def guarded_client(
+    allowlist: Sequence[str] = (),
+    *,
+    resolver: Resolver | None = None,
+    timeout_s: float = 10.0,
+    verify: bool | str = True,
+) -> httpx.AsyncClient:
+    """An `httpx.AsyncClient` for tenant URLs: pinned, checked connections, no redirects, no
+    environment proxies."""
+    return httpx.AsyncClient(
+        transport=PinnedTransport(allowlist, resolver=resolver, verify=verify),
+        timeout=timeout_s,
+        follow_redirects=False,
+        trust_env=False,
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -142,14 +291,16 @@ async def fetch(
     url: str,
     *,
     allowlist: Sequence[str] = (),
+    resolver: Resolver | None = None,
     params: Mapping[str, str] | None = None,
     json: Any = None,
     timeout_s: float = 5.0,
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> FetchedResponse:
     """Check `url`, then make one request without following redirects and read at most
-    `max_bytes` of the body. Raises `UnsafeUrlError` or `httpx.HTTPError`."""
-    await check_url(url, allowlist)
+    `max_bytes` of the body. Raises `UnsafeUrlError` or `httpx.HTTPError`. With a
+    `guarded_client` the connection itself is checked again and pinned."""
+    await check_url(url, allowlist, resolver)
     body = bytearray()
     truncated = False
     async with client.stream(

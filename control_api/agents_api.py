@@ -7,8 +7,14 @@ A body carries the spec either as a JSON object (`{"spec": {...}}`, the `AgentSp
 as the TOML text of a spec file (`{"toml": "..."}`); both are validated by
 `agents.catalog.parse_spec` (a JSON spec is first written as TOML), so a 400 names the field
 exactly as a bad spec file would. Every change appends a version; rollback appends a copy of
-an older version (history only grows). Calls pin the version they started with. Secrets are
-never in a spec: an LLM agent names the environment variable holding its key (`api_key_env`).
+an older version (history only grows). Calls pin the version they started with.
+
+A tenant's spec may not reach into the node (`check_tenant_spec`, a 400 naming the field):
+secrets are never in a spec and never the node's — an LLM agent names a tenant secret
+(`llm.api_key_secret`, stored with `POST /v1/secrets`), `llm.api_key_env` is refused (the
+environment is for the operator's file agents); `llm.base_url` must pass the URL guard (public,
+or in `analytics.url_allowlist`; checked again at every request); `voice` and `stt_model` must
+be ones the operator installed (`tts.voice`/`tts.voices`, `stt.model`).
 """
 
 from __future__ import annotations
@@ -28,9 +34,11 @@ from msgspec import Meta
 
 from agents.catalog import SpecError, parse_spec
 from agents.spec import AgentSpec
+from agents.urlguard import UnsafeUrlError, check_url
 from control_api.auth import Principal, can_manage
-from control_api.state import Api
+from control_api.state import Api, ApiState
 from control_api.store import agents as agent_rows
+from control_api.store import secrets as secret_rows
 from control_api.store.models import Agent, AgentVersion
 from control_api.tenants_api import ERRORS, TenantQuery, acting_tenant, store_errors, utc
 
@@ -139,6 +147,10 @@ def _toml(value: object, field: str, depth: int = 0) -> str:
     raise ValidationException(f"spec.{field}: unsupported value")  # pragma: no cover
 
 
+def _origin(data: AgentIn) -> str:
+    return "spec" if data.spec is not None else "toml"
+
+
 def spec_text(data: AgentIn, name: str | None = None) -> tuple[str, AgentSpec]:
     """The TOML text to store and its validated spec; `name` (PUT) must match the spec's."""
     if (data.spec is None) == (data.toml is None):
@@ -159,6 +171,40 @@ def spec_text(data: AgentIn, name: str | None = None) -> tuple[str, AgentSpec]:
     if name is not None and spec.name != name:
         raise ValidationException(f"{origin}: name: {spec.name!r} does not match the path {name!r}")
     return text, spec
+
+
+async def check_tenant_spec(api: ApiState, tenant_id: str, spec: AgentSpec, origin: str) -> None:
+    """400 unless a tenant may run `spec` (see the module docstring)."""
+    settings = api.settings
+    llm = spec.llm
+    if llm is not None and llm.api_key_env:
+        raise ValidationException(
+            f"{origin}: llm.api_key_env: the node's environment is for the operator's agents; "
+            "store the key with POST /v1/secrets and name it in llm.api_key_secret"
+        )
+    if llm is not None and spec.kind == "llm":
+        try:
+            await check_url(llm.base_url, settings.analytics.url_allowlist)
+        except UnsafeUrlError as exc:
+            raise ValidationException(f"{origin}: llm.base_url: refused: {exc}") from exc
+    if llm is not None and llm.api_key_secret:
+        async with api.store.session() as session:
+            known = await secret_rows.has_secret(session, tenant_id, llm.api_key_secret)
+        if not known:
+            raise ValidationException(
+                f"{origin}: llm.api_key_secret: no secret {llm.api_key_secret!r} "
+                "(store it with POST /v1/secrets first)"
+            )
+    voices = {settings.tts.voice, *settings.tts.voices} - {""}
+    if spec.voice and spec.voice not in voices:
+        raise ValidationException(
+            f"{origin}: voice: {spec.voice!r} is not a voice installed on this node "
+            "(leave it empty for the default, or ask the operator to add it to tts.voices)"
+        )
+    if spec.stt_model and spec.stt_model != settings.stt.model:
+        raise ValidationException(
+            f"{origin}: stt_model: only the node's model may be named (leave it empty)"
+        )
 
 
 # ---- routes ----
@@ -195,6 +241,7 @@ async def create_agent(
 ) -> AgentOut:
     tenant_id = await acting_tenant(request.user, api.store, tenant)
     text, spec = spec_text(data)
+    await check_tenant_spec(api, tenant_id, spec, _origin(data))
     async with api.store.session() as session:
         agent, version = await agent_rows.create_agent(session, tenant_id, spec.name, text)
     log.info("agent created", extra={"tenant_id": tenant_id, "agent": spec.name, "version": 1})
@@ -229,7 +276,8 @@ async def update_agent(
     async with api.store.session() as session:
         if await agent_rows.get_agent(session, tenant_id, name) is None:
             raise NotFoundException(f"no agent {name!r}")
-    text, _ = spec_text(data, name)
+    text, spec = spec_text(data, name)
+    await check_tenant_spec(api, tenant_id, spec, _origin(data))
     async with api.store.session() as session:
         found = await agent_rows.update_agent(session, tenant_id, name, text)
     if found is None:

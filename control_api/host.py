@@ -6,7 +6,7 @@ forwards the events it reports. `voicenode.node` implements the real host; tests
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from agents.spec import AgentSpec
@@ -15,6 +15,7 @@ from media.transport import Transport
 from pipeline.events import EventCallback
 
 if TYPE_CHECKING:
+    from agents.llm_access import LlmAccess
     from control_api.calls import LiveCalls
     from control_api.quotas import Quotas
     from control_api.store import Store
@@ -28,6 +29,11 @@ class AgentRef:
     name: str
     version: int
     spec: AgentSpec
+    operator: bool = False
+    """The operator's own spec (a seeded file agent): it may read keys from the node's
+    environment and reach private LLM endpoints; a tenant's may not."""
+    llm_access: LlmAccess | None = field(default=None, repr=False, compare=False)
+    """The model key and guard a running call's agent got (the outcome model uses them)."""
 
     @property
     def pinned(self) -> str:

@@ -3,7 +3,8 @@ webhook refused: `GET /v1/webhooks/{id}/dead-letters`, `POST /v1/webhooks/{id}/d
 
 A webhook is an HTTPS endpoint that receives the tenant's analytics events (optionally only
 some types), each POST signed with the webhook's secret (see `analytics.sinks`). The secret is
-returned once, in the creation response, and never again; it is never logged. URLs whose host
+returned once, in the creation response, and never again; it is never logged, and it is stored
+sealed with the node's key (`store.secrets_key`; the relay opens it to sign). URLs whose host
 resolves to a loopback, private, link-local or metadata address are refused unless allowed
 (`analytics.allow_private_urls`, `analytics.url_allowlist`). Every route needs a key with the
 `admin` role (the platform admin key, or a tenant's admin key for its own tenant).
@@ -27,6 +28,7 @@ from litestar.exceptions import (
     NotAuthorizedException,
     NotFoundException,
     PermissionDeniedException,
+    ServiceUnavailableException,
     ValidationException,
 )
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
@@ -39,6 +41,7 @@ from agents.urlguard import UnsafeUrlError, check_url
 from control_api.analytics import Analytics
 from control_api.analytics.tables import DeadLetterRow, OutboxRow, RelayMarkRow, WebhookRow
 from control_api.auth import Principal, can_manage
+from control_api.store import secrets as secret_rows
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +172,12 @@ async def create_webhook(
     """Events written from now on are sent to `url`, signed with the returned `secret`."""
     tenant_id = request.user.tenant_for(data.tenant)
     await check_webhook_url(data.url, analytics)
+    try:
+        box = secret_rows.box_of(analytics.store)
+    except secret_rows.SecretsUnavailable as exc:
+        raise ServiceUnavailableException(
+            "webhooks are off on this node: it has no secrets key (store.secrets_key)"
+        ) from exc
     webhook_id = f"wh_{secrets.token_hex(8)}"
     secret = f"whsec_{secrets.token_urlsafe(32)}"
     async with analytics.store.session() as session:
@@ -183,7 +192,7 @@ async def create_webhook(
             tenant_id=tenant_id,
             url=data.url,
             events=sorted(set(data.events)),
-            secret=secret,
+            secret=secret_rows.seal_webhook_secret(box, webhook_id, secret),
             after_outbox_id=top or 0,
             created_at=analytics.wall(),
         )

@@ -9,6 +9,7 @@ while draining, new calls are refused. Each admitted call gets a fresh agent and
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -18,12 +19,14 @@ import httpx
 
 from agents.base import AgentContext
 from agents.factory import build_agent
+from agents.urlguard import guarded_client
 from config import ConfigError, Settings
 from control_api.analytics import Analytics, open_analytics
 from control_api.host import AgentRef, NumberRoute, OverCapacity, split_pinned
 from control_api.quotas import Quotas, tenant_cap
 from control_api.store import Store
 from control_api.store.directory import Directory
+from control_api.store.secrets import llm_access_for
 from control_api.store.seed import node_store
 from control_api.store.tenants import quota_lookup
 from media.call import Call, CallInfo
@@ -142,8 +145,23 @@ class Node(AdmittingHost):
         if ref is None:
             raise LookupError(f"no agent {agent!r} for tenant {info.tenant_id!r}")
         spec = ref.spec
+        allowlist = self.settings.analytics.url_allowlist
+        access = await llm_access_for(
+            self.store,
+            info.tenant_id,
+            spec,
+            operator_agent=ref.operator,
+            env=os.environ,
+            url_allowlist=allowlist,
+        )
+        ref = dataclasses.replace(ref, llm_access=access)
         ctx = AgentContext(
-            call_id=info.call_id, tenant_id=info.tenant_id, http=self._http, env=os.environ
+            call_id=info.call_id,
+            tenant_id=info.tenant_id,
+            http=self._http,
+            url_allowlist=allowlist,
+            env=os.environ if ref.operator else {},
+            llm=access,
         )
         session = CallSession(
             info=info,
@@ -171,14 +189,19 @@ async def open_node(settings: Settings, engines: Engines | None = None) -> Async
     """The node with its listeners; `engines` already loaded are shared, not closed."""
     async with (
         node_store(settings) as store,
-        httpx.AsyncClient(timeout=10.0, follow_redirects=False) as http,
+        guarded_client(settings.analytics.url_allowlist) as http,
     ):
         node = Node(settings, store, http)
         await node.load_agent_names()
         await node.start(engines)
         try:
             async with open_analytics(
-                settings, store, node.calls, MonotonicClock(), agents=node.agent_of, http=http
+                settings,
+                store,
+                node.calls,
+                MonotonicClock(),
+                agents=node.agent_of,
+                http=None if settings.analytics.allow_private_urls else http,
             ) as analytics:
                 node.analytics = analytics
                 # Listeners stop (and LiveCalls shut down) before analytics records the end.

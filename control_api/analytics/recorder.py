@@ -26,6 +26,7 @@ from typing import Protocol
 from prometheus_client import Counter
 from sqlalchemy.exc import IntegrityError
 
+from agents.llm_access import LlmAccess
 from agents.outcome import Outcome, extract_outcome, rules_outcome
 from agents.spec import AgentSpec
 from config.schema import AnalyticsSettings
@@ -110,6 +111,8 @@ class CallRecorder:
         self._queue: asyncio.Queue[AnalyticsEvent | None] = asyncio.Queue(settings.queue_size)
         self._tracks: dict[str, CallTrack] = {}
         self._specs: dict[str, AgentSpec | None] = {}
+        self._access: dict[str, LlmAccess | None] = {}
+        """Each call's model key and guard, as the node gave its agent (`llm_access`)."""
         self._outcomes: set[asyncio.Task[None]] = set()
         self._outcome_slots = asyncio.Semaphore(OUTCOME_CONCURRENCY)
         self._closing = False
@@ -137,6 +140,7 @@ class CallRecorder:
             )
             self._tracks[info.call_id] = track
             self._specs[info.call_id] = ref.spec if ref else None
+            self._access[info.call_id] = getattr(ref, "llm_access", None)
             self._put(track.started(now))
         if self._feed is not None:
             self._feed.publish_live(info, event)
@@ -178,7 +182,7 @@ class CallRecorder:
                     self._specs.get(info.call_id),
                     facts,
                     timeout_s=self._settings.outcome_timeout_s,
-                    env=self._env,
+                    access=self._access.get(info.call_id),
                     log_extra=extra,
                 )
         except Exception:
@@ -192,6 +196,7 @@ class CallRecorder:
         self._put(track.end(outcome, self._wall(), reason=reason))
         self._tracks.pop(track.info.call_id, None)
         self._specs.pop(track.info.call_id, None)
+        self._access.pop(track.info.call_id, None)
 
     def sweep(self, is_live: Callable[[str], bool]) -> list[str]:
         """Close calls that are gone without a `CallEnded` (their task failed) as failed."""

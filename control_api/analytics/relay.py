@@ -33,6 +33,8 @@ from config.schema import AnalyticsSettings
 from control_api.analytics.sinks import DeliveryError, RedisStreamSink, WebhookSink
 from control_api.analytics.tables import DeadLetterRow, OutboxRow, RelayMarkRow, WebhookRow
 from control_api.store import Store
+from control_api.store.crypto import SealError
+from control_api.store.secrets import SecretsUnavailable, open_webhook_secret
 from media.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -127,21 +129,30 @@ class Relay:
         async with self._store.session() as session:
             hooks = (await session.scalars(select(WebhookRow).order_by(WebhookRow.id))).all()
         allowlist = None if self._settings.allow_private_urls else self._settings.url_allowlist
-        sinks = [
-            WebhookSink(
-                webhook_id=h.id,
-                tenant_id=h.tenant_id,
-                url=h.url,
-                secret=h.secret,
-                events=h.events,
-                after_outbox_id=h.after_outbox_id,
-                http=self._http,
-                wall=lambda: self._wall().timestamp(),
-                timeout_s=self._settings.webhook_timeout_s,
-                allowlist=allowlist,
+        sinks = []
+        for h in hooks:
+            try:
+                secret = open_webhook_secret(self._store.box, h.id, h.secret)
+            except (SealError, SecretsUnavailable) as exc:
+                log.error(
+                    "webhook secret cannot be opened; not delivering",
+                    extra={"tenant_id": h.tenant_id, "webhook": h.id, "error": str(exc)},
+                )
+                continue
+            sinks.append(
+                WebhookSink(
+                    webhook_id=h.id,
+                    tenant_id=h.tenant_id,
+                    url=h.url,
+                    secret=secret,
+                    events=h.events,
+                    after_outbox_id=h.after_outbox_id,
+                    http=self._http,
+                    wall=lambda: self._wall().timestamp(),
+                    timeout_s=self._settings.webhook_timeout_s,
+                    allowlist=allowlist,
+                )
             )
-            for h in hooks
-        ]
         live = {s.key for s in sinks}
         self._retry_at = {k: v for k, v in self._retry_at.items() if k[0] in live}
         async with asyncio.TaskGroup() as group:

@@ -160,5 +160,7 @@ class WebhookSink:
             )
         except httpx.HTTPError as exc:
             raise DeliveryError(f"http: {type(exc).__name__}") from exc
+        except UnsafeUrlError as exc:  # the pinned connection refused the resolved address
+            raise DeliveryError(f"refused URL: {exc}") from exc
         if not 200 <= response.status_code < 300:
             raise DeliveryError(f"http status {response.status_code}")

@@ -39,10 +39,17 @@ async def _version(session: AsyncSession, agent: Agent, version: int) -> AgentVe
     )
 
 
-async def _append(session: AsyncSession, agent: Agent, spec: str, note: str) -> AgentVersion:
+async def _append(
+    session: AsyncSession, agent: Agent, spec: str, note: str, operator: bool = False
+) -> AgentVersion:
     now = utcnow()
     row = AgentVersion(
-        agent_id=agent.id, version=agent.version + 1, spec=spec, created_at=now, note=note
+        agent_id=agent.id,
+        version=agent.version + 1,
+        spec=spec,
+        created_at=now,
+        note=note,
+        operator=operator,
     )
     agent.version = row.version
     agent.updated_at = now
@@ -77,9 +84,16 @@ async def get_agent(session: AsyncSession, tenant_id: str, name: str) -> Current
 
 
 async def create_agent(
-    session: AsyncSession, tenant_id: str, name: str, spec: str, note: str = "created"
+    session: AsyncSession,
+    tenant_id: str,
+    name: str,
+    spec: str,
+    note: str = "created",
+    *,
+    operator: bool = False,
 ) -> Current:
-    """A new agent at version 1 (or a deleted one revived); `Conflict` if the name is in use."""
+    """A new agent at version 1 (or a deleted one revived); `Conflict` if the name is in use.
+    `operator`: the spec is the operator's own (a file agent being seeded)."""
     agent = await _agent(session, tenant_id, name, lock=True)
     if agent is not None and agent.deleted_at is None:
         raise Conflict(f"name: agent {name!r} already exists")
@@ -91,7 +105,7 @@ async def create_agent(
             await session.flush()
         except IntegrityError as exc:
             raise Conflict(f"name: agent {name!r} already exists") from exc
-    return agent, await _append(session, agent, spec, note)
+    return agent, await _append(session, agent, spec, note, operator)
 
 
 async def update_agent(
@@ -115,7 +129,7 @@ async def rollback_agent(
     old = await _version(session, agent, version)
     if old is None:
         raise NotFound(f"version: agent {name!r} has no version {version}")
-    return agent, await _append(session, agent, old.spec, f"rollback to {version}")
+    return agent, await _append(session, agent, old.spec, f"rollback to {version}", old.operator)
 
 
 async def delete_agent(session: AsyncSession, tenant_id: str, name: str) -> bool:

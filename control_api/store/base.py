@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 
+from control_api.store.crypto import SecretBox
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -46,10 +48,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Store:
-    """An open database: `session()` opens a unit of work (commit on success)."""
+    """An open database: `session()` opens a unit of work (commit on success). `box` seals
+    the secrets it stores (tenant secrets, webhook secrets); None: storing them is refused."""
 
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    box: SecretBox | None = None
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -60,11 +64,12 @@ class Store:
         await self.engine.dispose()
 
 
-def open_store(url: str) -> Store:
-    """Engine and sessions for an SQLAlchemy async URL (sqlite+aiosqlite, postgresql+asyncpg)."""
+def open_store(url: str, box: SecretBox | None = None) -> Store:
+    """Engine and sessions for an SQLAlchemy async URL (sqlite+aiosqlite, postgresql+asyncpg);
+    `box` seals the secrets stored (see `Store`)."""
     if url.startswith("sqlite"):
         engine = create_async_engine(url)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     else:
         engine = create_async_engine(url, pool_pre_ping=True)
-    return Store(engine, async_sessionmaker(engine, expire_on_commit=False))
+    return Store(engine, async_sessionmaker(engine, expire_on_commit=False), box)

@@ -35,7 +35,13 @@ class Directory:
             row = await agent_rows.find_version(session, tenant_id, name, version)
         if row is None:
             return None
-        return AgentRef(tenant_id=tenant_id, name=name, version=row.version, spec=_parse(row.spec))
+        return AgentRef(
+            tenant_id=tenant_id,
+            name=name,
+            version=row.version,
+            spec=_parse(row.spec),
+            operator=row.operator,
+        )
 
     async def find_number(self, number: str) -> NumberRoute | None:
         async with self._store.session() as session:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -83,6 +85,10 @@ class AgentVersion(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     note: Mapped[str] = mapped_column(String(128), default="")
     """How the version came about: "created", "updated", "rollback to 2", "seeded"."""
+    operator: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """The operator's own spec (a file agent seeded from `agents.dir` / the embedded ones, or a
+    rollback to one): only these may read API keys from the node's environment and reach a
+    private `base_url`. Every version made through the API is a tenant's (False)."""
 
 
 class Number(Base):
@@ -94,3 +100,20 @@ class Number(Base):
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     agent: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TenantSecret(Base):
+    """A tenant's secret (an LLM API key, say), sealed with the node's key (`store.crypto`).
+    Write-only through the API: names are listed, values never leave the node except to the
+    endpoint an agent sends them to."""
+
+    __tablename__ = "tenant_secrets"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    """`SecretBox.seal(value, tenant_secret_context(tenant_id, name))`."""
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

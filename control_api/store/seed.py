@@ -25,8 +25,10 @@ from config.schema import Settings
 from control_api.store import agents as agent_rows
 from control_api.store import numbers as number_rows
 from control_api.store.base import Store, default_url, open_store
+from control_api.store.crypto import load_box
 from control_api.store.migrate import LOCK_ID, migrate
 from control_api.store.models import Tenant
+from control_api.store.secrets import seal_legacy
 from control_api.store.tenants import create_tenant
 
 log = logging.getLogger(__name__)
@@ -63,7 +65,9 @@ async def seed(store: Store, specs: dict[str, str], default_agent: str) -> None:
         if not await session.scalar(select(func.count()).select_from(Tenant)):
             await create_tenant(session, DEMO_TENANT, tenant_id=DEMO_TENANT)
             for name, body in specs.items():
-                await agent_rows.create_agent(session, DEMO_TENANT, name, body, "seeded")
+                await agent_rows.create_agent(
+                    session, DEMO_TENANT, name, body, "seeded", operator=True
+                )
             if default_agent in specs:
                 await number_rows.add_number(session, DEMO_TENANT, DEMO_NUMBER, default_agent)
             log.info(
@@ -75,21 +79,26 @@ async def seed(store: Store, specs: dict[str, str], default_agent: str) -> None:
             return
         known = await agent_rows.agent_names(session, DEMO_TENANT)
         for name in sorted(set(specs) - known):
-            await agent_rows.create_agent(session, DEMO_TENANT, name, specs[name], "seeded")
+            await agent_rows.create_agent(
+                session, DEMO_TENANT, name, specs[name], "seeded", operator=True
+            )
             log.info("file agent added", extra={"tenant_id": DEMO_TENANT, "agent": name})
 
 
 @asynccontextmanager
 async def node_store(settings: Settings) -> AsyncIterator[Store]:
     """The node's store, opened, migrated and seeded: `store.url`, or by default a SQLite file
-    under `node.data_dir` (created if missing). Closed on exit."""
+    under `node.data_dir` (created if missing), with the node's secrets key (`load_box`).
+    Closed on exit."""
     url = settings.store.url or default_url(settings.node.data_dir)
     if not settings.store.url:
         await asyncio.to_thread(Path(settings.node.data_dir).mkdir, parents=True, exist_ok=True)
     specs = await asyncio.to_thread(file_specs, settings.agents.dir or None)
-    store = open_store(url)
+    box = await asyncio.to_thread(load_box, settings)
+    store = open_store(url, box)
     try:
         await migrate(store)
+        await seal_legacy(store)
         await seed(store, specs, settings.agents.default)
         yield store
     finally:

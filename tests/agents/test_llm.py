@@ -28,6 +28,7 @@ from agents.base import (
     UserSaid,
 )
 from agents.llm import DTMF_NOTE, GREET_NOTE, INTERRUPTED_MARK, MAX_TOOL_ROUNDS, LlmAgent
+from agents.llm_access import LlmAccess
 from agents.spec import AgentSpec, LlmSettings, ToolSpec
 from tests.agents.llm_double import LlmDouble, Reply, Route, ScriptedToolCall
 
@@ -56,6 +57,9 @@ async def make_agent(double: LlmDouble) -> AsyncIterator[AgentFactory]:
             base_url: str | None = None,
             allowlist: Sequence[str] = (),
             env: dict[str, str] | None = None,
+            secrets: dict[str, str] | None = None,
+            operator: bool = False,
+            llm_allowlist: Sequence[str] = ("127.0.0.1",),  # the double: a tenant's endpoint
             **llm: Any,
         ) -> LlmAgent:
             settings = LlmSettings(
@@ -79,6 +83,13 @@ async def make_agent(double: LlmDouble) -> AsyncIterator[AgentFactory]:
                 http=http,
                 url_allowlist=allowlist,
                 env=env or {},
+                llm=LlmAccess.for_agent(
+                    settings,
+                    operator_agent=operator,
+                    secrets=secrets or {},
+                    env=env or {},
+                    url_allowlist=llm_allowlist,
+                ),
             )
             agent = LlmAgent(spec, ctx)
             agents.append(agent)
@@ -186,12 +197,42 @@ async def test_user_turn_missing_from_history_is_added(
 async def test_api_key_comes_from_the_env_named_by_the_spec(
     double: LlmDouble, make_agent: AgentFactory
 ) -> None:
-    double.script(Reply(tokens=["a"]), Reply(tokens=["b"]))
-    await collect(make_agent(api_key_env="LLM_KEY", env={"LLM_KEY": "sk-test"}), UserSaid("x"))
+    double.script(Reply(tokens=["a"]), Reply(tokens=["b"]), Reply(tokens=["c"]))
+    env = {"LLM_KEY": "sk-test"}
+    await collect(make_agent(api_key_env="LLM_KEY", env=env, operator=True), UserSaid("x"))
     await collect(make_agent(), UserSaid("x"))
-    keyed, keyless = double.requests
+    # A tenant's agent never reads the node's environment, whatever its spec names.
+    await collect(make_agent(api_key_env="LLM_KEY", env=env), UserSaid("x"))
+    keyed, keyless, tenant = double.requests
     assert keyed.headers["authorization"] == "Bearer sk-test"
     assert keyless.headers["authorization"] == "Bearer not-needed"
+    assert tenant.headers["authorization"] == "Bearer not-needed"
+
+
+async def test_api_key_comes_from_the_tenant_secret_named_by_the_spec(
+    double: LlmDouble, make_agent: AgentFactory
+) -> None:
+    double.script(Reply(tokens=["a"]))
+    agent = make_agent(api_key_secret="openai", secrets={"openai": "sk-tenant"})
+    await collect(agent, UserSaid("x"))
+    assert double.requests[0].headers["authorization"] == "Bearer sk-tenant"
+
+
+async def test_a_tenant_base_url_on_loopback_is_refused_at_request_time(
+    double: LlmDouble, make_agent: AgentFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without the operator's allowlist a tenant's agent cannot reach a loopback endpoint,
+    even though its spec names one: no request arrives, the caller hears the fallback."""
+    agent = make_agent(api_key_secret="openai", secrets={"openai": "sk-tenant"}, llm_allowlist=())
+    with caplog.at_level(logging.WARNING):
+        outputs = await collect(agent, UserSaid("x"))
+    assert texts(outputs) == [FALLBACK]
+    assert double.requests == []
+    assert [r.reason for r in failures(caplog)] == ["endpoint_error"]  # type: ignore[attr-defined]
+    # The operator's own agent may use a local endpoint.
+    double.script(Reply(tokens=["local"]))
+    operator = make_agent(llm_allowlist=(), operator=True)
+    assert texts(await collect(operator, UserSaid("x"))) == ["local"]
 
 
 # ---- built-in tools ----
@@ -208,7 +249,9 @@ async def test_end_call_comes_after_the_text(double: LlmDouble, make_agent: Agen
     outputs = await collect(agent, UserSaid("That's all, bye."))
     assert outputs[:3] == [TextChunk("Goodbye"), TextChunk(", have a nice day"), TextChunk(".")]
     assert isinstance(outputs[3], ToolResult) and outputs[3].name == "end_call"
-    assert outputs[4:] == [EndCall(reason="caller said bye")]
+    # The model's reason stays in the tool call; the call ends as `completed` (a fixed set).
+    assert outputs[3].arguments == {"reason": "caller said bye"}
+    assert outputs[4:] == [EndCall(reason="completed")]
     assert len(double.chat_requests) == 1  # ending the call ends the turn
     names = [tool["function"]["name"] for tool in double.chat_requests[0]["tools"]]
     assert names == ["end_call", "transfer_call"]
@@ -287,7 +330,7 @@ async def test_invalid_dtmf_digits_are_reported_to_the_model(
     assert not any(isinstance(o, SendDtmf) for o in outputs)
     (result,) = [o for o in outputs if isinstance(o, ToolResult)]
     assert result.ok is False
-    assert double.chat_requests[1]["messages"][-1]["content"].startswith("error: digits")
+    assert double.chat_requests[1]["messages"][-1]["content"].startswith("error: arguments.digits")
 
 
 async def test_too_many_tool_rounds_end_in_the_fallback(

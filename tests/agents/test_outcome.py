@@ -11,6 +11,7 @@ import pytest
 
 from agents.base import Message
 from agents.catalog import load_specs
+from agents.llm_access import LlmAccess
 from agents.outcome import (
     CallFacts,
     disposition_for,
@@ -34,6 +35,10 @@ BOOKING = (
 async def double() -> AsyncIterator[LlmDouble]:
     async with LlmDouble() as server:
         yield server
+
+
+TO_DOUBLE = LlmAccess(url_allowlist=("127.0.0.1",))
+"""A tenant's agent whose operator allow-listed the double's loopback address."""
 
 
 def llm_spec(double: LlmDouble) -> AgentSpec:
@@ -116,7 +121,7 @@ async def test_llm_outcome_asks_the_model_with_a_json_schema(double: LlmDouble) 
     text = answer()
     double.script(Reply(tokens=[text[:20], text[20:50], text[50:]]))
     facts = CallFacts(reason="completed", duration_s=61, slots={"day": "tue"}, transcript=BOOKING)
-    outcome = await extract_outcome(llm_spec(double), facts, timeout_s=5)
+    outcome = await extract_outcome(llm_spec(double), access=TO_DOUBLE, facts=facts, timeout_s=5)
     assert outcome.source == "model"
     assert outcome.disposition == "completed"
     assert outcome.summary == "The caller booked a cleaning."
@@ -139,10 +144,12 @@ async def test_llm_outcome_asks_the_model_with_a_json_schema(double: LlmDouble) 
 async def test_the_end_reason_overrides_the_model_for_hard_endings(double: LlmDouble) -> None:
     double.script(Reply(tokens=[answer(disposition="completed")]))
     facts = CallFacts(reason="transferred", transcript=BOOKING)
-    outcome = await extract_outcome(llm_spec(double), facts, timeout_s=5)
+    outcome = await extract_outcome(llm_spec(double), access=TO_DOUBLE, facts=facts, timeout_s=5)
     assert outcome.source == "model" and outcome.disposition == "transferred"
     double.script(Reply(tokens=[answer(disposition="transferred")]))
-    said = await extract_outcome(llm_spec(double), CallFacts(reason="hangup", transcript=BOOKING))
+    said = await extract_outcome(
+        llm_spec(double), access=TO_DOUBLE, facts=CallFacts(reason="hangup", transcript=BOOKING)
+    )
     assert said.disposition == "abandoned"  # no transfer happened
 
 
@@ -160,7 +167,7 @@ async def test_the_end_reason_overrides_the_model_for_hard_endings(double: LlmDo
 async def test_model_failures_fall_back_to_rules(double: LlmDouble, reply: Reply) -> None:
     double.script(reply)
     facts = CallFacts(reason="completed", slots={"day": "tue"}, transcript=BOOKING)
-    outcome = await extract_outcome(llm_spec(double), facts, timeout_s=5)
+    outcome = await extract_outcome(llm_spec(double), access=TO_DOUBLE, facts=facts, timeout_s=5)
     assert outcome.source == "rules"
     assert outcome.disposition == "completed" and outcome.slots == {"day": "tue"}
     assert len(double.chat_requests) == 1
@@ -173,7 +180,9 @@ async def test_a_model_that_does_not_answer_in_time_falls_back_to_rules(
     double.script(Reply(tokens=[answer()], before_first=never))
     facts = CallFacts(reason="hangup", transcript=BOOKING)
     async with asyncio.timeout(5):
-        outcome = await extract_outcome(llm_spec(double), facts, timeout_s=0.3)
+        outcome = await extract_outcome(
+            llm_spec(double), access=TO_DOUBLE, facts=facts, timeout_s=0.3
+        )
     assert outcome.source == "rules" and outcome.disposition == "abandoned"
 
 

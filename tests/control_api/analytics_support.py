@@ -21,6 +21,7 @@ from control_api.analytics import Analytics
 from control_api.analytics import tables as _tables  # registers the tables
 from control_api.auth import BearerAuth, Principal
 from control_api.store import Base, Store, open_store
+from control_api.store.crypto import SecretBox, new_key
 from media.call import CallInfo, Direction
 from pipeline.events import (
     CallEnded,
@@ -45,7 +46,7 @@ def settings(**analytics: Any) -> Settings:
 
 
 async def make_store(path: Path) -> Store:
-    store = open_store(f"sqlite+aiosqlite:///{path}")
+    store = open_store(f"sqlite+aiosqlite:///{path}", SecretBox(new_key()))
     async with store.engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
     return store

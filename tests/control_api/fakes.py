@@ -21,6 +21,7 @@ from control_api.quotas import Quotas, TenantQuota
 from control_api.store import Store, open_store
 from control_api.store import agents as agent_rows
 from control_api.store import tenants as tenant_rows
+from control_api.store.crypto import SecretBox, new_key
 from control_api.store.directory import Directory
 from control_api.store.migrate import migrate
 from control_api.store.seed import file_specs, seed
@@ -152,7 +153,9 @@ async def temp_store(url: str = "") -> AsyncIterator[Store]:
     """A migrated store with the embedded defaults: at `url`, or SQLite in a temporary
     directory removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="voicenode-store-") as folder:
-        store = open_store(url or f"sqlite+aiosqlite:///{Path(folder) / 'voicenode.db'}")
+        store = open_store(
+            url or f"sqlite+aiosqlite:///{Path(folder) / 'voicenode.db'}", SecretBox(new_key())
+        )
         try:
             await migrate(store)
             await seed(store, file_specs(), "receptionist")

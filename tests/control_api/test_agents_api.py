@@ -18,19 +18,21 @@ LLM_AGENT: dict[str, Any] = {
     "name": "concierge",
     "kind": "llm",
     "prompt": "You are a concierge.",
-    "llm": {"base_url": "https://llm.example/v1", "model": "m", "api_key_env": "CONCIERGE_KEY"},
+    # a public address literal: the URL guard needs no DNS
+    "llm": {"base_url": "https://93.184.216.34/v1", "model": "m", "api_key_secret": "concierge"},
 }
 
 
-async def test_llm_agent_from_json_references_its_key_by_env_name(
-    node: Node, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("CONCIERGE_KEY", "sk-secret-value-123")
+async def test_llm_agent_from_json_references_its_key_by_secret_name(node: Node) -> None:
+    stored = await node.http.post(
+        "/v1/secrets", json={"name": "concierge", "value": "sk-secret-value-123"}, headers=auth()
+    )
+    assert stored.status_code == 201, stored.text
     resp = await node.http.post("/v1/agents", json={"spec": LLM_AGENT}, headers=auth())
     assert resp.status_code == 201, resp.text
     agent = resp.json()
     assert (agent["name"], agent["version"], agent["kind"]) == ("concierge", 1, "llm")
-    assert agent["spec"]["llm"]["api_key_env"] == "CONCIERGE_KEY"
+    assert agent["spec"]["llm"]["api_key_secret"] == "concierge"
     assert agent["spec"]["turn"]["silence_ms"] == 600  # defaults filled in
     listed = await node.http.get("/v1/agents", headers=auth())
     assert {a["name"] for a in listed.json()} == {"receptionist", "concierge"}

@@ -26,7 +26,7 @@ from control_api.store.models import Base
 from control_api.store.seed import file_specs, node_store, seed
 from tests.control_api.pg import PostgresServer, pg_server  # noqa: F401
 
-CORE_TABLES = {"tenants", "api_keys", "agents", "agent_versions", "numbers"}
+CORE_TABLES = {"tenants", "api_keys", "agents", "agent_versions", "numbers", "tenant_secrets"}
 RECEPTIONIST = file_specs()["receptionist"]
 
 
