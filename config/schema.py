@@ -59,6 +59,9 @@ class TtsSettings(_Section, frozen=True):
     speaker_id: Annotated[int, Meta(ge=0)] | None = None
     length_scale: Annotated[float, Meta(gt=0.2, le=4.0)] = 1.0
     queue_size: Annotated[int, Meta(ge=1, le=1024)] = 32
+    voices: tuple[str, ...] = ()
+    """Further Piper voices (.onnx paths) the operator installed: a tenant's agent may name
+    one of these (or `voice`) as its `voice`, nothing else."""
     deterministic: bool = False
     """Piper's sampling noise off: the same text is the same audio every time (a flatter
     voice). For tests that transcribe the agent's speech back; off in service."""
@@ -294,6 +297,12 @@ class StoreSettings(_Section, frozen=True):
     url: str = ""
     """An SQLAlchemy async URL (`sqlite+aiosqlite:///path.db`, `postgresql+asyncpg://...`);
     empty: `voicenode.db` under `node.data_dir`."""
+    secrets_key: str = ""
+    """The key that encrypts tenant secrets and webhook secrets at rest (AES-256-GCM): 32
+    random bytes, url-safe base64 (`python -c "import os,base64;print(base64.urlsafe_b64encode(
+    os.urandom(32)).decode())"`); set it with VOICENODE_STORE__SECRETS_KEY. Empty: the key in
+    `node.data_dir/secrets.key`, generated (mode 0600) on first start. Every node of a fleet
+    sharing one store needs the same key."""
 
 
 class AnalyticsSettings(_Section, frozen=True):

@@ -22,6 +22,7 @@ from control_api.keys_api import keys_router
 from control_api.metrics import ACTIVE_CALLS
 from control_api.numbers_api import numbers_router
 from control_api.phone import phone_router
+from control_api.secrets_api import secrets_router
 from control_api.state import ApiState
 from control_api.tenants_api import tenants_router
 from control_api.webrtc_api import calls_router
@@ -70,6 +71,7 @@ def create_app(
             (keys_router, "keys"),
             (agents_router, "agents"),
             (numbers_router, "numbers"),
+            (secrets_router, "secrets"),
         ]
     ]
     return Litestar(

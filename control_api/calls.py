@@ -60,6 +60,13 @@ class MediaPending(Protocol):
         ...
 
 
+ENDED_OUTCOMES = frozenset(
+    {"completed", "hangup", "transferred", "no_input", "max_duration", "failed", "interrupted"}
+)
+"""The `outcome` label values of `voicenode_calls_ended_total`: a fixed set, so no reason an
+agent or a spec gives (a flow's `end = "..."`) becomes a label; anything else is `other`."""
+
+
 class LiveCalls:
     """Owns the tasks of the node's calls; `shutdown()` ends them all."""
 
@@ -152,7 +159,8 @@ class LiveCalls:
             finally:
                 self._calls.pop(info.call_id, None)
                 self._host.release(info.call_id)
-                CALLS_ENDED.labels(outcome=outcome, transport=info.transport).inc()
+                label = outcome if outcome in ENDED_OUTCOMES else "other"
+                CALLS_ENDED.labels(outcome=label, transport=info.transport).inc()
                 log.info("call ended", extra={**extra, "outcome": outcome})
 
     async def hangup(self, call_id: str) -> None:
