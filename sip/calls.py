@@ -321,7 +321,7 @@ class SipCall(Call):
         try:
             await self._thread.call(bye)
         except pj.Error as exc:
-            log.info("sip hangup: %s", exc.reason, extra=self._extra)
+            log.info("sip hangup failed", extra={**self._extra, "error": str(exc.reason)})
 
     async def transfer(self, target: str) -> None:
         """Blind transfer with REFER; returns once the far end reported the transferee's

@@ -62,7 +62,7 @@ def uri_user(uri: str) -> str:
     hold `;` and `?`, never a bare `@`), less a `:password` and the user parameters."""
     scheme = _SCHEME.match(uri)
     if scheme is None:
-        raise ValueError(f"not a sip:, sips: or tel: URI: {uri[:80]!r}")
+        raise ValueError(f"not a sip:, sips: or tel: URI ({len(uri)} characters)")
     rest = uri[scheme.end() :]
     if scheme.group(1).lower() == "tel":
         user = rest
@@ -80,12 +80,13 @@ def uri_user(uri: str) -> str:
 
 
 def parse_request(text: str) -> SipRequest:
-    """The start line and headers of a SIP request."""
+    """The start line and headers of a SIP request. A `ValueError` says what is wrong without
+    quoting the request (its URI and headers hold numbers: the error is logged)."""
     head = text.replace("\r\n", "\n").split("\n\n", 1)[0]
     lines = head.split("\n")
     start = _START.match(lines[0].strip())
     if start is None:
-        raise ValueError(f"not a SIP request line: {lines[0][:80]!r}")
+        raise ValueError(f"not a SIP request line ({len(lines[0])} characters)")
     if start.group(2).startswith("<"):
         raise ValueError("the request-URI is enclosed in <>")
     headers: list[tuple[str, str]] = []
@@ -101,7 +102,7 @@ def parse_request(text: str) -> SipRequest:
         name, sep, value = line.partition(":")
         name = name.strip().lower()
         if not sep or not name or " " in name:
-            raise ValueError(f"malformed header line: {line[:80]!r}")
+            raise ValueError(f"malformed header line ({len(line)} characters)")
         headers.append((COMPACT.get(name, name), value.strip()))
         if len(headers) > MAX_HEADERS:
             raise ValueError(f"more than {MAX_HEADERS} headers")
