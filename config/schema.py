@@ -31,10 +31,39 @@ class NodeSettings(_Section, frozen=True):
     redact_pii: bool = True
 
 
+ADMIN_KEY_MIN_LENGTH = 24
+
+
 class HttpSettings(_Section, frozen=True):
+    """The HTTP API: where it listens, the platform admin key and the limits on its callers."""
+
     host: str = "127.0.0.1"
     port: Port = 8080
     admin_key: str = ""
+    """The platform admin key (at least 24 characters); empty: no platform admin this run."""
+    metrics_token: str = ""
+    """When set, `/metrics` and the OpenAPI schema (`/schema`) need `Authorization: Bearer` it."""
+    phone_token_ttl_s: Annotated[float, Meta(gt=0, le=86_400)] = 3600.0
+    """How long the printed /phone link (a token that can only place a demo WebRTC call) works."""
+    events_recheck_s: Annotated[float, Meta(gt=0, le=300)] = 5.0
+    """`WS /v1/events` looks its key up again this often; a revoked key's socket closes (4401)."""
+    events_max_per_tenant: Annotated[int, Meta(ge=1, le=10_000)] = 16
+    """Open `WS /v1/events` sockets per tenant; more are closed with 4429."""
+    auth_failures_max: Annotated[int, Meta(ge=1, le=100_000)] = 20
+    auth_failures_window_s: Annotated[float, Meta(gt=0, le=86_400)] = 60.0
+    """A source address that presented this many wrong keys within the window gets 429 (with
+    Retry-After) for every request until the oldest failure is out of the window."""
+    max_body_bytes: Annotated[int, Meta(ge=1024, le=100 * 1024 * 1024)] = 1024 * 1024
+    """Larger request bodies are refused with 413."""
+    max_ws_message_bytes: Annotated[int, Meta(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
+    """Larger WebSocket messages close the socket with 1009."""
+
+    def __post_init__(self) -> None:
+        if self.admin_key and len(self.admin_key) < ADMIN_KEY_MIN_LENGTH:
+            raise ValueError(
+                f"http.admin_key: must be at least {ADMIN_KEY_MIN_LENGTH} characters "
+                "(use a random value, e.g. `openssl rand -base64 32`)"
+            )
 
 
 class SttSettings(_Section, frozen=True):
@@ -120,9 +149,18 @@ class SipTrunkSettings(_Section, frozen=True):
     """The trunk's SIP URI, e.g. `sip:trunk.example.com:5060`; empty: dial URIs directly."""
     username: str = ""
     password: str = ""
-    realm: str = "*"
+    realm: str = ""
+    """The realm the trunk challenges with; the credentials answer only that realm. Empty:
+    the host of `uri`. `*` (answer any server that challenges) is refused."""
     register: bool = False
     register_expires_s: Annotated[int, Meta(ge=60, le=86_400)] = 300
+
+    def __post_init__(self) -> None:
+        if self.realm.strip() == "*":
+            raise ValueError(
+                "realm: `*` would hand the trunk's digest to any server that challenges;"
+                " set the trunk's realm (empty: the host of `uri`)"
+            )
 
 
 class SipSettings(_Section, frozen=True):
@@ -152,6 +190,9 @@ class SipSettings(_Section, frozen=True):
     rtp_port: Port = 20_000
     rtp_port_range: Annotated[int, Meta(ge=2, le=60_000)] = 10_000
     session_expires_s: Annotated[int, Meta(ge=90, le=86_400)] = 1800
+    rtp_timeout_s: Annotated[float, Meta(ge=0, le=3600)] = 60.0
+    """A call whose caller sent no audio for this long while its media is active (not on
+    hold) is hung up: a caller that vanished without a BYE. 0: never."""
     media_quality: Annotated[int, Meta(ge=1, le=10)] = 4
     """pjmedia's resampling quality (8 kHz codecs <-> the 16 kHz bridge): 4 uses the small
     filter, half the media CPU of pjmedia's default 8 (large filter), transcripts unchanged."""

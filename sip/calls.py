@@ -62,6 +62,10 @@ class PjCall(pj.Call):  # type: ignore[misc]
         self.disconnected = False
         self.on_disconnected: Callable[[PjCall], None] | None = None
         self._sip_thread = sip_thread
+        self._media_index = -1
+        """The active audio media's index; -1 while none is active (not up, or on hold)."""
+        self._rx_packets = -1
+        self._rx_seen_at = 0.0
         LIFETIMES.track(self, sip_thread)
 
     @sip_callback
@@ -102,8 +106,10 @@ class PjCall(pj.Call):  # type: ignore[misc]
         if owner is None or self.disconnected:
             return
         info = self.getInfo()
+        self._media_index = -1
         for index, media in enumerate(info.media):
             if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+                self._media_index = index
                 stream = self.getAudioMedia(index)
                 slot = int(stream.getPortId())
                 if slot == self.stream_slot:
@@ -131,6 +137,17 @@ class PjCall(pj.Call):  # type: ignore[misc]
         if owner is not None:
             owner.from_thread(owner.transfer_status, int(prm.statusCode), bool(prm.finalNotify))
         prm.cont = not prm.finalNotify
+
+    def rtp_silent_s(self, now: float) -> float:
+        """Seconds since the caller's last RTP packet, counted only while the call's audio is
+        active (not before it is up, not on hold); SIP thread. `now`: a monotonic time."""
+        if self.disconnected or self._media_index < 0:
+            self._rx_packets, self._rx_seen_at = -1, now
+            return 0.0
+        packets = int(self.getStreamStat(self._media_index).rtcp.rxStat.pkt)
+        if packets != self._rx_packets:
+            self._rx_packets, self._rx_seen_at = packets, now
+        return now - self._rx_seen_at
 
     def release_media(self) -> None:
         """Retire the frame port (SIP thread, outside callbacks): it leaves the bridge with

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import ssl
 import threading
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -167,6 +168,8 @@ class UserAgent:
         self.port = 0
         self.tls_port = 0
         self._tls = False
+        self._rtp_watch: asyncio.Task[None] | None = None
+        self.rtp_watch_interval_s = 1.0
 
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
@@ -178,17 +181,46 @@ class UserAgent:
         except pj.Error as exc:
             s = self.settings
             raise OSError(f"SIP cannot start on {s.host}:{s.port}: {exc.reason}") from exc
+        if self.settings.rtp_timeout_s > 0:
+            self._rtp_watch = asyncio.create_task(self._watch_rtp(), name="sip-rtp-watch")
         log.info(
             "sip listening",
             extra={"host": self.settings.host, "port": self.port, "tls_port": self.tls_port},
         )
 
     async def stop(self) -> None:
+        if self._rtp_watch is not None:
+            self._rtp_watch.cancel()
+            await asyncio.gather(self._rtp_watch, return_exceptions=True)
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
             await asyncio.wait(list(self._tasks))
         await asyncio.to_thread(self._thread.stop, self._teardown)
+
+    async def _watch_rtp(self) -> None:
+        """Hang up the calls whose caller sent no RTP for `sip.rtp_timeout_s` (a caller that
+        vanished without a BYE); checked every `rtp_watch_interval_s` on the SIP thread."""
+        while True:
+            await asyncio.sleep(self.rtp_watch_interval_s)
+            try:
+                await self._thread.call(self._hang_up_silent)
+            except SipThreadError:
+                return
+
+    def _hang_up_silent(self) -> None:
+        limit, now = self.settings.rtp_timeout_s, time.monotonic()
+        for key in self._pjcalls.keys():
+            pjcall = self._pjcalls.get(key)
+            if pjcall is None:
+                continue
+            try:
+                if pjcall.rtp_silent_s(now) < limit:
+                    continue
+                log.info("sip: no RTP from the caller, hanging up", extra={"timeout_s": limit})
+                pjcall.hangup(op())
+            except pj.Error as exc:
+                log.info("sip: RTP check failed", extra={"error": exc.reason})
 
     async def call_count(self) -> int:
         """pjsua2 calls still held (answered, ringing or not yet released)."""
