@@ -9,7 +9,9 @@
 Scenarios: ``uac_pcmu_call.xml`` (INVITE with a PCMU offer, plays ``pcmu_8k.wav`` from the
 working directory with rtp_stream, BYE), ``uac_refused.xml`` (expects 404/480/503),
 ``uas_answer.xml`` (answers with SDP on -mp; add -rtp_echo), ``uas_options_503.xml`` (a
-draining node as OPTIONS probes see it).
+draining node as OPTIONS probes see it); for in-dialog checks ``uac_forged_in_dialog.xml`` (a
+template: ``@METHOD@``), ``uac_call_then_forged.xml``, ``uas_options_ok.xml`` (a bystander),
+``uas_answer_hangup.xml`` and ``uac_wait_bye.xml`` (the node hangs up).
 """
 
 from __future__ import annotations
