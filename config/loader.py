@@ -167,8 +167,9 @@ def load_settings(
         _validate(raw, var)
     settings = _validate(raw, "settings")
     if not settings.http.admin_key and env.get("VOICENODE_ADMIN_KEY"):
-        settings = msgspec.structs.replace(
-            settings,
-            http=msgspec.structs.replace(settings.http, admin_key=env["VOICENODE_ADMIN_KEY"]),
-        )
+        try:
+            http = msgspec.structs.replace(settings.http, admin_key=env["VOICENODE_ADMIN_KEY"])
+        except ValueError as exc:
+            raise ConfigError(f"VOICENODE_ADMIN_KEY: invalid setting {exc}") from None
+        settings = msgspec.structs.replace(settings, http=http)
     return settings

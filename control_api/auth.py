@@ -10,25 +10,40 @@ SHA-256 only), each with one role:
 | `viewer`   | read its tenant's agents, numbers, calls                             |
 | `operator` | that, plus place, hang up and transfer calls                         |
 | `admin`    | everything in its tenant: keys, agents, numbers, webhooks            |
-The platform admin may also create tenants and set their quotas. `KeyRing.principal_for` is the
-one place that turns a key into a principal; a revoked key is refused at once (no cache). Keys
-are never logged.
+The platform admin may also create tenants and set their quotas and number ranges.
+`KeyRing.principal_for` is the one place that turns a key into a principal; a revoked key is
+refused at once (no cache). Keys are never logged.
+
+A phone token (`vnp_...`, printed by `voicenode serve` in the /phone link) is not a key: it is
+accepted on `POST /v1/webrtc/offer` only, as an `operator` of the `demo` tenant, until it expires.
+A source address that presents too many wrong keys is refused with 429 for a while
+(`auth_limits.FailedAuth`), whatever key it presents then.
 """
 
 from __future__ import annotations
 
 import hmac
-from typing import Final, Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final, Literal
 
 import msgspec
 from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.exceptions import (
+    NotAuthorizedException,
+    PermissionDeniedException,
+    TooManyRequestsException,
+)
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.types import ASGIApp
 
+from control_api.auth_limits import FailedAuth
 from control_api.store import Store
 from control_api.store.tenants import principal_key
+from media.clock import Clock, MonotonicClock
+
+if TYPE_CHECKING:
+    from control_api.phone import PhoneTokens
 
 DEFAULT_TENANT: Final = "demo"
 
@@ -64,13 +79,29 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
         return _RANK[self.role] >= _RANK[role]
 
 
+PHONE_ROUTE: Final = ("POST", "/v1/webrtc/offer")
+"""The one request a phone token may make."""
+
+
 class KeyRing:
     """Turns API keys into principals: the configured platform admin key, or a stored tenant
-    key that is not revoked."""
+    key that is not revoked; phone tokens (on `PHONE_ROUTE` only); and keeps the failed-auth
+    count per source address."""
 
-    def __init__(self, admin_key: str, store: Store | None = None) -> None:
+    def __init__(
+        self,
+        admin_key: str,
+        store: Store | None = None,
+        *,
+        clock: Clock | None = None,
+        limiter: FailedAuth | None = None,
+        phone: PhoneTokens | None = None,
+    ) -> None:
         self._admin_key = admin_key.encode()
         self._store = store
+        self._clock = clock or MonotonicClock()
+        self._limiter = limiter
+        self._phone = phone
 
     def __deepcopy__(self, memo: dict[int, object]) -> KeyRing:
         return self  # one ring shared by every router (Litestar deep-copies routers)
@@ -85,6 +116,23 @@ class KeyRing:
         if found is None:
             return None
         return Principal(tenant_id=found.tenant_id, role=found.role, key_id=found.id)  # type: ignore[arg-type]
+
+    def phone_principal(self, token: str) -> Principal | None:
+        """An unexpired phone token: an `operator` of the demo tenant (for `PHONE_ROUTE`)."""
+        if self._phone is None or not self._phone.valid(token, self._clock.now()):
+            return None
+        return Principal(tenant_id=DEFAULT_TENANT, role="operator", key_id="phone")
+
+    def retry_after(self, source: str) -> int | None:
+        """Seconds `source` must wait after too many wrong keys; None: it may try."""
+        if self._limiter is None:
+            return None
+        return self._limiter.retry_after(source, self._clock.now())
+
+    def failed(self, source: str) -> None:
+        """`source` presented a wrong key."""
+        if self._limiter is not None:
+            self._limiter.failed(source, self._clock.now())
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -107,13 +155,62 @@ class BearerAuth(AbstractAuthenticationMiddleware):
         self._keys = keys
 
     async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:  # type: ignore[type-arg]
+        source = source_of(connection)
+        refuse_if_limited(self._keys, source)
         token = bearer_token(connection.headers.get("authorization"))
         if token is None:
             raise NotAuthorizedException("missing bearer key", headers=_CHALLENGE)
         principal = await self._keys.principal_for(token)
         if principal is None:
+            principal = self._keys.phone_principal(token)
+            if (
+                principal is not None
+                and (
+                    connection.scope.get("method"),
+                    connection.scope["path"],
+                )
+                != PHONE_ROUTE
+            ):
+                raise PermissionDeniedException("a phone token may only place a WebRTC call")
+        if principal is None:
+            self._keys.failed(source)
             raise NotAuthorizedException("unknown key", headers=_CHALLENGE)
         return AuthenticationResult(user=principal, auth=None)
+
+
+def source_of(connection: ASGIConnection) -> str:  # type: ignore[type-arg]
+    """The peer's address (what failed-auth limits count by)."""
+    client = connection.client
+    return client.host if client is not None else "unknown"
+
+
+def refuse_if_limited(keys: KeyRing, source: str) -> None:
+    """429 with Retry-After when `source` presented too many wrong keys lately."""
+    wait = keys.retry_after(source)
+    if wait is not None:
+        raise TooManyRequestsException(
+            "too many failed authentications from this address; retry later",
+            headers={"Retry-After": str(wait)},
+        )
+
+
+def token_guard(token: str, keys: KeyRing) -> Callable[..., None]:
+    """A guard requiring `Authorization: Bearer <token>` (no guard when `token` is empty):
+    `/metrics` and the OpenAPI schema behind `http.metrics_token`."""
+    expected = token.encode()
+
+    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:  # type: ignore[type-arg]
+        if not expected:
+            return
+        source = source_of(connection)
+        refuse_if_limited(keys, source)
+        given = bearer_token(connection.headers.get("authorization"))
+        if given is None or not hmac.compare_digest(given.encode(), expected):
+            if given is not None:
+                keys.failed(source)
+            raise NotAuthorizedException("missing or wrong bearer token", headers=_CHALLENGE)
+
+    return guard
 
 
 # ---- guards (Litestar `guards=[...]` on a route or router) ----

@@ -1,6 +1,9 @@
 """Numbers of a tenant: a DID (`+15551234567`) or SIP user (`1000`, `support`) answered by one of
 its agents. A number is unique across the fleet: taking one already in use (by any tenant)
-answers 409.
+answers 409. A tenant's key may route only numbers within its tenant's ranges
+(`PUT /v1/tenants/{id}/number-ranges`, platform admin; `number_ranges`), else 403 (checked
+before the 409, so a tenant cannot probe other tenants' numbers); the platform admin key may
+route any number for any tenant.
 
 `GET|POST /v1/numbers {"number", "agent"}`, `DELETE /v1/numbers/{number}`.
 """
@@ -14,12 +17,13 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Request, Router, delete, get, post
 from litestar.datastructures import State
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.params import FromPath, JSONBody
 from msgspec import Meta
 
 from agents.spec import Name as AgentName
 from control_api.auth import Principal, can_manage
+from control_api.number_ranges import ranges_of, within
 from control_api.state import Api
 from control_api.store import numbers as number_rows
 from control_api.store.models import Number
@@ -63,6 +67,15 @@ async def add_number(
 ) -> NumberOut:
     tenant_id = await acting_tenant(request.user, api.store, tenant)
     async with api.store.session() as session:
+        if not request.user.is_admin and not within(
+            data.number, await ranges_of(session, tenant_id)
+        ):
+            log.warning(
+                "number refused: outside the tenant's ranges", extra={"tenant_id": tenant_id}
+            )
+            raise PermissionDeniedException(
+                "number: outside this tenant's number ranges (the platform admin assigns them)"
+            )
         row = await number_rows.add_number(session, tenant_id, data.number, data.agent)
     log.info("number added", extra={"tenant_id": tenant_id, "agent": data.agent})
     return NumberOut.of(row)

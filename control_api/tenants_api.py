@@ -3,7 +3,9 @@ tenant (from the key; the platform admin names it with `?tenant=`), store errors
 
 `POST /v1/tenants {"name"}` → `{"id", "name", ...}`; `GET /v1/tenants`;
 `GET /v1/tenants/{id}` (the platform admin, or any key of that tenant);
-`PUT /v1/tenants/{id}/quotas {"max_concurrent_calls", "calls_per_minute"}` (null: no limit).
+`PUT /v1/tenants/{id}/quotas {"max_concurrent_calls", "calls_per_minute"}` (null: no limit);
+`GET|PUT /v1/tenants/{id}/number-ranges {"ranges": ["+1555123*", "support"]}`: the numbers the
+tenant may route itself (PUT: platform admin only; GET: also the tenant's keys).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from litestar.types import ExceptionHandlersMap
 from msgspec import Meta
 
 from control_api.auth import Principal, platform_only
+from control_api.number_ranges import MAX_RANGES, NumberRangeText, ranges_of, set_ranges
 from control_api.state import Api
 from control_api.store import Store
 from control_api.store import tenants as tenant_rows
@@ -154,10 +157,52 @@ async def set_quotas(tenant_id: FromPath[str], data: JSONBody[QuotasIn], api: Ap
     return TenantOut.of(row)
 
 
+class NumberRanges(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Numbers the tenant may route itself: one number, or a prefix followed by `*`."""
+
+    ranges: Annotated[list[NumberRangeText], Meta(max_length=MAX_RANGES)]
+
+
+@get("/tenants/{tenant_id:str}/number-ranges", raises=ERRORS, summary="A tenant's number ranges")
+async def show_number_ranges(
+    tenant_id: FromPath[str], request: Request[Principal, None, State], api: Api
+) -> NumberRanges:
+    async with api.store.session() as session:
+        if not request.user.may_act_for(tenant_id) or not await tenant_rows.get_tenant(
+            session, tenant_id
+        ):
+            raise NotFoundException(f"no tenant {tenant_id!r}")
+        return NumberRanges(ranges=await ranges_of(session, tenant_id))
+
+
+@put(
+    "/tenants/{tenant_id:str}/number-ranges",
+    guards=[platform_only],
+    raises=ERRORS,
+    summary="Set the numbers a tenant may route itself",
+)
+async def put_number_ranges(
+    tenant_id: FromPath[str], data: JSONBody[NumberRanges], api: Api
+) -> NumberRanges:
+    async with api.store.session() as session:
+        if await tenant_rows.get_tenant(session, tenant_id) is None:
+            raise NotFoundException(f"no tenant {tenant_id!r}")
+        ranges = await set_ranges(session, tenant_id, data.ranges)
+    log.info("tenant number ranges set", extra={"tenant_id": tenant_id, "count": len(ranges)})
+    return NumberRanges(ranges=ranges)
+
+
 def tenants_router(**kwargs: Any) -> Router:
     return Router(
         path="/v1",
-        route_handlers=[create_tenant, list_tenants, show_tenant, set_quotas],
+        route_handlers=[
+            create_tenant,
+            list_tenants,
+            show_tenant,
+            set_quotas,
+            show_number_ranges,
+            put_number_ranges,
+        ],
         exception_handlers=store_errors(),
         **kwargs,
     )

@@ -1,7 +1,9 @@
 """`voicenode serve`: the control API and WebRTC on uvicorn, in the node's own event loop.
 
-On start it prints the /phone URL with the admin key in the fragment (the configured key, or
-one generated for this run when none is configured). The first SIGTERM or SIGINT drains:
+On start it prints the /phone URL with a phone token in the fragment: it places WebRTC calls to
+the demo tenant's agents and nothing else, for `http.phone_token_ttl_s` (the admin key is never
+printed; with none configured there is no platform admin this run). The first SIGTERM or SIGINT
+drains:
 the host refuses new calls (503 + Retry-After), /readyz answers 503, live calls run to
 their end for up to `node.drain_timeout_s`, then the server stops and `serve` returns 0.
 A second signal stops at once (returns 1: live calls were cut).
@@ -13,7 +15,6 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import secrets
 import signal
 import socket
 import sys
@@ -21,13 +22,14 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from typing import TextIO
 
-import msgspec
 import uvicorn
 import uvloop
 
 from config.schema import Settings
 from control_api.app import create_app
 from control_api.host import CallHost
+from control_api.phone import PhoneTokens
+from media.clock import MonotonicClock
 from media.webrtc import WebRtcOptions
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,7 @@ def server_config(app: object, settings: Settings) -> uvicorn.Config:
         lifespan="on",
         log_config=None,
         access_log=False,  # a /phone?key=... query must never reach a log
+        ws_max_size=settings.http.max_ws_message_bytes,  # larger messages: closed, 1009
         server_header=False,
         timeout_graceful_shutdown=5,
     )
@@ -136,14 +139,14 @@ async def serve(
 
     Raises OSError when the HTTP address cannot be bound."""
     out = out or sys.stdout
-    key = settings.http.admin_key
-    if not key:
-        key = secrets.token_urlsafe(24)
-        settings = msgspec.structs.replace(
-            settings, http=msgspec.structs.replace(settings.http, admin_key=key)
+    if not settings.http.admin_key:
+        print(
+            "voicenode: no admin key configured (VOICENODE_ADMIN_KEY): no platform admin this run",
+            file=out,
         )
-        print("voicenode: no admin key configured; generated one for this run", file=out)
-    app = create_app(settings, host, webrtc=webrtc)
+    clock = MonotonicClock()
+    phone = PhoneTokens(settings.http.phone_token_ttl_s)
+    app = create_app(settings, host, webrtc=webrtc, clock=clock, phone=phone)
     config = server_config(app, settings)
     sock = bind_listener(settings.http.host, settings.http.port, config.backlog)
     port = sock.getsockname()[1]
@@ -154,7 +157,9 @@ async def serve(
     for sig in signals:
         loop.add_signal_handler(sig, drain.on_signal, sig)
     log.info("serving", extra={"host": settings.http.host, "port": port})
-    print(f"voicenode: call the node at {phone_url(settings.http.host, port, key)}", file=out)
+    link = phone_url(settings.http.host, port, phone.issue(clock.now()))
+    minutes = round(settings.http.phone_token_ttl_s / 60)
+    print(f"voicenode: call the node at {link} (for {minutes} min)", file=out)
     out.flush()
     try:
         await server.serve(sockets=[sock])

@@ -76,6 +76,7 @@ class Analytics:
         *,
         principal_for: Callable[[str], Awaitable[Any]],
         call_handlers: Sequence[HTTPRouteHandler] = (),
+        event_sockets: Any = None,
         **router_kwargs: Any,
     ) -> list[Router]:
         """The routes: `/v1/webhooks`, `/v1/calls` (history) — both behind the middleware in
@@ -84,7 +85,8 @@ class Analytics:
 
         `call_handlers` join the history router: Litestar refuses one path in two routers, so
         a handler on `/v1/calls/{call_id:str}` (the hang-up `DELETE`) must be passed here
-        instead of living in another router."""
+        instead of living in another router. `event_sockets` (an `events_ws.EventSockets`):
+        the event sockets' limits and clock; None: from the settings."""
         from control_api.calls_history_api import calls_history_router
         from control_api.events_ws import events_router
         from control_api.webhooks_api import webhooks_router
@@ -92,7 +94,7 @@ class Analytics:
         return [
             webhooks_router(self, **router_kwargs),
             calls_history_router(self, extra_handlers=call_handlers, **router_kwargs),
-            events_router(self, principal_for=principal_for),
+            events_router(self, principal_for=principal_for, sockets=event_sockets),
         ]
 
 

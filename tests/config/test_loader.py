@@ -28,8 +28,30 @@ def test_file_then_environment_override(tmp_path: Path) -> None:
 
 
 def test_admin_key_from_environment() -> None:
-    s = load_settings(env={"VOICENODE_ADMIN_KEY": "k-123"})
-    assert s.http.admin_key == "k-123"
+    s = load_settings(env={"VOICENODE_ADMIN_KEY": "k-123456789012345678901234"})
+    assert s.http.admin_key == "k-123456789012345678901234"
+
+
+@pytest.mark.parametrize(
+    ("env", "file", "names"),
+    [
+        ({"VOICENODE_ADMIN_KEY": "admin"}, "", "VOICENODE_ADMIN_KEY"),
+        ({"VOICENODE_HTTP__ADMIN_KEY": "x" * 23}, "", "VOICENODE_HTTP__ADMIN_KEY"),
+        ({}, '[http]\nadmin_key = "changeme"\n', "node.toml"),
+    ],
+)
+def test_a_short_admin_key_is_refused(
+    tmp_path: Path, env: dict[str, str], file: str, names: str
+) -> None:
+    path = None
+    if file:
+        path = tmp_path / "node.toml"
+        path.write_text(file)
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, env=env)
+    message = str(err.value)
+    assert names in message and "http.admin_key" in message and "24 characters" in message
+    assert "changeme" not in message and "admin'" not in message and "x" * 23 not in message
 
 
 @pytest.mark.parametrize(

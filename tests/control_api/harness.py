@@ -14,6 +14,8 @@ from config.loader import load_settings
 from config.schema import HttpSettings, NodeSettings, Settings
 from control_api.app import create_app
 from control_api.host import CallHost
+from control_api.phone import PhoneTokens
+from media.clock import Clock
 from media.webrtc import WebRtcOptions
 from pipeline.engines import Engines
 from tests.control_api.fakes import FakeHost, temp_store
@@ -40,12 +42,18 @@ def node_settings(max_calls: int = 2, admin_key: str = ADMIN_KEY) -> Settings:
 
 @asynccontextmanager
 async def serve_app(
-    host: CallHost, settings: Settings, webrtc: WebRtcOptions | None = None
+    host: CallHost,
+    settings: Settings,
+    webrtc: WebRtcOptions | None = None,
+    *,
+    clock: Clock | None = None,
+    phone: PhoneTokens | None = None,
 ) -> AsyncIterator[str]:
     """The app for `host` on uvicorn at 127.0.0.1 (free port) in this loop; yields its URL.
-    WebRTC: `webrtc`, by default the settings' `[webrtc]` section."""
+    WebRTC: `webrtc`, by default the settings' `[webrtc]` section; `clock` and `phone` as
+    `create_app` takes them."""
     webrtc = webrtc or WebRtcOptions.from_settings(settings.webrtc)
-    app = create_app(settings, host, webrtc=webrtc)
+    app = create_app(settings, host, webrtc=webrtc, clock=clock, phone=phone)
     sock = bind_listener("127.0.0.1", 0)
     server = AppServer(server_config(app, settings))
     task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
@@ -59,14 +67,20 @@ async def serve_app(
 
 @asynccontextmanager
 async def serve_node(
-    host: FakeHost, settings: Settings | None = None, webrtc: WebRtcOptions | None = None
+    host: FakeHost,
+    settings: Settings | None = None,
+    webrtc: WebRtcOptions | None = None,
+    *,
+    clock: Clock | None = None,
+    phone: PhoneTokens | None = None,
 ) -> AsyncIterator[Node]:
     settings = settings or node_settings(max_calls=host.admission.max_calls)
     webrtc = webrtc or WebRtcOptions(host_addresses=LOOPBACK)
     async with AsyncExitStack() as stack:
         if not host.has_store:
             await host.attach_store(await stack.enter_async_context(temp_store()))
-        url = await stack.enter_async_context(serve_app(host, settings, webrtc))
+        app = serve_app(host, settings, webrtc, clock=clock, phone=phone)
+        url = await stack.enter_async_context(app)
         http = await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=20))
         yield Node(url=url, host=host, http=http)
 

@@ -32,6 +32,10 @@ async def new_tenant(node: Node, name: str) -> tuple[str, TenantKeys]:
     resp = await node.http.post("/v1/agents", json={"toml": spec("front")}, headers=admin)
     assert resp.status_code == 201, resp.text
     number = f"+1555{len(name):03d}{sum(map(ord, name)) % 10000:04d}"
+    resp = await node.http.put(  # the platform admin lets the tenant route it
+        f"/v1/tenants/{tenant['id']}/number-ranges", json={"ranges": [number]}, headers=auth()
+    )
+    assert resp.status_code == 200, resp.text
     resp = await node.http.post(
         "/v1/numbers", json={"number": number, "agent": "front"}, headers=admin
     )
@@ -132,6 +136,7 @@ async def test_roles_below_admin_cannot_change_configuration(node: Node, role: s
         ("POST", "/v1/tenants", {"name": "mine"}),
         ("GET", "/v1/tenants", None),
         ("PUT", f"/v1/tenants/{tenant}/quotas", {"calls_per_minute": 1000}),
+        ("PUT", f"/v1/tenants/{tenant}/number-ranges", {"ranges": ["+1*"]}),
     ]
     for method, path, body in writes:
         resp = await node.http.request(method, path, json=body, headers=headers)

@@ -1,5 +1,7 @@
 """The /phone page in real headless Chromium (Debian's, driven by playwright, no download):
-the fake microphone plays an utterance, the page places the call, the transcript appears."""
+opened from the link `voicenode serve` prints (a phone token in the fragment, removed from the
+address bar once read), the fake microphone plays an utterance, the page places the call, the
+transcript appears."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import async_playwright, expect
 
+from control_api.phone import PhoneTokens
+from media.clock import MonotonicClock
 from tests.control_api.fakes import AGENT_TEXT, USER_TEXT, FakeHost
 from tests.control_api.harness import ADMIN_KEY, serve_node
 
@@ -44,7 +48,9 @@ def chromium_args(fake_audio: Path) -> list[str]:
 
 async def test_phone_page_calls_the_node_in_chromium(utterance_wav: Path, tmp_path: Path) -> None:
     host = FakeHost()
-    async with serve_node(host) as node, async_playwright() as pw:
+    phone = PhoneTokens(3600)
+    token = phone.issue(MonotonicClock().now())
+    async with serve_node(host, phone=phone) as node, async_playwright() as pw:
         browser = await pw.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=chromium_args(utterance_wav)
         )
@@ -52,8 +58,10 @@ async def test_phone_page_calls_the_node_in_chromium(utterance_wav: Path, tmp_pa
             page = await browser.new_page(viewport={"width": 900, "height": 760})
             console: list[str] = []
             page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
-            await page.goto(f"{node.url}/phone#key={ADMIN_KEY}")
-            await expect(page.locator("#key")).to_have_value(ADMIN_KEY)
+            await page.goto(f"{node.url}/phone#key={token}&agent=receptionist")
+            await expect(page.locator("#key")).to_have_value(token)
+            # the token is out of the address bar (and so out of history and bookmarks)
+            await expect(page).to_have_url(f"{node.url}/phone")
             await page.fill("#agent", "receptionist")
             await page.click("#call")
 
@@ -90,8 +98,8 @@ async def test_phone_page_shows_refusals(utterance_wav: Path) -> None:
         )
         try:
             page = await browser.new_page()
-            await page.goto(f"{node.url}/phone?key=wrong")
-            assert "key=" not in page.url
+            await page.goto(f"{node.url}/phone?key=wrong#tenant=demo")
+            await expect(page).to_have_url(f"{node.url}/phone")
             await page.click("#call")
             await expect(page.locator("#message")).to_contain_text("401", timeout=20_000)
             await page.fill("#key", ADMIN_KEY)

@@ -1,4 +1,5 @@
-"""`voicenode serve` as a process: the printed /phone URL, SIGTERM drain, a second signal."""
+"""`voicenode serve` as a process: the printed /phone URL (a phone token, never the admin key),
+SIGTERM drain, a second signal."""
 
 from __future__ import annotations
 
@@ -22,14 +23,15 @@ from tests.media.webrtc_peer import TestPeer
 from voicenode.serve import phone_url
 
 ROOT = Path(__file__).resolve().parents[2]
-KEY = "drain-test-key-abcdef"
+KEY = "drain-test-key-abcdef-0123456789"
 URL_LINE = re.compile(r"call the node at (http://127\.0\.0\.1:(\d+)/phone#key=(\S+))")
 
 
 class Proc(msgspec.Struct):
     proc: asyncio.subprocess.Process
     base: str
-    key: str
+    token: str
+    """The phone token the printed /phone link carries."""
     stdout: list[str]
     log: list[str]
     logged: asyncio.Event
@@ -93,7 +95,7 @@ async def node_process(admin_key: str | None = KEY, drain_s: float = 30) -> Asyn
                 if match := URL_LINE.search(line):
                     break
         base = match.group(1).split("/phone")[0]
-        yield Proc(proc=proc, base=base, key=match.group(3), stdout=lines, log=log, logged=logged)
+        yield Proc(proc=proc, base=base, token=match.group(3), stdout=lines, log=log, logged=logged)
     finally:
         if proc.returncode is None:
             proc.kill()
@@ -123,7 +125,7 @@ def speech() -> np.ndarray:  # type: ignore[type-arg]
 
 async def test_sigterm_drains_live_call_refuses_new_ones_and_exits_0() -> None:
     async with node_process() as node:
-        assert node.key == KEY
+        assert node.token.startswith("vnp_") and KEY not in "".join(node.stdout)
         async with httpx.AsyncClient(base_url=node.base, timeout=20) as http:
             assert (await http.get("/readyz")).status_code == 200
             live = TestPeer(speech())
@@ -194,17 +196,46 @@ async def test_second_signal_stops_at_once() -> None:
                 await peer.close()
 
 
-async def test_without_a_configured_key_one_is_generated_and_printed() -> None:
-    async with node_process(admin_key=None) as node:
-        assert any("generated" in line for line in node.stdout)
-        assert len(node.key) >= 24 and node.key != KEY
+async def test_the_printed_link_places_calls_and_nothing_else() -> None:
+    async with node_process() as node:
         async with httpx.AsyncClient(base_url=node.base, timeout=20) as http:
-            assert (await http.delete("/v1/calls/x")).status_code == 401
-            resp = await http.delete("/v1/calls/x", headers={"Authorization": f"Bearer {node.key}"})
-            assert resp.status_code == 404
+            peer = TestPeer(speech())
+            try:
+                resp = await place_call(http, node.token, peer)
+                assert resp.status_code == 200, resp.text
+                await peer.accept(resp.json()["sdp"])
+                await peer.wait_state("connected")
+            finally:
+                await peer.close()
+            token = {"Authorization": f"Bearer {node.token}"}
+            for path in ("/v1/agents", "/v1/numbers", "/v1/keys", "/v1/tenants"):
+                assert (await http.get(path, headers=token)).status_code == 403, path
+            assert (await http.get("/v1/tenants", headers=auth_header(KEY))).status_code == 200
         node.proc.send_signal(signal.SIGTERM)
         assert await wait_exit(node.proc) == 0
-    assert not any(node.key in line for line in node.log), "the admin key reached a log"
+    assert not any(node.token in line for line in node.log), "the phone token reached a log"
+
+
+async def test_without_a_configured_key_there_is_no_platform_admin() -> None:
+    async with node_process(admin_key=None) as node:
+        assert any("no admin key configured" in line for line in node.stdout)
+        assert node.token.startswith("vnp_")
+        async with httpx.AsyncClient(base_url=node.base, timeout=20) as http:
+            assert (await http.get("/v1/tenants")).status_code == 401
+            for key in ("x", KEY):
+                resp = await http.get("/v1/tenants", headers=auth_header(key))
+                assert resp.status_code == 401, key
+            resp = await http.get("/v1/tenants", headers=auth_header(node.token))
+            assert resp.status_code == 403
+            body = {"agent": "receptionist", "sdp": "v=0\r\n", "type": "offer"}
+            resp = await http.post("/v1/webrtc/offer", json=body, headers=auth_header(node.token))
+            assert resp.status_code == 400  # the link still works: past auth, to the SDP check
+        node.proc.send_signal(signal.SIGTERM)
+        assert await wait_exit(node.proc) == 0
+
+
+def auth_header(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
 
 
 @pytest.mark.parametrize(
