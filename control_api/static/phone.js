@@ -15,6 +15,7 @@
   let session = null; // the call in progress: {pc, stream, channel, callId, meter, ended}
 
   // Key (and optionally agent/tenant) from the fragment (#key=...) or the query (?key=...).
+  // The link `voicenode serve` prints carries a phone token (vnp_...), not the admin key.
   function prefill() {
     const params = new URLSearchParams(location.search);
     const frag = new URLSearchParams(location.hash.replace(/^#/, ""));
@@ -22,11 +23,12 @@
       const value = frag.get(name) || params.get(name);
       if (value) ui[name].value = value;
     }
-    if (params.has("key")) {
-      // keep the key out of the address bar (and out of anything that logs URLs)
+    if (params.has("key") || location.hash) {
+      // keep the key out of the address bar, the history and bookmarks (and out of anything
+      // that logs URLs): drop ?key= and the whole fragment once read
       params.delete("key");
       const query = params.toString();
-      history.replaceState(null, "", location.pathname + (query ? "?" + query : "") + location.hash);
+      history.replaceState(null, "", location.pathname + (query ? "?" + query : ""));
     }
   }
 
