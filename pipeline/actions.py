@@ -303,13 +303,8 @@ class DeadAirGuard:
         if failure is not None:
             if watch.transfer_failed:  # the agent had let the call go: back to before the reply
                 agent.restore(watch.checkpoint)
-            self._log.info(
-                "speaking the fallback line",
-                extra={"action": failure.action, "error": failure.error},
-            )
             return self.voice.line
         if isinstance(watch.event, NoInput) and not said.strip():
-            self._log.info("the agent had no reprompt; speaking the reprompt line")
             return self._reprompt_line
         return ""
 

@@ -56,7 +56,7 @@ from pipeline.turn import (
     TurnDetector,
     TurnEnded,
 )
-from pipeline.turn_taking import HeldReply, LastEndpoint
+from pipeline.turn_taking import HeldReply, LastEndpoint, NoInputTimer
 from pipeline.vad import VadStream
 
 log = logging.getLogger(__name__)
@@ -119,8 +119,14 @@ class CallSession:
         self._turn = 0
         self._endpoint: LastEndpoint | None = None
         self._preemption: HeldReply | None = None
-        self._no_input_count = 0
-        self._no_input_task: asyncio.Task[None] | None = None
+        self._silence = NoInputTimer(
+            spec.turn,
+            clock,
+            self._spawn,
+            still_silent=lambda: self.state == State.LISTENING and self._utterance is None,
+            prompt=self._reprompt,
+            give_up=lambda: self.end("no_input"),
+        )
         self._dtmf = DtmfCollector(clock, self._spawn, self._on_keypad_entry)
         self._ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._started_at = 0.0
@@ -231,7 +237,7 @@ class CallSession:
         return self._turns.voiced_s * 1000 >= self._spec.turn.backchannel_ms
 
     def _on_speech_started(self) -> None:
-        self._cancel(self._no_input_task)
+        self._silence.cancel()
         stream = SttStream(
             self._engines.stt,
             interval_s=self._engines.settings.stt.partial_interval_ms / 1000,
@@ -289,7 +295,7 @@ class CallSession:
             self._playout.resume()
         elif self.state == State.USER_SPEAKING:
             self._set_state(State.LISTENING)
-            self._arm_no_input()
+            self._silence.arm()
 
     def _barge_in(self) -> None:
         """The caller is really talking over the agent: stop it and keep what was heard."""
@@ -333,8 +339,7 @@ class CallSession:
             else self._agent.checkpoint()
         )
         self._endpoint = LastEndpoint(stream.audio(), ev.decided_at, len(self.history), agent_state)
-        # A reply paused for this speech is kept until the words are in: speech that yields
-        # no words (a cough, a line click) is no turn, and the reply then plays on.
+        # A reply paused for this speech is kept until the words are in (see `_no_words`).
         self._set_state(State.THINKING)
         self._spawn(self._finish_turn(stream, marks), "final-transcript")
 
@@ -349,7 +354,7 @@ class CallSession:
             return
         self._cancel_response(self._playout.clear())
         self._set_state(State.THINKING)
-        self._no_input_count = 0
+        self._silence.reset()
         self._emit(Transcript(role="user", text=text, final=True, turn=marks.turn))
         held = self._preemption
         if held is not None and held.stream is stream and held.text == text:
@@ -369,7 +374,6 @@ class CallSession:
             self._endpoint = None  # nothing to continue
         if self._preemption is not None and self._preemption.stream is stream:
             self._drop_preemption()
-        self._log.info("speech without words ignored")
         if self._utterance is not None:
             return  # the caller is speaking again
         if self._response_task is not None and not self._response_task.done():
@@ -377,7 +381,7 @@ class CallSession:
             self._set_state(State.AGENT_SPEAKING if self._playout.speaking else State.THINKING)
             return
         self._set_state(State.LISTENING)
-        self._arm_no_input()
+        self._silence.arm()
 
     # ---- preemptive replies ----------------------------------------------------------
 
@@ -420,22 +424,17 @@ class CallSession:
 
     # ---- responses -------------------------------------------------------------------
 
-    def _start_response(self, event: AgentInput, marks: TurnMarks | None) -> None:
+    def _start_response(
+        self, event: AgentInput, marks: TurnMarks | None, *, line: str | None = None
+    ) -> None:
+        """The agent's reply to `event`; with `line`, the session's own fallback or reprompt
+        line instead (a reply like any other: heard, kept in the history, interruptible)."""
         self._drop_preemption()
         self._cancel_response(self._playout.clear())
         self._marks = marks
-        response, watch = self._new_response(event, self.history, marks)
+        response, watch = self._new_response(event, self.history, marks, line=line)
         self._response = response
         self._response_task = self._spawn(self._respond(response, watch), "response")
-
-    def _say_line(self, line: str) -> None:
-        """Speak one of the session's own lines (the fallback line, the reprompt line) as a reply
-        of its own: heard, kept in the history, interruptible like any other."""
-        self._set_state(State.THINKING)
-        self._marks = None
-        response, watch = self._new_response(CallStarted(), self.history, None, line=line)
-        self._response = response
-        self._response_task = self._spawn(self._respond(response, watch), "line")
 
     def _new_response(
         self,
@@ -477,13 +476,16 @@ class CallSession:
             self._emit(Transcript(role="agent", text=response.text, final=True, turn=self._turn))
         if response.end_reason is not None:
             self.end(response.end_reason)
-        elif self._utterance is not None:
+            return
+        line = self._guard.follow_up(response.text, watch, self._agent)
+        if self._utterance is not None:
             return  # the caller is talking: their turn comes next
-        elif (line := self._guard.follow_up(response.text, watch, self._agent)).strip():
-            self._say_line(line)
+        if line.strip():
+            self._set_state(State.THINKING)
+            self._start_response(CallStarted(), None, line=line)
         else:
             self._set_state(State.LISTENING)
-            self._arm_no_input()
+            self._silence.arm()
 
     def _on_first_frame(self) -> None:
         marks = self._marks
@@ -496,20 +498,9 @@ class CallSession:
 
     # ---- timers and signalling -----------------------------------------------------
 
-    def _arm_no_input(self) -> None:
-        self._cancel(self._no_input_task)
-        self._no_input_task = self._spawn(self._no_input(), "no-input")
-
-    async def _no_input(self) -> None:
-        await self._clock.sleep_until(self._clock.now() + self._spec.turn.no_input_s)
-        if self.state != State.LISTENING or self._utterance is not None:
-            return
-        self._no_input_count += 1
-        if self._no_input_count > self._spec.turn.max_no_input:
-            self.end("no_input")
-            return
+    def _reprompt(self, count: int) -> None:
         self._set_state(State.THINKING)
-        self._start_response(NoInput(self._no_input_count), None)
+        self._start_response(NoInput(count), None)
 
     async def _max_duration(self) -> None:
         await self._clock.sleep_until(self._started_at + self._spec.turn.max_duration_s)
@@ -526,13 +517,9 @@ class CallSession:
 
     def _on_keypad_entry(self, digits: str) -> None:
         self._emit(DtmfReceived(digits))
-        self._cancel(self._no_input_task)
+        self._silence.cancel()
         self._cancel_response(self._playout.clear())
         self._turn += 1
         self.history.append(Message(role="user", text=f"[keys pressed: {digits}]"))
         self._set_state(State.THINKING)
         self._start_response(DtmfPressed(digits), None)
-
-    def _cancel(self, task: asyncio.Task[Any] | None) -> None:
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
