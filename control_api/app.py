@@ -53,6 +53,7 @@ def create_app(
         quotas=host.quotas,
     )
     ACTIVE_CALLS.set_function(lambda: float(host.active_calls()))
+    host.calls.use_dialplan(settings.dialplan)
 
     def provide_state() -> ApiState:
         return state

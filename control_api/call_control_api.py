@@ -22,6 +22,7 @@ from litestar.exceptions import (
     ClientException,
     HTTPException,
     NotFoundException,
+    PermissionDeniedException,
     ServiceUnavailableException,
     TooManyRequestsException,
     ValidationException,
@@ -35,6 +36,8 @@ from control_api.metrics import CALLS_REFUSED
 from control_api.quotas import QuotaExceeded
 from control_api.state import Api
 from media.call import CallControlError
+from media.destination import Destination
+from media.dialplan import DestinationInvalid, DestinationRefused, DialGuard, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,8 @@ IDEMPOTENCY_MAX: Final = 10_000
 class PlaceCall(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     agent: Name
     to: Annotated[str, Meta(min_length=1, max_length=256)]
-    """A SIP URI (`sip:100@pbx.example.com`), or a number dialled through the trunk."""
+    """An E.164 number (`+15551234567`, dialled through the trunk), a SIP URI
+    (`sip:100@pbx.example.com`) or an extension; the operator's dial plan must allow it."""
     via: Literal["sip", "asterisk"] = "sip"
     tenant: Name | None = None
     """The tenant to act for; only the platform admin key may name one."""
@@ -59,6 +63,7 @@ class PlacedCall(msgspec.Struct, frozen=True):
 
 class Transfer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     target: Annotated[str, Meta(min_length=1, max_length=256)]
+    """An E.164 number, a SIP URI or an extension/queue name the dial plan allows."""
 
 
 class _Idempotency:
@@ -83,9 +88,20 @@ class _Idempotency:
 
 _IDEMPOTENCY = _Idempotency()
 _ERRORS = [ValidationException, NotFoundException, ServiceUnavailableException]
+_DIAL_ERRORS = [*_ERRORS, PermissionDeniedException, TooManyRequestsException, HTTPException]
 
 
-@post("/calls", status_code=201, guards=[can_operate], raises=_ERRORS, summary="Place a call")
+def _allowed(guard: DialGuard, tenant: str, target: str) -> Destination:
+    """The destination, if the tenant's dial plan allows it: else 400 (malformed) or 403."""
+    try:
+        return guard.check(tenant, target)
+    except DestinationInvalid as exc:
+        raise ValidationException(f"invalid destination: {exc}") from None
+    except DestinationRefused as exc:
+        raise PermissionDeniedException(str(exc)) from None
+
+
+@post("/calls", status_code=201, guards=[can_operate], raises=_DIAL_ERRORS, summary="Place a call")
 async def place_call(
     data: JSONBody[PlaceCall], request: Request[Principal, None, State], api: Api
 ) -> PlacedCall:
@@ -103,9 +119,18 @@ async def place_call(
     dialer = api.host.dialers.get(data.via)
     if dialer is None:
         raise ServiceUnavailableException(f"outbound calls via {data.via!r} are not configured")
+    guard = api.calls.dialplan
+    to = str(_allowed(guard, tenant, data.to))
+    try:
+        guard.take_call(tenant)
+    except RateLimited as exc:
+        CALLS_REFUSED.labels(reason="dialplan_calls_per_minute").inc()
+        raise TooManyRequestsException(
+            str(exc), headers={"Retry-After": str(exc.retry_after_s)}
+        ) from None
     call_id = uuid.uuid4().hex
     try:
-        await dialer.dial(call_id=call_id, tenant_id=tenant, agent=agent.pinned, to=data.to)
+        await dialer.dial(call_id=call_id, tenant_id=tenant, agent=agent.pinned, to=to)
     except OverCapacity as exc:
         CALLS_REFUSED.labels(reason=exc.reason).inc()
         raise ServiceUnavailableException(
@@ -164,7 +189,7 @@ async def hangup_call_action(
     "/calls/{call_id:str}/transfer",
     status_code=204,
     guards=[can_operate],
-    raises=[*_ERRORS, ClientException],
+    raises=[*_ERRORS, ClientException, PermissionDeniedException],
     summary="Blind-transfer a call",
 )
 async def transfer_call(
@@ -173,13 +198,18 @@ async def transfer_call(
     request: Request[Principal, None, State],
     api: Api,
 ) -> None:
+    """Transfer to `target` if the tenant's dial plan allows it (400: malformed, 403: not
+    allowed, 409: the transfer did not complete)."""
     _live(call_id, request, api)
     call = api.calls.get(call_id)
     assert call is not None
+    _allowed(api.calls.dialplan, call.info.tenant_id, data.target)
     try:
-        await call.control.transfer(data.target)
+        await api.calls.transfer(call_id, data.target)
+    except (DestinationInvalid, DestinationRefused) as exc:  # the plan changed meanwhile
+        raise PermissionDeniedException(str(exc)) from None
     except CallControlError as exc:
-        raise ClientException(f"transfer failed: {exc}", status_code=409) from exc
+        raise ClientException(f"transfer failed: {exc}", status_code=409) from None
 
 
 CALL_CONTROL = [place_call, hangup_call, hangup_call_action, transfer_call]

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
+from config.schema import DialPlanSettings
 from control_api.host import CallHost
 from control_api.metrics import CALLS_ENDED
-from media.call import Call, CallInfo
+from media.call import Call, CallControlError, CallInfo, CallSignal
+from media.dialplan import DestinationInvalid, DestinationRefused, DialGuard
 from media.transport import Transport
 from pipeline.events import CallEnded, CallEvent
 
@@ -76,6 +79,14 @@ class LiveCalls:
         self._tasks: set[asyncio.Task[None]] = set()
         self._listeners: list[EventListener] = []
         self._closed = False
+        self.dialplan = DialGuard()
+        """Where this node's outbound calls and transfers may go (`use_dialplan`)."""
+
+    def use_dialplan(
+        self, settings: DialPlanSettings, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        """Apply the operator's `[dialplan]` (the app does, with the node's settings)."""
+        self.dialplan = DialGuard(settings, clock)
 
     def __len__(self) -> int:
         return len(self._calls)
@@ -146,7 +157,8 @@ class LiveCalls:
 
         log.info("call started", extra=extra)
         try:
-            await self._host.run_call(info, agent, call.transport, call.control, on_event)
+            control = PlannedCall(call.control, info, self)
+            await self._host.run_call(info, agent, call.transport, control, on_event)
         except asyncio.CancelledError:
             outcome = "interrupted"
             raise
@@ -168,6 +180,15 @@ class LiveCalls:
         if call is not None:
             await call.control.hangup("api")
 
+    async def transfer(self, call_id: str, target: str) -> None:
+        """Blind-transfer a live call to `target` if its tenant's dial plan allows it:
+        `DestinationInvalid`, `DestinationRefused`, or `CallControlError` (fixed text: the far
+        end's own reason stays in the log)."""
+        call = self._calls.get(call_id)
+        if call is None:
+            raise CallControlError("the call has ended")
+        await transfer_checked(call.control, call.info, self.dialplan, target)
+
     async def shutdown(self) -> None:
         """Cancel every call's task and wait until each has closed its call."""
         self._closed = True
@@ -176,3 +197,43 @@ class LiveCalls:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks)
+
+
+async def transfer_checked(control: Call, info: CallInfo, guard: DialGuard, target: str) -> None:
+    """Check `target` against the tenant's dial plan, then transfer to its canonical form."""
+    extra = {"call_id": info.call_id, "tenant_id": info.tenant_id}
+    destination = guard.check(info.tenant_id, target)
+    try:
+        await control.transfer(str(destination))
+    except CallControlError as exc:
+        log.warning("transfer failed", extra={**extra, "error": str(exc)})
+        error = CallControlError("the transfer did not complete")
+        error.retryable = exc.retryable
+        raise error from None
+
+
+class PlannedCall(Call):
+    """A call's control as the conversation gets it: transfers (the model's tool, a flow's
+    step) go through the dial plan; a refused or malformed target is a `CallControlError`."""
+
+    def __init__(self, inner: Call, info: CallInfo, calls: LiveCalls) -> None:
+        self._inner = inner
+        self._calls = calls
+        self.info = info
+
+    async def hangup(self, reason: str = "normal") -> None:
+        await self._inner.hangup(reason)
+
+    async def transfer(self, target: str) -> None:
+        try:
+            await transfer_checked(self._inner, self.info, self._calls.dialplan, target)
+        except (DestinationInvalid, DestinationRefused) as exc:
+            extra = {"call_id": self.info.call_id, "tenant_id": self.info.tenant_id}
+            log.warning("transfer refused", extra={**extra, "error": str(exc)})
+            raise CallControlError(f"transfer refused: {exc}") from None
+
+    async def send_dtmf(self, digits: str) -> None:
+        await self._inner.send_dtmf(digits)
+
+    async def next_signal(self) -> CallSignal:
+        return await self._inner.next_signal()

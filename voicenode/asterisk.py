@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import uuid
 from typing import TYPE_CHECKING, Final
 
@@ -22,6 +21,7 @@ import msgspec
 
 from config.schema import Settings
 from control_api.host import DialError
+from media.destination import parse as parse_destination
 from sip.ami import AmiActionFailed, AmiClient, AmiError, AmiEvent, AmiOptions
 from sip.asterisk_calls import (
     AsteriskChannels,
@@ -38,7 +38,6 @@ __all__ = ["AsteriskDialer", "AsteriskPbx", "OutboundCall"]
 
 log = logging.getLogger(__name__)
 
-_TARGET: Final = re.compile(r"^[A-Za-z0-9+*#._@:-]{1,128}$")
 # How long after the originate timeout the node still waits for the AudioSocket connection.
 _CONNECT_GRACE_S: Final = 15.0
 
@@ -104,8 +103,10 @@ class AsteriskPbx:
 
     async def originate(self, call: OutboundCall, audiosocket_address: str) -> None:
         """Admit and originate `call`; DialError when Asterisk refuses or is unreachable."""
-        if not _TARGET.match(call.to):
-            raise DialError(f"not a number, extension or SIP URI: {call.to!r}", 400)
+        try:  # the API checked it against the dial plan; nothing else reaches Originate
+            to = str(parse_destination(call.to))
+        except ValueError as exc:
+            raise DialError(f"invalid destination: {exc}", 400) from None
         call_uuid = canonical_uuid(call.call_id) or str(uuid.uuid4())
         extra = {"call_id": call.call_id, "tenant_id": call.tenant_id}
         ami = self._settings.ami
@@ -113,26 +114,27 @@ class AsteriskPbx:
             async with asyncio.timeout(ami.connect_timeout_s):
                 await self.client.wait_connected()
         except (TimeoutError, AmiError) as exc:
-            raise DialError(f"Asterisk manager is not connected: {exc}", 503) from exc
+            log.warning("asterisk manager not connected", extra={**extra, "error": str(exc)})
+            raise DialError("the PBX is not reachable", 503) from None
         # OverCapacity -> 503, QuotaExceeded -> 429
         await self._node.admit_for(call.tenant_id, call.call_id)
         self._originated[call_uuid] = call
         try:
             await self.control.originate(
                 call_uuid=call_uuid,
-                channel=ami.originate_channel.format(to=call.to),
+                channel=ami.originate_channel.format(to=to),
                 context=ami.originate_context,
                 exten=ami.originate_exten,
                 timeout_s=ami.originate_timeout_s,
                 caller_id=ami.caller_id,
                 variables={"VOICENODE_AUDIOSOCKET": audiosocket_address},
             )
-        except AmiActionFailed as exc:
-            self._abandon(call_uuid, "originate refused")
-            raise DialError(f"Asterisk refused the call: {exc}", 502) from exc
+        except AmiActionFailed as exc:  # Asterisk's own text stays in the log
+            self._abandon(call_uuid, f"originate refused: {exc}")
+            raise DialError("the PBX refused the call", 502) from None
         except AmiError as exc:
-            self._abandon(call_uuid, "ami unavailable")
-            raise DialError(f"Asterisk is unreachable: {exc}", 503) from exc
+            self._abandon(call_uuid, f"ami unavailable: {exc}")
+            raise DialError("the PBX is not reachable", 503) from None
         except BaseException:
             self._abandon(call_uuid, "dial failed")
             raise

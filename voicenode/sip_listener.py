@@ -15,13 +15,15 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from config.schema import Settings, SipSettings
 from control_api.host import DialError, OverCapacity
 from control_api.metrics import CALLS_REFUSED
 from control_api.quotas import QuotaExceeded
 from media.call import CallControlError, CallInfo, Direction
+from media.destination import SipUri
+from media.destination import parse as parse_destination
 from sip.calls import SipCall
 from sip.ua import Accept, IncomingInvite, Reject, UserAgent
 
@@ -126,6 +128,27 @@ class SipRouter:
         return Accept(info=info, start=start, abandon=lambda: self._node.release(call_id))
 
 
+OUTCOMES: Final = {
+    "busy": "the callee is busy",
+    "no_answer": "no answer",
+    "unreachable": "the destination could not be reached",
+    "refused": "the call was refused",
+}
+"""What the API says about an outbound call that failed before it rang: a fixed set, so the
+far end's own status and reason text (an oracle for scanning what exists) never reach it."""
+
+
+def outcome_of(status: int) -> str:
+    """The `OUTCOMES` key for a final SIP status."""
+    if status in (486, 600):
+        return "busy"
+    if status in (408, 480, 487):
+        return "no_answer"
+    if status in (0, 502, 503, 504) or status >= 700:
+        return "unreachable"
+    return "refused"
+
+
 class SipDialer:
     """`control_api.host.Dialer` for SIP: INVITE through the trunk, the session on answer."""
 
@@ -134,13 +157,22 @@ class SipDialer:
         self._node = node
         self._tasks: set[asyncio.Task[None]] = set()
 
+    def _uri(self, to: str) -> str:
+        """The request-URI for `to` (checked against the dial plan by the API): a SIP URI as
+        it is, a number or extension at the trunk's host."""
+        try:
+            destination = parse_destination(to)
+        except ValueError as exc:
+            raise DialError(f"invalid destination: {exc}", 400) from None
+        if isinstance(destination, SipUri):
+            return str(destination)
+        trunk = self._ua.settings.trunk.uri
+        if not trunk:
+            raise DialError("numbers need a SIP trunk (sip.trunk.uri): give a SIP URI", 400)
+        return f"sip:{destination}@{trunk.split(':', 1)[1].split(';')[0]}"
+
     async def dial(self, *, call_id: str, tenant_id: str, agent: str, to: str) -> None:
-        uri = to if to.startswith(("sip:", "sips:")) else None
-        if uri is None:
-            trunk = self._ua.settings.trunk.uri
-            if not trunk or not to.replace("+", "").isdigit():
-                raise DialError(f"not a SIP URI or number: {to!r}", 400)
-            uri = f"sip:{to}@{trunk.split(':', 1)[1].split(';')[0]}"
+        uri = self._uri(to)
         await self._node.admit_for(tenant_id, call_id)  # OverCapacity → 503, QuotaExceeded → 429
         info = CallInfo(
             call_id=call_id,
@@ -149,11 +181,13 @@ class SipDialer:
             to_uri=uri,
             transport="sip",
         )
+        extra = {"call_id": call_id, "tenant_id": tenant_id}
         try:
             call = await self._ua.dial(uri, info)
         except ValueError as exc:
             self._node.release(call_id)
-            raise DialError(str(exc), 400) from exc
+            log.warning("outbound sip call not sent", extra={**extra, "error": str(exc)})
+            raise DialError("the SIP stack could not send the call", 400) from None
         except BaseException:
             self._node.release(call_id)
             raise
@@ -177,13 +211,11 @@ class SipDialer:
         task.add_done_callback(self._tasks.discard)
 
     def _refusal(self, call: SipCall) -> str:
-        """What the API and the log say about a call refused before it rang (no secrets)."""
+        """What the API says about a call refused before it rang: one of `OUTCOMES`, never
+        the far end's status or reason text (those go to the log, for the operator)."""
         trunk = self._ua.settings.trunk
         status, reason = call.end_status or 0, call.end_reason
-        who = "the trunk" if trunk.uri else "the far end"
-        message = f"{who} refused the call: {status} {reason}".rstrip()
-        if trunk.username and status in (401, 403, 407):
-            message += " (authentication failed: check sip.trunk.username, password and realm)"
+        outcome = outcome_of(status)
         log.warning(
             "outbound sip call refused",
             extra={
@@ -191,9 +223,16 @@ class SipDialer:
                 "tenant_id": call.info.tenant_id,
                 "status": status,
                 "reason": reason,
+                "outcome": outcome,
             },
         )
-        return message
+        if trunk.username and status in (401, 403, 407):
+            log.warning(
+                "outbound sip call: the trunk refused the credentials; check"
+                " sip.trunk.username, password and realm",
+                extra={"call_id": call.info.call_id, "status": status},
+            )
+        return f"the call did not connect: {OUTCOMES[outcome]}"
 
     async def _when_answered(self, call: SipCall, agent: str) -> None:
         call_id = call.info.call_id

@@ -19,7 +19,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from config.schema import Settings
+from config.schema import DialPlanSettings, Settings, SipTrunkSettings
 from media.call import Direction
 from sip.ua import UserAgent
 from tests.control_api.fakes import FakeHost
@@ -47,7 +47,9 @@ def trunk_settings(trunk_port: int, password: str = PASSWORD, **trunk: object) -
             **{"username": USER, "password": password, "realm": REALM, **trunk},
         ),
     )
-    return msgspec.structs.replace(s, sip=sip)
+    return msgspec.structs.replace(
+        s, sip=sip, dialplan=DialPlanSettings(allowed_prefixes=("+1555",))
+    )
 
 
 @asynccontextmanager
@@ -172,7 +174,7 @@ async def test_a_407_proxy_challenge_is_answered_with_proxy_authorization(
     tmp_path: Path,
 ) -> None:
     port = free_port()
-    async with api_node(trunk_settings(port, realm="*")) as (node, _):
+    async with api_node(trunk_settings(port)) as (node, _):
         uas = trunk(tmp_path, port, {"STATUS": "407", "CHALLENGE": "Proxy-Authenticate",
                                      "VERIFY": SEEN_PROXY_AUTHORIZATION})  # fmt: skip
         dialer = node.host.dialers["sip"]
@@ -186,7 +188,7 @@ async def test_a_407_proxy_challenge_is_answered_with_proxy_authorization(
     _, second = invites(result)
     credentials = second.header("Proxy-Authorization")
     assert credentials is not None and second.header("Authorization") is None
-    assert digest_params(credentials)["realm"] == REALM  # `realm = "*"` answers any realm
+    assert digest_params(credentials)["realm"] == REALM
     assert digest_ok(credentials, "INVITE", PASSWORD)
     assert not digest_ok(credentials, "INVITE", PASSWORD + "x")
 
@@ -200,11 +202,12 @@ async def test_a_wrong_trunk_password_fails_the_call_with_a_clear_error(
         uas = trunk(tmp_path, port, {"STATUS": "401", "CHALLENGE": "WWW-Authenticate",
                                      "VERIFY": VERIFY_AUTHORIZATION})  # fmt: skip
         placed = await node.http.post(
-            "/v1/calls", json={"agent": "receptionist", "to": "5551234"}, headers=auth()
+            "/v1/calls", json={"agent": "receptionist", "to": "+15551234"}, headers=auth()
         )
         assert placed.status_code == 502, placed.text
         detail = placed.json()["detail"]
-        assert "403 Forbidden" in detail and "sip.trunk" in detail, detail
+        # a fixed outcome for the API; the status and the hint are the operator's, in the log
+        assert detail == "the call did not connect: the call was refused", detail
         assert wrong not in placed.text
         result = await uas
         assert result.returncode == 0, result.explain()
@@ -214,9 +217,65 @@ async def test_a_wrong_trunk_password_fails_the_call_with_a_clear_error(
         assert await ua.call_count() == 0
     (refused,) = logs.matching("outbound sip call refused")
     assert (refused.status, refused.levelno) == (403, logging.WARNING)  # type: ignore[attr-defined]
+    assert any("sip.trunk.username" in r.getMessage() for r in logs.records)
     out, err = capfd.readouterr()
     for text in (logs.everything(), out, err):
         assert wrong not in text
+
+
+def challenger(tmp: Path, port: int, realm: str) -> asyncio.Task[SippResult]:
+    """A server that challenges the INVITE with `realm` and expects no second INVITE."""
+    header = f'WWW-Authenticate: Digest realm="{realm}", nonce="n0nce", algorithm=MD5, qop="auth"'
+    fill = {"STATUS": "401", "REASON": "Unauthorized", "HEADERS": header}
+    return asyncio.create_task(
+        run_sipp("uas_refuse.xml", 1, tmp, fill=fill, timeout_s=20, extra=["-p", str(port)])
+    )
+
+
+async def test_trunk_credentials_answer_only_the_trunks_realm(tmp_path: Path) -> None:
+    """With the default realm (the trunk's host), a challenge for any other realm gets no
+    digest: the trunk's password is never offered to a server that merely asks for it."""
+    assert SipTrunkSettings().realm == ""
+    port = free_port()
+    async with api_node(trunk_settings(port, realm=SipTrunkSettings().realm)) as (node, ua):
+        sipp = challenger(tmp_path, port, realm="evil.example")
+        placed = await node.http.post(
+            "/v1/calls", json={"agent": "receptionist", "to": "+15551234"}, headers=auth()
+        )
+        assert placed.status_code == 502, placed.text
+        assert "evil" not in placed.text and "401" not in placed.text
+        result = await sipp
+        assert result.returncode == 0, result.explain()
+        assert node.host.active_calls() == 0 and await ua.call_count() == 0
+    (invite,) = invites(result)  # no retry with credentials
+    assert invite.header("Authorization") is None
+
+
+async def test_an_empty_realm_answers_the_trunks_host(tmp_path: Path) -> None:
+    port = free_port()
+    async with api_node(trunk_settings(port, realm="")) as (node, _):
+        uas = asyncio.create_task(
+            run_sipp("uas_auth.xml", 1, tmp_path, timeout_s=20, extra=["-p", str(port)],
+                     fill={"REALM": "127.0.0.1", "STATUS": "401",
+                           "CHALLENGE": "WWW-Authenticate", "VERIFY": VERIFY_AUTHORIZATION})
+        )  # fmt: skip
+        placed = await node.http.post(
+            "/v1/calls", json={"agent": "receptionist", "to": "+15551234"}, headers=auth()
+        )
+        assert placed.status_code == 201, placed.text
+        info = await asyncio.wait_for(node.host.started.get(), 10)
+        await node.http.post(f"/v1/calls/{info.call_id}/hangup", headers=auth())
+        await asyncio.wait_for(node.host.finished.get(), 5)
+        result = await uas
+        assert result.returncode == 0, result.explain()
+    _, second = invites(result)
+    credentials = second.header("Authorization")
+    assert credentials is not None and digest_params(credentials)["realm"] == "127.0.0.1"
+
+
+def test_a_wildcard_realm_is_refused() -> None:
+    with pytest.raises(ValueError, match="any server that challenges"):
+        SipTrunkSettings(uri="sip:trunk.example.com", username="u", realm="*")
 
 
 def registrar(

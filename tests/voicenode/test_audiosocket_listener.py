@@ -9,10 +9,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import msgspec
 import numpy as np
 import pytest
 
-from config.schema import AmiSettings, AudioSocketSettings, Settings
+from config.schema import AmiSettings, AudioSocketSettings, DialPlanSettings, Settings
 from control_api.host import DialError, OverCapacity
 from media.audiosocket import ErrorCode
 from media.call import Direction
@@ -198,10 +199,13 @@ async def test_failed_originates_give_the_admission_back(host: FakeHost) -> None
 
 async def test_post_calls_via_asterisk_originates_through_ami(host: FakeHost) -> None:
     """The API route reaches the same dialer: `POST /v1/calls {"via": "asterisk"}`."""
+    api_settings = msgspec.structs.replace(
+        node_settings(), dialplan=DialPlanSettings(allowed_prefixes=("+1555",))
+    )
     async with (
         AmiDouble(secret=SECRET) as ami,
         with_ami(host, ami) as port,
-        serve_node(host, node_settings()) as node,
+        serve_node(host, api_settings) as node,
     ):
         body = {"agent": "receptionist", "to": "+15550100", "via": "asterisk", "tenant": "demo"}
         placed = await node.http.post("/v1/calls", json=body, headers=auth())

@@ -11,6 +11,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from config.schema import DialPlanSettings
 from media.call import Direction
 from sip.ua import UserAgent
 from tests.control_api.fakes import FakeHost
@@ -26,7 +27,9 @@ pytestmark = pytest.mark.timeout(90)
 async def sip_node() -> AsyncIterator[tuple[Node, UserAgent]]:
     settings = node_settings()
     settings = msgspec.structs.replace(
-        settings, sip=msgspec.structs.replace(settings.sip, port=0, **node_rtp_ports())
+        settings,
+        sip=msgspec.structs.replace(settings.sip, port=0, **node_rtp_ports()),
+        dialplan=DialPlanSettings(allowed_prefixes=("+1555",), allowed_domains=("127.0.0.1",)),
     )
     host = FakeHost(max_calls=2)
     async with serve_node(host, settings) as node, sip_listener(settings, host) as ua:  # type: ignore[arg-type]
@@ -66,7 +69,10 @@ async def test_post_calls_errors() -> None:
     async with sip_node() as (node, _):
         cases = [
             ({"agent": "nobody", "to": "sip:x@127.0.0.1", "tenant": "demo"}, 404),
-            ({"agent": "receptionist", "to": "5551234", "tenant": "demo"}, 400),  # no trunk
+            ({"agent": "receptionist", "to": "+15551234", "tenant": "demo"}, 400),  # no trunk
+            ({"agent": "receptionist", "to": "5551234", "tenant": "demo"}, 403),  # not in plan
+            ({"agent": "receptionist", "to": "sip:x@10.0.0.1", "tenant": "demo"}, 403),
+            ({"agent": "receptionist", "to": "sip:x@127.0.0.1\r\nX: y", "tenant": "demo"}, 400),
             ({"agent": "receptionist", "to": "sip:x@127.0.0.1", "via": "asterisk"}, 503),
             ({"agent": "receptionist", "to": "sip:x@127.0.0.1", "via": "fax"}, 400),
             ({"agent": "receptionist"}, 400),
@@ -80,6 +86,31 @@ async def test_post_calls_errors() -> None:
             "/v1/calls/nope/transfer", json={"target": "sip:a@b"}, headers=auth()
         )
         assert transfer.status_code == 404
+        assert node.host.active_calls() == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "outcome"),
+    [
+        ("404", "No such user alice in accounts", "the call was refused"),
+        ("486", "Busy with alice, try bob", "the callee is busy"),
+        ("503", "Host db-7.internal down", "the destination could not be reached"),
+    ],
+)
+async def test_a_refusal_says_a_fixed_outcome_not_the_far_ends_text(
+    tmp_path: Path, status: str, reason: str, outcome: str
+) -> None:
+    """What the far end says about its users is not passed on (no scanning oracle)."""
+    async with sip_node() as (node, _):
+        port = free_port()
+        fill = {"STATUS": status, "REASON": reason, "HEADERS": "Server: far-end"}
+        refusing = await listening_sipp("uas_refuse.xml", port, tmp_path, fill=fill)
+        body = {"agent": "receptionist", "to": f"sip:alice@127.0.0.1:{port}", "tenant": "demo"}
+        placed = await node.http.post("/v1/calls", json=body, headers=auth())
+        assert placed.status_code == 502, placed.text
+        assert placed.json()["detail"] == f"the call did not connect: {outcome}"
+        assert status not in placed.text and "alice" not in placed.text
+        assert (await refusing).returncode == 0
         assert node.host.active_calls() == 0
 
 
