@@ -23,6 +23,7 @@ import logging
 import queue
 import socket
 import threading
+import traceback
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
@@ -86,6 +87,23 @@ def endpoint_waker(poll: Callable[[int], object]) -> UdpWaker | None:
     except Exception as exc:  # pjsua2.Error does not derive from the above
         log.info("sip: no poll waker, polling every %d ms", POLL_MS, extra={"error": repr(exc)})
     return None
+
+
+def release_frames(exc: BaseException) -> None:
+    """Drop the local variables of the frames `exc` (and what it chains) went through.
+
+    A job's exception goes to another thread (the awaiting coroutine); its traceback would
+    carry the job's locals with it, pjsua2 objects among them, and free them there: pjsua2
+    objects must die on the SIP thread (`sip.lifetime`). The line numbers stay."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        item = pending.pop()
+        if item is None or id(item) in seen:
+            continue
+        seen.add(id(item))
+        traceback.clear_frames(item.__traceback__)
+        pending += [item.__cause__, item.__context__]
 
 
 class SipThread:
@@ -175,6 +193,7 @@ class SipThread:
             try:
                 future.set_result(job())
             except BaseException as exc:
+                release_frames(exc)
                 future.set_exception(exc)
         return True
 
