@@ -59,6 +59,7 @@ class Node(AdmittingHost):
         self.directory = Directory(store)
         self._agent_names: set[tuple[str, str]] = set()
         self.admission = Admission(settings.node.max_calls)
+        self.calls.use_dialplan(settings.dialplan)
         self._http = http
         self.engines: Engines | None = None
         self._loading: asyncio.Future[Engines] | None = None
