@@ -3,8 +3,7 @@
 On start it prints the /phone URL with a phone token in the fragment: it places WebRTC calls to
 the demo tenant's agents and nothing else, for `http.phone_token_ttl_s` (the admin key is never
 printed; with none configured there is no platform admin this run). The first SIGTERM or SIGINT
-drains:
-the host refuses new calls (503 + Retry-After), /readyz answers 503, live calls run to
+drains: the host refuses new calls (503 + Retry-After), /readyz answers 503, live calls run to
 their end for up to `node.drain_timeout_s`, then the server stops and `serve` returns 0.
 A second signal stops at once (returns 1: live calls were cut).
 """
