@@ -170,8 +170,9 @@ def main(argv: list[str] | None = None) -> int:
         fuzz((host, int(port)), args.count, args.seed, tcp=args.tcp, extra_seeds=extra,
              rate=args.rate)
     )  # fmt: skip
-    report["seconds"] = round(time.monotonic() - started, 1)
-    text = json.dumps({"seed": args.seed, **report})
+    text = json.dumps(
+        {"seed": args.seed, **report, "seconds": round(time.monotonic() - started, 1)}
+    )
     print(text)
     if args.out:
         args.out.write_text(text + "\n")
