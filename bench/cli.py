@@ -5,6 +5,7 @@
                          --out DIR [--calls N] [--sweep --target-p95-ms MS] [--scenario FILE]
                          [--llm-mock --ttft-ms MS --tokens-per-s N]
     voicenode-bench mock-llm [--port P] [--ttft-ms MS] [--tokens-per-s N] [--reply TEXT]
+    voicenode-bench churn [--calls N] [--concurrency C] [--rtp-timeout S] [--mix ...] [--out DIR]
 
 `turns` runs a scripted conversation (default: the receptionist booking flow) N times through
 the real pipeline and writes DIR/report.json and DIR/report.md with p50/p95/p99 of every
@@ -18,6 +19,10 @@ plots into DIR. Exit status: 0 when turns were measured, 1 when none were, 2 on 
 arguments or a node that cannot be started or reached.
 
 `mock-llm` serves the bench's OpenAI-compatible streaming mock LLM until interrupted.
+
+`churn` places many short SIP calls (a mix with BYE during the greeting, CANCEL before the
+answer, callers that vanish without a BYE) on one node process and reports RSS and bridge ports
+against calls completed (`bench.sip_churn`).
 """
 
 from __future__ import annotations
@@ -75,6 +80,12 @@ def _parser() -> argparse.ArgumentParser:
 
     add_wire_parser(sub, common)
     add_mock_llm_parser(sub)
+    from bench.sip_churn import add_arguments as add_churn_arguments
+
+    churn = sub.add_parser(
+        "churn", help="many short mixed SIP calls on one node: crashes, leaks, release"
+    )
+    add_churn_arguments(churn)
     return p
 
 
@@ -91,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.wire.cli import wire
 
         return wire(args)
+    if args.command == "churn":
+        from bench.sip_churn import run_cli
+
+        return run_cli(args)
     if args.command == "mock-llm":
         from bench.wire.cli import mock_llm
 
