@@ -138,6 +138,14 @@ class PjCall(pj.Call):  # type: ignore[misc]
             owner.from_thread(owner.transfer_status, int(prm.statusCode), bool(prm.finalNotify))
         prm.cont = not prm.finalNotify
 
+    def onCallTransferRequest(self, prm: Any) -> None:  # noqa: N802
+        """A REFER from the far end: declined (603). Left to pjsua2, it would accept and call
+        the Refer-To URI from the node: any caller could make the node dial anywhere."""
+        prm.statusCode = pj.PJSIP_SC_DECLINE
+        info = self.owner.info if self.owner is not None else None
+        extra = {"call_id": info.call_id, "tenant_id": info.tenant_id} if info else {}
+        log.warning("sip: a caller's REFER was declined", extra=extra)
+
     def rtp_silent_s(self, now: float) -> float:
         """Seconds since the caller's last RTP packet, counted only while the call's audio is
         active (not before it is up, not on hold); SIP thread. `now`: a monotonic time."""
