@@ -210,6 +210,15 @@ class Keys:
     async def principal_for(self, key: str) -> Principal | None:
         return self.keys.get(key)
 
+    def phone_principal(self, token: str) -> Principal | None:
+        return None  # no phone tokens here
+
+    def retry_after(self, source: str) -> int | None:
+        return None  # no failed-auth limits here
+
+    def failed(self, source: str) -> None:
+        pass
+
 
 ADMIN = "admin-key-0123456789"
 ACME = "acme-key-0123456789"
