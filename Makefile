@@ -11,21 +11,35 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # for calls to the node; redis-server serves the analytics Redis Streams. The kamailio and
 # rtpengine-daemon postinst scripts start no daemon without systemd (no runlevel, or
 # policy-rc.d in containers), so installing them in a container does not fail.
-SYSTEM_PACKAGES := espeak-ng sox chromium kamailio rtpengine-daemon sip-tester baresip redis-server postgresql
-
-.PHONY: run test lint typecheck unit system-packages venv clean bench bench-wire
-
-system-packages:
-	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# build-essential, swig, libssl-dev, python3-dev and xz-utils build pjsua2 from pjproject 2.17
+# with server limits (deploy/pjsua2/build.sh; the wheel is cached outside the clone).
+SYSTEM_PACKAGES := espeak-ng sox chromium kamailio rtpengine-daemon sip-tester baresip redis-server postgresql \
+                   build-essential swig libssl-dev python3-dev xz-utils
+# Installs the Debian packages named in $(1) that are missing.
+apt_install = missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
 	fi
+PJSUA2_BUILD := deploy/pjsua2/build.sh --python $(BIN)/python
+# tests/sip under AddressSanitizer (make sip-asan) and the crash hunt (make stress-sip RUNS=30).
+ASAN_LIB = $(shell gcc -print-file-name=libasan.so)
+RUNS ?= 30
 
-$(BIN)/.installed: pyproject.toml
+.PHONY: run test lint typecheck unit system-packages venv clean bench bench-wire sip-asan stress-sip
+
+system-packages:
+	@$(call apt_install,$(SYSTEM_PACKAGES))
+
+# pjsua2 is built here (PJSUA_MAX_CALLS 512), not taken from PyPI: build.sh builds the wheel
+# once per machine and config (cached) and prints its path. An older venv's pjsua2-python
+# is removed first: its pjsua2/ package would shadow the built pjsua2.py.
+$(BIN)/.installed: pyproject.toml deploy/pjsua2/build.sh deploy/pjsua2/config_site.h | system-packages
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip uninstall -q -y pjsua2-python 2>/dev/null || true
 	$(BIN)/pip install -q -e '.[dev]'
+	wheel="$$($(PJSUA2_BUILD))" && $(BIN)/pip install -q --force-reinstall --no-deps "$$wheel"
 	touch $@
 
 venv: $(BIN)/.installed
@@ -50,6 +64,25 @@ bench: system-packages venv
 
 bench-wire: system-packages venv
 	$(BIN)/voicenode-bench wire --transport audiosocket --spawn --calls 2 --out var/bench-wire
+
+# tests/sip against the pjsua2 built with AddressSanitizer (not part of `make test`): the
+# instrumented module comes first on PYTHONPATH, libasan is preloaded (python is not
+# instrumented), Python allocates with malloc so ASan sees its objects too. Reports go to
+# var/sip-asan/asan.<pid> (pytest would swallow them on stderr) and are printed at the end.
+sip-asan: system-packages venv
+	rm -rf var/sip-asan && mkdir -p var/sip-asan
+	site="$$($(PJSUA2_BUILD) --asan --site)" && \
+	LD_PRELOAD="$(ASAN_LIB)" PYTHONMALLOC=malloc PYTHONPATH="$$site" \
+	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:log_path=$(CURDIR)/var/sip-asan/asan \
+	  $(BIN)/pytest -q -p no:cacheprovider tests/sip; status=$$?; \
+	for f in var/sip-asan/asan.*; do [ -e "$$f" ] && { echo "== ASan report $$f"; cat "$$f"; status=1; }; done; \
+	exit $$status
+
+# Runs tests/sip RUNS times and reports each crash with its test and C backtrace (gdb); not
+# part of `make test`. bench/stress/sip_stress.sh --help for its options.
+stress-sip: system-packages venv
+	@$(call apt_install,gdb)
+	bench/stress/sip_stress.sh $(RUNS)
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .pytest_cache .ruff_cache
