@@ -6,6 +6,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -288,3 +289,24 @@ async def test_control_of_an_unknown_call_is_a_call_control_error(tracked: Track
         await tracked.control.far_end(str(uuid.uuid4())).transfer("100")
     with pytest.raises(AmiError):
         await tracked.control.hangup(str(uuid.uuid4()))
+
+
+def test_the_sample_manager_conf_grants_no_system_and_listens_on_loopback() -> None:
+    """`system` write lets an Originate run System()/Exec() (shell on the PBX); AMI listening
+    on every interface invites anyone to try the secret."""
+    conf = Path(__file__).parents[2] / "deploy" / "asterisk" / "manager.conf"
+    sections: dict[str, dict[str, str]] = {}
+    section = ""
+    for raw in conf.read_text().splitlines():
+        line = raw.split(";", 1)[0].strip()
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+            sections[section] = {}
+        elif "=" in line:
+            key, _, value = line.partition("=")
+            sections[section][key.strip()] = value.strip()
+    assert sections["general"]["bindaddr"] == "127.0.0.1"
+    user = sections["voicenode"]
+    assert "system" not in {c.strip() for c in user["write"].split(",")}
+    assert set(user["write"].split(",")) == {"originate", "call"}
+    assert user["deny"] == "0.0.0.0/0.0.0.0" and user["permit"].startswith("127.0.0.1/")
