@@ -37,6 +37,9 @@ async def test_a_phone_token_places_a_demo_call_and_nothing_else() -> None:
     token = phone.issue(clock.now())
     host = FakeHost()
     async with serve_node(host, clock=clock, phone=phone) as node:
+        page = await node.http.get("/phone")
+        assert page.headers["cache-control"] == "no-store"
+        assert page.headers["referrer-policy"] == "no-referrer"
         # the one thing it may do: offer a WebRTC call to one of demo's agents
         peer = TestPeer(np.zeros(16_000, dtype=np.int16))
         try:
