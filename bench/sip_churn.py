@@ -24,8 +24,9 @@ again (no call, no agent, ports back to where they started) and stops it.
 The report (DIR/report.json, DIR/churn.png): calls by kind and outcome, the node's exit code and
 any pjsua2 lifetime rule break (`sip.lifetime`), whether it went idle, and RSS growth after
 warm-up (`--warmup-calls`, default a tenth of the calls) against the issue's 20 MB (reported,
-not asserted). Exit status: 0 when every call was released and the node exited cleanly, 1 when
-not, 2 on bad arguments or a node that cannot start.
+not asserted); `clean` also needs every sipp call to have gone as scripted. Exit status: 0
+when every call was released, the node exited cleanly and broke no pjsua2 lifetime rule, 1
+when not, 2 on bad arguments or a node that cannot start.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -143,6 +145,12 @@ async def churn(
     warm = warmup_calls if warmup_calls is not None else max(20, calls // 10)
     report["rss"] = rss_growth(samples, warm)
     report["released_all"] = bool(report["idle"]["reached"] and exit_code == 0)
+    report["clean"] = bool(
+        report["released_all"]
+        and not report["node"]["lifetime_violations"]
+        and isinstance(report["sipp"], dict)
+        and report["sipp"]["failed"] == 0
+    )
     return report, samples
 
 
@@ -252,6 +260,7 @@ def run_cli(args: argparse.Namespace) -> int:
         print("sip_churn: --calls and --concurrency must be at least 1", file=sys.stderr)
         return 2
     mix = dataclasses.replace(args.mix, vanish=0.0) if args.no_vanish else args.mix
+    os.environ.setdefault("PYTHONFAULTHANDLER", "1")  # the node prints every thread on a crash
     try:
         report, samples = asyncio.run(
             churn(
@@ -264,10 +273,10 @@ def run_cli(args: argparse.Namespace) -> int:
         print(f"sip_churn: {exc}", file=sys.stderr)
         return 2
     json_path, png = write(report, samples, args.out)
-    summary = {k: report[k] for k in ("released_all", "node", "idle", "rss", "sipp")}
+    summary = {k: report[k] for k in ("clean", "released_all", "node", "idle", "rss", "sipp")}
     print(json.dumps(summary, indent=1))
     print(f"wrote {json_path} and {png}")
-    return 0 if report["released_all"] else 1
+    return 0 if report["released_all"] and not report["node"]["lifetime_violations"] else 1
 
 
 def main(argv: list[str] | None = None) -> int:
