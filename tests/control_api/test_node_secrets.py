@@ -1,0 +1,209 @@
+"""Issue 12, item 1 against the real node (store, analytics, HTTP API; fake speech engines): a
+tenant admin cannot make the node send the node's environment to a server it names, its agents'
+model calls — and the outcome model after the call — carry the tenant secret it stored, and
+webhook secrets are sealed at rest yet sign every delivery.
+
+The LLM endpoint is the `LlmDouble` (real HTTP + SSE) on 127.0.0.1, which the node's operator
+allow-lists (`analytics.url_allowlist`), standing in for "the tenant's own server".
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+from sqlalchemy import select
+
+from control_api.analytics.sinks import SIGNATURE_HEADER, verify_signature
+from control_api.analytics.tables import WebhookRow
+from control_api.store import agents as agent_rows
+from control_api.store.crypto import KEY_FILE
+from media.call import CallInfo, Direction
+from media.clock import MonotonicClock
+from media.virtual import VirtualCall, VirtualTransport
+from pipeline.events import CallEvent
+from pipeline.fakes import fake_engines
+from tests.agents.llm_double import LlmDouble, Reply, ScriptedToolCall
+from tests.control_api.analytics_support import Receiver, wait_for
+from tests.control_api.harness import auth, real_node_settings, serve_app
+from voicenode.node import Node, open_node
+
+PLATFORM_SECRET = "vn-platform-admin-key-from-the-environment-0123"
+TENANT_SECRET = "sk-acme-tenant-key-0123456789"
+
+
+class VirtualLiveCall:
+    """A call `LiveCalls` can run: virtual audio and call control."""
+
+    def __init__(self, info: CallInfo) -> None:
+        self.info = info
+        self.control = VirtualCall(info)
+        self.transport = VirtualTransport(MonotonicClock())
+
+    def publish(self, event: CallEvent) -> None:
+        pass
+
+    async def close(self, outcome: str) -> None:
+        await self.control.hangup(outcome)
+        await self.transport.close()
+
+
+@asynccontextmanager
+async def light_node(data_dir: Path) -> AsyncIterator[tuple[Node, httpx.AsyncClient]]:
+    """The real node and its HTTP API, with fake speech engines (no models loaded)."""
+    settings = real_node_settings(data_dir)
+    settings = msgspec.structs.replace(
+        settings,
+        analytics=msgspec.structs.replace(
+            settings.analytics,
+            url_allowlist=("127.0.0.1",),
+            webhook_require_https=False,
+            relay_interval_s=0.2,
+        ),
+    )
+    async with (
+        open_node(settings, fake_engines([], settings)) as node,
+        serve_app(node, settings) as url,
+        httpx.AsyncClient(base_url=url, timeout=20) as http,
+    ):
+        yield node, http
+
+
+async def run_call(node: Node, tenant_id: str, agent: str, *, hang_up: bool = False) -> None:
+    """Run one call on the node to its end (`hang_up`: the caller hangs up at once)."""
+    call_id = f"call-{uuid.uuid4().hex[:8]}"
+    info = CallInfo(
+        call_id=call_id,
+        tenant_id=tenant_id,
+        direction=Direction.INBOUND,
+        from_uri="sip:caller@test",
+        to_uri=f"agent:{agent}",
+    )
+    node.admit(call_id)
+    call = VirtualLiveCall(info)
+    task = node.calls.start(call, agent)
+    if hang_up:
+        call.control.remote_hangup()
+    await task
+
+
+def llm_spec(name: str, double: LlmDouble, **llm: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "kind": "llm",
+        "prompt": f"You are {name}.",
+        "tools": [{"name": "end_call"}],
+        "llm": {"base_url": double.base_url, "model": "m", **llm},
+    }
+
+
+def greet_and_hang_up(name: str) -> Reply:
+    return Reply(tokens=["Hello ", f"from {name}."], tool_calls=[ScriptedToolCall("end_call")])
+
+
+async def test_a_tenant_cannot_obtain_the_node_environment_as_its_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("VOICENODE_ADMIN_KEY", PLATFORM_SECRET)
+    async with LlmDouble() as double, light_node(tmp_path) as (node, http):
+        tenant = (await http.post("/v1/tenants", json={"name": "acme"}, headers=auth())).json()
+        key = await http.post(
+            "/v1/keys", json={"tenant": tenant["id"], "role": "admin"}, headers=auth()
+        )
+        acme = auth(key.json()["key"])
+
+        # The attack through the API: refused, nothing stored.
+        attack = llm_spec("exfil", double, api_key_env="VOICENODE_ADMIN_KEY")
+        refused = await http.post("/v1/agents", json={"spec": attack}, headers=acme)
+        assert refused.status_code == 400 and "llm.api_key_env" in refused.json()["detail"]
+
+        # The supported way: a tenant secret, named by the agent.
+        stored = await http.post(
+            "/v1/secrets", json={"name": "openai", "value": TENANT_SECRET}, headers=acme
+        )
+        assert stored.status_code == 201
+        own = llm_spec("concierge", double, api_key_secret="openai")
+        created = await http.post("/v1/agents", json={"spec": own}, headers=acme)
+        assert created.status_code == 201, created.text
+
+        # An agent stored before the fix (the old API took `api_key_env` from tenants).
+        legacy = (
+            'name = "legacy"\nkind = "llm"\nprompt = "You are legacy."\n'
+            'tools = [{name = "end_call"}]\n'
+            f'[llm]\nbase_url = "{double.base_url}"\napi_key_env = "VOICENODE_ADMIN_KEY"\n'
+        )
+        async with node.store.session() as session:
+            await agent_rows.create_agent(session, tenant["id"], "legacy", legacy)
+
+        with caplog.at_level(logging.DEBUG):
+            for name, requests in (("concierge", 2), ("legacy", 4)):
+                double.script(greet_and_hang_up(name))  # the outcome gets the default reply
+                await run_call(node, tenant["id"], name)
+
+                async def outcome_asked(n: int = requests) -> bool:  # after the call ends
+                    return len(double.chat_requests) >= n
+
+                await wait_for(outcome_asked, what="the outcome model's request")
+
+    chats = [r for r in double.requests if r.path == "/v1/chat/completions"]
+    assert all(PLATFORM_SECRET.encode() not in r.body for r in double.requests)
+
+    def keys_of(name: str) -> list[str]:
+        """The bearer tokens of the agent's turns and of the outcome model for its call."""
+        return [
+            r.headers["authorization"]
+            for r in chats
+            if f"You are {name}." == r.json()["messages"][0]["content"]
+            or f"Hello from {name}." in r.json()["messages"][-1]["content"]
+        ]
+
+    # The agent's turn and the outcome model both used the tenant's secret...
+    assert keys_of("concierge") == [f"Bearer {TENANT_SECRET}"] * 2
+    # ...and the legacy agent got no key at all: never the node's environment.
+    assert keys_of("legacy") == ["Bearer not-needed"] * 2
+    logged = [str(r.__dict__) for r in caplog.records]
+    assert not any(TENANT_SECRET in line or PLATFORM_SECRET in line for line in logged)
+
+
+async def test_the_key_file_is_generated_private_and_webhook_secrets_are_sealed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        async with Receiver() as receiver, light_node(tmp_path) as (node, http):
+            created = await http.post(
+                "/v1/webhooks", json={"url": receiver.url("/hook")}, headers=auth()
+            )
+            assert created.status_code == 201, created.text
+            secret = created.json()["secret"]
+            async with node.store.session() as session:
+                (row,) = (await session.scalars(select(WebhookRow))).all()
+            assert row.secret.startswith("v1.") and secret not in row.secret
+
+            await run_call(node, "demo", "receptionist", hang_up=True)
+
+            async def delivered() -> bool:
+                return any(
+                    r.headers.get("x-voicenode-event-type") == "call.ended"
+                    for r in receiver.requests
+                )
+
+            await wait_for(delivered, timeout_s=30, what="call.ended delivered")
+    # Every delivery is signed with the secret the API showed once.
+    assert receiver.requests
+    for request in receiver.requests:
+        header = request.headers[SIGNATURE_HEADER.lower()]
+        assert verify_signature(secret, header, request.body, now=time.time())
+    key_file = tmp_path / KEY_FILE
+    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+    assert any("generated a secrets key" in r.getMessage() for r in caplog.records)
+    assert all(key_file.read_text().strip() not in str(r.__dict__) for r in caplog.records)
