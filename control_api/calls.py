@@ -207,7 +207,7 @@ async def transfer_checked(control: Call, info: CallInfo, guard: DialGuard, targ
         await control.transfer(str(destination))
     except CallControlError as exc:
         log.warning("transfer failed", extra={**extra, "error": str(exc)})
-        error = CallControlError("the transfer did not complete")
+        error = CallControlError("the transfer did not complete", kind=exc.kind)
         error.retryable = exc.retryable
         raise error from None
 
@@ -230,7 +230,7 @@ class PlannedCall(Call):
         except (DestinationInvalid, DestinationRefused) as exc:
             extra = {"call_id": self.info.call_id, "tenant_id": self.info.tenant_id}
             log.warning("transfer refused", extra={**extra, "error": str(exc)})
-            raise CallControlError(f"transfer refused: {exc}") from None
+            raise CallControlError(f"transfer refused: {exc}", kind="not_allowed") from None
 
     async def send_dtmf(self, digits: str) -> None:
         await self._inner.send_dtmf(digits)

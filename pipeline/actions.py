@@ -269,11 +269,19 @@ class DeadAirGuard:
         self.voice = FallbackVoice(tts, spec.voice, spec.action_failed_line)
         """The TTS replies use: the fallback line is made ahead, the rest by the engine."""
         self._reprompt_line = spec.turn.reprompt_line
+        self._may_fail = bool(spec.tools or spec.transfer_target or spec.flow is not None)
         self._clock = clock
         self._log = log
         self._emit = emit
         self._silent_since: tuple[ActionFailure, float] | None = None
         """A failed action, and when: the caller has heard nothing since."""
+
+    def listening(self) -> None:
+        """The agent has spoken and waits for the caller: a good time (the CPU is otherwise
+        idle) to make the fallback line of an agent that can act, so that a failure, whenever
+        it comes, is answered at once."""
+        if self._may_fail:
+            self.voice.prepare()
 
     def watch(self, event: AgentInput, checkpoint: object) -> ReplyWatch:
         return ReplyWatch(

@@ -486,6 +486,7 @@ class CallSession:
         else:
             self._set_state(State.LISTENING)
             self._silence.arm()
+            self._guard.listening()
 
     def _on_first_frame(self) -> None:
         marks = self._marks
