@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -122,7 +123,14 @@ class NodeEvents:
             return
         kind = message.get("type")
         ev = self.call(call_id)
-        if kind == "transcript.final":
+        if kind == "call.started":
+            # An AudioSocket leg knows its call by the UUID it sent; the node's call id is its
+            # own: file the call under both.
+            source = str(message.get("from_uri", ""))
+            if source.startswith("audiosocket:"):
+                with contextlib.suppress(ValueError):
+                    self.calls[uuid.UUID(source.removeprefix("audiosocket:")).hex] = ev
+        elif kind == "transcript.final":
             ev.transcripts.append(
                 NodeTranscript(
                     role=str(message.get("role", "")),
