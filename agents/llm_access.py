@@ -38,17 +38,20 @@ class _PinnedBackend(httpcore2.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore2.AsyncNetworkStream:
-        stream: httpcore2.AsyncNetworkStream = await pinned_connect(
-            self._inner,
-            (httpcore2.ConnectError, httpcore2.ConnectTimeout),
-            host,
-            port,
-            allowlist=self._allowlist,
-            resolver=self._resolver,
-            timeout=timeout,
-            local_address=local_address,
-            socket_options=socket_options,
-        )
+        try:
+            stream: httpcore2.AsyncNetworkStream = await pinned_connect(
+                self._inner,
+                (httpcore2.ConnectError, httpcore2.ConnectTimeout),
+                host,
+                port,
+                allowlist=self._allowlist,
+                resolver=self._resolver,
+                timeout=timeout,
+                local_address=local_address,
+                socket_options=socket_options,
+            )
+        except UnsafeUrlError as exc:  # the OpenAI client reports it as a connection error
+            raise httpcore2.ConnectError(str(exc)) from exc
         return stream
 
     async def connect_unix_socket(

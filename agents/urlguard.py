@@ -20,6 +20,7 @@ import asyncio
 import dataclasses
 import ipaddress
 import socket
+import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
@@ -244,7 +245,7 @@ class PinnedTransport(httpx.AsyncHTTPTransport):
         allowlist: Sequence[str] = (),
         *,
         resolver: Resolver | None = None,
-        verify: bool | str = True,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         super().__init__(trust_env=False)
         self._pool = httpcore.AsyncConnectionPool(
@@ -261,7 +262,7 @@ def guarded_client(
     *,
     resolver: Resolver | None = None,
     timeout_s: float = 10.0,
-    verify: bool | str = True,
+    verify: ssl.SSLContext | bool = True,
 ) -> httpx.AsyncClient:
     """An `httpx.AsyncClient` for tenant URLs: pinned, checked connections, no redirects, no
     environment proxies."""
