@@ -14,7 +14,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # build-essential, swig, libssl-dev, python3-dev and xz-utils build pjsua2 from pjproject 2.17
 # with server limits (deploy/pjsua2/build.sh; the wheel is cached outside the clone).
 SYSTEM_PACKAGES := espeak-ng sox chromium kamailio rtpengine-daemon sip-tester baresip redis-server postgresql \
-                   build-essential swig libssl-dev python3-dev xz-utils
+                   python3-venv build-essential swig libssl-dev python3-dev xz-utils
 # Installs the Debian packages named in $(1) that are missing.
 apt_install = missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

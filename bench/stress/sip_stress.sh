@@ -2,9 +2,10 @@
 # SIP crash hunt (issue 26): run the SIP tests N times in a row and report every crash of the
 # test process with the test that was running and the crashing process's C backtrace.
 #
-# usage: bench/stress/sip_stress.sh [N] [--stop] [--out DIR] [-- PYTEST_ARGS...]
+# usage: bench/stress/sip_stress.sh [N] [--stop] [--no-gdb] [--out DIR] [-- PYTEST_ARGS...]
 #   N            runs (default 30)
 #   --stop       stop at the first crash
+#   --no-gdb     do not run under gdb even when it is installed (core dumps instead)
 #   --out DIR    logs (default var/stress-sip): run-<i>.log, each run's whole output
 #   PYTEST_ARGS  what each run tests (default: tests/sip)
 # Each run: python -X faulthandler (Python tracebacks of all threads on a fatal signal),
@@ -16,14 +17,16 @@
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 2
-runs=30 stop=0 out=var/stress-sip
+runs=30 stop=0 out=var/stress-sip use_gdb=1
+command -v gdb >/dev/null || use_gdb=0
 pytest_args=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --stop) stop=1 ;;
+        --no-gdb) use_gdb=0 ;;
         --out) out="$2"; shift ;;
         --) shift; pytest_args=("$@"); break ;;
-        -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *[!0-9]*|'') echo "sip_stress: unknown argument $1 (see --help)" >&2; exit 2 ;;
         *) runs=$1 ;;
     esac
@@ -73,24 +76,41 @@ run_with_core() {  # run_with_core LOG CORE_DIR: a core the kernel writes here i
     return "$status"
 }
 
+core_backtrace() {  # core_backtrace CORE_DIR: the crashing thread's backtrace from a core
+    local core
+    core="$(ls "$1"/core* 2>/dev/null | head -n1)"
+    if [ -z "$core" ]; then
+        echo "  (no core file: see the kernel's core_pattern; Python tracebacks below)"
+    elif ! command -v gdb >/dev/null; then
+        echo "  core: $core (install gdb: gdb $python $core -batch -ex 'thread apply all bt')"
+    else
+        echo "  C backtrace of the crashing thread, from $core (first 30 frames):"
+        gdb -q -batch -nx -ex bt "$python" "$core" 2>/dev/null | grep "^#" | awk "!seen[\$0]++" | head -n 30 \
+            | cut -c1-220 | sed 's/^/    /'
+    fi
+}
+
 report_crash() {  # report_crash LOG
     local test
-    test="$(grep -o '^tests/[^ ]*::[^ ]*' "$1" | tail -n1)"
+    test="$(grep -oE '^[^ ]+\.py::[^ ]+' "$1" | tail -n1)"
     echo "  crashed in: ${test:-(no test had started)}"
     if grep -q '^=== crashing thread' "$1"; then
-        echo "  C backtrace of the crashing thread (all threads in $1):"
-        sed -n '/^Program received signal/,/^=== all threads/p' "$1" | sed '$d; s/^/    /'
+        grep -m1 '^Program received signal' "$1" | sed 's/^/  /'
+        echo "  C backtrace of the crashing thread (first 30 frames; every thread's in $1):"
+        awk '/^=== crashing thread/ {on = 1; next} /^=== all threads/ {exit}
+             on && /^#/ && n++ < 30' "$1" | cut -c1-220 | sed 's/^/    /'
     else
-        echo "  (no gdb: Python tracebacks in $1; a core, if the kernel wrote one here, in"
-        echo "   ${1%.log}/: gdb $python <core> -batch -ex 'thread apply all bt')"
-        grep -A12 '^Fatal Python error' "$1" | sed 's/^/    /'
+        core_backtrace "${1%.log}"
     fi
+    echo "  Python traceback of the crashing thread (faulthandler):"
+    awk '/Fatal Python error/ {on = 1} on && /^ *$/ && n > 2 {exit} on {print; n++}' "$1" \
+        | head -n 16 | sed 's/^/    /'
 }
 
 crashes=0 failed=0
 for i in $(seq 1 "$runs"); do
     log="$out/run-$i.log"
-    if command -v gdb >/dev/null; then
+    if [ "$use_gdb" = 1 ]; then
         run_under_gdb "$log"
     else
         run_with_core "$log" "$out/run-$i"
