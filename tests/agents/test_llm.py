@@ -563,3 +563,25 @@ async def test_closing_the_generator_mid_stream_closes_the_stream(
             break
     async with asyncio.timeout(10):
         await double.client_gone.wait()
+
+
+async def test_at_most_max_tool_calls_run_per_reply(
+    double: LlmDouble, make_agent: AgentFactory
+) -> None:
+    """A model talked into calling a tool over and over (issue 12 item 10): only
+    `llm.max_tool_calls` calls run per reply; the others come back to it refused."""
+    double.routes["/tools/hours"] = Route(body=b"Nine to five.")
+    burst = [ScriptedToolCall("opening_hours", {}, id=f"call_{i}") for i in range(5)]
+    double.script(
+        Reply(tool_calls=burst[:3]),
+        Reply(tool_calls=burst[3:]),
+        Reply(tokens=["We open at nine."]),
+    )
+    agent = make_agent(tools=[hours_tool(double)], allowlist=["127.0.0.1"], max_tool_calls=2)
+    outputs = await collect(agent, UserSaid("When are you open?"))
+    assert texts(outputs) == ["We open at nine."]
+    assert len([r for r in double.requests if r.path == "/tools/hours"]) == 2
+    results = [o for o in outputs if isinstance(o, ToolResult)]
+    assert [r.ok for r in results] == [True, True, False, False, False]
+    refused = [m for m in double.chat_requests[2]["messages"] if m["role"] == "tool"][2:]
+    assert all(m["content"].startswith("error: at most 2 tool calls") for m in refused)

@@ -229,3 +229,53 @@ async def test_unreachable_host_is_a_failed_result(http: httpx.AsyncClient) -> N
     outcome = await box.run(call("lookup"))
     assert not outcome.result.ok
     assert "could not be reached" in outcome.result.result
+
+
+# ---- arguments are checked against the tool's schema before any request (issue 12 item 10) ----
+
+BOOKING_SCHEMA: dict[str, object] = {
+    "type": "object",
+    "properties": {
+        "date": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"},
+        "party": {"type": "integer", "minimum": 1, "maximum": 12},
+        "area": {"type": "string", "enum": ["inside", "terrace"]},
+    },
+    "required": ["date", "party"],
+    "additionalProperties": False,
+}
+
+
+@pytest.mark.parametrize(
+    ("arguments", "problem"),
+    [
+        ('{"party": 2}', "arguments.date is required"),
+        ('{"date": "tomorrow", "party": 2}', "arguments.date does not have the expected form"),
+        ('{"date": "2025-05-01", "party": "two"}', "arguments.party must be integer"),
+        ('{"date": "2025-05-01", "party": 99}', "arguments.party must be at most 12"),
+        ('{"date": "2025-05-01", "party": true}', "arguments.party must be integer"),
+        ('{"date": "2025-05-01", "party": 2, "area": "roof"}', "arguments.area must be one of"),
+        ('{"date": "2025-05-01", "party": 2, "url": "http://x"}', "arguments.url is not an arg"),
+    ],
+)
+async def test_arguments_that_break_the_schema_make_no_request(
+    double: LlmDouble, http: httpx.AsyncClient, arguments: str, problem: str
+) -> None:
+    double.routes["/book"] = Route(body=b"booked")
+    tool = ToolSpec(name="book", kind="http", url=double.url("/book"), parameters=BOOKING_SCHEMA)
+    outcome = await toolbox([tool], http).run(call("book", arguments))
+    assert outcome.result.ok is False
+    assert outcome.result.result.startswith(f"error: {problem}"), outcome.result.result
+    assert double.requests == []
+
+
+async def test_arguments_that_fit_the_schema_are_sent(
+    double: LlmDouble, http: httpx.AsyncClient
+) -> None:
+    double.routes["/book"] = Route(body=b"booked")
+    tool = ToolSpec(name="book", kind="http", url=double.url("/book"), parameters=BOOKING_SCHEMA)
+    outcome = await toolbox([tool], http).run(
+        call("book", '{"date": "2025-05-01", "party": 2.0, "area": "terrace"}')
+    )
+    assert outcome.result.ok and outcome.result.result == "booked"
+    (request,) = double.requests
+    assert request.json() == {"date": "2025-05-01", "party": 2.0, "area": "terrace"}
