@@ -221,6 +221,11 @@ class PlannedCall(Call):
         self._calls = calls
         self.info = info
 
+    @property
+    def inner(self) -> Call:
+        """The transport's own call control (transfers there skip the dial plan)."""
+        return self._inner
+
     async def hangup(self, reason: str = "normal") -> None:
         await self._inner.hangup(reason)
 

@@ -18,6 +18,7 @@ import pytest
 
 from config import load_settings
 from config.schema import Settings
+from control_api.calls import PlannedCall
 from media.call import Call, CallInfo, Direction, Dtmf, RemoteHangup
 from media.frames import AudioFrame, frames_from_samples
 from media.transport import Transport
@@ -65,6 +66,8 @@ class SignalHost(FakeHost):
         call: Call,
         on_event: EventCallback,
     ) -> None:
+        # The transport's own call (the tests drive SIP directly), not the dial-plan wrapper.
+        call = call.inner if isinstance(call, PlannedCall) else call
         self.calls_seen.append(call)
 
         async def signals() -> None:
