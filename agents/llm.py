@@ -52,7 +52,6 @@ from agents.base import (
     EndCall,
     Message,
     NoInput,
-    SendDtmf,
     TextChunk,
     Transfer,
     UserSaid,
@@ -110,6 +109,31 @@ class _Round:
         ]
 
 
+@dataclasses.dataclass(slots=True)
+class _Budget:
+    """Tool calls the reply may still run (`llm.max_tool_calls`)."""
+
+    left: int
+
+
+def _assistant_with_calls(text: str, calls: Sequence[ToolCall]) -> ChatCompletionMessageParam:
+    return cast(
+        ChatCompletionMessageParam,
+        {
+            "role": "assistant",
+            "content": text or None,
+            "tool_calls": [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                }
+                for call in calls
+            ],
+        },
+    )
+
+
 class LlmAgent(Agent):
     """An agent backed by an OpenAI-compatible chat-completions endpoint.
 
@@ -152,7 +176,8 @@ class LlmAgent(Agent):
         started = loop.time()
         deadline = started + self._settings.total_timeout_s
         spoke = False
-        rounds = used = 0
+        rounds = 0
+        budget = _Budget(self._settings.max_tool_calls)
         try:
             while True:
                 rounds += 1
@@ -166,48 +191,13 @@ class LlmAgent(Agent):
                     return
                 if rounds > MAX_TOOL_ROUNDS:
                     raise _TurnFailed("too_many_tool_rounds")
-                text = "".join(current.text)
-                messages.append(
-                    cast(
-                        ChatCompletionMessageParam,
-                        {
-                            "role": "assistant",
-                            "content": text or None,
-                            "tool_calls": [
-                                {
-                                    "id": call.id,
-                                    "type": "function",
-                                    "function": {"name": call.name, "arguments": call.arguments},
-                                }
-                                for call in calls
-                            ],
-                        },
-                    )
-                )
+                messages.append(_assistant_with_calls("".join(current.text), calls))
                 final: EndCall | Transfer | None = None
-                for call in calls:
-                    if used >= self._settings.max_tool_calls:
-                        outcome = self._toolbox.refused(call, self._too_many)
+                async for out in self._run_calls(calls, messages, deadline, budget):
+                    if isinstance(out, EndCall | Transfer):
+                        final = final or out
                     else:
-                        used += 1
-                        try:
-                            async with asyncio.timeout_at(deadline):
-                                outcome = await self._toolbox.run(call)
-                        except TimeoutError as exc:
-                            raise _TurnFailed("total_timeout", exc) from exc
-                    self._log_tool(call.name, outcome.result.ok)
-                    yield outcome.result
-                    if isinstance(outcome.action, SendDtmf):
-                        yield outcome.action
-                    elif outcome.action is not None and final is None:
-                        final = outcome.action
-                    messages.append(
-                        {
-                            "role": "tool",
-                            "tool_call_id": call.id,
-                            "content": outcome.result.result,
-                        }
-                    )
+                        yield out
                 if final is not None:
                     yield final
                     return
@@ -215,6 +205,35 @@ class LlmAgent(Agent):
             self._warn(failure.reason, failure.cause, spoke, rounds, loop.time() - started)
             if not spoke:
                 yield TextChunk(self._settings.fallback_line)
+
+    async def _run_calls(
+        self,
+        calls: Sequence[ToolCall],
+        messages: list[ChatCompletionMessageParam],
+        deadline: float,
+        budget: _Budget,
+    ) -> AsyncGenerator[AgentOutput, None]:
+        """Run one round's tool calls in order (those past the reply's budget come back
+        refused), appending each result to `messages`. Yields each `ToolResult`, a `SendDtmf`
+        right after its result, and every `EndCall`/`Transfer` action (the caller acts on the
+        first, after the round)."""
+        for call in calls:
+            if budget.left <= 0:
+                outcome = self._toolbox.refused(call, self._too_many)
+            else:
+                budget.left -= 1
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        outcome = await self._toolbox.run(call)
+                except TimeoutError as exc:
+                    raise _TurnFailed("total_timeout", exc) from exc
+            self._log_tool(call.name, outcome.result.ok)
+            yield outcome.result
+            if outcome.action is not None:
+                yield outcome.action
+            messages.append(
+                {"role": "tool", "tool_call_id": call.id, "content": outcome.result.result}
+            )
 
     async def _stream(
         self, messages: list[ChatCompletionMessageParam], into: _Round, deadline: float
