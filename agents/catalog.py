@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from agents.spec import AgentSpec
+from media.destination import parse as parse_destination
 
 
 class SpecError(ValueError):
@@ -43,7 +44,21 @@ def parse_spec(text: str, origin: str) -> AgentSpec:
             f'{origin}: transfer_target: must be set, the flow has `transfer = ""` actions'
             " (transfer to the agent's transfer_target)"
         )
+    _check_transfer_targets(spec, origin)
     return spec
+
+
+def _check_transfer_targets(spec: AgentSpec, origin: str) -> None:
+    """Every transfer target the spec names is a destination (`media.destination`); the dial
+    plan decides at transfer time whether it may be reached."""
+    targets = [("transfer_target", spec.transfer_target)] if spec.transfer_target else []
+    if spec.flow is not None:
+        targets += spec.flow.transfer_targets()
+    for where, target in targets:
+        try:
+            parse_destination(target)
+        except ValueError as exc:
+            raise SpecError(f"{origin}: {where}: not a transfer destination: {exc}") from None
 
 
 def load_spec(path: str | os.PathLike[str] | Traversable) -> AgentSpec:

@@ -172,6 +172,10 @@ class FlowSpec(_Part, frozen=True):
             more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
             raise ValueError("; ".join(problems[:3]) + more)
 
+    def transfer_targets(self) -> list[tuple[str, str]]:
+        """(path, target) of every ``{ transfer = "..." }`` naming its own target."""
+        return [(f"{p}.transfer", a.transfer) for p, a in _all_actions(self) if a.transfer]
+
     def uses_default_transfer(self) -> bool:
         """True when some action is ``{ transfer = "" }`` (needs the agent's transfer_target)."""
         return any(a.transfer == "" for _path, a in _all_actions(self))

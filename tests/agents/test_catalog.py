@@ -93,3 +93,29 @@ def test_a_bad_file_in_the_folder_is_named(tmp_path: Path) -> None:
     message = str(info.value)
     assert "broken.toml" in message
     assert "flow" in message
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        ('transfer_target = "100\\r\\nAction: Originate"', "transfer_target: not a transfer"),
+        ('transfer_target = "default,100,1"', "transfer_target: not a transfer"),
+        ('transfer_target = "sip:desk@clinic.example;maddr=evil"', "transfer_target: not a"),
+    ],
+)
+def test_transfer_targets_must_be_destinations(tmp_path: Path, extra: str, says: str) -> None:
+    path = tmp_path / "a.toml"
+    path.write_text(SMALL.format(name="alpha", greeting="Hi.").replace(
+        'kind = "flow"', f'kind = "flow"\n{extra}'), encoding="utf-8")  # fmt: skip
+    with pytest.raises(SpecError, match=says):
+        load_spec(path)
+
+
+def test_flow_transfer_targets_must_be_destinations(tmp_path: Path) -> None:
+    path = tmp_path / "a.toml"
+    text = SMALL.format(name="alpha", greeting="Hi.")
+    path.write_text(text.replace("{ end = true }", '{ transfer = "sip:x@y.example&PJSIP/z" }'))
+    with pytest.raises(SpecError, match=r"flow\.nodes\.main\.do\[0\]\.transfer: not a transfer"):
+        load_spec(path)
+    path.write_text(text.replace("{ end = true }", '{ transfer = "+15551234567" }'))
+    assert load_spec(path).flow is not None

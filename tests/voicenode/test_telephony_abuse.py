@@ -220,3 +220,18 @@ async def test_outbound_calls_obey_the_plan_and_the_rate_and_hide_asterisks_text
         assert failed.status_code == 502, failed.text
         assert failed.json()["detail"] == "the PBX refused the call"
         assert len(env.ami.named("originate")) == 2
+
+
+async def test_an_agent_naming_a_malformed_transfer_target_is_refused_when_saved() -> None:
+    spec = (
+        'name = "sneaky"\nkind = "flow"\ngreeting = "Hi."\n'
+        'transfer_target = "100\\r\\nAction: Originate\\r\\nApplication: System"\n'
+        '[flow]\nstart = "main"\n[flow.nodes.main]\ndo = [{ transfer = "" }]\n'
+    )
+    async with telephony() as env:
+        saved = await env.node.http.post("/v1/agents", json={"toml": spec}, headers=auth())
+        assert saved.status_code == 400, saved.text
+        assert "transfer_target: not a transfer destination" in saved.json()["detail"]
+        assert "Originate" not in saved.text
+        listed = await env.node.http.get("/v1/agents", headers=auth())
+        assert "sneaky" not in listed.text
