@@ -21,7 +21,8 @@ ports (`UserAgent.media_ports()`), pjsua2's calls (`UserAgent.call_count()`) and
 running agents, against calls completed. After sipp, the bench waits for the node to be idle
 again (no call, no agent, ports back to where they started) and stops it.
 
-The report (DIR/report.json, DIR/churn.png): calls by kind and outcome, the node's exit code and
+The report (DIR/report.json, DIR/churn.png; sipp's and the node's logs stay in a temporary
+directory the report names): calls by kind and outcome, the node's exit code and
 any pjsua2 lifetime rule break (`sip.lifetime`), whether it went idle, and RSS growth after
 warm-up (`--warmup-calls`, default a tenth of the calls) against the issue's 20 MB (reported,
 not asserted); `clean` also needs every sipp call to have gone as scripted. Exit status: 0
@@ -38,6 +39,7 @@ import dataclasses
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, TextIO
@@ -174,7 +176,7 @@ async def _run(
         mix, number=NUMBER, late=LATE_NUMBER, wav=write_wav(workdir / "caller.wav"), wait_ms=wait_ms
     )
     caller = Caller(node.hello["sip_port"], workdir, calls=calls, concurrency=at_once)
-    t0 = time.monotonic()
+    t0, load = time.monotonic(), os.getloadavg()
     sipp = asyncio.create_task(caller.run(xml))
     try:
         await _sample_while(node, sipp, samples, sample_s)
@@ -190,6 +192,7 @@ async def _run(
     sipp_result = result[0]
     return {
         "calls_requested": calls,
+        "loadavg_at_start": load,
         "capacity": capacity,
         "concurrency": at_once,
         "rtp_timeout_s": rtp_timeout,
@@ -206,6 +209,7 @@ async def _run(
         },
         "lifetimes_tracked_at_end": final.get("lifetimes_tracked"),
         "machine": machine_info(),
+        "loadavg_at_end": os.getloadavg(),
     }
 
 
@@ -261,10 +265,11 @@ def run_cli(args: argparse.Namespace) -> int:
         return 2
     mix = dataclasses.replace(args.mix, vanish=0.0) if args.no_vanish else args.mix
     os.environ.setdefault("PYTHONFAULTHANDLER", "1")  # the node prints every thread on a crash
+    workdir = Path(tempfile.mkdtemp(prefix="voicenode-churn-"))  # sipp's logs, the node's
     try:
         report, samples = asyncio.run(
             churn(
-                calls=args.calls, workdir=args.out / "run", concurrency=args.concurrency,
+                calls=args.calls, workdir=workdir, concurrency=args.concurrency,
                 rtp_timeout_s=args.rtp_timeout, mix=mix, sample_s=args.sample_s,
                 warmup_calls=args.warmup_calls,
             )
@@ -272,6 +277,7 @@ def run_cli(args: argparse.Namespace) -> int:
     except (BenchError, CallerError) as exc:
         print(f"sip_churn: {exc}", file=sys.stderr)
         return 2
+    report["logs"] = str(workdir)
     json_path, png = write(report, samples, args.out)
     summary = {k: report[k] for k in ("clean", "released_all", "node", "idle", "rss", "sipp")}
     print(json.dumps(summary, indent=1))

@@ -98,7 +98,9 @@ def free_udp_port() -> int:
 
 @dataclass
 class CallerResult:
-    """What sipp saw: its exit status, calls that succeeded and failed, calls by kind."""
+    """What sipp saw: its exit status, calls that succeeded and failed, calls by kind.
+    `late_responses` (in `as_dict`): messages that came after sipp had finished their call
+    (the node answering a request sipp had retransmitted: it took over 500 ms to answer)."""
 
     returncode: int
     successful: int
@@ -112,7 +114,8 @@ class CallerResult:
             "successful": self.successful,
             "failed": self.failed,
             "kinds": self.kinds,
-            "errors_tail": self.errors[-2000:],
+            "late_responses": self.errors.count("Dead call "),
+            "errors_tail": self.errors[-1500:],
         }
 
 
