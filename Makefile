@@ -57,6 +57,20 @@ typecheck: venv
 unit: venv
 	$(BIN)/pytest -q
 
+# The fast unit suite (under 2 minutes): every test folder but tests/e2e and tests/sip, without
+# the `slow` marker, the PostgreSQL variants and the files that start a daemon, a browser or a
+# node process (redis-server, Chromium, sipp, pjsua2, `voicenode serve`) or fuzz for long.
+UNIT_FAST := tests/agents tests/config tests/media tests/pipeline tests/control_api \
+             tests/voicenode tests/bench
+UNIT_FAST_SKIP := tests/control_api/test_analytics_redis.py tests/control_api/test_outbox.py \
+                  tests/control_api/test_phone_chromium.py tests/control_api/test_schemathesis.py \
+                  tests/voicenode/test_call_api.py tests/voicenode/test_serve.py \
+                  tests/bench/test_sip_media.py
+.PHONY: unit-fast
+unit-fast: venv
+	$(BIN)/pytest -q -m "not slow" -k "not postgres" $(addprefix --ignore=,$(UNIT_FAST_SKIP)) \
+	  $(UNIT_FAST)
+
 test: system-packages venv lint typecheck unit
 
 bench: system-packages venv
