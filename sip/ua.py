@@ -46,6 +46,10 @@ def call_capacity() -> int:
     return int(pj.UaConfig().maxCalls)
 
 
+_ENDPOINT = threading.Lock()
+"""Held while this process has a pjsua2 Endpoint (from `_setup` to the end of `_teardown`)."""
+
+
 class SipSettingsError(OSError, ConfigError):
     """A `[sip]` setting the user agent cannot start with (a TLS file missing, unreadable or
     not what it should be); the message names the key. An OSError too, like any other
@@ -231,16 +235,26 @@ class UserAgent:
         return await self._thread.call(lambda: int(self._endpoint.mediaActivePorts()))
 
     def _setup(self) -> Callable[[int], object]:
-        ep = _Endpoint()
-        ep.libCreate()
+        # pjsua2 allows one Endpoint per process, and a second one aborts it (the C++
+        # constructor throws out of SWIG): refuse before making one.
+        if not _ENDPOINT.acquire(blocking=False):
+            raise SipThreadError("another SIP user agent is running in this process")
+        try:
+            ep = _Endpoint()
+            ep.libCreate()
+        except BaseException:
+            _ENDPOINT.release()
+            raise
         self._endpoint = ep
         try:
             return self._configure(ep)
         except BaseException:
-            # pjsua2 allows one Endpoint per process: a failed start must not leave one.
+            # A failed start must not leave an endpoint behind.
             self._account = self._trunk = None
             self._endpoint = None
             ep.libDestroy()
+            del ep
+            _ENDPOINT.release()
             raise
 
     def _configure(self, ep: Any) -> Callable[[int], object]:
@@ -357,6 +371,8 @@ class UserAgent:
             accounts.pop().shutdown()  # and the last reference goes, here
         ep.libDestroy()
         self._endpoint = None
+        del ep
+        _ENDPOINT.release()
         LIFETIMES.endpoint_stopped(threading.get_ident())
 
     # -- inbound (SIP thread, then the loop) ----------------------------------------------
