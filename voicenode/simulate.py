@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ import soxr
 
 from agents.base import Agent, AgentContext
 from agents.factory import build_agent
+from agents.llm_access import LlmAccess
 from agents.spec import AgentSpec
 from media.call import CallInfo, Direction
 from media.clock import Clock, MonotonicClock
@@ -162,7 +164,10 @@ async def simulate(
         caller.on_event(ev)
 
     async with httpx.AsyncClient(timeout=10.0, follow_redirects=False) as http:
-        ctx = AgentContext(call_id=info.call_id, tenant_id=info.tenant_id, http=http)
+        access = LlmAccess.for_agent(  # simulate runs the operator's own spec files
+            spec.llm, operator_agent=True, secrets={}, env=os.environ
+        )
+        ctx = AgentContext(call_id=info.call_id, tenant_id=info.tenant_id, http=http, llm=access)
         agent = agent or build_agent(spec, ctx)
         session = CallSession(
             info=info,

@@ -21,11 +21,12 @@ from typing import Final
 from sqlalchemy import func, select, text
 
 from agents.catalog import SpecError, parse_spec
+from config import ConfigError
 from config.schema import Settings
 from control_api.store import agents as agent_rows
 from control_api.store import numbers as number_rows
 from control_api.store.base import Store, default_url, open_store
-from control_api.store.crypto import load_box
+from control_api.store.crypto import SecretsKeyError, load_box
 from control_api.store.migrate import LOCK_ID, migrate
 from control_api.store.models import Tenant
 from control_api.store.secrets import seal_legacy
@@ -94,7 +95,10 @@ async def node_store(settings: Settings) -> AsyncIterator[Store]:
     if not settings.store.url:
         await asyncio.to_thread(Path(settings.node.data_dir).mkdir, parents=True, exist_ok=True)
     specs = await asyncio.to_thread(file_specs, settings.agents.dir or None)
-    box = await asyncio.to_thread(load_box, settings)
+    try:
+        box = await asyncio.to_thread(load_box, settings)
+    except (SecretsKeyError, OSError) as exc:
+        raise ConfigError(f"store.secrets_key: {exc}") from None
     store = open_store(url, box)
     try:
         await migrate(store)

@@ -24,10 +24,11 @@ import msgspec
 import pytest
 from sqlalchemy import select
 
+from config import ConfigError, load_settings
 from control_api.analytics.sinks import SIGNATURE_HEADER, verify_signature
 from control_api.analytics.tables import WebhookRow
 from control_api.store import agents as agent_rows
-from control_api.store.crypto import KEY_FILE
+from control_api.store.crypto import KEY_FILE, SecretBox, new_key
 from media.call import CallInfo, Direction
 from media.clock import MonotonicClock
 from media.virtual import VirtualCall, VirtualTransport
@@ -207,3 +208,23 @@ async def test_the_key_file_is_generated_private_and_webhook_secrets_are_sealed(
     assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
     assert any("generated a secrets key" in r.getMessage() for r in caplog.records)
     assert all(key_file.read_text().strip() not in str(r.__dict__) for r in caplog.records)
+
+
+async def test_a_configured_key_is_used_and_a_malformed_one_stops_the_node(tmp_path: Path) -> None:
+    key = new_key()
+    loaded = load_settings(env={"VOICENODE_STORE__SECRETS_KEY": key})
+    assert loaded.store.secrets_key == key
+    settings = real_node_settings(tmp_path)
+    settings = msgspec.structs.replace(settings, store=loaded.store)
+    async with open_node(settings, fake_engines([], settings)) as node:
+        assert node.store.box is not None
+        sealed = node.store.box.seal("x", "ctx")
+    assert SecretBox(key).open(sealed, "ctx") == "x"
+    assert not (tmp_path / KEY_FILE).exists()
+    bad = msgspec.structs.replace(
+        settings, store=msgspec.structs.replace(settings.store, secrets_key="not-a-key-0123")
+    )
+    with pytest.raises(ConfigError, match="store.secrets_key") as refused:
+        async with open_node(bad, fake_engines([], bad)):
+            pass
+    assert "not-a-key-0123" not in str(refused.value)

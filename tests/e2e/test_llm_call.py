@@ -113,7 +113,9 @@ async def test_slow_first_token_and_server_error_speak_the_fallback_line(
     async with LlmDouble() as double, httpx.AsyncClient() as http:
         double.script(Reply(tokens=["too late"], before_first=never), Reply(status=500))
         spec = llm_spec(double, first_token_timeout_s=1.0)
-        ctx = AgentContext(call_id="llm-2", tenant_id="demo", http=http)
+        ctx = AgentContext(
+            call_id="llm-2", tenant_id="demo", http=http, url_allowlist=("127.0.0.1",)
+        )
         agent = LlmAgent(spec, ctx)
         lines = [say("Do you take new patients?"), say("Are you still there?")]
         result = await simulate(engines, spec, lines, agent=agent)
