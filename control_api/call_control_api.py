@@ -5,6 +5,11 @@
 a retried request answers the call it placed the first time (per tenant, for
 `IDEMPOTENCY_TTL_S`). The call then runs like an inbound one; its events arrive on
 `WS /v1/events` and in the history.
+
+Where calls and transfers may go is the operator's `[dialplan]` (`media.dialplan`, held by
+`LiveCalls.dialplan`): a target that is not a destination is 400, one outside the tenant's
+plan 403, a tenant over its outbound calls per minute 429 with Retry-After — all before any
+dialer, SIP request or AMI action. Failures answer fixed texts, never the far end's.
 """
 
 from __future__ import annotations
