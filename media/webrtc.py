@@ -139,7 +139,7 @@ class WebRtcCall(Call):
         await self.close(reason)
 
     async def transfer(self, target: str) -> None:
-        raise CallControlError("a WebRTC call cannot be transferred")
+        raise CallControlError("a WebRTC call cannot be transferred", kind="unsupported")
 
     async def send_dtmf(self, digits: str) -> None:
         self.send_message(msgspec.json.encode({"type": "dtmf_sent", "digits": digits}).decode())
