@@ -1,7 +1,7 @@
 """Issue 12, item 4: DNS rebinding. A name that answers a public address to the URL check and
 127.0.0.1 to the connection must not reach the loopback server — for HTTP tools, webhooks and
 LLM endpoints — and the pinned connection keeps the URL's host name for `Host`, TLS SNI and
-the certificate check. Errors never name the address a host resolved to."""
+the certificate check. Errors never name the address a host resolved to. Flow webhooks too."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from agents.base import AgentContext, UserSaid
+from agents.flow.spec import WebhookSpec
+from agents.flow.webhook import post_webhook
 from agents.llm import LlmAgent
 from agents.llm_access import LlmAccess
 from agents.spec import AgentSpec, LlmSettings, ToolSpec
@@ -264,3 +266,14 @@ async def test_an_http_tool_reaches_an_allowlisted_host_through_the_pinned_clien
             ctx = AgentContext(call_id="c", tenant_id="t", http=http, url_allowlist=("127.0.0.1",))
             outcome = await Toolbox(spec, ctx).run(ToolCall(id="1", name="hours", arguments="{}"))
     assert outcome.result.ok and outcome.result.result == "nine to five"
+
+
+async def test_a_flow_webhook_whose_name_rebinds_is_not_posted_to_loopback(
+    loopback: Loopback, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", rebinding_getaddrinfo(HOST))
+    hook = WebhookSpec(url=f"http://{HOST}:{loopback.port}/book")
+    async with guarded_client() as http:
+        outcome = await post_webhook(http, hook, {"slots": {"name": "Ada"}})
+    assert not outcome.ok and "127.0.0.1" not in outcome.detail
+    assert loopback.requests == []
