@@ -159,7 +159,9 @@ class FallbackVoice:
             return
         splitter = ClauseSplitter()
         for clause in [*splitter.push(self.line + " "), *splitter.flush()]:
-            self._clauses[clause] = asyncio.ensure_future(self._tts.synthesize(clause, self._voice))
+            fut = asyncio.ensure_future(self._tts.synthesize(clause, self._voice))
+            fut.add_done_callback(_retrieve)  # a failed synthesis is redone when needed
+            self._clauses[clause] = fut
 
     async def synthesize(self, text: str, voice: str = "") -> npt.NDArray[np.int16]:
         fut = self._clauses.get(text)
@@ -170,6 +172,11 @@ class FallbackVoice:
     def close(self) -> None:
         for fut in self._clauses.values():
             fut.cancel()
+
+
+def _retrieve(fut: asyncio.Future[npt.NDArray[np.int16]]) -> None:
+    if not fut.cancelled():
+        fut.exception()
 
 
 class ReplyWatch:

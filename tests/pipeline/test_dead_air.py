@@ -74,9 +74,7 @@ def silence_after_failure(caplog: pytest.LogCaptureFixture) -> list[float]:
 
 
 def failure_logs(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
-    return [
-        (r.action, r.error) for r in caplog.records if r.getMessage() == "call action failed"
-    ]
+    return [(r.action, r.error) for r in caplog.records if r.getMessage() == "call action failed"]
 
 
 @pytest.mark.parametrize(
@@ -181,7 +179,8 @@ async def test_a_failed_dtmf_is_heard_after_what_the_agent_said(
     await h.until(State.LISTENING)
     assert h.call.tries == ["dtmf 1"]
     assert [t.text for t in h.finals("agent")][-2:] == ["Pressing one for you. Done.", FALLBACK]
-    assert [(e.name, e.result) for e in failures(h.events)] == [("send_dtmf", "failed: unsupported")]
+    record = [(e.name, e.result) for e in failures(h.events)]
+    assert record == [("send_dtmf", "failed: unsupported")]
     (silence_ms,) = silence_after_failure(caplog)
     assert silence_ms <= 2 * FRAME * 1000  # "Done." follows the failure at once
     assert (await h.finish()).reason == "hangup"
@@ -342,3 +341,24 @@ def test_a_failure_on_the_record_names_no_target() -> None:
 
     event = ActionFailure(action="transfer", error="refused").event()
     assert event == ToolCalled(name="transfer", arguments={}, result="failed: refused", ok=False)
+
+
+async def test_the_fallback_line_is_made_once_and_survives_a_cancelled_reply() -> None:
+    from pipeline.actions import FallbackVoice
+    from pipeline.fakes import FakeTts
+
+    tts = FakeTts()
+    voice = FallbackVoice(tts, "", FALLBACK)
+    voice.prepare()
+    voice.prepare()
+    await asyncio.sleep(0)
+    assert tts.texts == ["Sorry, that did not work.", "What else can I do for you?"]
+    first = asyncio.ensure_future(voice.synthesize("Sorry, that did not work."))
+    await asyncio.sleep(0)
+    first.cancel()  # a reply cancelled (barge-in) while waiting for the line
+    audio = await voice.synthesize("Sorry, that did not work.")
+    assert len(audio) == 4 * int(FakeTts.WORD_S * 16000)
+    assert await voice.synthesize("Something else.") is not None
+    assert tts.texts[-1] == "Something else."  # other text goes to the TTS
+    assert len(tts.texts) == 3
+    voice.close()
