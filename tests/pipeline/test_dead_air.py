@@ -357,7 +357,7 @@ async def test_the_fallback_line_is_made_once_and_survives_a_cancelled_reply() -
     await asyncio.sleep(0)
     first.cancel()  # a reply cancelled (barge-in) while waiting for the line
     audio = await voice.synthesize("Sorry, that did not work.")
-    assert len(audio) == 4 * int(FakeTts.WORD_S * 16000)
+    assert len(audio) == 5 * int(FakeTts.WORD_S * 16000)  # five words, made once
     assert await voice.synthesize("Something else.") is not None
     assert tts.texts[-1] == "Something else."  # other text goes to the TTS
     assert len(tts.texts) == 3
