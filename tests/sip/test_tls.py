@@ -62,8 +62,9 @@ async def options_over_tls(port: int, ca: Path) -> str:
     )
     await writer.drain()
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-    writer.close()
-    await writer.wait_closed()
+    # pjsip keeps a SIP TLS connection open for reuse and does not answer a TLS close_notify
+    # (pjproject 2.17): close without waiting for one.
+    writer.transport.abort()
     return head.decode()
 
 
