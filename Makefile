@@ -23,7 +23,9 @@ apt_install = missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missi
 	fi
 PJSUA2_BUILD := deploy/pjsua2/build.sh --python $(BIN)/python
 # tests/sip under AddressSanitizer (make sip-asan) and the crash hunt (make stress-sip RUNS=30).
-ASAN_LIB = $(shell gcc -print-file-name=libasan.so)
+# libstdc++ is preloaded with libasan: python does not link it, and ASan's __cxa_throw
+# interceptor must find the real one at start (SWIG's iterators throw to stop).
+ASAN_PRELOAD = $(shell gcc -print-file-name=libasan.so) $(shell gcc -print-file-name=libstdc++.so)
 RUNS ?= 30
 
 .PHONY: run test lint typecheck unit system-packages venv clean bench bench-wire sip-asan stress-sip
@@ -86,7 +88,7 @@ bench-wire: system-packages venv
 sip-asan: system-packages venv
 	rm -rf var/sip-asan && mkdir -p var/sip-asan
 	site="$$($(PJSUA2_BUILD) --asan --site)" && \
-	LD_PRELOAD="$(ASAN_LIB)" PYTHONMALLOC=malloc PYTHONPATH="$$site" \
+	LD_PRELOAD="$(ASAN_PRELOAD)" PYTHONMALLOC=malloc PYTHONPATH="$$site" \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:log_path=$(CURDIR)/var/sip-asan/asan \
 	  $(BIN)/pytest -q -p no:cacheprovider tests/sip; status=$$?; \
 	for f in var/sip-asan/asan.*; do [ -e "$$f" ] && { echo "== ASan report $$f"; cat "$$f"; status=1; }; done; \

@@ -14,7 +14,8 @@
 # The result is cached outside the clone, in
 #   ${VOICENODE_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/voicenode}/pjsua2/2.17[-asan]-<key>/
 # where <key> hashes the pjproject version, RECIPE, configure flags, CFLAGS/LDFLAGS, the
-# Python extension suffix and the sha256 of config_site.h: a second clone or CI run on the
+# Python extension suffix and the sha256s of config_site.h and patches/*.patch (fixes to
+# pjproject, each saying why): a second clone or CI run on the
 # same machine reuses it. Concurrent runs for one key wait for each other (flock).
 #
 # Source, first found wins: $PJPROJECT_TARBALL; ../shared/vendor/pjproject-2.17.tar.xz beside
@@ -57,6 +58,7 @@ LDFLAGS_ASAN="-fsanitize=address"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 CONFIG_SITE="$HERE/config_site.h"
+PATCHES=("$HERE"/patches/*.patch)  # applied in name order (patch -p1), part of the cache key
 
 say() { echo "pjsua2: $*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -96,6 +98,8 @@ cache_key() {
         echo "cflags=$cflags ldflags=$ldflags"
         echo "python_ext=$ext_suffix"
         echo "config_site_sha256=$(sha256 "$CONFIG_SITE")"
+        local p
+        for p in "${PATCHES[@]}"; do echo "patch=$(basename "$p") $(sha256 "$p")"; done
     }
 }
 
@@ -161,6 +165,11 @@ find_source() {
 
 configure_and_make() {  # in the unpacked source tree
     cp "$CONFIG_SITE" pjlib/include/pj/config_site.h || return 1
+    local p
+    for p in "${PATCHES[@]}"; do
+        say "patch $(basename "$p")"
+        patch -p1 --forward --quiet <"$p" >>"$log" 2>&1 || return 1
+    done
     say "configure ${CONFIGURE_FLAGS[*]} CFLAGS='$cflags'"
     ./configure "${CONFIGURE_FLAGS[@]}" CFLAGS="$cflags" CXXFLAGS="$cflags" \
         LDFLAGS="$ldflags" >>"$log" 2>&1 || return 1
@@ -186,7 +195,9 @@ swig_wheel() {  # in pjsip-apps/src/swig/python
 
 smoke_test() {  # smoke_test SITE_DIR: the limits are the ones config_site.h sets
     local preload=""
-    [ "$variant" = asan ] && preload="$(gcc -print-file-name=libasan.so)"
+    if [ "$variant" = asan ]; then  # as make sip-asan does
+        preload="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libstdc++.so)"
+    fi
     LD_PRELOAD="$preload" ASAN_OPTIONS=detect_leaks=0 PYTHONPATH="$1" "$python" -c '
 import pjsua2 as pj
 cfg = pj.EpConfig()
@@ -197,11 +208,12 @@ assert calls == 512 and ports >= 2 * 512 + 16, "config_site.h was not applied"
 }
 
 build_into_cache() {
-    local stage="$OUT.tmp.$$" start=$SECONDS
+    local start=$SECONDS
+    stage="$OUT.tmp.$$"
     build="$(mktemp -d "$CACHE_ROOT/build.XXXXXX")"
     log="$build/build.log"
     jobs="${PJSUA2_JOBS:-$(nproc)}"
-    trap 'rm -rf "$build" "$stage"' EXIT
+    trap 'rm -rf "${build:-}" "${stage:-}"' EXIT
     find_source
     say "building pjproject $PJ_VERSION ($variant) in $build; log: $log"
     tar -C "$build" -xf "$archive"
