@@ -186,7 +186,7 @@ class LiveCalls:
         end's own reason stays in the log)."""
         call = self._calls.get(call_id)
         if call is None:
-            raise CallControlError("the call has ended")
+            raise CallControlError("the call has ended", kind="ended")
         await transfer_checked(call.control, call.info, self.dialplan, target)
 
     async def shutdown(self) -> None:

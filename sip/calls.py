@@ -352,13 +352,13 @@ class SipCall(Call):
         """Blind transfer with REFER; returns once the far end reported the transferee's
         final answer (a 2xx), then ends this leg. CallControlError when it refused."""
         if self._ended.is_set():
-            raise CallControlError("the call has ended")
+            raise CallControlError("the call has ended", kind="ended")
         self._transfer = self._loop.create_future()
 
         def refer() -> None:
             pjcall = self._registry.get(self._key)
             if pjcall is None:
-                raise CallControlError("the call has ended")
+                raise CallControlError("the call has ended", kind="ended")
             pjcall.xfer(target, op())
 
         try:
@@ -375,12 +375,12 @@ class SipCall(Call):
         if not digits or any(d not in DTMF_DIGITS for d in digits):
             raise CallControlError(f"not DTMF digits: {digits!r}")
         if self._ended.is_set():
-            raise CallControlError("the call has ended")
+            raise CallControlError("the call has ended", kind="ended")
 
         def send() -> None:
             pjcall = self._registry.get(self._key)
             if pjcall is None:
-                raise CallControlError("the call has ended")
+                raise CallControlError("the call has ended", kind="ended")
             prm = pj.CallSendDtmfParam()
             prm.method = pj.PJSUA_DTMF_METHOD_RFC2833
             prm.digits = digits
