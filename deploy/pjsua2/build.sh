@@ -130,10 +130,13 @@ verify() {  # verify FILE EXPECTED_SHA256
 
 download() {  # download URL FILE, with the interpreter (no curl/wget on a bare Debian)
     say "downloading $1"
-    "$python" - "$1" "$2.part" <<'EOF'
+    "$python" - "$1" "$2.part" <<'EOF' || die "could not download $1 (no network? see PJPROJECT_TARBALL)"
 import shutil, sys, urllib.request
-with urllib.request.urlopen(sys.argv[1], timeout=60) as r, open(sys.argv[2], "wb") as f:
-    shutil.copyfileobj(r, f)
+try:
+    with urllib.request.urlopen(sys.argv[1], timeout=60) as r, open(sys.argv[2], "wb") as f:
+        shutil.copyfileobj(r, f)
+except OSError as exc:
+    sys.exit(f"pjsua2: {exc}")
 EOF
     mv "$2.part" "$2"
 }
