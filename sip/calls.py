@@ -83,10 +83,12 @@ class PjCall(pj.Call):  # type: ignore[misc]
             # this callback. One handoff ends the audio and marks the call ended together
             # (`disconnected` does both), so whoever sees the audio end also sees `ended`.
             self.stream_slot = -1
-            if owner is not None:
-                owner.from_thread(owner.disconnected, info.lastStatusCode, info.lastReason)
+            # The release is queued before the loop hears of the end: a SIP-thread job that
+            # anyone submits once they saw the call end runs after it.
             if self.on_disconnected is not None:
                 self.on_disconnected(self)
+            if owner is not None:
+                owner.from_thread(owner.disconnected, info.lastStatusCode, info.lastReason)
 
     @sip_callback
     def onCallSdpCreated(self, prm: Any) -> None:  # noqa: N802
