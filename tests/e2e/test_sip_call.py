@@ -28,6 +28,10 @@ from .conftest import transcribe, words
 from .sipstack import KamailioFactory, RtpEngine
 from .sipstack import kamailio_fixture as kamailio_fixture  # pytest fixture
 from .sipstack import rtpengine_fixture as rtpengine_fixture  # pytest fixture
+from .speech import heard_of
+
+GREETING = ("thanks", "calling", "bright", "smile", "dental")
+"""The receptionist's greeting words; two of them (or their known confusions) must be heard."""
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 Say = Callable[[str], npt.NDArray[np.int16]]
@@ -78,7 +82,8 @@ async def test_a_sip_caller_books_with_the_receptionist(
     assert any("name" in words(a) for a in agents), said
     assert any(isinstance(e, CallEnded) for _, e in events)
     heard = await transcribe(engines, tap.pcmu_audio())
-    assert {"bright", "smile"} <= words(heard), heard  # the greeting, as the caller heard it
+    # the greeting, as the caller heard it (tiny.en through G.711: known confusions allowed)
+    assert len(heard_of(GREETING, words(heard))) >= 2, heard
     assert {"book", "name"} <= words(heard), heard  # and the reply to the caller's line
 
 
@@ -118,4 +123,4 @@ async def test_the_same_call_through_kamailio_and_rtpengine(
     sdp_ports = [int(p) for p in re.findall(r"m=audio (\d+)", result.messages)]
     assert any(rtpengine.relays(p) for p in sdp_ports), result.messages
     heard = await transcribe(engines, tap.pcmu_audio())
-    assert {"bright", "smile"} <= words(heard) and "name" in words(heard), heard
+    assert len(heard_of(GREETING, words(heard))) >= 2 and heard_of(["name"], words(heard)), heard
