@@ -10,6 +10,10 @@ the caller again (an `ask`, a node's routes) or the call ends (`Transfer`, `EndC
 - keys (DTMF): a number slot takes the digits, a yes/no slot takes 1/2, else the node's or the
   flow's `dtmf` map names an intent;
 - silence (`NoInput`): the reprompt line and the question (the session counts and hangs up).
+
+A route that ends or transfers the call is taken on words only when the match is sure (see
+`agents.flow.ending`); otherwise the flow asks ("Did you want to end the call?": yes takes it,
+no goes back to the question, anything else is handled as a new line) or takes it as no match.
 """
 
 from __future__ import annotations
@@ -36,9 +40,11 @@ from agents.base import (
     Transfer,
     UserSaid,
 )
+from agents.flow.ending import EndingCheck
 from agents.flow.intents import IntentMatcher
-from agents.flow.slots import extract
+from agents.flow.slots import extract, extract_yes_no
 from agents.flow.spec import Action, FlowSpec, NodeSpec, Route, SlotSpec
+from agents.flow.text import normalize
 from agents.flow.webhook import post_webhook
 from agents.spec import AgentSpec
 
@@ -72,6 +78,7 @@ class _Checkpoint:
     ended: bool
     misses: int
     slots: tuple[tuple[str, str], ...]
+    confirming: tuple[Route, str] | None
 
 
 class FlowAgent(Agent):
@@ -91,6 +98,9 @@ class FlowAgent(Agent):
         self._ctx = ctx
         self._today = today
         self._matcher = IntentMatcher(self._flow.intents, self._flow.match_threshold)
+        self._ending = EndingCheck(self._flow, self._matcher)
+        self._confirming: tuple[Route, str] | None = None
+        """A route that would end the call, and the question asked about it."""
         self._slots: dict[str, str] = {}
         self._node = self._flow.start
         self._queue: list[_Step] = []
@@ -131,6 +141,7 @@ class FlowAgent(Agent):
             ended=self._ended,
             misses=self._misses,
             slots=tuple(self._slots.items()),
+            confirming=self._confirming,
         )
 
     def restore(self, checkpoint: object) -> None:
@@ -142,6 +153,7 @@ class FlowAgent(Agent):
         self._ended = checkpoint.ended
         self._misses = checkpoint.misses
         self._slots = dict(checkpoint.slots)
+        self._confirming = checkpoint.confirming
 
     async def respond(
         self, history: Sequence[Message], event: AgentInput
@@ -165,6 +177,9 @@ class FlowAgent(Agent):
             case DtmfPressed(digits=digits):
                 async for out in self._on_keys(digits):
                     yield out
+            case NoInput() if self._confirming is not None:
+                for chunk in self._say(self._confirming[1]):
+                    yield chunk
             case NoInput():
                 for chunk in self._reprompt():
                     yield chunk
@@ -173,13 +188,34 @@ class FlowAgent(Agent):
 
     async def _on_words(self, text: str) -> AsyncIterator[AgentOutput]:
         routes = self._routes()
+        if self._confirming is not None:
+            answer = extract_yes_no(normalize(text))
+            others = [i for i in routes if i not in ("yes", "no")]
+            bare_no = answer == "no" and self._matcher.best(text, others) is None
+            async for out in self._confirmed("1" if answer == "yes" else "2" if bare_no else ""):
+                yield out
+            if answer == "yes" or bare_no:
+                return
         floor = SLOT_ANSWER_MIN_SCORE if self._waiting else 0.0
         match = self._matcher.best(text, list(routes), min_score=floor)
         if match is not None:
-            self._log("flow intent", intent=match.intent, score=round(match.score, 3))
-            async for out in self._take(routes[match.intent]):
-                yield out
-            return
+            verdict, ending = self._ending.check(text, match, routes)
+            self._log(
+                "flow intent",
+                intent=match.intent,
+                score=round(match.score, 3),
+                margin=round(match.margin, 3),
+                verdict=verdict,
+            )
+            if verdict == "confirm" and ending is not None:
+                self._confirming = (routes[match.intent], self._ending.question(ending))
+                for chunk in self._say(self._confirming[1]):
+                    yield chunk
+                return
+            if verdict == "go":
+                async for out in self._take(routes[match.intent]):
+                    yield out
+                return
         if self._waiting is not None:
             slot = self._flow.slots[self._waiting]
             value = extract(slot, text, today=self._today())
@@ -190,8 +226,27 @@ class FlowAgent(Agent):
         async for out in self._miss():
             yield out
 
+    async def _confirmed(self, key: str) -> AsyncIterator[AgentOutput]:
+        """The caller's answer to "did you want to end the call?": "1" yes, "2" no, "" neither
+        (the question is dropped and the line handled as any other)."""
+        assert self._confirming is not None
+        route, self._confirming = self._confirming[0], None
+        self._log("flow ending confirmed" if key == "1" else "flow ending not confirmed")
+        if key == "1":
+            async for out in self._take(route):
+                yield out
+        elif key == "2":
+            for chunk in self._say(self._flow.ending.declined) + self._question():
+                yield chunk
+
     async def _on_keys(self, digits: str) -> AsyncIterator[AgentOutput]:
         key = digits.rstrip("#") or digits
+        if self._confirming is not None:
+            answered = key in ("1", "2")
+            async for out in self._confirmed(key if answered else ""):
+                yield out
+            if answered:
+                return
         if self._waiting is not None:
             slot = self._flow.slots[self._waiting]
             value: str | None = None
@@ -212,6 +267,12 @@ class FlowAgent(Agent):
             return
         async for out in self._miss():
             yield out
+
+    def _question(self) -> list[TextChunk]:
+        """The question the caller is at: the asked slot's, else the node's."""
+        if self._waiting is not None:
+            return self._say(self._flow.slots[self._waiting].prompt)
+        return self._say(self._current().prompt)
 
     def _reprompt(self) -> list[TextChunk]:
         if self._waiting is not None:

@@ -2,10 +2,12 @@
 
 Deterministic and model-free. Each example phrase is compared with the utterance by the
 content words they share (stemmed, near spellings allowed): mostly how much of the example
-is present (recall), some how much of the utterance it explains (precision). An example found
-verbatim scores 0.75..1.0 (1.0 when it is the whole utterance); a keyword present scores 0.8.
-The built-in `yes`/`no` intents use the yes/no slot extractor. Ties go to the intent listed
-first.
+is present (recall), some how much of the utterance it explains (precision). One shared word is
+never enough on its own ("can someone see me today" is not "that's all for today"): overlap
+counts from two shared words. An example found verbatim scores 0.75..1.0 (1.0 when it is the
+whole utterance); a keyword present as whole words of the line scores 0.8. The built-in
+`yes`/`no` intents use the yes/no slot extractor. Ties go to the intent listed first; `best`
+also reports the margin to the runner-up, which the flow uses before acting irreversibly.
 """
 
 from __future__ import annotations
@@ -28,12 +30,19 @@ STOPWORDS = frozenset(
 KEYWORD_SCORE = 0.8
 PHRASE_SCORE = 0.75
 RECALL_WEIGHT = 0.7
+AGREEMENT_BONUS = 0.1
+"""Added when both a keyword and an example match."""
+MIN_SHARED_WORDS = 2
+"""Word overlap with an example counts only from this many shared content words."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class IntentMatch:
     intent: str
     score: float
+    margin: float = 1.0
+    """How far ahead of the best other candidate (its score, whatever its threshold)."""
+    runner_up: str | None = None
 
 
 def content(words: Sequence[str]) -> list[str]:
@@ -84,10 +93,17 @@ class IntentMatcher:
         if intent not in self._examples and intent in ("yes", "no"):
             return _yes_no_score(intent, norm)
         words = content(norm.split())
+        keyword = any(
+            _contains(norm, kw.text) or (kw.words and all(_present(w, words) for w in kw.words))
+            for kw in self._keywords.get(intent, ())
+        )
+        example = self._example_score(intent, norm, words)
+        if keyword and example:  # two kinds of evidence agree
+            return min(1.0, max(KEYWORD_SCORE, example) + AGREEMENT_BONUS)
+        return KEYWORD_SCORE if keyword else example
+
+    def _example_score(self, intent: str, norm: str, words: list[str]) -> float:
         best = 0.0
-        for kw in self._keywords.get(intent, ()):
-            if _contains(norm, kw.text) or (kw.words and all(_present(w, words) for w in kw.words)):
-                best = max(best, KEYWORD_SCORE)
         n_words = len(norm.split())
         for ex in self._examples.get(intent, ()):
             if _contains(norm, ex.text):
@@ -97,7 +113,7 @@ class IntentMatcher:
             if not ex.words or not words:
                 continue
             found = sum(1 for w in ex.words if _present(w, words))
-            if not found:
+            if found < MIN_SHARED_WORDS:
                 continue
             explained = sum(1 for w in words if _present(w, ex.words))
             recall = found / len(ex.words)
@@ -108,15 +124,21 @@ class IntentMatcher:
     def best(
         self, text: str, candidates: Sequence[str], *, min_score: float = 0.0
     ) -> IntentMatch | None:
-        """The best-scoring candidate at or above its threshold (and `min_score`), or None."""
-        found: IntentMatch | None = None
-        for intent in candidates:
-            s = self.score(intent, text)
-            if s < max(self.threshold(intent), min_score):
-                continue
-            if found is None or s > found.score:
-                found = IntentMatch(intent, s)
-        return found
+        """The best-scoring candidate at or above its threshold (and `min_score`), or None;
+        with its margin to the runner-up."""
+        ranked = self.rank(text, candidates)
+        passing = [p for p in ranked if p[1] >= max(self.threshold(p[0]), min_score)]
+        if not passing:
+            return None
+        intent, s = passing[0]
+        others = [p for p in ranked if p[0] != intent]
+        runner_up, second = others[0] if others else (None, 0.0)
+        return IntentMatch(intent, s, s - second, runner_up)
+
+    def rank(self, text: str, candidates: Sequence[str]) -> list[tuple[str, float]]:
+        """Candidates with a score above 0, best first (ties: the order given)."""
+        scored = [(intent, self.score(intent, text)) for intent in dict.fromkeys(candidates)]
+        return sorted((p for p in scored if p[1] > 0), key=lambda p: -p[1])
 
 
 def _yes_no_score(intent: str, norm: str) -> float:
@@ -125,8 +147,10 @@ def _yes_no_score(intent: str, norm: str) -> float:
         return 0.0
     words = norm.split()
     rest = [w for w in content(words) if w not in _YES_NO_WORDS]
-    if len(rest) <= 1:
+    if not rest:
         return 1.0
+    if len(rest) == 1:  # "no, goodbye", "no, toothache": an answer, but not only one
+        return 0.75
     # "no, Wednesday at ten" answers the question; "yes, and what are your hours" less so.
     return 0.65 if words[0] in _YES_NO_WORDS else 0.6
 

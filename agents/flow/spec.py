@@ -145,6 +145,23 @@ class WebhookSpec(_Part, frozen=True):
     """Said when the request fails (the conversation goes on)."""
 
 
+class EndingSpec(_Part, frozen=True):
+    """How sure the flow must be before a caller's words end or transfer the call (keys and
+    `give_up` are not checked). Below the bar it asks (`unsure = "confirm"`) or takes the line
+    as not understood (`"no_match"`)."""
+
+    min_score: Annotated[float, Meta(gt=0, le=1)] = 0.85
+    """A keyword alone (0.8) is not enough; a keyword with an example, or an example said
+    (nearly) verbatim, is."""
+    min_margin: Annotated[float, Meta(ge=0, le=1)] = 0.15
+    """Lead over the best candidate that would not end the call the same way."""
+    unsure: Literal["confirm", "no_match"] = "confirm"
+    confirm_end: str = "Did you want to end the call?"
+    confirm_transfer: str = "Did you want me to put you through?"
+    declined: str = "Okay."
+    """Said (then the question the caller was at) when they answer no."""
+
+
 class FlowSpec(_Part, frozen=True):
     start: str
     """The node entered after the greeting."""
@@ -165,6 +182,7 @@ class FlowSpec(_Part, frozen=True):
     max_no_match: Annotated[int, Meta(ge=1, le=20)] = 3
     """After this many misunderstood answers in a row, run `give_up` (if any)."""
     give_up: list[Action] = []
+    ending: EndingSpec = EndingSpec()
 
     def __post_init__(self) -> None:
         problems = _Checker(self).run()
