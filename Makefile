@@ -84,13 +84,14 @@ bench-wire: system-packages venv
 # tests/sip against the pjsua2 built with AddressSanitizer (not part of `make test`): the
 # instrumented module comes first on PYTHONPATH, libasan is preloaded (python is not
 # instrumented), Python allocates with malloc so ASan sees its objects too. Reports go to
-# var/sip-asan/asan.<pid> (pytest would swallow them on stderr) and are printed at the end.
+# var/sip-asan/asan.<pid> (pytest would swallow them on stderr) and are printed at the end;
+# -v names each test as it starts, so a run ASan aborts shows the test it was in.
 sip-asan: system-packages venv
 	rm -rf var/sip-asan && mkdir -p var/sip-asan
 	site="$$($(PJSUA2_BUILD) --asan --site)" && \
 	LD_PRELOAD="$(ASAN_PRELOAD)" PYTHONMALLOC=malloc PYTHONPATH="$$site" \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:log_path=$(CURDIR)/var/sip-asan/asan \
-	  $(BIN)/pytest -q -p no:cacheprovider tests/sip; status=$$?; \
+	  $(BIN)/pytest -v -p no:cacheprovider tests/sip; status=$$?; \
 	for f in var/sip-asan/asan.*; do [ -e "$$f" ] && { echo "== ASan report $$f"; cat "$$f"; status=1; }; done; \
 	exit $$status
 
