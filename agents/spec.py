@@ -39,6 +39,9 @@ class TurnSettings(_Spec, frozen=True):
     """Speech shorter than this (clicks, breaths) is not a turn."""
     preemptive: bool = True
     """Start the reply when the caller pauses (agents that allow it), play it at the endpoint."""
+    closing_grace_ms: Annotated[int, Meta(ge=0, le=10000)] = 1500
+    """A hang-up or transfer waits this long after the closing line; caller words during the
+    line or this time cancel it and the conversation goes on."""
 
 
 class LlmSettings(_Spec, frozen=True):

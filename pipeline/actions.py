@@ -44,6 +44,7 @@ from media.call import Call, CallControlError
 from media.clock import Clock
 from media.frames import AudioFrame
 from media.transport import AudioSink
+from pipeline.closing import ClosingActions, PendingClose, closing_kind
 from pipeline.events import EventCallback, ToolCalled
 from pipeline.response import Action, Synthesizer
 from pipeline.tts import ClauseSplitter
@@ -191,6 +192,7 @@ class ReplyWatch:
         checkpoint: object,
         fallback: FallbackVoice,
         on_failure: Callable[[ActionFailure], None],
+        closing: ClosingActions | None = None,
     ) -> None:
         self.event = event
         """What the reply answers."""
@@ -199,6 +201,9 @@ class ReplyWatch:
         self._on_failure = on_failure
         self.failures: list[ActionFailure] = []
         self._unanswered: ActionFailure | None = None
+        self._closing = closing
+        self.closing = PendingClose(checkpoint)
+        """The hang-up or transfer this reply asked for, until it is carried out."""
 
     @property
     def needs_fallback(self) -> ActionFailure | None:
@@ -233,12 +238,18 @@ class ReplyWatch:
                         self._unanswered = None
                     case Transfer() | SendDtmf():
                         self._fallback.prepare()
+                if self.closing.kind is None:
+                    self.closing.kind = closing_kind(out)
                 yield out
 
     async def act(
         self, action: Action, call: Call, transfer_target: str, log: CallLog
     ) -> str | None:
-        """`run_action`, as the reply wants it: the end reason, or None (the call goes on)."""
+        """`run_action`, as the reply wants it: the end reason, or None (the call goes on).
+        A hang-up or transfer first waits out the closing grace period (see `pipeline.closing`)."""
+        if self._closing is not None and closing_kind(action) is not None:
+            await self._closing.hold()
+        self.closing.kind = None
         outcome = await run_action(action, call, transfer_target, log)
         if isinstance(outcome, ActionFailure):
             self._failed(outcome)
@@ -276,6 +287,8 @@ class DeadAirGuard:
         self.voice = FallbackVoice(tts, spec.voice, spec.action_failed_line)
         """The TTS replies use: the fallback line is made ahead, the rest by the engine."""
         self._reprompt_line = spec.turn.reprompt_line
+        self.closing = ClosingActions(spec.turn.closing_grace_ms, clock, log)
+        """The call's hang-ups and transfers, held for the caller to stop them."""
         self._may_fail = bool(spec.tools or spec.transfer_target or spec.flow is not None)
         self._clock = clock
         self._log = log
@@ -292,7 +305,11 @@ class DeadAirGuard:
 
     def watch(self, event: AgentInput, checkpoint: object) -> ReplyWatch:
         return ReplyWatch(
-            event=event, checkpoint=checkpoint, fallback=self.voice, on_failure=self.failed
+            event=event,
+            checkpoint=checkpoint,
+            fallback=self.voice,
+            on_failure=self.failed,
+            closing=self.closing,
         )
 
     def tap(self, sink: AudioSink) -> AudioSink:

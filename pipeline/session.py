@@ -238,6 +238,7 @@ class CallSession:
 
     def _on_speech_started(self) -> None:
         self._silence.cancel()
+        self._guard.closing.caller_started()
         stream = SttStream(
             self._engines.stt,
             interval_s=self._engines.settings.stt.partial_interval_ms / 1000,
@@ -290,6 +291,7 @@ class CallSession:
         if self._utterance is not None:
             self._utterance.close()
             self._utterance = None
+        self._guard.closing.caller_done()
         if self._candidate:
             self._candidate = False
             self._playout.resume()
@@ -308,6 +310,7 @@ class CallSession:
     def _cancel_response(self, heard: str) -> None:
         if self._response_task is not None and not self._response_task.done():
             self._response_task.cancel()
+            self._guard.closing.reply_cancelled(self._agent)  # a hang-up it held is called off
             if heard:
                 self.history.append(Message(role="assistant", text=heard, interrupted=True))
                 self._emit(
@@ -324,8 +327,10 @@ class CallSession:
             return
         if self._candidate:
             self._candidate = False
-            if self._playout.speaking:  # a backchannel: the agent carries on
+            # A backchannel: the agent carries on (not over a closing line: any word counts).
+            if self._playout.speaking and not self._guard.closing.pending:
                 stream.close()
+                self._guard.closing.caller_done()
                 self._playout.resume()
                 return
         self._turn += 1
@@ -348,6 +353,7 @@ class CallSession:
             text = await stream.final()
         finally:
             stream.close()
+            self._guard.closing.caller_done()
         marks.mark("final_transcript", self._clock.now())
         if not text.strip():
             self._no_words(stream, marks)
@@ -403,7 +409,7 @@ class CallSession:
         history = [*self.history, Message(role="user", text=text)]
         response, watch = self._new_response(UserSaid(text), history, None, hold=release)
         task = self._spawn(self._respond(response, watch), "preemptive-response")
-        self._preemption = HeldReply(stream, text, checkpoint, response, task, release)
+        self._preemption = HeldReply(stream, text, checkpoint, response, task, release, watch)
 
     def _drop_preemption(self) -> None:
         """The caller went on (or something else came first): forget the held reply."""
@@ -420,6 +426,7 @@ class CallSession:
         held.response.attach_marks(marks)
         self._response = held.response
         self._response_task = held.task
+        self._guard.closing.reply(held.watch.closing)
         held.release.set()
 
     # ---- responses -------------------------------------------------------------------
@@ -435,6 +442,7 @@ class CallSession:
         response, watch = self._new_response(event, self.history, marks, line=line)
         self._response = response
         self._response_task = self._spawn(self._respond(response, watch), "response")
+        self._guard.closing.reply(watch.closing)
 
     def _new_response(
         self,

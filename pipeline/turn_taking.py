@@ -13,6 +13,7 @@ import numpy as np
 
 from agents.spec import TurnSettings
 from media.clock import Clock
+from pipeline.actions import ReplyWatch
 from pipeline.response import Response
 from pipeline.stt import SttStream
 
@@ -35,6 +36,7 @@ class HeldReply:
     response: Response
     task: asyncio.Task[None]
     release: asyncio.Event
+    watch: ReplyWatch
 
 
 @dataclasses.dataclass
