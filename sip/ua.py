@@ -25,6 +25,7 @@ import pjsua2 as pj
 from config.loader import ConfigError
 from config.schema import SipSettings
 from media.call import CallInfo
+from sip import pjlog
 from sip.calls import PjCall, PjCalls, SipCall, op
 from sip.lifetime import LIFETIMES
 from sip.media_port import SipAudio
@@ -266,10 +267,12 @@ class UserAgent:
         cfg.uaConfig.maxCalls = call_capacity()
         cfg.logConfig.level = 1
         cfg.logConfig.consoleLevel = 1
+        pjlog.install(cfg)  # pjsip's lines go to the node's log as records
         if s.trace_file:  # every SIP message and pjsua2's debug log, for troubleshooting
             cfg.logConfig.level = 5
             cfg.logConfig.msgLogging = True
             cfg.logConfig.filename = s.trace_file
+            cfg.logConfig.decor = int(pj.LogConfig().decor)  # timestamps in the trace file
         cfg.medConfig.clockRate = 16_000
         cfg.medConfig.sndClockRate = 16_000
         cfg.medConfig.audioFramePtime = 20
