@@ -230,11 +230,9 @@ class CallSession:
                     self._on_turn_ended(ev)
                 case SpeechDiscarded():
                     self._drop_utterance()
-        if self._candidate and self._turns.in_utterance and self._is_barge_in():
+        barge_in = self._turns.voiced_s * 1000 >= self._spec.turn.backchannel_ms
+        if self._candidate and self._turns.in_utterance and barge_in:
             self._barge_in()
-
-    def _is_barge_in(self) -> bool:
-        return self._turns.voiced_s * 1000 >= self._spec.turn.backchannel_ms
 
     def _on_speech_started(self) -> None:
         self._silence.cancel()
@@ -246,7 +244,8 @@ class CallSession:
             tasks=self._tasks,
             on_speculated=self._on_speculated,
         )
-        if self._is_continuation():
+        endpoint = self._endpoint  # an early one: the caller paused mid-sentence ("Hi, ... I'd")
+        if endpoint and endpoint.continued_by(self._clock.now(), self._playout.heard_text()):
             self._continue_turn(stream)
         for chunk in self._preroll:
             stream.push(chunk, self._clock.now(), speaking=False)
@@ -259,13 +258,6 @@ class CallSession:
             self._playout.pause()
         else:
             self._set_state(State.USER_SPEAKING)
-
-    def _is_continuation(self) -> bool:
-        """The caller paused mid-sentence ("Hi, ... I'd like to book"): the endpoint was early."""
-        endpoint = self._endpoint
-        return endpoint is not None and endpoint.continued_by(
-            self._clock.now(), self._playout.heard_text()
-        )
 
     def _continue_turn(self, stream: SttStream) -> None:
         """Take back the early turn: cancel its reply (at most a word or two was heard), and let
