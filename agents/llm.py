@@ -72,6 +72,14 @@ NO_INPUT_NOTE = (
     "they are still there or repeat your last question]"
 )
 DTMF_NOTE = "[caller pressed keys: {digits}]"
+CLOSING_NOTE = (
+    "Ending or transferring the call cannot be undone, and you get the caller's words through"
+    " speech recognition, which mishears. Call end_call or transfer_call only when the caller"
+    " clearly asked for it; when their intent is unclear, ask first (for example: Did you want"
+    " to end the call?). Say a short closing line before you call it; if the caller speaks"
+    " right after it, the call goes on and you get what they said."
+)
+"""Added to the system prompt of an agent that can end or transfer calls."""
 
 _EXPECTED_ERRORS = (openai.APIError, TimeoutError, ValueError)
 
@@ -300,8 +308,12 @@ class LlmAgent(Agent):
         self, history: Sequence[Message], event: AgentInput
     ) -> list[ChatCompletionMessageParam]:
         messages: list[ChatCompletionMessageParam] = []
-        if self._spec.prompt:
-            messages.append({"role": "system", "content": self._spec.prompt})
+        closing = {"end_call", "transfer_call"} & {
+            t.name for t in self._spec.tools if t.kind == "builtin"
+        }
+        system = "\n\n".join(p for p in (self._spec.prompt, CLOSING_NOTE if closing else "") if p)
+        if system:
+            messages.append({"role": "system", "content": system})
         for entry in history:
             if entry.role == "user":
                 messages.append({"role": "user", "content": entry.text})
