@@ -154,7 +154,13 @@ class PjCall(pj.Call):  # type: ignore[misc]
         if self.disconnected or self._media_index < 0:
             self._rx_packets, self._rx_seen_at = -1, now
             return 0.0
-        packets = int(self.getStreamStat(self._media_index).rtcp.rxStat.pkt)
+        # Keep the StreamStat referenced while reading into it: SWIG's `.rtcp` and `.rxStat`
+        # point inside it without holding it (a chained read on the temporary reads freed
+        # memory; AddressSanitizer found it).
+        stat = self.getStreamStat(self._media_index)
+        rtcp = stat.rtcp
+        packets = int(rtcp.rxStat.pkt)
+        del rtcp, stat
         if packets != self._rx_packets:
             self._rx_packets, self._rx_seen_at = packets, now
         return now - self._rx_seen_at
