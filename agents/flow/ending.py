@@ -46,17 +46,18 @@ def verdict(
     match: IntentMatch,
     ranked: Sequence[tuple[str, float]],
     endings: dict[str, Ending | None],
+    unexplained: int = 0,
 ) -> Verdict:
     """Whether a match whose route ends the call may be acted on (`endings`: each candidate's
-    ending). Candidates that end the call the same way do not count against the lead."""
+    ending; `unexplained`: words of the line the intent does not account for). Candidates that
+    end the call the same way do not count against the lead."""
     ending = endings.get(match.intent)
     if ending is None:
         return "go"
     rivals = [s for intent, s in ranked if endings.get(intent) != ending]
     margin = match.score - (rivals[0] if rivals else 0.0)
-    if match.score >= settings.min_score and margin >= settings.min_margin:
-        return "go"
-    return settings.unsure
+    sure = match.score >= settings.min_score and margin >= settings.min_margin
+    return "go" if sure and unexplained <= settings.max_unexplained else settings.unsure
 
 
 class EndingCheck:
@@ -75,7 +76,8 @@ class EndingCheck:
         if ending is None:
             return "go", None
         ranked = self._matcher.rank(text, list(routes))
-        return verdict(self._flow.ending, match, ranked, endings), ending
+        unexplained = self._matcher.unexplained(match.intent, text)
+        return verdict(self._flow.ending, match, ranked, endings, unexplained), ending
 
     def question(self, ending: Ending) -> str:
         settings = self._flow.ending

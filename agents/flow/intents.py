@@ -121,6 +121,15 @@ class IntentMatcher:
             best = max(best, RECALL_WEIGHT * recall + (1 - RECALL_WEIGHT) * precision)
         return best
 
+    def unexplained(self, intent: str, text: str) -> int:
+        """How many content words of `text` none of `intent`'s examples or keywords has
+        ("goodbye, wait, one more thing": four, for a goodbye intent)."""
+        words = content(normalize(text).split())
+        if intent not in self._examples and intent in ("yes", "no"):
+            return sum(1 for w in words if w not in _YES_NO_WORDS)
+        vocab = [w for p in (*self._examples[intent], *self._keywords[intent]) for w in p.words]
+        return sum(1 for w in words if not _present(w, vocab))
+
     def best(
         self, text: str, candidates: Sequence[str], *, min_score: float = 0.0
     ) -> IntentMatch | None:

@@ -155,6 +155,9 @@ class EndingSpec(_Part, frozen=True):
     (nearly) verbatim, is."""
     min_margin: Annotated[float, Meta(ge=0, le=1)] = 0.15
     """Lead over the best candidate that would not end the call the same way."""
+    max_unexplained: Annotated[int, Meta(ge=0, le=20)] = 2
+    """Most words of the line the intent does not account for ("goodbye, wait, one more
+    thing" is not a sure goodbye)."""
     unsure: Literal["confirm", "no_match"] = "confirm"
     confirm_end: str = "Did you want to end the call?"
     confirm_transfer: str = "Did you want me to put you through?"

@@ -141,6 +141,7 @@ def test_verdict_needs_score_and_margin_over_rivals() -> None:
     strict = EndingSpec(unsure="no_match")
     assert verdict(strict, weak, [("bye", 0.8)], endings) == "no_match"
     assert verdict(settings, IntentMatch("book", 0.6), [], endings) == "go"
+    assert verdict(settings, sure, [("bye", 0.9)], endings, unexplained=3) == "confirm"
 
 
 def test_ending_settings_are_validated() -> None:
@@ -166,6 +167,20 @@ async def test_the_misheard_urgent_line_does_not_end_the_call(caller: Caller, sa
 async def test_a_clear_goodbye_still_ends_the_call(caller: Caller) -> None:
     assert await caller.say("No, that's all. Goodbye.") == GOODBYE_LINE
     assert caller.actions == [EndCall(reason="completed")]
+
+
+def test_words_the_intent_does_not_account_for(matcher: IntentMatcher) -> None:
+    assert matcher.unexplained("goodbye", "No, that's all. Goodbye.") == 0
+    assert matcher.unexplained("goodbye", "Goodbye, wait, one more thing.") == 4
+    assert matcher.unexplained("no", "no, I have a toothache") == 2
+
+
+async def test_goodbye_then_more_is_confirmed_first(caller: Caller) -> None:
+    """A turn taken back and joined ("Goodbye." + "wait, one more thing") is not a sure bye."""
+    said = await caller.say("Goodbye, wait, one more thing.")
+    assert said == "Did you want to end the call?"
+    assert caller.actions == []
+    assert await caller.say("No.") == "Okay. How can I help you today?"
 
 
 async def test_an_unsure_transfer_is_confirmed_first(caller: Caller) -> None:
