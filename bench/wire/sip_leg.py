@@ -198,7 +198,7 @@ async def open_leg(
     """An answered SIP call to `target.sip_number`; hung up (BYE) on exit.
 
     `codec`: PCMU, PCMA or G722 (default: the target's `sip_codec` when it has one, else PCMU).
-    At most 4 SIP legs can be open in one process (PJSUA_MAX_CALLS in the pjsua2 wheel)."""
+    At most `sip_phone.MAX_CALLS` SIP legs can be open in one process."""
     leg = SipLeg(on_audio, codec or str(getattr(target, "sip_codec", "PCMU")))
     async with shared_phone(target.sip_local_host) as phone:
         try:

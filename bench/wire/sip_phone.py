@@ -45,8 +45,8 @@ from sip.ua import CODEC_IDS
 log = logging.getLogger(__name__)
 
 MAX_CALLS: Final = 32
-"""Asked of pjsua (its default is 4); pjsua caps it at its compiled-in PJSUA_MAX_CALLS, which
-is 4 in the pjsua2-python wheel (a fifth call fails with PJ_ETOOMANY)."""
+"""Asked of pjsua; pjsua caps it at its compiled-in PJSUA_MAX_CALLS (512 in the node's own
+build, deploy/pjsua2; 4 in the PyPI wheels, where a fifth call fails with PJ_ETOOMANY)."""
 PJ_ETOOMANY: Final = 70010
 TEARDOWN_POLLS: Final = 50
 """At stop, poll this many times (10 ms each) for the BYEs to complete."""
