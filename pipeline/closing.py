@@ -6,7 +6,8 @@ then `grace_ms` (`turn.closing_grace_ms`, ~1.5 s) more pass before the call is h
 to SIP/AMI. If the caller starts speaking during the line or the grace period, the action waits
 for what they said: words cancel it (the session cancels the reply, the agent goes back to where
 it was before the reply, and the conversation goes on with that line); speech without words
-(a cough, noise) lets it go ahead.
+(a cough, noise) lets it go ahead. Over a closing line even a short "wait" is transcribed (it
+is not taken for a backchannel), and keys the caller is still pressing hold the action too.
 
 `ClosingGrace` is the sans-IO core (events in, a decision and a wake-up time out);
 `ClosingActions` is the call's driver on the injected clock, and counts what was cancelled.
@@ -18,6 +19,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+from collections.abc import Callable
 from typing import Literal
 
 from prometheus_client import Counter
@@ -64,9 +66,10 @@ class ClosingGrace:
     def caller_done(self) -> None:
         self.busy = False
 
-    def wake_at(self, now: float) -> float | None:
-        """None: go ahead now. Else when to look again (`inf`: at the next caller event)."""
-        if self.deadline is None or self.busy:
+    def wake_at(self, now: float, *, keys: bool = False) -> float | None:
+        """None: go ahead now. Else when to look again (`inf`: at the next caller event).
+        `keys`: the caller is pressing keys (an entry not yet complete)."""
+        if self.deadline is None or self.busy or keys:
             return float("inf")
         return None if now >= self.deadline else self.deadline
 
@@ -84,6 +87,8 @@ class ClosingActions:
         self._log = log
         self._grace = ClosingGrace(grace_ms / 1000)
         self._changed = asyncio.Event()
+        self.keys_pending: Callable[[], bool] = lambda: False
+        """Whether the caller is in the middle of a keypad entry (its end cancels the reply)."""
         self.current: PendingClose | None = None
         """The current reply's closing action, from when the agent asks for it until it is
         carried out."""
@@ -108,19 +113,25 @@ class ClosingActions:
         """Return once the closing line has had its grace period and the caller said nothing;
         cancelled with the reply when they did."""
         self._grace.line_played(self._clock.now())
-        while (wake := self._grace.wake_at(self._clock.now())) is not None:
-            self._changed.clear()
-            changed = asyncio.ensure_future(self._changed.wait())
-            timer = asyncio.ensure_future(self._clock.sleep_until(wake)) if wake < 1e18 else None
-            waits = [f for f in (changed, timer) if f is not None]
-            try:
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for fut in (changed, timer):
-                    if fut is not None and not fut.done():
-                        fut.cancel()
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await fut
+        while (
+            wake := self._grace.wake_at(self._clock.now(), keys=self.keys_pending())
+        ) is not None:
+            await self._changed_or(wake)
+
+    async def _changed_or(self, wake: float) -> None:
+        """Until the caller's speech changes, or `wake` on the clock (`inf`: never)."""
+        self._changed.clear()
+        changed = asyncio.ensure_future(self._changed.wait())
+        timer = asyncio.ensure_future(self._clock.sleep_until(wake)) if wake < 1e18 else None
+        waits = [f for f in (changed, timer) if f is not None]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for fut in waits:
+                if not fut.done():
+                    fut.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await fut
 
     def reply_cancelled(self, agent: Agent) -> None:
         """The current reply was cancelled (the caller spoke or pressed keys): a closing action

@@ -128,6 +128,7 @@ class CallSession:
             give_up=lambda: self.end("no_input"),
         )
         self._dtmf = DtmfCollector(clock, self._spawn, self._on_keypad_entry)
+        self._guard.closing.keys_pending = lambda: self._dtmf.pending
         self._ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._started_at = 0.0
 
@@ -319,8 +320,7 @@ class CallSession:
             return
         if self._candidate:
             self._candidate = False
-            # A backchannel: the agent carries on (not over a closing line: any word counts).
-            if self._playout.speaking and not self._guard.closing.pending:
+            if self._playout.speaking and not self._guard.closing.pending:  # a backchannel
                 stream.close()
                 self._guard.closing.caller_done()
                 self._playout.resume()

@@ -218,3 +218,20 @@ async def test_a_flow_agent_goes_on_from_before_its_goodbye() -> None:
         assert agent.node == "anything_else"
         ended = await h.finish()
     assert ended.reason == "hangup"
+
+
+async def test_keys_pressed_in_the_grace_period_cancel_the_hangup() -> None:
+    before = cancelled("hangup")
+    h = Harness(["ok bye"], ScriptedAgent(greeting="Hi."), closing_grace_ms=1500)
+    await h.start()
+    await h.until(State.LISTENING)
+    await h.say(0, 0.6)
+    await until_closing_line_played(h)
+    await h.silence(1.0)
+    h.call.press("0")  # the entry ends after the inter-digit pause, past the grace period
+    await h.until(State.AGENT_SPEAKING)
+    await h.until(State.LISTENING)
+    assert h.call.hung_up is None
+    assert h.finals("agent")[-1].text == "You pressed 0."
+    assert cancelled("hangup") == before + 1
+    assert (await h.finish()).reason == "hangup"
