@@ -36,9 +36,10 @@ from litestar.params import FromPath, JSONBody
 from msgspec import Meta
 
 from control_api.auth import Principal, can_operate
-from control_api.host import DialError, OverCapacity
+from control_api.host import DialError
+from control_api.intake import http_refusal
 from control_api.metrics import CALLS_REFUSED
-from control_api.quotas import QuotaExceeded
+from control_api.refusals import CallRefused
 from control_api.state import Api
 from media.call import CallControlError
 from media.destination import Destination
@@ -136,16 +137,8 @@ async def place_call(
     call_id = uuid.uuid4().hex
     try:
         await dialer.dial(call_id=call_id, tenant_id=tenant, agent=agent.pinned, to=to)
-    except OverCapacity as exc:
-        CALLS_REFUSED.labels(reason=exc.reason).inc()
-        raise ServiceUnavailableException(
-            f"call refused: {exc.reason}", headers={"Retry-After": str(exc.retry_after_s)}
-        ) from exc
-    except QuotaExceeded as exc:
-        CALLS_REFUSED.labels(reason=exc.reason).inc()
-        raise TooManyRequestsException(
-            f"call refused: {exc}", headers={"Retry-After": str(exc.retry_after_s)}
-        ) from exc
+    except CallRefused as exc:  # counted and logged by the dialer's intake
+        raise http_refusal(exc) from exc
     except DialError as exc:
         if exc.status == 400:
             raise ValidationException(str(exc)) from exc

@@ -119,20 +119,22 @@ class LiveCalls:
 
     async def _run_connected(self, call: LiveCall, agent: str) -> None:
         """`_run` once the call's media is up: a call whose media never connects (a WebRTC
-        offer nobody completes) ends, released, without the agent ever starting."""
+        offer nobody completes) ends without the agent ever starting. Either way the call's
+        admission is released here, once it has closed."""
         connected = False
         try:
             connected = not isinstance(call, MediaPending) or await call.wait_media()
+            if connected:
+                await self._run(call, agent)
         finally:
-            if not connected:
-                try:
+            try:
+                if not connected:
                     await call.close("not connected")
-                finally:
-                    self._calls.pop(call.info.call_id, None)
-                    self._host.release(call.info.call_id)
+            finally:
+                self._calls.pop(call.info.call_id, None)
+                self._host.release(call.info.call_id)
+                if not connected:
                     log.info("call never connected", extra={"call_id": call.info.call_id})
-        if connected:
-            await self._run(call, agent)
 
     async def _run(self, call: LiveCall, agent: str) -> None:
         info = call.info
@@ -169,8 +171,6 @@ class LiveCalls:
             try:
                 await call.close(outcome)
             finally:
-                self._calls.pop(info.call_id, None)
-                self._host.release(info.call_id)
                 label = outcome if outcome in ENDED_OUTCOMES else "other"
                 CALLS_ENDED.labels(outcome=label, transport=info.transport).inc()
                 log.info("call ended", extra={**extra, "outcome": outcome})

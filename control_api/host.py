@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from agents.spec import AgentSpec
+from control_api.refusals import OverCapacity as OverCapacity
 from media.call import Call, CallInfo
 from media.transport import Transport
 from pipeline.events import EventCallback
@@ -61,17 +62,8 @@ class NumberRoute:
     agent: AgentRef
 
 
-class OverCapacity(Exception):
-    """A new call was refused: the node is full or draining. Retry after `retry_after_s`."""
-
-    def __init__(self, reason: str, retry_after_s: int) -> None:
-        super().__init__(f"call refused: {reason}; retry after {retry_after_s} s")
-        self.reason = reason
-        self.retry_after_s = retry_after_s
-
-
-class CallHost(Protocol):
-    """What the control API and the transports need from the node."""
+class CallIntake(Protocol):
+    """What a transport needs from the node to take calls in (`control_api.intake`)."""
 
     @property
     def calls(self) -> LiveCalls:
@@ -79,27 +71,8 @@ class CallHost(Protocol):
         ...
 
     @property
-    def ready(self) -> bool:
-        """True once the engines' models are loaded."""
-        ...
-
-    @property
-    def draining(self) -> bool: ...
-
-    @property
     def dialers(self) -> dict[str, Dialer]:
         """Outbound call paths by name ("sip", "asterisk"), registered by the listeners."""
-        ...
-
-    @property
-    def store(self) -> Store:
-        """The node's open, migrated store (tenants, keys, agents, numbers, calls)."""
-        ...
-
-    @property
-    def quotas(self) -> Quotas:
-        """Per-tenant call quotas: every call-starting path takes a slot after `admit` and the
-        host gives it back in `release`."""
         ...
 
     async def find_agent(
@@ -112,17 +85,35 @@ class CallHost(Protocol):
         """Which tenant and agent answer a dialled DID or SIP user (SIP/AudioSocket routing)."""
         ...
 
-    def admit(self, call_id: str) -> None:
-        """Take a new call or raise `OverCapacity` (draining, max calls); pairs with `release`."""
-        ...
-
     async def admit_for(self, tenant_id: str, call_id: str) -> None:
-        """`admit`, then take the tenant's quota slot (`QuotaExceeded`); on either refusal
-        nothing is held. Every call-starting path uses this."""
+        """Take the node's slot (`OverCapacity`, `Draining`), then the tenant's quota slot
+        (`QuotaExceeded`); on a refusal nothing is held. Use `control_api.intake.admit`."""
         ...
 
     def release(self, call_id: str) -> None:
         """Give back the call's admission and its tenant quota slot (idempotent)."""
+        ...
+
+
+class CallHost(CallIntake, Protocol):
+    """What the control API needs from the node: its intake, and running the calls."""
+
+    @property
+    def ready(self) -> bool:
+        """True once the engines' models are loaded."""
+        ...
+
+    @property
+    def draining(self) -> bool: ...
+
+    @property
+    def store(self) -> Store:
+        """The node's open, migrated store (tenants, keys, agents, numbers, calls)."""
+        ...
+
+    @property
+    def quotas(self) -> Quotas:
+        """Per-tenant call quotas (taken in `admit_for`, given back in `release`)."""
         ...
 
     async def run_call(

@@ -19,7 +19,9 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final
+
+from control_api.refusals import QuotaExceeded as QuotaExceeded
 
 WINDOW_S: Final = 60.0
 
@@ -35,17 +37,6 @@ class TenantQuota:
 UNLIMITED: Final = TenantQuota()
 
 QuotaLookup = Callable[[str], Awaitable[TenantQuota]]
-
-
-class QuotaExceeded(Exception):
-    """A call was refused by its tenant's quota; retry after `retry_after_s`."""
-
-    def __init__(
-        self, reason: Literal["max_concurrent_calls", "calls_per_minute"], retry_after_s: int
-    ) -> None:
-        super().__init__(f"tenant quota {reason} reached; retry after {retry_after_s} s")
-        self.reason = reason
-        self.retry_after_s = retry_after_s
 
 
 async def _unlimited(_: str) -> TenantQuota:

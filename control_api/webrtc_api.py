@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import logging
-import uuid
 from collections.abc import Sequence
 from typing import Annotated, Literal
 
@@ -24,15 +22,10 @@ from litestar.params import JSONBody
 from msgspec import Meta
 
 from control_api.auth import Principal, can_operate
-from control_api.host import OverCapacity
-from control_api.metrics import CALLS_REFUSED
-from control_api.quotas import QuotaExceeded
+from control_api.intake import http_refusal, webrtc_call
+from control_api.refusals import CallRefused
 from control_api.state import Api
-from media.call import CallInfo, Direction
-from media.webrtc import SdpError, answer_offer
-from media.webrtc_sdp import check_offer
-
-log = logging.getLogger(__name__)
+from media.webrtc import SdpError
 
 Name = Annotated[str, Meta(min_length=1, max_length=128)]
 
@@ -75,48 +68,13 @@ async def webrtc_offer(
 ) -> OfferAnswer:
     """Answer the offer and start the call; its events arrive on the `events` data channel."""
     tenant = request.user.tenant_for(data.tenant)
-    agent = await api.host.find_agent(tenant, data.agent)
-    if agent is None:
-        raise NotFoundException(f"no agent {data.agent!r} for tenant {tenant!r}")
     try:
-        check_offer(data.sdp)
+        call = await webrtc_call(api.host, api.webrtc, tenant, data.agent, data.sdp)
     except SdpError as exc:
         raise ValidationException(f"malformed SDP: {exc}") from exc
-    call_id = uuid.uuid4().hex
-    try:
-        await api.host.admit_for(tenant, call_id)
-    except (OverCapacity, QuotaExceeded) as exc:
-        CALLS_REFUSED.labels(reason=exc.reason).inc()
-        log.info("call refused", extra={"tenant_id": tenant, "reason": exc.reason})
-        headers = {"Retry-After": str(exc.retry_after_s)}
-        if isinstance(exc, OverCapacity):
-            raise ServiceUnavailableException(
-                f"call refused: {exc.reason}", headers=headers
-            ) from exc
-        raise TooManyRequestsException(f"call refused: {exc}", headers=headers) from exc
-    info = CallInfo(
-        call_id=call_id,
-        tenant_id=tenant,
-        direction=Direction.INBOUND,
-        from_uri="webrtc:browser",
-        to_uri=f"agent:{data.agent}",
-        transport="webrtc",
-    )
-    try:
-        call = await answer_offer(data.sdp, info, api.webrtc)
-    except SdpError as exc:
-        api.host.release(call_id)
-        raise ValidationException(f"malformed SDP: {exc}") from exc
-    except BaseException:
-        api.host.release(call_id)
-        raise
-    try:
-        api.calls.start(call, agent.pinned)
-    except BaseException:
-        await call.close("not started")
-        api.host.release(call_id)
-        raise
-    return OfferAnswer(call_id=call_id, sdp=call.answer_sdp)
+    except CallRefused as exc:
+        raise http_refusal(exc) from exc
+    return OfferAnswer(call_id=call.info.call_id, sdp=call.answer_sdp)
 
 
 def calls_router(extra: Sequence[HTTPRouteHandler] = (), **kwargs: object) -> Router:

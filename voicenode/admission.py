@@ -12,8 +12,9 @@ import functools
 import logging
 
 from control_api.calls import LiveCalls
-from control_api.host import Dialer, OverCapacity
+from control_api.host import Dialer
 from control_api.quotas import Quotas
+from control_api.refusals import Draining, OverCapacity
 
 __all__ = ["Admission", "OverCapacity"]
 
@@ -55,7 +56,7 @@ class Admission:
     def admit(self, call_id: str) -> None:
         """Take the call or raise `OverCapacity`; a taken call must later be `release`d."""
         if self._draining:
-            raise OverCapacity("draining", self.retry_after_draining_s)
+            raise Draining("draining", self.retry_after_draining_s)
         if len(self._calls) >= self.max_calls:
             raise OverCapacity("max_calls", self.retry_after_full_s)
         if call_id in self._calls:

@@ -15,12 +15,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import msgspec
 
 from config.schema import Settings
-from control_api.host import DialError
+from control_api import intake
+from control_api.host import CallIntake, DialError
+from control_api.intake import Ticket
+from media.call import CallInfo, Direction
 from media.destination import parse as parse_destination
 from sip.ami import AmiActionFailed, AmiClient, AmiError, AmiEvent, AmiOptions
 from sip.asterisk_calls import (
@@ -30,9 +33,6 @@ from sip.asterisk_calls import (
     OriginateResult,
     canonical_uuid,
 )
-
-if TYPE_CHECKING:
-    from voicenode.node import Node
 
 __all__ = ["AsteriskDialer", "AsteriskPbx", "OutboundCall"]
 
@@ -66,7 +66,7 @@ def ami_options(settings: Settings) -> AmiOptions:
 class AsteriskPbx:
     """One Asterisk over AMI: call control by call UUID and the calls originated here."""
 
-    def __init__(self, settings: Settings, node: Node) -> None:
+    def __init__(self, settings: Settings, node: CallIntake) -> None:
         self._settings = settings
         self._node = node
         self.channels = AsteriskChannels()
@@ -74,7 +74,7 @@ class AsteriskPbx:
         self.control = AsteriskControl(
             self.client, self.channels, transfer_context=settings.ami.transfer_context
         )
-        self._originated: dict[str, OutboundCall] = {}
+        self._originated: dict[str, tuple[OutboundCall, Ticket]] = {}
         self._watchdogs: dict[str, asyncio.Task[None]] = {}
         sock = settings.audiosocket
         self.audiosocket_address = settings.ami.audiosocket_address or f"{sock.host}:{sock.port}"
@@ -89,8 +89,8 @@ class AsteriskPbx:
             self._abandon(call_uuid, "shutdown")
         await self.client.close()
 
-    def take_originated(self, call_uuid: str) -> OutboundCall | None:
-        """The outbound call `call_uuid` belongs to, once (its admission now goes with it)."""
+    def take_originated(self, call_uuid: str) -> tuple[OutboundCall, Ticket] | None:
+        """The outbound call `call_uuid` belongs to and its admission, once."""
         call = self._originated.pop(call_uuid, None)
         if (task := self._watchdogs.pop(call_uuid, None)) is not None:
             task.cancel()
@@ -116,9 +116,15 @@ class AsteriskPbx:
         except (TimeoutError, AmiError) as exc:
             log.warning("asterisk manager not connected", extra={**extra, "error": str(exc)})
             raise DialError("the PBX is not reachable", 503) from None
-        # OverCapacity -> 503, QuotaExceeded -> 429
-        await self._node.admit_for(call.tenant_id, call.call_id)
-        self._originated[call_uuid] = call
+        info = CallInfo(
+            call_id=call.call_id,
+            tenant_id=call.tenant_id,
+            direction=Direction.OUTBOUND,
+            to_uri=call.to,
+            transport="audiosocket",
+        )
+        # held until the AudioSocket connection takes it, or given back by `_abandon`
+        self._originated[call_uuid] = (call, await intake.hold(self._node, info))
         try:
             await self.control.originate(
                 call_uuid=call_uuid,
@@ -151,12 +157,11 @@ class AsteriskPbx:
         self._abandon(call_uuid, "no audiosocket connection")
 
     def _abandon(self, call_uuid: str, reason: str) -> None:
-        call = self._originated.pop(call_uuid, None)
-        if (task := self._watchdogs.pop(call_uuid, None)) is not None:
-            task.cancel()
-        if call is None:
+        taken = self.take_originated(call_uuid)
+        if taken is None:
             return
-        self._node.release(call.call_id)
+        call, ticket = taken
+        ticket.release()
         log.info(
             "asterisk call not connected",
             extra={"call_id": call.call_id, "tenant_id": call.tenant_id, "reason": reason},

@@ -20,13 +20,12 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import TYPE_CHECKING
 
 from config.schema import Settings
-from control_api.host import OverCapacity
-from control_api.metrics import CALLS_REFUSED
-from control_api.quotas import QuotaExceeded
-from media.audiosocket import ErrorCode
+from control_api import intake
+from control_api.host import CallIntake
+from control_api.refusals import CallRefused as Refused
+from control_api.refusals import ShuttingDown, UnknownRoute, answer_for
 from media.audiosocket_server import (
     AudioSocketCall,
     AudioSocketOptions,
@@ -38,9 +37,6 @@ from media.audiosocket_server import (
 from media.call import CallInfo, Direction
 from voicenode.asterisk import AsteriskDialer, AsteriskPbx
 
-if TYPE_CHECKING:
-    from voicenode.node import Node
-
 __all__ = ["NodeAudioSocketRouter", "audiosocket_listener"]
 
 log = logging.getLogger(__name__)
@@ -49,12 +45,16 @@ log = logging.getLogger(__name__)
 class NodeAudioSocketRouter:
     """Routes AudioSocket UUIDs to the node's tenants and agents (`AudioSocketRouter`)."""
 
-    def __init__(self, settings: Settings, node: Node, pbx: AsteriskPbx | None = None) -> None:
+    def __init__(
+        self, settings: Settings, node: CallIntake, pbx: AsteriskPbx | None = None
+    ) -> None:
         self._settings = settings.audiosocket
         self._node = node
         self._pbx = pbx
         self._live: dict[uuid.UUID, str] = {}
         """UUID -> call id of the calls routed and not yet ended (one call per UUID at a time)."""
+        self._tickets: dict[str, intake.Ticket] = {}
+        """The admissions of the calls routed and not yet started, by call id."""
         self._routes = sorted(
             (
                 (prefix.replace("-", "").lower(), target)
@@ -79,73 +79,60 @@ class NodeAudioSocketRouter:
             raise CallRefused("UUID in use")
         self._live[call_uuid] = ""  # taken now: route() awaits, a twin may arrive meanwhile
         try:
-            route = await self._route(call_uuid)
-        except BaseException:
+            ticket, route = await self._route(call_uuid)
+        except BaseException as exc:
             del self._live[call_uuid]
+            if isinstance(exc, Refused):  # the node's refusal, as the AudioSocket error code
+                raise CallRefused(exc.reason, answer_for(exc).audiosocket) from exc
             raise
         self._live[call_uuid] = route.info.call_id
+        self._tickets[route.info.call_id] = ticket
         return route
 
     def _forget(self, call_id: str) -> None:
         for key in [k for k, v in self._live.items() if v == call_id]:
             del self._live[key]
 
-    async def _route(self, call_uuid: uuid.UUID) -> CallRoute:
+    async def _route(self, call_uuid: uuid.UUID) -> tuple[intake.Ticket, CallRoute]:
         key = str(call_uuid)
         far_end = self._pbx.control.far_end(key) if self._pbx is not None else None
         outbound = self._pbx.take_originated(key) if self._pbx is not None else None
         if outbound is not None:
-            info = CallInfo(
-                call_id=outbound.call_id,
-                tenant_id=outbound.tenant_id,
-                direction=Direction.OUTBOUND,
-                to_uri=outbound.to,
-                transport="audiosocket",
-            )
-            return CallRoute(info=info, agent=outbound.agent, control=far_end)
+            call, ticket = outbound
+            return ticket, CallRoute(info=ticket.info, agent=call.agent, control=far_end)
         target = self.target(call_uuid)
         if target is None:
-            raise CallRefused("unknown call UUID", ErrorCode.UNKNOWN_CALL)
+            raise UnknownRoute("unknown call UUID")
         tenant, name = target
         agent = await self._node.find_agent(tenant, name)
         if agent is None:
-            raise CallRefused(f"no agent {name!r} for tenant {tenant!r}", ErrorCode.UNKNOWN_CALL)
-        call_id = await self._admit(tenant)
+            raise UnknownRoute(f"no agent {name!r} for tenant {tenant!r}")
         info = CallInfo(
-            call_id=call_id,
+            call_id=uuid.uuid4().hex,  # the node's own id: the UUID is only a routing key
             tenant_id=tenant,
             direction=Direction.INBOUND,
             from_uri=f"audiosocket:{key}",
             to_uri=f"agent:{name}",
             transport="audiosocket",
         )
-        return CallRoute(info=info, agent=agent.pinned, control=far_end)
-
-    async def _admit(self, tenant: str) -> str:
-        """Admit the call and take its tenant's quota slot under a fresh id of the node's."""
-        call_id = uuid.uuid4().hex
-        try:
-            await self._node.admit_for(tenant, call_id)
-        except (OverCapacity, QuotaExceeded) as exc:
-            CALLS_REFUSED.labels(reason=exc.reason).inc()
-            log.info("audiosocket call refused", extra={"tenant_id": tenant, "reason": exc.reason})
-            raise CallRefused(exc.reason) from exc
-        return call_id
+        return await intake.hold(self._node, info), CallRoute(
+            info=info, agent=agent.pinned, control=far_end
+        )
 
     def start(self, call: AudioSocketCall, route: CallRoute) -> None:
         call_id = route.info.call_id
+        ticket = self._tickets.pop(call_id)
         try:
-            task = self._node.calls.start(call, route.agent)
-        except RuntimeError as exc:  # the node is shutting down
+            task = ticket.start(call, route.agent)
+        except ShuttingDown as exc:
             self._forget(call_id)
-            self._node.release(call_id)
-            raise CallRefused("shutting down") from exc
+            raise CallRefused(exc.reason) from exc
         task.add_done_callback(lambda _: self._forget(call_id))
 
 
 @asynccontextmanager
 async def audiosocket_listener(
-    settings: Settings, node: Node
+    settings: Settings, node: CallIntake
 ) -> AsyncIterator[AudioSocketServer | None]:
     """Serve AudioSocket while entered (nothing when `audiosocket.enabled` is false); with
     `ami.host` set, also keep the AMI connection and register the "asterisk" dialer."""

@@ -22,8 +22,9 @@ from agents.factory import build_agent
 from agents.urlguard import guarded_client
 from config import ConfigError, Settings
 from control_api.analytics import Analytics, open_analytics
-from control_api.host import AgentRef, NumberRoute, OverCapacity, split_pinned
+from control_api.host import AgentRef, NumberRoute, split_pinned
 from control_api.quotas import Quotas, tenant_cap
+from control_api.refusals import OverCapacity
 from control_api.store import Store
 from control_api.store.directory import Directory
 from control_api.store.secrets import llm_access_for
@@ -57,7 +58,6 @@ class Node(AdmittingHost):
         cap = tenant_cap(settings.node.max_calls, settings.node.tenant_share)
         self.quotas = quotas or Quotas(quota_lookup(store), tenant_cap=cap)
         self.directory = Directory(store)
-        self._agent_names: set[tuple[str, str]] = set()
         self.admission = Admission(settings.node.max_calls)
         self.calls.use_dialplan(settings.dialplan)
         self._http = http
@@ -110,22 +110,10 @@ class Node(AdmittingHost):
     async def find_agent(
         self, tenant_id: str, name: str, version: int | None = None
     ) -> AgentRef | None:
-        ref = await self.directory.find_agent(tenant_id, name, version)
-        if ref is not None:
-            self._agent_names.add((tenant_id, name))
-        return ref
+        return await self.directory.find_agent(tenant_id, name, version)
 
     async def find_number(self, number: str) -> NumberRoute | None:
         return await self.directory.find_number(number)
-
-    def has_agent(self, tenant_id: str, agent: str) -> bool:
-        """Deprecated (sync, from what the node has seen: the agents at start and since looked
-        up): use `await find_agent(...)` or `await find_number(...)`."""
-        return (tenant_id, agent) in self._agent_names
-
-    async def load_agent_names(self) -> None:
-        """Fill the `has_agent` snapshot with every live agent of every tenant."""
-        self._agent_names |= await self.directory.agent_names()
 
     def admit(self, call_id: str) -> None:
         if self.engines is None:
@@ -193,7 +181,6 @@ async def open_node(settings: Settings, engines: Engines | None = None) -> Async
         guarded_client(settings.analytics.url_allowlist) as http,
     ):
         node = Node(settings, store, http)
-        await node.load_agent_names()
         await node.start(engines)
         try:
             async with open_analytics(

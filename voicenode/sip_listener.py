@@ -15,20 +15,18 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from config.schema import Settings, SipSettings
-from control_api.host import DialError, OverCapacity
+from control_api import intake
+from control_api.host import CallIntake, DialError
 from control_api.metrics import CALLS_REFUSED
-from control_api.quotas import QuotaExceeded
+from control_api.refusals import CallRefused, NotAllowed, ShuttingDown, UnknownRoute, answer_for
 from media.call import CallControlError, CallInfo, Direction
 from media.destination import SipUri
 from media.destination import parse as parse_destination
 from sip.calls import SipCall
 from sip.ua import Accept, IncomingInvite, Reject, UserAgent
-
-if TYPE_CHECKING:
-    from voicenode.node import Node
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +51,7 @@ def _within(source: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Ne
 class SipRouter:
     """Decides what an inbound INVITE gets."""
 
-    def __init__(self, settings: SipSettings, node: Node) -> None:
+    def __init__(self, settings: SipSettings, node: CallIntake) -> None:
         self._settings = settings
         self._node = node
         self._trusted = _networks(settings.trusted_proxies)
@@ -90,42 +88,38 @@ class SipRouter:
         return route.tenant_id, route.agent.pinned
 
     async def route(self, invite: IncomingInvite) -> Accept | Reject:
+        try:
+            return await self._admit(invite)
+        except CallRefused as exc:
+            answer = answer_for(exc)
+            return Reject(answer.sip_status, answer.sip_reason, exc.headers)
+
+    async def _admit(self, invite: IncomingInvite) -> Accept:
         if not self.allowed(invite.source):
             CALLS_REFUSED.labels(reason="source").inc()
             log.warning("sip: INVITE from a source not allowed", extra={"source": invite.source})
-            return Reject(403, "Forbidden")
+            raise NotAllowed("source")
         target = await self.target(invite)
         if target is None:
-            return Reject(404, "Not Found")
+            raise UnknownRoute("unknown number")
         tenant, agent = target
-        call_id = uuid.uuid4().hex
-        try:
-            await self._node.admit_for(tenant, call_id)
-        except (OverCapacity, QuotaExceeded) as exc:
-            CALLS_REFUSED.labels(reason=exc.reason).inc()
-            log.info("sip call refused", extra={"tenant_id": tenant, "reason": exc.reason})
-            headers = {"Retry-After": str(exc.retry_after_s)}
-            if isinstance(exc, OverCapacity):
-                return Reject(503, "Service Unavailable", headers)
-            # 486 is what a carrier expects for "this customer is at its limit".
-            return Reject(486, "Busy Here", headers)
         info = CallInfo(
-            call_id=call_id,
+            call_id=uuid.uuid4().hex,
             tenant_id=tenant,
             direction=Direction.INBOUND,
             from_uri=invite.request.header("from") or "",
             to_uri=invite.request.uri,
             transport="sip",
         )
+        ticket = await intake.hold(self._node, info)  # the user agent starts or abandons it
 
         def start(call: SipCall) -> None:
             try:
-                self._node.calls.start(call, agent)
-            except RuntimeError:  # shutting down
-                self._node.release(call_id)
+                ticket.start(call, agent)
+            except ShuttingDown:
                 asyncio.get_running_loop().create_task(call.close("shutdown"))
 
-        return Accept(info=info, start=start, abandon=lambda: self._node.release(call_id))
+        return Accept(info=info, start=start, abandon=ticket.release)
 
 
 OUTCOMES: Final = {
@@ -152,7 +146,7 @@ def outcome_of(status: int) -> str:
 class SipDialer:
     """`control_api.host.Dialer` for SIP: INVITE through the trunk, the session on answer."""
 
-    def __init__(self, ua: UserAgent, node: Node) -> None:
+    def __init__(self, ua: UserAgent, node: CallIntake) -> None:
         self._ua = ua
         self._node = node
         self._tasks: set[asyncio.Task[None]] = set()
@@ -173,7 +167,6 @@ class SipDialer:
 
     async def dial(self, *, call_id: str, tenant_id: str, agent: str, to: str) -> None:
         uri = self._uri(to)
-        await self._node.admit_for(tenant_id, call_id)  # OverCapacity → 503, QuotaExceeded → 429
         info = CallInfo(
             call_id=call_id,
             tenant_id=tenant_id,
@@ -181,34 +174,32 @@ class SipDialer:
             to_uri=uri,
             transport="sip",
         )
-        extra = {"call_id": call_id, "tenant_id": tenant_id}
-        try:
-            call = await self._ua.dial(uri, info)
-        except ValueError as exc:
-            self._node.release(call_id)
-            log.warning("outbound sip call not sent", extra={**extra, "error": str(exc)})
-            raise DialError("the SIP stack could not send the call", 400) from None
-        except BaseException:
-            self._node.release(call_id)
-            raise
-        try:
-            async with asyncio.timeout(EARLY_FAILURE_S):
-                await call.wait_progress()
-        except TimeoutError:
-            pass  # not ringing yet, still being called: `_when_answered` takes it from here
-        except CallControlError:
-            await call.close("refused")
-            self._node.release(call_id)
-            raise DialError(self._refusal(call), 502) from None
-        except BaseException:
-            await call.close("shutdown")
-            self._node.release(call_id)
-            raise
-        task = asyncio.get_running_loop().create_task(
-            self._when_answered(call, agent), name=f"dial:{call_id}"
-        )
+        async with intake.admit(self._node, info) as ticket:
+            call = await self._place(uri, info)
+            try:
+                async with asyncio.timeout(EARLY_FAILURE_S):
+                    await call.wait_progress()
+            except TimeoutError:
+                pass  # not ringing yet, still being called: `_when_answered` takes it from here
+            except CallControlError:
+                await call.close("refused")
+                raise DialError(self._refusal(call), 502) from None
+            except BaseException:
+                await call.close("shutdown")
+                raise
+            task = asyncio.get_running_loop().create_task(
+                self._when_answered(call, agent, ticket.keep()), name=f"dial:{call_id}"
+            )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _place(self, uri: str, info: CallInfo) -> SipCall:
+        try:
+            return await self._ua.dial(uri, info)
+        except ValueError as exc:
+            extra = {"call_id": info.call_id, "tenant_id": info.tenant_id, "error": str(exc)}
+            log.warning("outbound sip call not sent", extra=extra)
+            raise DialError("the SIP stack could not send the call", 400) from None
 
     def _refusal(self, call: SipCall) -> str:
         """What the API says about a call refused before it rang: one of `OUTCOMES`, never
@@ -234,26 +225,23 @@ class SipDialer:
             )
         return f"the call did not connect: {OUTCOMES[outcome]}"
 
-    async def _when_answered(self, call: SipCall, agent: str) -> None:
-        call_id = call.info.call_id
-        extra = {"call_id": call_id, "tenant_id": call.info.tenant_id}
-        try:
-            async with asyncio.timeout(60):
-                await call.wait_answered()
-        except (CallControlError, TimeoutError) as exc:
-            log.info("outbound sip call not answered", extra={**extra, "error": str(exc)})
-            await call.close("unanswered")
-            self._node.release(call_id)
-            return
-        except asyncio.CancelledError:
-            await call.close("shutdown")
-            self._node.release(call_id)
-            raise
-        try:
-            self._node.calls.start(call, agent)
-        except RuntimeError:
-            await call.close("shutdown")
-            self._node.release(call_id)
+    async def _when_answered(self, call: SipCall, agent: str, ticket: intake.Ticket) -> None:
+        extra = {"call_id": call.info.call_id, "tenant_id": call.info.tenant_id}
+        async with ticket:
+            try:
+                async with asyncio.timeout(60):
+                    await call.wait_answered()
+            except (CallControlError, TimeoutError) as exc:
+                log.info("outbound sip call not answered", extra={**extra, "error": str(exc)})
+                await call.close("unanswered")
+                return
+            except asyncio.CancelledError:
+                await call.close("shutdown")
+                raise
+            try:
+                ticket.start(call, agent)
+            except ShuttingDown:
+                await call.close("shutdown")
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -263,7 +251,7 @@ class SipDialer:
 
 
 @asynccontextmanager
-async def sip_listener(settings: Settings, node: Node) -> AsyncIterator[UserAgent | None]:
+async def sip_listener(settings: Settings, node: CallIntake) -> AsyncIterator[UserAgent | None]:
     """Serve SIP while entered (nothing when `sip.enabled` is false)."""
     if not settings.sip.enabled:
         yield None
