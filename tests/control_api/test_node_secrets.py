@@ -164,7 +164,7 @@ async def test_a_tenant_cannot_obtain_the_node_environment_as_its_key(
         return [
             r.headers["authorization"]
             for r in chats
-            if f"You are {name}." == r.json()["messages"][0]["content"]
+            if r.json()["messages"][0]["content"].startswith(f"You are {name}.")
             or f"Hello from {name}." in r.json()["messages"][-1]["content"]
         ]
 
