@@ -7,9 +7,11 @@ them, and must release every one of them without crashing or growing.
 
 The node is `bench.sip_media_node --agent greet`: the node's SIP `UserAgent` in its own process,
 with an agent that plays a greeting (1 s) on every answered call and then listens. One sipp
-(`bench/scenarios/churn.xml`, `bench.churn.caller`) places N calls, at most C at once (default:
-the calls pjsua2 holds, `sip.ua.call_capacity()`: 4 with the PyPI wheel, 512 with the server
-build; C is capped at 32 unless given, so the bench fits a small machine), each call drawing
+(`bench/scenarios/churn.xml`, `bench.churn.caller`) places N calls, C at once, at the node's
+call limit: the node's pjsua2 is held to C calls (`--max-calls`; C is `--concurrency`, default
+32 so the bench fits a small machine, or the build's `sip.ua.call_capacity()` if lower: 4 with
+the PyPI wheel, 512 with the server build). pjsua hands out call slots round-robin, so at the
+limit a call's slot goes to the next INVITE as soon as it is free. Each call draws
 its kind from the mix: a normal short call (the caller talks, hangs up after the greeting),
 BYE during the greeting, CANCEL before the answer (the node answers that number late), and a
 caller that vanishes without a BYE (stops its RTP; the node must hang up on
@@ -130,6 +132,7 @@ async def churn(
     mix = mix or Mix()
     args = ["--agent", "greet", "--greeting-s", str(GREETING_S), "--late-number", LATE_NUMBER]
     args += ["--late-answer-s", str(LATE_ANSWER_S), "--rtp-timeout", str(rtp_timeout_s)]
+    args += ["--max-calls", str(concurrency or DEFAULT_MAX_CONCURRENCY)]  # at the node's limit
     with (workdir / "node.log").open("w+") as log:
         node = await ChurnNode.start(args, log)
         assert isinstance(node, ChurnNode)
@@ -169,7 +172,7 @@ async def _run(
     rtp_timeout = node.hello.get("rtp_timeout_s")
     if rtp_timeout is None:  # the node cannot hang up on silence: no vanishing callers
         mix = dataclasses.replace(mix, vanish=0.0)
-    at_once = min(capacity, concurrency or min(capacity, DEFAULT_MAX_CONCURRENCY))
+    at_once = capacity  # the node's limit: --concurrency, or the build's if lower
     base = await node.stats()
     wait_ms = int(1000 * (float(rtp_timeout or 0) + 30))
     xml = scenario_text(
@@ -243,8 +246,13 @@ def parse_mix(text: str) -> Mix:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calls", type=int, default=10_000, help="calls to place (default 10000)")
-    p.add_argument("--concurrency", type=int, default=None, help="calls at once (default: "
-                   f"pjsua2's capacity, at most {DEFAULT_MAX_CONCURRENCY})")  # fmt: skip
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help=f"calls at once, the node's call limit (default {DEFAULT_MAX_CONCURRENCY}, or "
+        "what pjsua2 was built for if lower)",
+    )
     p.add_argument("--rtp-timeout", type=float, default=3.0, help="sip.rtp_timeout_s (default 3)")
     p.add_argument(
         "--mix",

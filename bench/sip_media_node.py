@@ -4,7 +4,7 @@ models, so what it costs is the media path (pjsua2 + bridge port + asyncio hando
 
     python -m bench.sip_media_node --agent echo|tone|listen|greet [--codec PCMU] [--quality 1-10]
                                    [--greeting-s S] [--late-number N --late-answer-s S]
-                                   [--rtp-timeout S]
+                                   [--rtp-timeout S] [--max-calls N]
 
 Agents: `echo` writes each inbound frame back out; `tone` reads the caller and writes a tone
 paced 20 ms on the loop clock, three frames ahead (as the pipeline's playout does); `listen`
@@ -12,7 +12,8 @@ only reads (the outbound side then sends silence); `greet` plays a greeting (a t
 `--greeting-s`, paced the same way) and then only reads, until the call ends (the churn bench:
 a caller can hang up during the greeting). INVITEs to `--late-number` are answered only after
 `--late-answer-s` (a caller CANCELs before the answer); `--rtp-timeout` sets
-`sip.rtp_timeout_s` (the node hangs up a caller that sent no RTP that long).
+`sip.rtp_timeout_s` (the node hangs up a caller that sent no RTP that long); `--max-calls`
+holds pjsua2 to fewer calls than it was built for (a node at its call limit).
 
 Protocol with the bench (stdout, one JSON object a line): first
 `{"sip_port", "threads": {"main": TID, "sip": TID}, "capacity", "rtp_timeout_s"}` once
@@ -39,6 +40,7 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
+import sip.ua as sip_ua
 from config import load_settings
 from config.schema import SipSettings
 from media.call import CallInfo, Direction
@@ -64,6 +66,10 @@ class NodeOptions:
     late_answer_s: float = 5.0
     rtp_timeout_s: float | None = None
     """`sip.rtp_timeout_s` (None: the node's default)."""
+    max_calls: int | None = None
+    """pjsua2's call limit (`UaConfig.maxCalls`) below the one it was built with (None: the
+    built one). pjsua hands out call slots round-robin, so a node at this limit reuses a
+    call's slot as soon as it is free, as a full production node does."""
 
 
 def rss_kb() -> int:
@@ -233,6 +239,9 @@ async def serve(
     options: NodeOptions | None = None,
 ) -> None:
     options = options or NodeOptions()
+    if options.max_calls is not None:
+        limit = min(options.max_calls, call_capacity())
+        setattr(sip_ua, "call_capacity", lambda: limit)  # noqa: B010 (read by UserAgent)
     sip = _sip_settings(codec, quality, options)
     agents = BenchAgents(agent, options)
     handoff = loop_handoff(asyncio.get_running_loop())
@@ -244,7 +253,7 @@ async def serve(
             {
                 "sip_port": ua.port,
                 "threads": {"main": threading.get_native_id(), "sip": threads.get("sip")},
-                "capacity": call_capacity(),
+                "capacity": sip_ua.call_capacity(),
                 "rtp_timeout_s": getattr(sip, "rtp_timeout_s", None),
             }
         )
@@ -277,12 +286,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--late-number", default="", help="a number answered only after a delay")
     p.add_argument("--late-answer-s", type=float, default=5.0)
     p.add_argument("--rtp-timeout", type=float, default=None, help="sip.rtp_timeout_s")
+    p.add_argument("--max-calls", type=int, default=None, help="pjsua2's call limit (lower)")
     args = p.parse_args(argv)
     options = NodeOptions(
         greeting_s=args.greeting_s,
         late_number=args.late_number,
         late_answer_s=args.late_answer_s,
         rtp_timeout_s=args.rtp_timeout,
+        max_calls=args.max_calls,
     )
 
     def emit(obj: dict[str, object]) -> None:
