@@ -129,16 +129,21 @@ async def test_a_clear_goodbye_still_ends_the_call(line: Line) -> None:
 async def test_a_caller_who_speaks_up_during_the_goodbye_keeps_the_call(line: Line) -> None:
     ev = line.events
     line.say("Goodbye.")
-    # The goodbye starts playing...
+    # The goodbye starts playing (the agent speaks after the caller's line was transcribed)...
     await ev.wait(lambda: ev.user_lines(), limit_s=60)
-    states = len(ev.of(StateChanged))
-    await ev.wait(
-        lambda: any(
-            isinstance(e, StateChanged) and e.state == "agent_speaking"
-            for e in ev.of(StateChanged)[states:]
-        ),
-        limit_s=60,
-    )
+
+    def goodbye_playing() -> bool:
+        kinds = [e for _, e in ev.seen]
+        said = next(
+            i
+            for i, e in enumerate(kinds)
+            if isinstance(e, Transcript) and e.role == "user" and e.final
+        )
+        return any(
+            isinstance(e, StateChanged) and e.state == "agent_speaking" for e in kinds[said:]
+        )
+
+    await ev.wait(goodbye_playing, limit_s=60)
     # ... and once a second of it has reached the caller ("Thanks for calling Bright ..."),
     # they speak up (while it plays, or in the grace period after it).
     start = len(line.client.audio(SLIN))
