@@ -133,6 +133,13 @@ class ClosingActions:
                     with contextlib.suppress(asyncio.CancelledError):
                         await fut
 
+    def checkpoint(self, agent: Agent) -> object:
+        """The agent's state for a turn that starts now: from before the current reply when
+        that reply holds a closing action (the turn may call it off), else as it is."""
+        if self.current is not None and self.current.kind is not None:
+            return self.current.checkpoint
+        return agent.checkpoint()
+
     def reply_cancelled(self, agent: Agent) -> None:
         """The current reply was cancelled (the caller spoke or pressed keys): a closing action
         it still held is cancelled too."""

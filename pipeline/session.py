@@ -333,7 +333,7 @@ class CallSession:
         agent_state = (
             held.checkpoint  # from before the held reply
             if held is not None and held.stream is stream
-            else self._agent.checkpoint()
+            else self._guard.closing.checkpoint(self._agent)  # (before a held goodbye)
         )
         self._endpoint = LastEndpoint(stream.audio(), ev.decided_at, len(self.history), agent_state)
         # A reply paused for this speech is kept until the words are in (see `_no_words`).

@@ -235,3 +235,35 @@ async def test_keys_pressed_in_the_grace_period_cancel_the_hangup() -> None:
     assert h.finals("agent")[-1].text == "You pressed 0."
     assert cancelled("hangup") == before + 1
     assert (await h.finish()).reason == "hangup"
+
+
+async def test_a_turn_taken_back_after_a_cancelled_goodbye_starts_from_before_it() -> None:
+    """ "wait" in the grace period cancels the goodbye; "what are your hours" right after it
+    continues that turn: the flow answers it from where it was before the goodbye (the turn's
+    agent state is the goodbye reply's checkpoint, not a flow that has ended)."""
+    async with httpx.AsyncClient() as http:
+        agent = FlowAgent(
+            embedded_specs()["receptionist"],
+            AgentContext(call_id="c1", tenant_id="t1", http=http),
+        )
+        lines = ["Goodbye.", "wait", "Wait, what are your hours?"]
+        h = Harness(lines, agent, closing_grace_ms=3000)
+        s = await h.start()
+        await h.until(State.LISTENING)
+        await h.say(0, 0.6)
+        await until_closing_line_played(h)
+        await h.silence(CONTINUATION_S + 0.1)
+        await h.say(1, 0.3)  # "wait"
+        for _ in range(100):  # until its transcript is in: the goodbye is called off
+            if [t.text for t in h.finals("user")][-1:] == ["wait"]:
+                break
+            await h.silence(0.02)
+        assert s.state == State.AGENT_SPEAKING  # the flow answers "wait"
+        await h.say(2, 1.0)  # ... and the caller goes on: the same turn
+        await h.until(State.AGENT_SPEAKING)
+        await h.until(State.LISTENING)
+        assert h.call.hung_up is None
+        assert not agent.ended
+        assert s.history[-1].text.startswith("We're open Monday to Friday")
+        assert agent.node == "anything_else"
+        assert (await h.finish()).reason == "hangup"
