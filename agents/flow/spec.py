@@ -253,6 +253,10 @@ class _Checker:
             self.bad("flow.nodes", "a flow needs at least one node")
         self.node_ref("flow.start", flow.start)
         self.texts("flow", {"reprompt": flow.reprompt, "no_match": flow.no_match})
+        e = flow.ending
+        self.texts(
+            "flow.ending", {"confirm_end": e.confirm_end, "confirm_transfer": e.confirm_transfer}
+        )
         for name, slot in flow.slots.items():
             self.slot(f"flow.slots.{name}", slot)
         for name, intent in flow.intents.items():

@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from agents.base import AgentContext, CallStarted, DtmfPressed, EndCall, NoInput, Transfer
-from agents.catalog import embedded_specs, parse_spec
+from agents.catalog import SpecError, embedded_specs, parse_spec
 from agents.flow import FlowAgent
 from agents.flow.ending import Ending, route_ending, verdict
 from agents.flow.intents import IntentMatch, IntentMatcher
@@ -250,3 +250,11 @@ async def test_unsure_as_no_match(ctx: AgentContext) -> None:
     assert caller.actions == []
     assert await caller.say("Goodbye.") == "Bye."
     assert caller.actions == [EndCall(reason="completed")]
+
+
+def test_ending_lines_are_checked_for_unknown_slots() -> None:
+    spec = UNSURE_IS_NO_MATCH.replace(
+        'ending = { unsure = "no_match" }', 'ending = { confirm_end = "Bye, {nme}?" }'
+    )
+    with pytest.raises(SpecError, match=r"flow.ending.confirm_end: unknown slot \{nme\}"):
+        parse_spec(spec, "desk.toml")
