@@ -11,17 +11,26 @@ what the node did (the call ended or not, and how), never on exact transcripts o
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+import httpx
+import msgspec
+import numpy as np
+import numpy.typing as npt
 import pytest
 from prometheus_client import REGISTRY
 
+from agents.base import AgentContext
+from agents.llm import CLOSING_NOTE, LlmAgent
+from agents.spec import AgentSpec
 from pipeline.engines import Engines
 from pipeline.events import CallEnded, StateChanged, Transcript
 from pipeline.tts import TtsEngine
 from tests.media.audiosocket_client import SLIN, AudioSocketClient
+from voicenode.simulate import simulate
 
+from ..agents.llm_double import LlmDouble, Reply, ScriptedToolCall
 from .conftest import words
 from .test_audiosocket_call import Caller, Env, Events, env, phone_line
 
@@ -29,6 +38,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 __all__ = ["env"]  # the fixture
 GOODBYE_LINE = "Have a great day!"
 SLIN_RATE = 8000
+Say = Callable[[str], npt.NDArray[np.int16]]
 
 
 def hangups_cancelled() -> float:
@@ -155,3 +165,48 @@ async def test_a_caller_who_speaks_up_during_the_goodbye_keeps_the_call(line: Li
     assert not ev.of(CallEnded), (ev.user_lines(), ev.agent_lines())
     assert hangups_cancelled() == cancelled + 1
     await the_call_goes_on(line)
+
+
+async def test_an_llm_agents_end_call_waits_for_the_grace_period(
+    engines: Engines, say: Say
+) -> None:
+    """The model says goodbye and calls `end_call`; the caller speaks up after the goodbye has
+    played (within the agent's grace period): the hang-up is called off and the model gets the
+    caller's words. (The grace period is long here so that "after the line" holds whatever
+    the line's length; the caller starts 2.5 s after the agent started speaking.)"""
+    async with LlmDouble() as double, httpx.AsyncClient() as http:
+        double.script(
+            Reply(
+                tokens=["Thanks ", "for ", "calling, ", "goodbye!"],
+                tool_calls=[ScriptedToolCall("end_call", {}, id="call_e")],
+            ),
+            Reply(tokens=["Sure, ", "what ", "else ", "can ", "I ", "do?"]),
+        )
+        spec = msgspec.convert(
+            {
+                "name": "assistant",
+                "kind": "llm",
+                "greeting": "Hello, this is the clinic assistant.",
+                "prompt": "You answer questions for a dental clinic.",
+                "llm": {"base_url": double.base_url, "model": "test"},
+                "tools": [{"name": "end_call"}],
+                "turn": {"closing_grace_ms": 5000},
+            },
+            AgentSpec,
+        )
+        ctx = AgentContext(
+            call_id="llm-grace", tenant_id="demo", http=http, url_allowlist=("127.0.0.1",)
+        )
+        cancelled = hangups_cancelled()
+        lines = [say("Thank you, goodbye."), say("Wait, one more thing.")]
+        result = await simulate(engines, spec, lines, agent=LlmAgent(spec, ctx), barge_in_after=2.5)
+
+    turns = [(t.role, t.text, t.interrupted) for t in result.turns]
+    assert result.ended is not None and result.ended.reason == "hangup", turns  # the caller's
+    assert result.call.hung_up != "completed", turns
+    assert hangups_cancelled() == cancelled + 1, turns
+    assert len(double.chat_requests) == 2, turns
+    second = double.chat_requests[1]["messages"]
+    assert second[0]["content"].endswith(CLOSING_NOTE)  # the node's note on ending calls
+    assert words(second[-1]["content"]) & {"wait", "more", "thing"}, second[-1]
+    assert [t.text for t in result.turns if t.role == "agent"][-1] == "Sure, what else can I do?"
