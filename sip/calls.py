@@ -45,9 +45,11 @@ def sip_callback(method: Callable[..., None]) -> Callable[..., None]:
 class PjCall(pj.Call):  # type: ignore[misc]
     """The pjsua2 call; lives and dies on the SIP thread (see `sip.lifetime`).
 
-    Made in `onIncomingCall` or by `UserAgent.dial`; held only by `PjCalls`; released by
-    `PjCalls.drop` in a SIP-thread job after the call disconnected (never inside a callback),
-    which also retires its `FramePort`."""
+    Made in `onIncomingCall` or by `UserAgent.dial`; held only by `PjCalls`. Released in its
+    own DISCONNECTED callback (`PjCalls.forget`), as pjsua2 documents for calls: pjsua hands
+    the call's id to the next INVITE as soon as that callback returns, and a `Call` freed later
+    would clear that new call's link to its object and hang it up (`Call::~Call` acts on its
+    id). Its `FramePort` is not retired there but by a job after the callback."""
 
     def __init__(self, account: Any, sip_thread: int, call_id: int = pj.PJSUA_INVALID_ID) -> None:
         if call_id == pj.PJSUA_INVALID_ID:
@@ -79,16 +81,17 @@ class PjCall(pj.Call):  # type: ignore[misc]
         elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED and not self.disconnected:
             self.disconnected = True
             # pjsua has already taken the stream off the bridge (its connections to the port
-            # went with it); the port itself is retired when the call is released, after
-            # this callback. One handoff ends the audio and marks the call ended together
-            # (`disconnected` does both), so whoever sees the audio end also sees `ended`.
+            # went with it). The registry forgets the call now, before the loop hears of the
+            # end (so anyone who saw the end sees it gone); the port is retired by a job
+            # after this callback. One handoff ends the audio and marks the call ended
+            # together (`disconnected` does both), so whoever sees the audio end sees `ended`.
             self.stream_slot = -1
-            # The release is queued before the loop hears of the end: a SIP-thread job that
-            # anyone submits once they saw the call end runs after it.
-            if self.on_disconnected is not None:
-                self.on_disconnected(self)
+            forget, self.on_disconnected = self.on_disconnected, None
+            if forget is not None:
+                forget(self)
             if owner is not None:
                 owner.from_thread(owner.disconnected, info.lastStatusCode, info.lastReason)
+            self.owner = None
 
     @sip_callback
     def onCallSdpCreated(self, prm: Any) -> None:  # noqa: N802
@@ -165,6 +168,12 @@ class PjCall(pj.Call):  # type: ignore[misc]
             self._rx_packets, self._rx_seen_at = packets, now
         return now - self._rx_seen_at
 
+    def take_port(self) -> FramePort | None:
+        """Hand the frame port over for retiring (it stays on the bridge until then)."""
+        port, self.port = self.port, None
+        self.stream_slot = -1
+        return port
+
     def release_media(self) -> None:
         """Retire the frame port (SIP thread, outside callbacks): it leaves the bridge with
         its connections; the owner's audio ends. Never `stopTransmit` on the stream: once
@@ -200,9 +209,17 @@ class PjCalls:
     def get(self, key: int) -> PjCall | None:
         return self._calls.get(key)
 
+    def forget(self, key: int) -> FramePort | None:
+        """In the call's own DISCONNECTED callback: the registry lets the call go (its last
+        reference goes when the callback returns) and hands back its frame port, which the
+        caller must `retire()` from a job after the callback."""
+        pjcall = self._calls.pop(key, None)
+        return pjcall.take_port() if pjcall is not None else None
+
     def drop(self, key: int) -> None:
-        """Release the call (SIP thread, in a job, never inside a pjsua2 callback): its
-        port is retired first, then the last reference to the pjsua2 call goes."""
+        """Release a call that did not disconnect (stopping, or its INVITE could not be
+        sent; SIP thread, in a job): its port is retired first, then the call goes (its
+        `~Call` hangs it up if it is still active)."""
         pjcall = self._calls.pop(key, None)
         if pjcall is not None:
             pjcall.release_media()
@@ -211,9 +228,6 @@ class PjCalls:
 
     def keys(self) -> list[int]:
         return list(self._calls)
-
-    def all_disconnected(self) -> bool:
-        return all(c.disconnected for c in self._calls.values())
 
 
 def op(status: int = 0, reason: str = "", headers: dict[str, str] | None = None) -> Any:

@@ -7,9 +7,12 @@ for every pjsua2 object it creates (`PjCall`, `FramePort`, the accounts):
 - **One thread.** The SIP thread (`sip.thread.SipThread`) creates, uses and destroys it. The
   conference bridge's clock thread only runs a port's frame callbacks; the event loop only
   holds keys and posts jobs.
-- **Never inside a pjsua2 callback.** A callback may create (an incoming call's `PjCall`, a
-  call's `FramePort` when its stream comes up) but what ends is released by a job that runs
-  after the callback returned (`UserAgent._forget` queues the call's release).
+- **Not inside a pjsua2 callback, with one exception.** A callback may create (an incoming
+  call's `PjCall`, a call's `FramePort` when its stream comes up); ports and accounts end in
+  jobs that run after the callback returned (`UserAgent._retire_ports`). The exception is the
+  call itself, as pjsua2 documents: a `PjCall` is let go in its own DISCONNECTED callback
+  (freed as it returns), because pjsua gives its call id to the next INVITE right after, and a
+  `Call` freed later would clear that new call's link to its object and hang it up.
 - **Off the bridge before the last reference.** A `FramePort` leaves the conference bridge by
   an explicit `retire()`: its C++ destructor runs while the Python object is still whole, takes
   the port off the bridge and waits out a frame callback in flight, so the clock thread can

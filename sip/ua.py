@@ -28,7 +28,7 @@ from media.call import CallInfo
 from sip import pjlog
 from sip.calls import PjCall, PjCalls, SipCall, op
 from sip.lifetime import LIFETIMES
-from sip.media_port import SipAudio
+from sip.media_port import FramePort, SipAudio
 from sip.message import SipRequest, parse_request, source_host
 from sip.thread import SipThread, SipThreadError
 
@@ -174,6 +174,8 @@ class UserAgent:
         self.tls_port = 0
         self._tls = False
         self._rtp_watch: asyncio.Task[None] | None = None
+        self._retiring: list[FramePort] = []
+        """Frame ports of disconnected calls waiting to leave the bridge (SIP thread)."""
         self.rtp_watch_interval_s = 1.0
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -363,11 +365,12 @@ class UserAgent:
             return
         ep.hangupAllCalls()
         for _ in range(50):  # let the BYEs go out and the calls disconnect
-            if self._pjcalls.all_disconnected():
+            if not self._pjcalls:
                 break
             ep.libHandleEvents(10)
         for key in self._pjcalls.keys():
             self._pjcalls.drop(key)
+        self._retire_ports()
         accounts = [a for a in (self._trunk, self._account) if a is not None]
         self._trunk = self._account = None
         while accounts:
@@ -489,6 +492,18 @@ class UserAgent:
         return self._pjcalls.add(pjcall)
 
     def _forget(self, pjcall: PjCall) -> None:
-        # Dropped on the next poll, not inside pjsua2's own callback.
-        key = pjcall.key
-        self._thread.submit(lambda: self._pjcalls.drop(key))
+        """The call disconnected (inside its callback): the registry lets it go now; its
+        port is retired by a job after the callback (or by the teardown, before libDestroy)."""
+        port = self._pjcalls.forget(pjcall.key)
+        if port is None:
+            return
+        self._retiring.append(port)
+        try:
+            self._thread.submit(self._retire_ports)
+        except SipThreadError:
+            pass  # stopping: the teardown retires it
+
+    def _retire_ports(self) -> None:
+        """Retire the ports of disconnected calls (SIP thread, outside callbacks)."""
+        while self._retiring:
+            self._retiring.pop().retire()
