@@ -243,11 +243,18 @@ class ReplyWatch:
                 yield out
 
     async def act(
-        self, action: Action, call: Call, transfer_target: str, log: CallLog
+        self,
+        action: Action,
+        call: Call,
+        transfer_target: str,
+        log: CallLog,
+        before_hold: Callable[[], None] = lambda: None,
     ) -> str | None:
         """`run_action`, as the reply wants it: the end reason, or None (the call goes on).
-        A hang-up or transfer first waits out the closing grace period (see `pipeline.closing`)."""
+        A hang-up or transfer first waits out the closing grace period (see `pipeline.closing`);
+        `before_hold` runs as it starts (the closing line has been played)."""
         if self._closing is not None and closing_kind(action) is not None:
+            before_hold()
             await self._closing.hold()
         self.closing.kind = None
         outcome = await run_action(action, call, transfer_target, log)

@@ -82,6 +82,9 @@ class Response:
         self.text_parts: list[str] = []
         self.end_reason: str | None = None
         """Set when an action ended the call (completed, transferred)."""
+        self.reported = False
+        """The reply's text is in the history and was emitted (before a closing action's
+        grace period: the caller has heard the whole line by then)."""
 
     @property
     def text(self) -> str:

@@ -304,7 +304,7 @@ class CallSession:
         if self._response_task is not None and not self._response_task.done():
             self._response_task.cancel()
             self._guard.closing.reply_cancelled(self._agent)  # a hang-up it held is called off
-            if heard:
+            if heard and not (self._response is not None and self._response.reported):
                 self.history.append(Message(role="assistant", text=heard, interrupted=True))
                 self._emit(
                     Transcript(
@@ -459,7 +459,11 @@ class CallSession:
             on_audio_start=lambda: self._set_state(State.AGENT_SPEAKING),
             on_tool=lambda result: self._emit(tool_event(result)),
             run_action=lambda action: watch.act(
-                action, self._call, self._spec.transfer_target, self._log
+                action,
+                self._call,
+                self._spec.transfer_target,
+                self._log,
+                before_hold=lambda: self._report(response),
             ),
             hold=hold,
         )
@@ -471,9 +475,7 @@ class CallSession:
             return
         self._response = None
         self._response_task = None
-        if response.text:
-            self.history.append(Message(role="assistant", text=response.text))
-            self._emit(Transcript(role="agent", text=response.text, final=True, turn=self._turn))
+        self._report(response)
         if response.end_reason is not None:
             self.end(response.end_reason)
             return
@@ -487,6 +489,13 @@ class CallSession:
             self._set_state(State.LISTENING)
             self._silence.arm()
             self._guard.listening()
+
+    def _report(self, response: Response) -> None:
+        """The reply's words go to the history and the call's events, once."""
+        if response.text and not response.reported:
+            response.reported = True
+            self.history.append(Message(role="assistant", text=response.text))
+            self._emit(Transcript(role="agent", text=response.text, final=True, turn=self._turn))
 
     def _on_first_frame(self) -> None:
         marks = self._marks

@@ -88,6 +88,24 @@ async def test_the_hangup_waits_out_the_grace_period() -> None:
     assert h.call.hung_up == "completed"
 
 
+async def test_the_closing_line_is_reported_before_the_grace_period_and_only_once() -> None:
+    # A caller that hangs up during the grace period has still heard the goodbye: its words
+    # are in the call's events and history as soon as it was played, not only after the hold.
+    h = Harness(["ok bye"], ScriptedAgent(greeting="Hi."), closing_grace_ms=1500)
+    s = await h.start()
+    await h.until(State.LISTENING)
+    await h.say(0, 0.6)
+    await until_closing_line_played(h)
+    await h.silence(0.2)
+    assert h.call.hung_up is None  # within the grace period...
+    said = [t.text for t in h.finals("agent")]
+    assert len(said) == 2 and said[-1]  # ...the greeting and the goodbye are reported
+    await h.silence(2.0)
+    assert (await h.finish()).reason == "completed"
+    assert [t.text for t in h.finals("agent")] == said  # not again after the hang-up
+    assert [m.text for m in s.history if m.role == "assistant"] == said
+
+
 async def test_words_in_the_grace_period_cancel_the_hangup() -> None:
     before = cancelled("hangup")
     agent = ScriptedAgent(greeting="Hi.", replies={"one more": "Sure, go ahead."})
