@@ -127,6 +127,11 @@ class SipThread:
     def ident(self) -> int | None:
         return self._thread.ident if self._thread is not None else None
 
+    @property
+    def ended(self) -> bool:
+        """The thread was started and has finished (everything it held is released)."""
+        return self._thread is not None and not self._thread.is_alive()
+
     def on_thread(self) -> bool:
         return threading.get_ident() == self.ident
 

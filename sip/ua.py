@@ -174,6 +174,8 @@ class UserAgent:
         self.tls_port = 0
         self._tls = False
         self._rtp_watch: asyncio.Task[None] | None = None
+        self._holds_endpoint = False
+        """This user agent holds the process's one pjsua2 Endpoint (`_ENDPOINT`)."""
         self._retiring: list[FramePort] = []
         """Frame ports of disconnected calls waiting to leave the bridge (SIP thread)."""
         self.rtp_watch_interval_s = 1.0
@@ -204,6 +206,11 @@ class UserAgent:
         if self._tasks:
             await asyncio.wait(list(self._tasks))
         await asyncio.to_thread(self._thread.stop, self._teardown)
+        if self._thread.ended and self._holds_endpoint:
+            # The thread has ended, and with it the poll's reference to the endpoint: the C++
+            # Endpoint is gone, so another user agent may make one.
+            self._holds_endpoint = False
+            _ENDPOINT.release()
 
     async def _watch_rtp(self) -> None:
         """Hang up the calls whose caller sent no RTP for `sip.rtp_timeout_s` (a caller that
@@ -242,10 +249,12 @@ class UserAgent:
         # constructor throws out of SWIG): refuse before making one.
         if not _ENDPOINT.acquire(blocking=False):
             raise SipThreadError("another SIP user agent is running in this process")
+        self._holds_endpoint = True
         try:
             ep = _Endpoint()
             ep.libCreate()
         except BaseException:
+            self._holds_endpoint = False
             _ENDPOINT.release()
             raise
         self._endpoint = ep
@@ -257,7 +266,8 @@ class UserAgent:
             self._endpoint = None
             ep.libDestroy()
             del ep
-            _ENDPOINT.release()
+            self._holds_endpoint = False
+            _ENDPOINT.release()  # (no poll was handed out: `ep` was the last reference)
             raise
 
     def _configure(self, ep: Any) -> Callable[[int], object]:
@@ -377,8 +387,7 @@ class UserAgent:
             accounts.pop().shutdown()  # and the last reference goes, here
         ep.libDestroy()
         self._endpoint = None
-        del ep
-        _ENDPOINT.release()
+        del ep  # the last reference is the poll's, dropped when the thread ends (see `stop`)
         LIFETIMES.endpoint_stopped(threading.get_ident())
 
     # -- inbound (SIP thread, then the loop) ----------------------------------------------
