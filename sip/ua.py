@@ -30,7 +30,7 @@ from sip.calls import PjCall, PjCalls, SipCall, op
 from sip.lifetime import LIFETIMES
 from sip.media_port import FramePort, SipAudio
 from sip.message import SipRequest, parse_request, source_host
-from sip.thread import SipThread, SipThreadError
+from sip.thread import SipThread, SipThreadError, release_frames
 
 log = logging.getLogger(__name__)
 
@@ -260,11 +260,14 @@ class UserAgent:
         self._endpoint = ep
         try:
             return self._configure(ep)
-        except BaseException:
-            # A failed start must not leave an endpoint behind.
+        except BaseException as exc:
+            # A failed start must not leave an endpoint behind: not even in the exception's
+            # traceback, whose frames (`_configure(ep)`) would keep it alive after the guard
+            # is released.
             self._account = self._trunk = None
             self._endpoint = None
             ep.libDestroy()
+            release_frames(exc)
             del ep
             self._holds_endpoint = False
             _ENDPOINT.release()  # (no poll was handed out: `ep` was the last reference)

@@ -4,6 +4,9 @@ clear error instead; once the first has stopped, a new one starts."""
 
 from __future__ import annotations
 
+import socket
+
+import msgspec
 import pytest
 
 from sip.thread import SipThreadError
@@ -30,3 +33,20 @@ async def test_a_second_user_agent_is_refused_not_aborted() -> None:
     again = UserAgent(sip_settings().sip, refuse)
     await again.start()
     await again.stop()
+
+
+async def test_a_failed_start_leaves_no_endpoint_behind() -> None:
+    # The failure is kept (as pytest keeps a failed test's): its traceback must not keep the
+    # failed start's Endpoint alive, or the next start would make a second one and abort.
+    async def refuse(invite: IncomingInvite) -> Reject:
+        return Reject(404)
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        busy = msgspec.structs.replace(sip_settings().sip, port=taken.getsockname()[1])
+        with pytest.raises(OSError) as failed:
+            await UserAgent(busy, refuse).start()
+    assert failed.value.__traceback__ is not None
+    ua = UserAgent(sip_settings().sip, refuse)
+    await ua.start()
+    await ua.stop()
