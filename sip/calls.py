@@ -178,8 +178,7 @@ class PjCall(pj.Call):  # type: ignore[misc]
         """Retire the frame port (SIP thread, outside callbacks): it leaves the bridge with
         its connections; the owner's audio ends. Never `stopTransmit` on the stream: once
         the call is down its slot may already be another call's."""
-        port, self.port = self.port, None
-        self.stream_slot = -1
+        port = self.take_port()
         if port is not None:
             port.retire()
         if self.owner is not None:
