@@ -36,7 +36,8 @@ system-packages:
 # pjsua2 is built here (PJSUA_MAX_CALLS 512), not taken from PyPI: build.sh builds the wheel
 # once per machine and config (cached) and prints its path. An older venv's pjsua2-python
 # is removed first: its pjsua2/ package would shadow the built pjsua2.py.
-$(BIN)/.installed: pyproject.toml deploy/pjsua2/build.sh deploy/pjsua2/config_site.h | system-packages
+$(BIN)/.installed: pyproject.toml deploy/pjsua2/build.sh deploy/pjsua2/config_site.h \
+		$(wildcard deploy/pjsua2/patches/*.patch) | system-packages
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip uninstall -q -y pjsua2-python 2>/dev/null || true

@@ -6,6 +6,7 @@ forwards the events it reports. `voicenode.node` implements the real host; tests
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -88,6 +89,11 @@ class CallIntake(Protocol):
     async def admit_for(self, tenant_id: str, call_id: str) -> None:
         """Take the node's slot (`OverCapacity`, `Draining`), then the tenant's quota slot
         (`QuotaExceeded`); on a refusal nothing is held. Use `control_api.intake.admit`."""
+        ...
+
+    def on_drain(self, hook: Callable[[], None]) -> None:
+        """Call `hook` once when the node starts draining (at once if it already is): a
+        listener tells its peers (SIP OPTIONS answer 503)."""
         ...
 
     def release(self, call_id: str) -> None:

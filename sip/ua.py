@@ -4,7 +4,8 @@ inbound INVITE routing and outbound calls.
 Inbound: pjsua2 sends 100 Trying itself; the INVITE (request-URI user, headers, source
 address) goes to the owner's `route` coroutine, which answers `Accept` (the call is answered
 200 and handed to `Accept.start`) or `Reject` (a final status, e.g. 404 or 503 with
-Retry-After). OPTIONS is answered 200 by pjsua2. Outbound: `dial(uri, info)` sends an INVITE
+Retry-After). OPTIONS is answered by pjsua2: 200, or 503 once `refuse_options()` (the node
+drains; the pjsua2 build's patch 0002 adds the status). Outbound: `dial(uri, info)` sends an INVITE
 through the trunk account (digest auth, optional registration) or directly.
 """
 
@@ -157,6 +158,10 @@ class _Endpoint(pj.Endpoint):  # type: ignore[misc]
         )
 
 
+_PORT_PICKS = 20
+"""Tries at a UDP+TCP port pair when the kernel picks the port."""
+
+
 class UserAgent:
     """pjsua2, owned: `start()`, `dial()`, `stop()`; inbound calls go to `route`."""
 
@@ -236,6 +241,19 @@ class UserAgent:
             except pj.Error as exc:
                 log.info("sip: RTP check failed", extra={"error": exc.reason})
 
+    def refuse_options(self, status: int = 503) -> None:
+        """Answer OPTIONS `status` from now on (a proxy's probe takes the node out of
+        rotation); a no-op once the SIP thread has stopped."""
+
+        def refuse() -> None:
+            if self._endpoint is not None:
+                self._endpoint.setOptionsStatus(status)
+
+        try:
+            self._thread.submit(refuse)
+        except SipThreadError:
+            pass
+
     async def call_count(self) -> int:
         """pjsua2 calls still held (answered, ringing or not yet released)."""
         return await self._thread.call(lambda: len(self._pjcalls))
@@ -296,16 +314,7 @@ class UserAgent:
         cfg.medConfig.ecTailLen = 0
         cfg.medConfig.quality = s.media_quality
         ep.libInit(cfg)
-        for kind in (k for k in s.transports if k != "tls"):
-            tc = pj.TransportConfig()
-            tc.boundAddress = s.host
-            tc.port = self.port or s.port
-            if s.public_address:
-                tc.publicAddress = s.public_address
-            ttype = pj.PJSIP_TRANSPORT_UDP if kind == "udp" else pj.PJSIP_TRANSPORT_TCP
-            tid = ep.transportCreate(ttype, tc)
-            if not self.port:
-                self.port = int(ep.transportGetInfo(tid).localName.rsplit(":", 1)[1])
+        self._create_transports(ep)
         if self._tls:
             tc = pj.TransportConfig()
             tc.boundAddress = s.host
@@ -327,6 +336,34 @@ class UserAgent:
             LIFETIMES.track(self._trunk, threading.get_ident())
             self._trunk.create(self._trunk_config())
         return ep.libHandleEvents  # type: ignore[no-any-return]
+
+    def _create_transports(self, ep: Any) -> None:
+        """UDP and TCP on one port. With `sip.port = 0` (tests) the kernel picks UDP's port,
+        which a TCP socket elsewhere may already hold: then both are closed and the pair is
+        picked again (a few tries), so a free port is never reported as "in use"."""
+        s = self.settings
+        kinds = [k for k in s.transports if k != "tls"]
+        tries = _PORT_PICKS if s.port == 0 and len(kinds) > 1 else 1
+        for attempt in range(1, tries + 1):
+            made: list[int] = []
+            self.port = 0
+            try:
+                for kind in kinds:
+                    tc = pj.TransportConfig()
+                    tc.boundAddress = s.host
+                    tc.port = self.port or s.port
+                    if s.public_address:
+                        tc.publicAddress = s.public_address
+                    ttype = pj.PJSIP_TRANSPORT_UDP if kind == "udp" else pj.PJSIP_TRANSPORT_TCP
+                    made.append(ep.transportCreate(ttype, tc))
+                    if not self.port:
+                        self.port = int(ep.transportGetInfo(made[-1]).localName.rsplit(":", 1)[1])
+                return
+            except pj.Error as exc:
+                if attempt == tries or "in use" not in str(exc.reason):
+                    raise
+                for tid in made:
+                    ep.transportClose(tid)
 
     def _set_codecs(self, ep: Any) -> None:
         wanted = [CODEC_IDS[name] for name in self.settings.codecs]

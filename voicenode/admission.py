@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Callable
 
 from control_api.calls import LiveCalls
 from control_api.host import Dialer
@@ -42,6 +43,7 @@ class Admission:
         self.retry_after_draining_s = retry_after_draining_s
         self._calls: set[str] = set()
         self._draining = False
+        self._drain_hooks: list[Callable[[], None]] = []
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -73,6 +75,14 @@ class Admission:
         if not self._draining:
             self._draining = True
             log.info("draining: new calls are refused", extra={"active_calls": self.active})
+            for hook in self._drain_hooks:
+                hook()
+
+    def on_drain(self, hook: Callable[[], None]) -> None:
+        """Call `hook` when the drain starts (now, if it has)."""
+        self._drain_hooks.append(hook)
+        if self._draining:
+            hook()
 
     async def wait_idle(self) -> None:
         """Return once no admitted call is left."""
@@ -100,6 +110,9 @@ class AdmittingHost:
 
     def admit(self, call_id: str) -> None:
         self.admission.admit(call_id)
+
+    def on_drain(self, hook: Callable[[], None]) -> None:
+        self.admission.on_drain(hook)
 
     def release(self, call_id: str) -> None:
         self.admission.release(call_id)

@@ -258,6 +258,7 @@ async def sip_listener(settings: Settings, node: CallIntake) -> AsyncIterator[Us
         return
     ua = UserAgent(settings.sip, SipRouter(settings.sip, node).route)
     await ua.start()
+    node.on_drain(ua.refuse_options)  # a draining node answers OPTIONS 503
     dialer = SipDialer(ua, node)
     node.dialers["sip"] = dialer
     try:

@@ -56,5 +56,7 @@ async def test_invite_from_an_allowed_source_is_routed(host: SignalHost, tmp_pat
             fill={"STATUS": "404", "HEADER_RE": "404"},
         )
         assert unknown.returncode == 0, unknown.explain()
-        options = await run_sipp("uac_options.xml", ua.port, tmp_path / "options")
+        options = await run_sipp(
+            "uac_options.xml", ua.port, tmp_path / "options", fill={"STATUS": "200"}
+        )
         assert options.returncode == 0, options.explain()

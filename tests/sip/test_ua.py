@@ -237,8 +237,13 @@ async def test_full_or_draining_node_answers_503_with_retry_after(
     await asyncio.wait_for(host.wait_idle(), 5)  # every call released
 
 
-async def test_options_probe_is_answered(ua: UserAgent, tmp_path: Path) -> None:
-    result = await run_sipp("uac_options.xml", ua.port, tmp_path)
+async def test_options_probe_is_answered_200_then_503_while_draining(
+    ua: UserAgent, host: SignalHost, tmp_path: Path
+) -> None:
+    result = await run_sipp("uac_options.xml", ua.port, tmp_path, fill={"STATUS": "200"})
+    assert result.returncode == 0, result.explain()
+    host.start_drain()  # a proxy probing with OPTIONS takes the node out of rotation
+    result = await run_sipp("uac_options.xml", ua.port, tmp_path, fill={"STATUS": "503"})
     assert result.returncode == 0, result.explain()
 
 
@@ -308,7 +313,7 @@ async def test_garbage_and_torture_messages_do_not_stop_the_node(
         await writer.drain()
         writer.close()
         await writer.wait_closed()
-    result = await run_sipp("uac_options.xml", ua.port, tmp_path)
+    result = await run_sipp("uac_options.xml", ua.port, tmp_path, fill={"STATUS": "200"})
     assert result.returncode == 0, result.explain()
 
 

@@ -61,3 +61,15 @@ async def test_wait_idle_returns_when_the_last_call_is_released() -> None:
 def test_max_calls_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_calls"):
         Admission(0)
+
+
+def test_drain_hooks_run_once_when_the_drain_starts_or_at_once_after() -> None:
+    admission = Admission(max_calls=1)
+    seen: list[str] = []
+    admission.on_drain(lambda: seen.append("early"))
+    assert seen == []
+    admission.start_drain()
+    admission.start_drain()  # a second signal does not run them again
+    assert seen == ["early"]
+    admission.on_drain(lambda: seen.append("late"))  # a listener started while draining
+    assert seen == ["early", "late"]
