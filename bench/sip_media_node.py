@@ -194,7 +194,7 @@ def _sip_settings(codec: str, quality: int | None, options: NodeOptions) -> SipS
         settings.sip,
         host="127.0.0.1",
         port=0,
-        transports=["udp"],
+        transports=["udp", "tcp"],  # TCP for the fuzz bench's streams
         rtp_port=_free_udp_port(),
         rtp_port_range=2000,
         codecs=[codec],

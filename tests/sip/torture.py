@@ -16,7 +16,9 @@ parser drops messages it cannot read (no Via, From, To or CSeq to answer with).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -825,3 +827,17 @@ CORPUS: list[Torture] = [
         SDP,
     ),
 ]
+
+
+def write_corpus(directory: Path) -> int:
+    """Write every message, rendered for a node on loopback, as a seed file for the fuzz bench
+    (`python -m bench.sip_fuzz_run --seeds-dir DIR`); how many were written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for i, torture in enumerate(CORPUS):
+        seed = torture.render("127.0.0.1:9", "127.0.0.1", f"t{i}")
+        (directory / f"{i:02d}-{torture.name}.sip").write_bytes(seed)
+    return len(CORPUS)
+
+
+if __name__ == "__main__":  # python -m tests.sip.torture DIR
+    print(write_corpus(Path(sys.argv[1])))
