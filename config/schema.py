@@ -27,7 +27,7 @@ class NodeSettings(_Section, frozen=True):
     whatever its own quota says: no tenant can take the whole node."""
     drain_timeout_s: Annotated[float, Meta(ge=0)] = 300.0
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_format: Literal["json", "text"] = "json"
+    log_format: Literal["auto", "json", "text"] = "auto"
     redact_pii: bool = True
 
 
@@ -106,10 +106,12 @@ class VadSettings(_Section, frozen=True):
 
 
 class AgentsSettings(_Section, frozen=True):
-    """Where agent specs come from: the embedded ones plus an optional directory of TOML files."""
+    """Agent files: embedded + `dir`; `strict`: a bad one stops the start (docs/operations.md)."""
 
     dir: str = ""
     default: str = "receptionist"
+    strict: bool = False
+    file_conflict: Literal["file-wins", "keep-api"] = "file-wins"
 
 
 class WebRtcSettings(_Section, frozen=True):

@@ -1,4 +1,5 @@
 """Structured logs: one JSON object per line (or readable text), with the record's extra fields.
+`node.log_format = "auto"`: readable text when stderr is a terminal, JSON otherwise.
 
 PII (numbers, transcripts) travels only in structured fields; with `redact_pii` those fields
 are dropped before anything is written.
@@ -61,11 +62,22 @@ class TextFormatter(logging.Formatter):
         return line
 
 
-def setup_logging(level: str = "info", fmt: str = "json", *, redact_pii: bool = True) -> None:
+def resolve_format(fmt: str, stream: Any = None) -> str:
+    """`auto`: "text" when `stream` (default stderr) is a terminal, "json" otherwise."""
+    if fmt != "auto":
+        return fmt
+    stream = sys.stderr if stream is None else stream
+    isatty = getattr(stream, "isatty", None)
+    return "text" if callable(isatty) and isatty() else "json"
+
+
+def setup_logging(level: str = "info", fmt: str = "auto", *, redact_pii: bool = True) -> None:
+    """One handler on the root logger, writing to stderr in `fmt` ("auto", "json", "text").
+    Called again (a reload), it replaces the handler: level, format and redaction change."""
     handler = logging.StreamHandler(sys.stderr)
     formatter: logging.Formatter = (
         JsonFormatter(redact_pii=redact_pii)
-        if fmt == "json"
+        if resolve_format(fmt) == "json"
         else TextFormatter(redact_pii=redact_pii)
     )
     handler.setFormatter(formatter)

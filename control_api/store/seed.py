@@ -1,10 +1,11 @@
 """Embedded defaults: on first start with an empty store, tenant `demo` with the file agents
 (the embedded specs plus `agents.dir`) and number `1000` routed to the default agent.
 
-On later starts, file agents the demo tenant has never had (a file added to `agents.dir`) are
-added; agents it has, or had and deleted, are left alone — after the first start agents are
-managed through the API. On PostgreSQL seeding holds the schema lock, so nodes starting
-together seed once.
+`seed` alone (tests) also adds, on later starts, file agents the demo tenant has never had.
+The node's store (`node_store`) then reconciles the files with the store
+(`control_api.store.file_agents`): a changed file becomes a new version, a file that fails
+validation is refused (and with `agents.strict` stops the start). On PostgreSQL seeding and
+the reconcile hold the schema lock, so nodes starting together do it once.
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from sqlalchemy import func, select, text
 from agents.catalog import SpecError, parse_spec
 from config import ConfigError
 from config.schema import Settings
+from control_api.agent_files import AgentFile, FileRefused, read_files
 from control_api.store import agents as agent_rows
 from control_api.store import numbers as number_rows
 from control_api.store.base import Store, default_url, open_store
 from control_api.store.crypto import SecretsKeyError, load_box
+from control_api.store.file_agents import reconcile
 from control_api.store.migrate import LOCK_ID, migrate
 from control_api.store.models import Tenant
 from control_api.store.secrets import seal_legacy
@@ -86,15 +89,23 @@ async def seed(store: Store, specs: dict[str, str], default_agent: str) -> None:
             log.info("file agent added", extra={"tenant_id": DEMO_TENANT, "agent": name})
 
 
+def agent_files(
+    settings: Settings, extra_dir: str | None = None
+) -> tuple[list[AgentFile], list[FileRefused]]:
+    """The agent files (`extra_dir` or `agents.dir`); with `agents.strict`, any refused file is
+    a `ConfigError` naming it. A missing `agents.dir` is a `ConfigError`."""
+    found, refused = read_files(extra_dir or settings.agents.dir or None)
+    if refused and settings.agents.strict:
+        raise ConfigError(f"agents.strict: {refused[0].error}")
+    return found, refused
+
+
 @asynccontextmanager
-async def node_store(settings: Settings) -> AsyncIterator[Store]:
-    """The node's store, opened, migrated and seeded: `store.url`, or by default a SQLite file
-    under `node.data_dir` (created if missing), with the node's secrets key (`load_box`).
-    Closed on exit."""
+async def plain_store(settings: Settings) -> AsyncIterator[Store]:
+    """The configured store, opened and migrated (not seeded); closed on exit."""
     url = settings.store.url or default_url(settings.node.data_dir)
     if not settings.store.url:
         await asyncio.to_thread(Path(settings.node.data_dir).mkdir, parents=True, exist_ok=True)
-    specs = await asyncio.to_thread(file_specs, settings.agents.dir or None)
     try:
         box = await asyncio.to_thread(load_box, settings)
     except (SecretsKeyError, OSError) as exc:
@@ -103,7 +114,25 @@ async def node_store(settings: Settings) -> AsyncIterator[Store]:
     try:
         await migrate(store)
         await seal_legacy(store)
-        await seed(store, specs, settings.agents.default)
         yield store
     finally:
         await store.close()
+
+
+async def seed_and_reconcile(
+    store: Store, settings: Settings, found: list[AgentFile], refused: list[FileRefused]
+) -> None:
+    """The embedded defaults into an empty store, then the agent files reconciled."""
+    await seed(store, {f.name: f.text for f in found}, settings.agents.default)
+    await reconcile(store, found, refused, settings.agents.file_conflict)
+
+
+@asynccontextmanager
+async def node_store(settings: Settings) -> AsyncIterator[Store]:
+    """The node's store, opened, migrated, seeded and reconciled with the agent files:
+    `store.url`, or by default a SQLite file under `node.data_dir` (created if missing), with
+    the node's secrets key (`load_box`). Closed on exit."""
+    found, refused = await asyncio.to_thread(agent_files, settings)
+    async with plain_store(settings) as store:
+        await seed_and_reconcile(store, settings, found, refused)
+        yield store
