@@ -26,8 +26,7 @@ from datetime import datetime
 from typing import Annotated, Any, Final
 
 import msgspec
-from litestar import Request, Router, delete, get, post, put
-from litestar.datastructures import State
+from litestar import Router, delete, get, post, put
 from litestar.exceptions import NotFoundException, ValidationException
 from litestar.params import FromPath, JSONBody
 from msgspec import Meta
@@ -35,12 +34,13 @@ from msgspec import Meta
 from agents.catalog import SpecError, parse_spec
 from agents.spec import AgentSpec
 from agents.urlguard import UnsafeUrlError, check_url
-from control_api.auth import Principal, can_manage
+from control_api.acting_tenant import TENANT_MUST_EXIST, ActingTenant
+from control_api.auth import can_manage
 from control_api.state import Api, ApiState
 from control_api.store import agents as agent_rows
 from control_api.store import secrets as secret_rows
 from control_api.store.models import Agent, AgentVersion
-from control_api.tenants_api import ERRORS, TenantQuery, acting_tenant, store_errors, utc
+from control_api.tenants_api import ERRORS, store_errors, utc
 
 log = logging.getLogger(__name__)
 
@@ -211,10 +211,7 @@ async def check_tenant_spec(api: ApiState, tenant_id: str, spec: AgentSpec, orig
 
 
 @get("/agents", raises=ERRORS, summary="List agents")
-async def list_agents(
-    request: Request[Principal, None, State], api: Api, tenant: TenantQuery = None
-) -> list[AgentSummary]:
-    tenant_id = await acting_tenant(request.user, api.store, tenant)
+async def list_agents(api: Api, tenant_id: ActingTenant) -> list[AgentSummary]:
     async with api.store.session() as session:
         rows = await agent_rows.list_agents(session, tenant_id)
     out = []
@@ -235,11 +232,9 @@ async def list_agents(
 @post("/agents", guards=[can_manage], raises=ERRORS, summary="Create an agent (version 1)")
 async def create_agent(
     data: JSONBody[AgentIn],
-    request: Request[Principal, None, State],
     api: Api,
-    tenant: TenantQuery = None,
+    tenant_id: ActingTenant,
 ) -> AgentOut:
-    tenant_id = await acting_tenant(request.user, api.store, tenant)
     text, spec = spec_text(data)
     await check_tenant_spec(api, tenant_id, spec, _origin(data))
     async with api.store.session() as session:
@@ -251,11 +246,9 @@ async def create_agent(
 @get("/agents/{name:str}", raises=ERRORS, summary="Show an agent's current version")
 async def show_agent(
     name: FromPath[str],
-    request: Request[Principal, None, State],
     api: Api,
-    tenant: TenantQuery = None,
+    tenant_id: ActingTenant,
 ) -> AgentOut:
-    tenant_id = await acting_tenant(request.user, api.store, tenant)
     async with api.store.session() as session:
         found = await agent_rows.get_agent(session, tenant_id, name)
     if found is None:
@@ -267,12 +260,10 @@ async def show_agent(
 async def update_agent(
     name: FromPath[str],
     data: JSONBody[AgentIn],
-    request: Request[Principal, None, State],
     api: Api,
-    tenant: TenantQuery = None,
+    tenant_id: ActingTenant,
 ) -> AgentOut:
     """Store the spec as the agent's next version; live calls keep the version they run."""
-    tenant_id = await acting_tenant(request.user, api.store, tenant)
     async with api.store.session() as session:
         if await agent_rows.get_agent(session, tenant_id, name) is None:
             raise NotFoundException(f"no agent {name!r}")
@@ -291,12 +282,10 @@ async def update_agent(
 @delete("/agents/{name:str}", guards=[can_manage], raises=ERRORS, summary="Delete an agent")
 async def delete_agent(
     name: FromPath[str],
-    request: Request[Principal, None, State],
     api: Api,
-    tenant: TenantQuery = None,
+    tenant_id: ActingTenant,
 ) -> None:
     """409 while numbers route to the agent. Live calls on it go on."""
-    tenant_id = await acting_tenant(request.user, api.store, tenant)
     async with api.store.session() as session:
         if not await agent_rows.delete_agent(session, tenant_id, name):
             raise NotFoundException(f"no agent {name!r}")
@@ -306,11 +295,9 @@ async def delete_agent(
 @get("/agents/{name:str}/versions", raises=ERRORS, summary="An agent's versions, newest first")
 async def list_versions(
     name: FromPath[str],
-    request: Request[Principal, None, State],
     api: Api,
-    tenant: TenantQuery = None,
+    tenant_id: ActingTenant,
 ) -> list[VersionOut]:
-    tenant_id = await acting_tenant(request.user, api.store, tenant)
     async with api.store.session() as session:
         rows = await agent_rows.list_versions(session, tenant_id, name)
     if rows is None:
@@ -336,12 +323,10 @@ async def list_versions(
 async def rollback_agent(
     name: FromPath[str],
     data: JSONBody[RollbackIn],
-    request: Request[Principal, None, State],
     api: Api,
-    tenant: TenantQuery = None,
+    tenant_id: ActingTenant,
 ) -> AgentOut:
     """Appends a new version equal to `version` (so the history keeps the rollback)."""
-    tenant_id = await acting_tenant(request.user, api.store, tenant)
     async with api.store.session() as session:
         found = await agent_rows.rollback_agent(session, tenant_id, name, data.version)
     if found is None:
@@ -371,5 +356,6 @@ def agents_router(**kwargs: Any) -> Router:
             rollback_agent,
         ],
         exception_handlers=store_errors(),
+        opt={TENANT_MUST_EXIST: True},
         **kwargs,
     )

@@ -13,6 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from config.schema import Settings
+from control_api.acting_tenant import tenant_dependency
 from control_api.agents_api import agents_router
 from control_api.auth import BearerAuth, KeyRing, token_guard
 from control_api.auth_limits import FailedAuth
@@ -75,8 +76,9 @@ def create_app(
     # join its `/v1/calls` history router.
     analytics = getattr(host, "analytics", None)
     extra: list[Router] = []
+    scoped = tenant_dependency(host.store)  # the acting tenant, for tenant-scoped routes
     if analytics is not None:
-        api = calls_router(middleware=auth, security=bearer, tags=["calls"])
+        api = calls_router(middleware=auth, security=bearer, tags=["calls"], dependencies=scoped)
         extra = analytics.routers(
             principal_for=keyring.principal_for,
             call_handlers=CALL_CONTROL,
@@ -85,15 +87,17 @@ def create_app(
             security=bearer,
         )
     else:
-        api = calls_router(CALL_CONTROL, middleware=auth, security=bearer, tags=["calls"])
+        api = calls_router(
+            CALL_CONTROL, middleware=auth, security=bearer, tags=["calls"], dependencies=scoped
+        )
     control = [
-        make(middleware=auth, security=[{"bearer": []}], tags=[tag])
-        for make, tag in [
-            (tenants_router, "tenants"),
-            (keys_router, "keys"),
-            (agents_router, "agents"),
-            (numbers_router, "numbers"),
-            (secrets_router, "secrets"),
+        make(middleware=auth, security=[{"bearer": []}], tags=[tag], dependencies=deps)
+        for make, tag, deps in [
+            (tenants_router, "tenants", None),  # its paths name a tenant themselves
+            (keys_router, "keys", scoped),
+            (agents_router, "agents", scoped),
+            (numbers_router, "numbers", scoped),
+            (secrets_router, "secrets", scoped),
         ]
     ]
     return Litestar(

@@ -35,6 +35,7 @@ from litestar.exceptions import (
 from litestar.params import FromPath, JSONBody
 from msgspec import Meta
 
+from control_api.acting_tenant import TENANT_IN_BODY, ActingTenant
 from control_api.auth import Principal, can_operate
 from control_api.host import DialError
 from control_api.intake import http_refusal
@@ -107,28 +108,37 @@ def _allowed(guard: DialGuard, tenant: str, target: str) -> Destination:
         raise PermissionDeniedException(str(exc)) from None
 
 
-@post("/calls", status_code=201, guards=[can_operate], raises=_DIAL_ERRORS, summary="Place a call")
+@post(
+    "/calls",
+    status_code=201,
+    guards=[can_operate],
+    raises=_DIAL_ERRORS,
+    summary="Place a call",
+    opt={TENANT_IN_BODY: True},
+)
 async def place_call(
-    data: JSONBody[PlaceCall], request: Request[Principal, None, State], api: Api
+    data: JSONBody[PlaceCall],
+    request: Request[Principal, None, State],
+    api: Api,
+    tenant_id: ActingTenant,
 ) -> PlacedCall:
     """Dial `to` and connect the answered call to `agent`."""
-    tenant = request.user.tenant_for(data.tenant)
     key = request.headers.get("idempotency-key")
     if key is not None:
         if not 1 <= len(key) <= 128:
             raise ValidationException("Idempotency-Key must be 1 to 128 characters")
-        if (earlier := _IDEMPOTENCY.get(tenant, key)) is not None:
+        if (earlier := _IDEMPOTENCY.get(tenant_id, key)) is not None:
             return PlacedCall(call_id=earlier)
-    agent = await api.host.find_agent(tenant, data.agent)
+    agent = await api.host.find_agent(tenant_id, data.agent)
     if agent is None:
-        raise NotFoundException(f"no agent {data.agent!r} for tenant {tenant!r}")
+        raise NotFoundException(f"no agent {data.agent!r} for tenant {tenant_id!r}")
     dialer = api.host.dialers.get(data.via)
     if dialer is None:
         raise ServiceUnavailableException(f"outbound calls via {data.via!r} are not configured")
     guard = api.calls.dialplan
-    to = str(_allowed(guard, tenant, data.to))
+    to = str(_allowed(guard, tenant_id, data.to))
     try:
-        guard.take_call(tenant)
+        guard.take_call(tenant_id)
     except RateLimited as exc:
         CALLS_REFUSED.labels(reason="dialplan_calls_per_minute").inc()
         raise TooManyRequestsException(
@@ -136,7 +146,7 @@ async def place_call(
         ) from None
     call_id = uuid.uuid4().hex
     try:
-        await dialer.dial(call_id=call_id, tenant_id=tenant, agent=agent.pinned, to=to)
+        await dialer.dial(call_id=call_id, tenant_id=tenant_id, agent=agent.pinned, to=to)
     except CallRefused as exc:  # counted and logged by the dialer's intake
         raise http_refusal(exc) from exc
     except DialError as exc:
@@ -144,8 +154,8 @@ async def place_call(
             raise ValidationException(str(exc)) from exc
         raise HTTPException(str(exc), status_code=exc.status) from exc
     if key is not None:
-        _IDEMPOTENCY.put(tenant, key, call_id)
-    log.info("outbound call placed", extra={"call_id": call_id, "tenant_id": tenant})
+        _IDEMPOTENCY.put(tenant_id, key, call_id)
+    log.info("outbound call placed", extra={"call_id": call_id, "tenant_id": tenant_id})
     return PlacedCall(call_id=call_id)
 
 

@@ -30,6 +30,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery, QueryParameter
 from sqlalchemy import and_, or_, select
 
+from control_api.acting_tenant import ActingTenant, tenant_dependency
 from control_api.analytics import Analytics
 from control_api.analytics.outbox import transcript_of
 from control_api.analytics.tables import CallRow
@@ -146,9 +147,8 @@ def _utc(at: datetime.datetime) -> datetime.datetime:
 
 @get("/calls", raises=_ERRORS, summary="List calls (live and past)")
 async def list_calls(
-    request: Request[Principal, None, State],
     analytics: AnalyticsDep,
-    tenant: FromQuery[str | None] = None,
+    tenant_id: ActingTenant,
     agent: FromQuery[str | None] = None,
     disposition: FromQuery[Disposition | None] = None,
     status: FromQuery[Literal["live", "ended"] | None] = None,
@@ -158,7 +158,6 @@ async def list_calls(
     cursor: FromQuery[str | None] = None,
 ) -> CallPage:
     """Newest first. `since`/`until` bound the start time (ISO 8601; UTC when no offset)."""
-    tenant_id = request.user.tenant_for(tenant)
     stmt = select(CallRow).where(CallRow.tenant_id == tenant_id)
     if agent is not None:
         stmt = stmt.where(CallRow.agent == agent)
@@ -220,6 +219,9 @@ def calls_history_router(
     return Router(
         path="/v1",
         route_handlers=[list_calls, get_call, *extra_handlers],
-        dependencies={"analytics": Provide(provide, use_cache=True, sync_to_thread=False)},
+        dependencies={
+            "analytics": Provide(provide, use_cache=True, sync_to_thread=False),
+            **tenant_dependency(analytics.store),
+        },
         **kwargs,
     )

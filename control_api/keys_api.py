@@ -20,11 +20,12 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, JSONBody
 from sqlalchemy import select
 
+from control_api.acting_tenant import TENANT_IN_BODY, TENANT_MUST_EXIST, ActingTenant
 from control_api.auth import Principal, Role, can_manage
 from control_api.state import Api
 from control_api.store import tenants as tenant_rows
 from control_api.store.models import ApiKey
-from control_api.tenants_api import ERRORS, TenantId, TenantQuery, acting_tenant, store_errors, utc
+from control_api.tenants_api import ERRORS, TenantId, TenantQuery, store_errors, utc
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +63,18 @@ class KeyOut(msgspec.Struct, frozen=True):
         )
 
 
-@post("/keys", guards=[can_manage], raises=ERRORS, summary="Create an API key")
+@post(
+    "/keys",
+    guards=[can_manage],
+    raises=ERRORS,
+    summary="Create an API key",
+    opt={TENANT_IN_BODY: True},
+)
 async def create_key(
     data: JSONBody[KeyIn],
-    request: Request[Principal, None, State],
     api: Api,
-    tenant: TenantQuery = None,
+    tenant_id: ActingTenant,
 ) -> KeyCreated:
-    tenant_id = await acting_tenant(request.user, api.store, data.tenant or tenant)
     async with api.store.session() as session:
         row, key = await tenant_rows.create_key(session, tenant_id, data.role)
     log.info("api key created", extra={"tenant_id": tenant_id, "key_id": row.id, "role": row.role})
@@ -79,27 +84,31 @@ async def create_key(
 
 
 @get("/keys", guards=[can_manage], raises=ERRORS, summary="List API keys (never the keys)")
-async def list_keys(
-    request: Request[Principal, None, State], api: Api, tenant: TenantQuery = None
-) -> list[KeyOut]:
-    tenant_id = await acting_tenant(request.user, api.store, tenant)
+async def list_keys(api: Api, tenant_id: ActingTenant) -> list[KeyOut]:
     async with api.store.session() as session:
         return [KeyOut.of(row) for row in await tenant_rows.list_keys(session, tenant_id)]
 
 
-@delete("/keys/{key_id:str}", guards=[can_manage], raises=ERRORS, summary="Revoke an API key")
+@delete(
+    "/keys/{key_id:str}",
+    guards=[can_manage],
+    raises=ERRORS,
+    summary="Revoke an API key",
+    opt={TENANT_MUST_EXIST: False},
+)
 async def revoke_key(
     key_id: FromPath[str],
     request: Request[Principal, None, State],
     api: Api,
+    tenant_id: ActingTenant,
     tenant: TenantQuery = None,
 ) -> None:
-    user = request.user
+    """The platform admin may leave the tenant out: the key's own tenant, then."""
     async with api.store.session() as session:
-        if user.is_admin and tenant is None:
+        if request.user.is_admin and tenant is None:
             owner = await session.scalar(select(ApiKey.tenant_id).where(ApiKey.id == key_id))
         else:
-            owner = user.tenant_for(tenant)
+            owner = tenant_id
         row = None if owner is None else await tenant_rows.revoke_key(session, owner, key_id)
     if row is None:
         raise NotFoundException(f"no key {key_id!r}")
@@ -111,5 +120,6 @@ def keys_router(**kwargs: Any) -> Router:
         path="/v1",
         route_handlers=[create_key, list_keys, revoke_key],
         exception_handlers=store_errors(),
+        opt={TENANT_MUST_EXIST: True},
         **kwargs,
     )

@@ -22,12 +22,13 @@ from litestar.params import FromPath, JSONBody
 from msgspec import Meta
 
 from agents.spec import Name as AgentName
+from control_api.acting_tenant import TENANT_MUST_EXIST, ActingTenant
 from control_api.auth import Principal, can_manage
 from control_api.number_ranges import ranges_of, within
 from control_api.state import Api
 from control_api.store import numbers as number_rows
 from control_api.store.models import Number
-from control_api.tenants_api import ERRORS, TenantQuery, acting_tenant, store_errors, utc
+from control_api.tenants_api import ERRORS, store_errors, utc
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +51,7 @@ class NumberOut(msgspec.Struct, frozen=True):
 
 
 @get("/numbers", raises=ERRORS, summary="List numbers")
-async def list_numbers(
-    request: Request[Principal, None, State], api: Api, tenant: TenantQuery = None
-) -> list[NumberOut]:
-    tenant_id = await acting_tenant(request.user, api.store, tenant)
+async def list_numbers(api: Api, tenant_id: ActingTenant) -> list[NumberOut]:
     async with api.store.session() as session:
         return [NumberOut.of(row) for row in await number_rows.list_numbers(session, tenant_id)]
 
@@ -63,9 +61,8 @@ async def add_number(
     data: JSONBody[NumberIn],
     request: Request[Principal, None, State],
     api: Api,
-    tenant: TenantQuery = None,
+    tenant_id: ActingTenant,
 ) -> NumberOut:
-    tenant_id = await acting_tenant(request.user, api.store, tenant)
     async with api.store.session() as session:
         if not request.user.is_admin and not within(
             data.number, await ranges_of(session, tenant_id)
@@ -84,11 +81,9 @@ async def add_number(
 @delete("/numbers/{number:str}", guards=[can_manage], raises=ERRORS, summary="Release a number")
 async def delete_number(
     number: FromPath[str],
-    request: Request[Principal, None, State],
     api: Api,
-    tenant: TenantQuery = None,
+    tenant_id: ActingTenant,
 ) -> None:
-    tenant_id = await acting_tenant(request.user, api.store, tenant)
     async with api.store.session() as session:
         if not await number_rows.delete_number(session, tenant_id, number):
             raise NotFoundException(f"no number {number!r}")
@@ -100,5 +95,6 @@ def numbers_router(**kwargs: Any) -> Router:
         path="/v1",
         route_handlers=[list_numbers, add_number, delete_number],
         exception_handlers=store_errors(),
+        opt={TENANT_MUST_EXIST: True},
         **kwargs,
     )

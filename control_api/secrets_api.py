@@ -13,8 +13,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Router, delete, get, post
-from litestar.datastructures import State
+from litestar import Router, delete, get, post
 from litestar.exceptions import (
     NotFoundException,
     ServiceUnavailableException,
@@ -23,11 +22,12 @@ from litestar.exceptions import (
 from litestar.params import FromPath, JSONBody
 from msgspec import Meta
 
-from control_api.auth import Principal, can_manage
+from control_api.acting_tenant import TENANT_MUST_EXIST, ActingTenant
+from control_api.auth import can_manage
 from control_api.state import Api, ApiState
 from control_api.store import secrets as secret_rows
 from control_api.store.crypto import SecretBox
-from control_api.tenants_api import ERRORS, TenantQuery, acting_tenant, utc
+from control_api.tenants_api import ERRORS, utc
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +65,10 @@ def _box(api: ApiState) -> SecretBox:
 @post("/secrets", status_code=201, raises=ERRORS, summary="Store a secret (write-only)")
 async def put_secret(
     data: JSONBody[SecretIn],
-    request: Request[Principal, None, State],
     api: Api,
-    tenant: TenantQuery = None,
+    tenant_id: ActingTenant,
 ) -> SecretOut:
     """Seal `value` under `name` (replacing an older value). The value is never shown again."""
-    tenant_id = await acting_tenant(request.user, api.store, tenant)
     box = _box(api)
     async with api.store.session() as session:
         if len(await secret_rows.list_secrets(session, tenant_id)) >= MAX_SECRETS_PER_TENANT:
@@ -86,10 +84,7 @@ async def put_secret(
 
 
 @get("/secrets", raises=ERRORS, summary="The tenant's secrets (names only)")
-async def list_secrets(
-    request: Request[Principal, None, State], api: Api, tenant: TenantQuery = None
-) -> SecretList:
-    tenant_id = await acting_tenant(request.user, api.store, tenant)
+async def list_secrets(api: Api, tenant_id: ActingTenant) -> SecretList:
     async with api.store.session() as session:
         rows = await secret_rows.list_secrets(session, tenant_id)
         return SecretList([SecretOut(r.name, utc(r.created_at), utc(r.updated_at)) for r in rows])
@@ -98,12 +93,10 @@ async def list_secrets(
 @delete("/secrets/{name:str}", raises=ERRORS, summary="Delete a secret")
 async def delete_secret(
     name: FromPath[str],
-    request: Request[Principal, None, State],
     api: Api,
-    tenant: TenantQuery = None,
+    tenant_id: ActingTenant,
 ) -> None:
     """Agents naming it get no key from then on (their calls get the endpoint's 401)."""
-    tenant_id = await acting_tenant(request.user, api.store, tenant)
     async with api.store.session() as session:
         if not await secret_rows.delete_secret(session, tenant_id, name):
             raise NotFoundException(f"no secret {name!r}")
@@ -115,5 +108,6 @@ def secrets_router(**kwargs: Any) -> Router:
         path="/v1",
         route_handlers=[put_secret, list_secrets, delete_secret],
         guards=[can_manage],
+        opt={TENANT_MUST_EXIST: True},
         **kwargs,
     )

@@ -1,5 +1,5 @@
-"""Tenants (platform admin key only) and what every tenant-scoped route shares: the acting
-tenant (from the key; the platform admin names it with `?tenant=`), store errors as 404/409.
+"""Tenants (platform admin key only) and what every tenant-scoped route shares: the `?tenant=`
+parameter (resolved by `control_api.acting_tenant`), store errors as 404/409.
 
 `POST /v1/tenants {"name"}` → `{"id", "name", ...}`; `GET /v1/tenants`;
 `GET /v1/tenants/{id}` (the platform admin, or any key of that tenant);
@@ -25,7 +25,6 @@ from msgspec import Meta
 from control_api.auth import Principal, platform_only
 from control_api.number_ranges import MAX_RANGES, NumberRangeText, ranges_of, set_ranges
 from control_api.state import Api
-from control_api.store import Store
 from control_api.store import tenants as tenant_rows
 from control_api.store.errors import Conflict, NotFound
 from control_api.store.models import Tenant
@@ -49,17 +48,6 @@ ERRORS = [NotFoundException, PermissionDeniedException, ValidationException]
 def utc(when: datetime) -> datetime:
     """Stored times are UTC; SQLite hands them back naive."""
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
-
-
-async def acting_tenant(user: Principal, store: Store, requested: str | None) -> str:
-    """The tenant a request acts for; 403 when a tenant key names another, 404 when the
-    platform admin names an unknown one."""
-    tenant_id = user.tenant_for(requested)
-    if user.is_admin:
-        async with store.session() as session:
-            if await tenant_rows.get_tenant(session, tenant_id) is None:
-                raise NotFoundException(f"tenant: no tenant {tenant_id!r}")
-    return tenant_id
 
 
 def _error(status: int) -> Any:

@@ -31,13 +31,14 @@ from litestar.exceptions import (
     ServiceUnavailableException,
     ValidationException,
 )
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 from msgspec import Meta
 from sqlalchemy import delete as delete_rows
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agents.urlguard import UnsafeUrlError, check_url
+from control_api.acting_tenant import TENANT_IN_BODY, ActingTenant, tenant_dependency
 from control_api.analytics import Analytics
 from control_api.analytics.tables import DeadLetterRow, OutboxRow, RelayMarkRow, WebhookRow
 from control_api.auth import Principal, can_manage
@@ -152,12 +153,7 @@ async def _owned(
 
 
 @get("/webhooks", raises=_ERRORS, summary="List the tenant's webhooks")
-async def list_webhooks(
-    request: Request[Principal, None, State],
-    analytics: AnalyticsDep,
-    tenant: FromQuery[str | None] = None,
-) -> WebhookList:
-    tenant_id = request.user.tenant_for(tenant)
+async def list_webhooks(analytics: AnalyticsDep, tenant_id: ActingTenant) -> WebhookList:
     async with analytics.store.session() as session:
         rows = await session.scalars(
             select(WebhookRow).where(WebhookRow.tenant_id == tenant_id).order_by(WebhookRow.id)
@@ -165,12 +161,17 @@ async def list_webhooks(
         return WebhookList(webhooks=[_view(r) for r in rows])
 
 
-@post("/webhooks", status_code=201, raises=_ERRORS, summary="Add a webhook")
+@post(
+    "/webhooks",
+    status_code=201,
+    raises=_ERRORS,
+    summary="Add a webhook",
+    opt={TENANT_IN_BODY: True},
+)
 async def create_webhook(
-    data: JSONBody[WebhookCreate], request: Request[Principal, None, State], analytics: AnalyticsDep
+    data: JSONBody[WebhookCreate], analytics: AnalyticsDep, tenant_id: ActingTenant
 ) -> WebhookCreated:
     """Events written from now on are sent to `url`, signed with the returned `secret`."""
-    tenant_id = request.user.tenant_for(data.tenant)
     await check_webhook_url(data.url, analytics)
     try:
         box = secret_rows.box_of(analytics.store)
@@ -307,6 +308,9 @@ def webhooks_router(analytics: Analytics, **kwargs: Any) -> Router:
             replay_dead_letters,
         ],
         guards=[can_manage],
-        dependencies={"analytics": Provide(provide, use_cache=True, sync_to_thread=False)},
+        dependencies={
+            "analytics": Provide(provide, use_cache=True, sync_to_thread=False),
+            **tenant_dependency(analytics.store),
+        },
         **kwargs,
     )

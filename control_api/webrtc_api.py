@@ -7,8 +7,7 @@ from collections.abc import Sequence
 from typing import Annotated, Literal
 
 import msgspec
-from litestar import Request, Router, post
-from litestar.datastructures import State
+from litestar import Router, post
 from litestar.exceptions import (
     NotAuthorizedException,
     NotFoundException,
@@ -21,7 +20,8 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import JSONBody
 from msgspec import Meta
 
-from control_api.auth import Principal, can_operate
+from control_api.acting_tenant import TENANT_IN_BODY, ActingTenant
+from control_api.auth import can_operate
 from control_api.intake import http_refusal, webrtc_call
 from control_api.refusals import CallRefused
 from control_api.state import Api
@@ -62,14 +62,14 @@ _ERRORS = [
     guards=[can_operate],
     raises=_ERRORS,
     summary="Call an agent over WebRTC",
+    opt={TENANT_IN_BODY: True},
 )
 async def webrtc_offer(
-    data: JSONBody[OfferRequest], request: Request[Principal, None, State], api: Api
+    data: JSONBody[OfferRequest], api: Api, tenant_id: ActingTenant
 ) -> OfferAnswer:
     """Answer the offer and start the call; its events arrive on the `events` data channel."""
-    tenant = request.user.tenant_for(data.tenant)
     try:
-        call = await webrtc_call(api.host, api.webrtc, tenant, data.agent, data.sdp)
+        call = await webrtc_call(api.host, api.webrtc, tenant_id, data.agent, data.sdp)
     except SdpError as exc:
         raise ValidationException(f"malformed SDP: {exc}") from exc
     except CallRefused as exc:
