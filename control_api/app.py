@@ -14,6 +14,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from config.schema import Settings
 from control_api.acting_tenant import tenant_dependency
+from control_api.admin_api import admin_router
 from control_api.agents_api import agents_router
 from control_api.auth import BearerAuth, KeyRing, token_guard
 from control_api.auth_limits import FailedAuth
@@ -104,6 +105,7 @@ def create_app(
         route_handlers=[
             api,
             *control,
+            admin_router(middleware=auth, security=bearer, tags=["admin"]),
             *extra,
             healthz,
             readyz,

@@ -1,4 +1,5 @@
-"""The `voicenode` command: `serve` a node, `simulate` a conversation, `call` a number."""
+"""The `voicenode` command: `serve` a node, `simulate` a conversation, `call` a number,
+`agents diff|apply` the agent files against the store."""
 
 from __future__ import annotations
 
@@ -63,6 +64,13 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--via", choices=["sip", "asterisk"], default="sip")
     call.add_argument("--tenant", default=None, help="tenant to act for (default: demo)")
     call.add_argument("--url", default=None, help="the node's API (default: from http.*)")
+    agents = sub.add_parser(
+        "agents",
+        parents=[common],
+        help="compare the agent files with the store (diff) or apply them (apply)",
+    )
+    agents.add_argument("action", choices=["diff", "apply"])
+    agents.add_argument("--dir", default=None, help="agent files folder (default: agents.dir)")
     return p
 
 
@@ -89,9 +97,13 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_call(settings, args)
     if args.command == "serve":
-        from voicenode.node import run_node
+        from voicenode.serve_cli import run_serve
 
-        return run_node(settings)
+        return run_serve(settings, getattr(args, "config", None))
+    if args.command == "agents":
+        from voicenode.agents_cli import run_agents
+
+        return run_agents(settings, args)
     return 2
 
 

@@ -5,7 +5,9 @@ the demo tenant's agents and nothing else, for `http.phone_token_ttl_s` (the adm
 printed; with none configured there is no platform admin this run). The first SIGTERM or SIGINT
 drains: the host refuses new calls (503 + Retry-After), /readyz answers 503, live calls run to
 their end for up to `node.drain_timeout_s`, then the server stops and `serve` returns 0.
-A second signal stops at once (returns 1: live calls were cut).
+A second signal stops at once (returns 1: live calls were cut). SIGHUP reloads: the
+configuration is read again through `load` and the agent files reconciled (`voicenode.reload`);
+new calls get what changed live, live calls keep theirs; `POST /v1/admin/reload` does the same.
 """
 
 from __future__ import annotations
@@ -25,15 +27,19 @@ import uvicorn
 import uvloop
 
 from config.schema import Settings
+from control_api.admin_api import RELOAD_STATE
 from control_api.app import create_app
 from control_api.host import CallHost
 from control_api.phone import PhoneTokens
 from media.clock import MonotonicClock
 from media.webrtc import WebRtcOptions
+from voicenode.reload import Reloader
 
 log = logging.getLogger(__name__)
 
 HostFactory = Callable[[Settings], AbstractAsyncContextManager[CallHost]]
+SettingsSource = Callable[[], Settings]
+"""Reads the configuration again (the same file and environment the node started with)."""
 
 
 class AppServer(uvicorn.Server):
@@ -126,15 +132,48 @@ class _Drain:
             await asyncio.wait([self._task])
 
 
+class _Hangup:
+    """SIGHUP: one reload task at a time (the reloader serialises them), owned and ended."""
+
+    def __init__(self, reloader: Reloader | None) -> None:
+        self._reloader = reloader
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def on_signal(self) -> None:
+        if self._reloader is None:
+            log.warning("SIGHUP: this node has no configuration source to reload from")
+            return
+        task = asyncio.get_running_loop().create_task(self._reload(self._reloader))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _reload(reloader: Reloader) -> None:
+        try:
+            await reloader.reload("SIGHUP")
+        except Exception:
+            log.exception("reload failed")
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks)
+        if self._reloader is not None:
+            await self._reloader.close()
+
+
 async def serve(
     settings: Settings,
     host: CallHost,
     *,
     webrtc: WebRtcOptions | None = None,
     out: TextIO | None = None,
+    load: SettingsSource | None = None,
 ) -> int:
     """Serve until drained (exit code 0) or stopped by a second signal (1). WebRTC calls are
-    answered with `webrtc`, by default the settings' `[webrtc]` section.
+    answered with `webrtc`, by default the settings' `[webrtc]` section; `load` reads the
+    configuration again on SIGHUP and `POST /v1/admin/reload` (None: no reload).
 
     Raises OSError when the HTTP address cannot be bound."""
     out = out or sys.stdout
@@ -146,15 +185,19 @@ async def serve(
     clock = MonotonicClock()
     phone = PhoneTokens(settings.http.phone_token_ttl_s)
     app = create_app(settings, host, webrtc=webrtc, clock=clock, phone=phone)
+    reloader = None if load is None else Reloader(settings, host, load)
+    app.state[RELOAD_STATE] = None if reloader is None else reloader.reload
     config = server_config(app, settings)
     sock = bind_listener(settings.http.host, settings.http.port, config.backlog)
     port = sock.getsockname()[1]
     server = AppServer(config)
     drain = _Drain(server, host, settings.node.drain_timeout_s)
+    hangup = _Hangup(reloader)
     loop = asyncio.get_running_loop()
     signals = (signal.SIGTERM, signal.SIGINT)
     for sig in signals:
         loop.add_signal_handler(sig, drain.on_signal, sig)
+    loop.add_signal_handler(signal.SIGHUP, hangup.on_signal)
     log.info("serving", extra={"host": settings.http.host, "port": port})
     link = phone_url(settings.http.host, port, phone.issue(clock.now()))
     minutes = round(settings.http.phone_token_ttl_s / 60)
@@ -163,23 +206,29 @@ async def serve(
     try:
         await server.serve(sockets=[sock])
     finally:
-        for sig in signals:
+        for sig in (*signals, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         await drain.close()
+        await hangup.close()
         sock.close()
     log.info("stopped", extra={"exit_code": drain.exit_code})
     return drain.exit_code
 
 
 def main_serve(
-    settings: Settings, host_factory: HostFactory, *, webrtc: WebRtcOptions | None = None
+    settings: Settings,
+    host_factory: HostFactory,
+    *,
+    webrtc: WebRtcOptions | None = None,
+    load: SettingsSource | None = None,
 ) -> int:
     """The process entry for `voicenode serve`: uvloop, the host's lifetime, then `serve`.
 
-    WebRTC calls are answered with `webrtc`, by default the settings' `[webrtc]` section."""
+    WebRTC calls are answered with `webrtc`, by default the settings' `[webrtc]` section;
+    `load` reads the configuration again for a reload."""
 
     async def run() -> int:
         async with host_factory(settings) as host:
-            return await serve(settings, host, webrtc=webrtc)
+            return await serve(settings, host, webrtc=webrtc, load=load)
 
     return uvloop.run(run())

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Final
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_api.agent_files import (
@@ -101,7 +101,9 @@ async def reconcile(
         if apply and store.engine.dialect.name == "postgresql":
             await session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": LOCK_ID})
         if await session.get(Tenant, FILE_TENANT) is None:
-            return Plan()
+            empty = not await session.scalar(select(func.count()).select_from(Tenant))
+            # an empty store is seeded with every file agent: that is what a preview shows
+            return diff(agent_files, refused, [], policy) if empty and not apply else Plan()
         plan = diff(agent_files, refused, await stored_agents(session, FILE_TENANT), policy)
         if not apply:
             return plan

@@ -1,0 +1,25 @@
+"""`voicenode serve` from the command line: the node, reloadable from the same configuration
+(the `--config` file and the environment) it started with."""
+
+from __future__ import annotations
+
+from config import ConfigError, Settings, load_settings
+
+
+def run_serve(settings: Settings, config_path: str | None) -> int:
+    """Serve until stopped; 2 on a configuration error found at start, 1 when the HTTP
+    address cannot be bound."""
+    from voicenode.node import open_node
+    from voicenode.serve import main_serve
+
+    def load() -> Settings:
+        return load_settings(config_path)
+
+    try:
+        return main_serve(settings, open_node, load=load)
+    except ConfigError as exc:  # a setting only checkable at start (a TLS file, a bad agent file)
+        print(f"voicenode: configuration error: {exc}")
+        return 2
+    except OSError as exc:
+        print(f"voicenode: cannot serve on {settings.http.host}:{settings.http.port}: {exc}")
+        return 1
