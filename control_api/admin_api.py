@@ -3,7 +3,7 @@ files, as SIGHUP does. What changes live applies to new calls (live calls keep t
 needs a restart is listed and left as it was; an invalid configuration changes nothing (422).
 
 The node that serves the app puts its reload in the app's state (`RELOAD_STATE`); without one
-(an app built without a serving node) the route answers 503.
+(an app served without a configuration source, as in tests) the route answers 409.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from litestar.exceptions import (
     HTTPException,
     NotAuthorizedException,
     PermissionDeniedException,
-    ServiceUnavailableException,
 )
 
 from control_api.auth import Principal, platform_only
@@ -59,18 +58,21 @@ class ReloadRefused(HTTPException):
     status_code = 422
 
 
+class NoReload(HTTPException):
+    status_code = 409
+
+
 @post(
     "/admin/reload",
     guards=[platform_only],
     status_code=200,
-    raises=[NotAuthorizedException, PermissionDeniedException, ServiceUnavailableException],
+    raises=[NotAuthorizedException, PermissionDeniedException, NoReload, ReloadRefused],
     summary="Reload the configuration and the agent files",
-    responses=None,
 )
 async def reload_node(request: Request[Principal, Any, State]) -> ReloadReport:
     reload: Reload | None = request.app.state.get(RELOAD_STATE)
     if reload is None:
-        raise ServiceUnavailableException("this app has no node to reload")
+        raise NoReload(detail="this node has no configuration source to reload from")
     report = await reload("api")
     if not report.ok:
         raise ReloadRefused(detail=f"reload refused, nothing changed: {report.error}")
