@@ -62,6 +62,20 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+def json_mode() -> bool:
+    """Whether the node's logs are JSON (the root logger writes through a `JsonFormatter`)."""
+    return any(isinstance(h.formatter, JsonFormatter) for h in logging.getLogger().handlers)
+
+
+def console_line(text: str, logger: str, msg: str, **fields: Any) -> str:
+    """A line the node prints for a person (the /phone link): `text` as it is, or in JSON mode
+    a JSON object like a log record's, so that every line of the node's output parses."""
+    if not json_mode():
+        return text
+    doc = {"ts": round(time.time(), 3), "level": "info", "logger": logger, "msg": msg}
+    return json.dumps({**doc, **fields})
+
+
 def resolve_format(fmt: str, stream: Any = None) -> str:
     """`auto`: "text" when `stream` (default stderr) is a terminal, "json" otherwise."""
     if fmt != "auto":
@@ -84,5 +98,6 @@ def setup_logging(level: str = "info", fmt: str = "auto", *, redact_pii: bool = 
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    logging.captureWarnings(True)  # Python warnings as records of the `py.warnings` logger
     for noisy in ("httpx", "httpcore", "aioice", "aiortc", "openai", "faster_whisper"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -33,6 +33,7 @@ from control_api.host import CallHost
 from control_api.phone import PhoneTokens
 from media.clock import MonotonicClock
 from media.webrtc import WebRtcOptions
+from voicenode.logs import console_line
 from voicenode.reload import Reloader
 
 log = logging.getLogger(__name__)
@@ -178,10 +179,8 @@ async def serve(
     Raises OSError when the HTTP address cannot be bound."""
     out = out or sys.stdout
     if not settings.http.admin_key:
-        print(
-            "voicenode: no admin key configured (VOICENODE_ADMIN_KEY): no platform admin this run",
-            file=out,
-        )
+        text = "no admin key configured (VOICENODE_ADMIN_KEY): no platform admin this run"
+        print(console_line(f"voicenode: {text}", __name__, text), file=out)
     clock = MonotonicClock()
     phone = PhoneTokens(settings.http.phone_token_ttl_s)
     app = create_app(settings, host, webrtc=webrtc, clock=clock, phone=phone)
@@ -201,7 +200,8 @@ async def serve(
     log.info("serving", extra={"host": settings.http.host, "port": port})
     link = phone_url(settings.http.host, port, phone.issue(clock.now()))
     minutes = round(settings.http.phone_token_ttl_s / 60)
-    print(f"voicenode: call the node at {link} (for {minutes} min)", file=out)
+    text = f"voicenode: call the node at {link} (for {minutes} min)"
+    print(console_line(text, __name__, "call the node", url=link, minutes=minutes), file=out)
     out.flush()
     try:
         await server.serve(sockets=[sock])
