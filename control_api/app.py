@@ -1,13 +1,19 @@
 """The node's HTTP app: browser call signalling, probes, metrics, the /phone page, OpenAPI.
 
-`create_app(settings, host)` builds it; `voicenode.serve` runs it on uvicorn in the node's
-event loop. The app owns its calls' tasks and ends them on shutdown.
+`create_app(settings, host)` builds it and assembles the routers (`api_routers`; the analytics
+routes in `analytics_routers`, since analytics itself knows nothing about HTTP);
+`voicenode.serve` runs it on uvicorn in the node's event loop. The app owns its calls' tasks and
+ends them on shutdown.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from litestar import Litestar, Router
 from litestar.di import Provide
+from litestar.handlers import HTTPRouteHandler
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
@@ -16,10 +22,12 @@ from config.schema import Settings
 from control_api.acting_tenant import tenant_dependency
 from control_api.admin_api import admin_router
 from control_api.agents_api import agents_router
+from control_api.analytics import Analytics
 from control_api.auth import BearerAuth, KeyRing, token_guard
 from control_api.auth_limits import FailedAuth
 from control_api.call_control_api import CALL_CONTROL
-from control_api.events_ws import EventSockets
+from control_api.calls_history_api import calls_history_router
+from control_api.events_ws import EventSockets, PrincipalFor, events_router
 from control_api.health import healthz, metrics, readyz
 from control_api.host import CallHost
 from control_api.keys_api import keys_router
@@ -29,11 +37,89 @@ from control_api.phone import PhoneTokens, phone_router
 from control_api.secrets_api import secrets_router
 from control_api.state import ApiState
 from control_api.tenants_api import tenants_router
+from control_api.webhooks_api import webhooks_router
 from control_api.webrtc_api import calls_router
 from media.clock import Clock, MonotonicClock
 from media.webrtc import WebRtcOptions
 
 API_VERSION = "0.1.0"
+
+
+def analytics_routers(
+    analytics: Analytics,
+    *,
+    principal_for: PrincipalFor,
+    call_handlers: Sequence[HTTPRouteHandler] = (),
+    event_sockets: EventSockets | None = None,
+    **router_kwargs: Any,
+) -> list[Router]:
+    """The routes that read analytics: `/v1/webhooks`, `/v1/calls` (history) — both behind the
+    middleware in `router_kwargs` (the bearer auth) — and `WS /v1/events`, which authenticates
+    itself with `principal_for(key)` so browsers can pass the key.
+
+    `call_handlers` join the history router: Litestar refuses one path in two routers, so a
+    handler on `/v1/calls/{call_id:str}` (the hang-up `DELETE`) must be passed here instead of
+    living in another router. `event_sockets`: the event sockets' limits and clock (None: from
+    the settings)."""
+    return [
+        webhooks_router(analytics, **router_kwargs),
+        calls_history_router(analytics, extra_handlers=call_handlers, **router_kwargs),
+        events_router(analytics, principal_for=principal_for, sockets=event_sockets),
+    ]
+
+
+def api_routers(
+    host: CallHost,
+    *,
+    principal_for: PrincipalFor,
+    event_sockets: EventSockets,
+    **router_kwargs: Any,
+) -> list[Router]:
+    """The `/v1` routers: calls, tenants and their configuration, and (when the host has
+    analytics) `analytics_routers`; `router_kwargs` (the bearer auth) go to each. Tenant-scoped
+    routers carry the acting-tenant dependency (`control_api.acting_tenant`)."""
+    scoped = tenant_dependency(host.store)
+    control = [
+        make(tags=[tag], dependencies=deps, **router_kwargs)
+        for make, tag, deps in [
+            (tenants_router, "tenants", None),  # its paths name a tenant themselves
+            (keys_router, "keys", scoped),
+            (agents_router, "agents", scoped),
+            (numbers_router, "numbers", scoped),
+            (secrets_router, "secrets", scoped),
+        ]
+    ]
+    analytics: Analytics | None = getattr(host, "analytics", None)
+    if analytics is None:
+        calls = calls_router(CALL_CONTROL, tags=["calls"], dependencies=scoped, **router_kwargs)
+        return [calls, *control]
+    # Litestar refuses one path in two routers: with analytics on, the call-control handlers
+    # join its `/v1/calls` history router.
+    calls = calls_router(tags=["calls"], dependencies=scoped, **router_kwargs)
+    return [
+        calls,
+        *control,
+        *analytics_routers(
+            analytics,
+            principal_for=principal_for,
+            call_handlers=CALL_CONTROL,
+            event_sockets=event_sockets,
+            **router_kwargs,
+        ),
+    ]
+
+
+def _openapi(guards: list[Any]) -> OpenAPIConfig:
+    """The schema at `/schema`, behind `guards` (the metrics token)."""
+    return OpenAPIConfig(
+        title="voicenode",
+        version=API_VERSION,
+        path="/schema",
+        openapi_router=Router(path="/schema", route_handlers=[], guards=guards),
+        components=Components(
+            security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}
+        ),
+    )
 
 
 def create_app(
@@ -73,40 +159,17 @@ def create_app(
         limits=keyring,
     )
     bearer: list[dict[str, list[str]]] = [{"bearer": []}]
-    # Litestar refuses one path in two routers: with analytics on, the call-control handlers
-    # join its `/v1/calls` history router.
-    analytics = getattr(host, "analytics", None)
-    extra: list[Router] = []
-    scoped = tenant_dependency(host.store)  # the acting tenant, for tenant-scoped routes
-    if analytics is not None:
-        api = calls_router(middleware=auth, security=bearer, tags=["calls"], dependencies=scoped)
-        extra = analytics.routers(
-            principal_for=keyring.principal_for,
-            call_handlers=CALL_CONTROL,
-            event_sockets=sockets,
-            middleware=auth,
-            security=bearer,
-        )
-    else:
-        api = calls_router(
-            CALL_CONTROL, middleware=auth, security=bearer, tags=["calls"], dependencies=scoped
-        )
-    control = [
-        make(middleware=auth, security=[{"bearer": []}], tags=[tag], dependencies=deps)
-        for make, tag, deps in [
-            (tenants_router, "tenants", None),  # its paths name a tenant themselves
-            (keys_router, "keys", scoped),
-            (agents_router, "agents", scoped),
-            (numbers_router, "numbers", scoped),
-            (secrets_router, "secrets", scoped),
-        ]
-    ]
+    routers = api_routers(
+        host,
+        principal_for=keyring.principal_for,
+        event_sockets=sockets,
+        middleware=auth,
+        security=bearer,
+    )
     return Litestar(
         route_handlers=[
-            api,
-            *control,
+            *routers,
             admin_router(middleware=auth, security=bearer, tags=["admin"]),
-            *extra,
             healthz,
             readyz,
             Router(path="/", route_handlers=[metrics], guards=admin_surface),
@@ -114,15 +177,7 @@ def create_app(
         ],
         dependencies={"api": Provide(provide_state, use_cache=True, sync_to_thread=False)},
         on_shutdown=[state.calls.shutdown],
-        openapi_config=OpenAPIConfig(
-            title="voicenode",
-            version=API_VERSION,
-            path="/schema",
-            openapi_router=Router(path="/schema", route_handlers=[], guards=admin_surface),
-            components=Components(
-                security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}
-            ),
-        ),
+        openapi_config=_openapi(admin_surface),
         request_max_body_size=http.max_body_bytes,
         logging_config=None,
         debug=False,

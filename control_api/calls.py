@@ -3,9 +3,11 @@ to close.
 
 A transport (WebRTC signalling, the SIP user agent, the AudioSocket server) hands an admitted,
 answered call to `LiveCalls.start` as a `LiveCall`. Its task hands the transport and call
-control to `CallHost.run_call`, forwards the events it reports (to the call itself, e.g. the
-browser's data channel, and to every subscriber), and on every exit closes the call, releases
-the admission slot and counts the outcome.
+control to the node's `CallRunner.run_call` (`control_api.host.CallHost` is one), forwards the
+events it reports (to the call itself, e.g. the browser's data channel, and to every
+subscriber), and on every exit closes the call, releases the admission slot and counts the
+outcome. `CallRunner` is defined here, not in `control_api.host`, so that this module imports
+nothing from the host module (which imports `LiveCalls`).
 """
 
 from __future__ import annotations
@@ -17,17 +19,39 @@ from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from config.schema import DialPlanSettings
-from control_api.host import CallHost
 from control_api.metrics import CALLS_ENDED
 from media.call import Call, CallControlError, CallInfo, CallSignal
 from media.dialplan import DestinationInvalid, DestinationRefused, DialGuard
 from media.transport import Transport
-from pipeline.events import CallEnded, CallEvent
+from pipeline.events import CallEnded, CallEvent, EventCallback
 
 log = logging.getLogger(__name__)
 
 EventListener = Callable[[CallInfo, CallEvent], None]
 """Called with every event of every live call (in the event loop; must not block)."""
+
+
+class CallRunner(Protocol):
+    """What `LiveCalls` needs from the node: running a call's conversation, and giving back its
+    admission once the call is over. `CallHost` extends it."""
+
+    async def run_call(
+        self,
+        info: CallInfo,
+        agent: str,
+        transport: Transport,
+        call: Call,
+        on_event: EventCallback,
+    ) -> None:
+        """Run the conversation; return when it ends (the caller then hangs up and closes).
+
+        `agent` is `AgentRef.pinned` (`name@version`): the call runs that version even if the
+        agent changes meanwhile; a bare name runs the current version."""
+        ...
+
+    def release(self, call_id: str) -> None:
+        """Give back the call's admission and its tenant quota slot (idempotent)."""
+        ...
 
 
 class LiveCall(Protocol):
@@ -73,7 +97,7 @@ agent or a spec gives (a flow's `end = "..."`) becomes a label; anything else is
 class LiveCalls:
     """Owns the tasks of the node's calls; `shutdown()` ends them all."""
 
-    def __init__(self, host: CallHost) -> None:
+    def __init__(self, host: CallRunner) -> None:
         self._host = host
         self._calls: dict[str, LiveCall] = {}
         self._tasks: set[asyncio.Task[None]] = set()

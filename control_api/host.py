@@ -11,14 +11,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from agents.spec import AgentSpec
+from control_api.calls import CallRunner, LiveCalls
 from control_api.refusals import OverCapacity as OverCapacity
-from media.call import Call, CallInfo
-from media.transport import Transport
-from pipeline.events import EventCallback
 
 if TYPE_CHECKING:
     from agents.llm_access import LlmAccess
-    from control_api.calls import LiveCalls
     from control_api.quotas import Quotas
     from control_api.store import Store
 
@@ -101,8 +98,9 @@ class CallIntake(Protocol):
         ...
 
 
-class CallHost(CallIntake, Protocol):
-    """What the control API needs from the node: its intake, and running the calls."""
+class CallHost(CallIntake, CallRunner, Protocol):
+    """What the control API needs from the node: its intake, and running the calls
+    (`CallRunner.run_call`)."""
 
     @property
     def ready(self) -> bool:
@@ -120,20 +118,6 @@ class CallHost(CallIntake, Protocol):
     @property
     def quotas(self) -> Quotas:
         """Per-tenant call quotas (taken in `admit_for`, given back in `release`)."""
-        ...
-
-    async def run_call(
-        self,
-        info: CallInfo,
-        agent: str,
-        transport: Transport,
-        call: Call,
-        on_event: EventCallback,
-    ) -> None:
-        """Run the conversation; return when it ends (the caller then hangs up and closes).
-
-        `agent` is `AgentRef.pinned` (`name@version`): the call runs that version even if the
-        agent changes meanwhile; a bare name runs the current version."""
         ...
 
     def active_calls(self) -> int: ...

@@ -3,8 +3,9 @@ tenants' webhooks — events are never lost, only delivered late (at least once)
 
 `open_analytics(settings, store, calls, clock)` is the one entry point: it closes this node's
 calls left open by a crash (as failed), subscribes the recorder to the node's live calls, and
-runs the writer, the relay and the sweeper as owned tasks until it exits. `routers(...)` gives
-the HTTP/WebSocket routes (`/v1/webhooks`, `/v1/calls` history, `WS /v1/events`).
+runs the writer, the relay and the sweeper as owned tasks until it exits. Analytics knows
+nothing about HTTP: the routes that read it (`/v1/webhooks`, `/v1/calls` history,
+`WS /v1/events`) import `Analytics`, and the app assembles them (`control_api.app`).
 
 The tables (`analytics.tables`) come from migration `0002_calls`.
 """
@@ -17,12 +18,10 @@ import dataclasses
 import datetime
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol
 
 import httpx
-from litestar import Router
-from litestar.handlers import HTTPRouteHandler
 
 from config.schema import Settings
 from control_api.analytics.feed import LiveFeed
@@ -70,32 +69,6 @@ class Analytics:
     @property
     def node(self) -> str:
         return self.settings.node.name
-
-    def routers(
-        self,
-        *,
-        principal_for: Callable[[str], Awaitable[Any]],
-        call_handlers: Sequence[HTTPRouteHandler] = (),
-        event_sockets: Any = None,
-        **router_kwargs: Any,
-    ) -> list[Router]:
-        """The routes: `/v1/webhooks`, `/v1/calls` (history) — both behind the middleware in
-        `router_kwargs` (the bearer auth) — and `WS /v1/events`, which authenticates itself
-        with `principal_for(key)` (a `Principal` or None) so browsers can pass the key.
-
-        `call_handlers` join the history router: Litestar refuses one path in two routers, so
-        a handler on `/v1/calls/{call_id:str}` (the hang-up `DELETE`) must be passed here
-        instead of living in another router. `event_sockets` (an `events_ws.EventSockets`):
-        the event sockets' limits and clock; None: from the settings."""
-        from control_api.calls_history_api import calls_history_router
-        from control_api.events_ws import events_router
-        from control_api.webhooks_api import webhooks_router
-
-        return [
-            webhooks_router(self, **router_kwargs),
-            calls_history_router(self, extra_handlers=call_handlers, **router_kwargs),
-            events_router(self, principal_for=principal_for, sockets=event_sockets),
-        ]
 
 
 async def _stop(task: asyncio.Task[None]) -> None:

@@ -19,6 +19,7 @@ from litestar.middleware import DefineMiddleware
 from config.schema import AnalyticsSettings, NodeSettings, Settings
 from control_api.analytics import Analytics
 from control_api.analytics import tables as _tables  # registers the tables
+from control_api.app import analytics_routers
 from control_api.auth import BearerAuth, Principal
 from control_api.store import Base, Store, open_store
 from control_api.store.crypto import SecretBox, new_key
@@ -241,7 +242,8 @@ async def serve_api(analytics: Analytics, keys: Keys = KEYS) -> AsyncIterator[ht
     """The analytics routes on a real uvicorn server (127.0.0.1, free port)."""
 
     app = Litestar(
-        route_handlers=analytics.routers(
+        route_handlers=analytics_routers(
+            analytics,
             principal_for=keys.principal_for,
             middleware=[DefineMiddleware(BearerAuth, keys=keys)],
         ),

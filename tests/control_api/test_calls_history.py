@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from control_api.analytics import open_analytics
+from control_api.app import analytics_routers
 from control_api.calls_history_api import MAX_PAGE_SIZE
 from control_api.store import Store
 from tests.control_api.analytics_support import (
@@ -137,8 +138,11 @@ async def test_the_hangup_route_shares_the_call_path(store: Store) -> None:
     async with open_analytics(settings(), store, FakeCalls(), wall=WallClock()) as analytics:
         auth = [DefineMiddleware(BearerAuth, keys=KEYS)]
         app = Litestar(
-            route_handlers=analytics.routers(
-                principal_for=KEYS.principal_for, call_handlers=[hangup_call], middleware=auth
+            route_handlers=analytics_routers(
+                analytics,
+                principal_for=KEYS.principal_for,
+                call_handlers=[hangup_call],
+                middleware=auth,
             ),
             dependencies={"api": Provide(lambda: api_state, sync_to_thread=False)},
             logging_config=None,
