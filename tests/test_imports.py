@@ -1,0 +1,174 @@
+"""Imports among the first-party packages: no cycle between modules, and packages depend on each
+other only in the direction docs/architecture.md states ("Dependency direction").
+
+The graph is read from the source (`tests/import_graph.py`, `ast`, nothing imported) and counts
+every import: top-level, under `if TYPE_CHECKING:` and inside functions. What breaks a rule today
+and cannot be fixed where the break is found is listed below, each with its reason, so that any
+new cycle or wrong-way import fails here. When one is fixed, its entry must go (a test checks
+that every entry still exists).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Final
+
+from tests.import_graph import (
+    PACKAGES,
+    ROOT,
+    Graph,
+    build_graph,
+    cycle_in,
+    package_of,
+    strongly_connected,
+)
+
+MAY_IMPORT: Final[dict[str, frozenset[str]]] = {
+    # docs/architecture.md, "Dependency direction":
+    #   config ← media ← sip          config ← agents          media + agents ← pipeline
+    #   pipeline + agents ← control_api          everything ← voicenode
+    #   bench talks to a node only over the wire (it may import media codecs)
+    # An import may point down these arrows, also more than one step (pipeline → config).
+    "config": frozenset(),
+    "media": frozenset({"config"}),
+    "sip": frozenset({"config", "media"}),
+    "agents": frozenset({"config"}),
+    "pipeline": frozenset({"config", "media", "agents"}),
+    "control_api": frozenset({"config", "media", "agents", "pipeline"}),
+    "voicenode": frozenset({"config", "media", "sip", "agents", "pipeline", "control_api"}),
+    "bench": frozenset({"config", "media"}),
+}
+
+_BENCH_IN_PROCESS = (
+    "bench runs parts of the node in its own process instead of over the wire "
+    "(docs/architecture.md: 'bench is not a wire-only client'; issue 13: bench over the wire)"
+)
+_BENCH_SIP = (
+    "the SIP media benchmark drives the pjsua2 user agent in process to measure its media CPU "
+    "(docs/architecture.md: 'bench is not a wire-only client')"
+)
+
+WRONG_WAY: Final[dict[tuple[str, str], str]] = {
+    # importer → imported: why it is allowed for now
+    ("agents.catalog", "media.destination"): (
+        "a spec's transfer targets are checked with the dial plan's destination parser; "
+        "the parser belongs below both (config or agents), a move outside control_api"
+    ),
+    ("bench.cli", "agents.catalog"): _BENCH_IN_PROCESS,
+    ("bench.turns", "agents.catalog"): _BENCH_IN_PROCESS,
+    ("bench.turns", "pipeline.engines"): _BENCH_IN_PROCESS,
+    ("bench.turns", "pipeline.tts"): _BENCH_IN_PROCESS,
+    ("bench.turns", "voicenode.simulate"): _BENCH_IN_PROCESS,
+    ("bench.wire.run", "pipeline.tts"): _BENCH_IN_PROCESS,
+    ("bench.wire.run", "voicenode.simulate"): _BENCH_IN_PROCESS,
+    ("bench.report", "pipeline.marks"): _BENCH_IN_PROCESS + "; it reads TurnMarks' stage names",
+    ("bench.wire.report", "pipeline.marks"): _BENCH_IN_PROCESS + "; it reads TurnMarks' stages",
+    ("bench.sip_media_node", "sip.calls"): _BENCH_SIP,
+    ("bench.sip_media_node", "sip.lifetime"): _BENCH_SIP,
+    ("bench.sip_media_node", "sip.media_port"): _BENCH_SIP,
+    ("bench.sip_media_node", "sip.ua"): _BENCH_SIP,
+    ("bench.sip_media_node", "sip.vector"): _BENCH_SIP,
+    ("bench.wire.sip_phone", "sip.calls"): _BENCH_SIP + "; the wire bench's SIP phone",
+    ("bench.wire.sip_phone", "sip.thread"): _BENCH_SIP + "; the wire bench's SIP phone",
+    ("bench.wire.sip_phone", "sip.ua"): _BENCH_SIP + "; the wire bench's SIP phone",
+}
+
+CYCLE_EDGES: Final[dict[tuple[str, str], str]] = {
+    # importer → imported: an edge left out of the cycle check, and why
+    ("voicenode.node", "voicenode.serve"): (
+        "run_node imports main_serve inside the function, while serve imports reload, which "
+        "imports Node: run_node belongs with serve (voicenode, outside issue 13's control_api "
+        "work; the cycle came with the reload work, issue 24)"
+    ),
+}
+
+
+def _describe(graph: Graph, components: list[list[str]]) -> str:
+    return "\n".join(
+        " → ".join(cycle_in(graph, c)) + (f"  (tangled: {', '.join(c)})" if len(c) > 2 else "")
+        for c in components
+    )
+
+
+def test_no_import_cycle_among_first_party_modules() -> None:
+    graph = build_graph()
+    checked = {m: frozenset(t for t in ts if (m, t) not in CYCLE_EDGES) for m, ts in graph.items()}
+    cycles = strongly_connected(checked)
+    assert not cycles, (
+        "import cycles (TYPE_CHECKING and function-local imports count):\n"
+        + _describe(checked, cycles)
+        + "\nMove the shared names to the module that owns them; see docs/architecture.md."
+    )
+
+
+def test_packages_import_only_in_the_documented_direction() -> None:
+    graph = build_graph()
+    wrong = sorted(
+        (module, target)
+        for module, targets in graph.items()
+        for target in targets
+        if package_of(target) != package_of(module)
+        and package_of(target) not in MAY_IMPORT[package_of(module)]
+        and (module, target) not in WRONG_WAY
+    )
+    assert not wrong, "imports against the dependency direction (docs/architecture.md):\n" + (
+        "\n".join(f"{m} → {t}" for m, t in wrong)
+    )
+
+
+def test_every_allow_listed_import_still_exists() -> None:
+    graph = build_graph()
+    fixed = sorted(e for e in [*WRONG_WAY, *CYCLE_EDGES] if e[1] not in graph.get(e[0], ()))
+    assert not fixed, f"fixed, so remove them from the allow-lists here: {fixed}"
+
+
+def test_the_table_covers_the_packages_pyproject_builds() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    include = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    built = {name.rstrip("*") for name in include}
+    assert built == set(PACKAGES) == set(MAY_IMPORT)
+
+
+# ---- the graph reader itself, on a small tree ----
+
+
+def _tree(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+
+def test_hidden_imports_count(tmp_path: Path) -> None:
+    _tree(
+        tmp_path,
+        {
+            "a/__init__.py": "",
+            "a/x.py": "import typing\nif typing.TYPE_CHECKING:\n    from b.y import Y\n",
+            "b/__init__.py": "",
+            "b/y.py": "def f():\n    from a import x\n    return x\n",
+            "b/z.py": "from . import y\nfrom .y import f\nimport a.x as ax\nimport os\n",
+        },
+    )
+    graph = build_graph(tmp_path, ("a", "b"))
+    assert graph["a.x"] == {"b.y"}  # under TYPE_CHECKING
+    assert graph["b.y"] == {"a.x"}  # function-local, `from package import module`
+    assert graph["b.z"] == {"b.y", "a.x"}  # relative imports resolved; stdlib ignored
+    cycles = strongly_connected(graph)
+    assert cycles == [["a.x", "b.y"]]
+    assert cycle_in(graph, cycles[0]) == ["a.x", "b.y", "a.x"]
+
+
+def test_a_name_from_a_package_points_at_its_init(tmp_path: Path) -> None:
+    _tree(
+        tmp_path,
+        {
+            "a/__init__.py": "from a.sub.m import Thing\n",
+            "a/sub/__init__.py": "",
+            "a/sub/m.py": "from a import helper\nfrom ..sub import m as again\n",
+        },
+    )
+    graph = build_graph(tmp_path, ("a",))
+    assert graph["a.sub.m"] == {"a"}  # `helper` is a name in a/__init__.py; itself is dropped
+    assert strongly_connected(graph) == [["a", "a.sub.m"]]
