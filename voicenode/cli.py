@@ -64,6 +64,13 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--via", choices=["sip", "asterisk"], default="sip")
     call.add_argument("--tenant", default=None, help="tenant to act for (default: demo)")
     call.add_argument("--url", default=None, help="the node's API (default: from http.*)")
+    _agents_parser(sub, common)
+    return p
+
+
+def _agents_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     agents = sub.add_parser(
         "agents",
         parents=[common],
@@ -71,7 +78,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     agents.add_argument("action", choices=["diff", "apply"])
     agents.add_argument("--dir", default=None, help="agent files folder (default: agents.dir)")
-    return p
 
 
 def _settings(args: argparse.Namespace) -> Settings:

@@ -150,8 +150,16 @@ default_agent = "demo/probe"
         assert [d["agent_version"] for d in ended] == [1, 2]
         assert "Version two" not in _agent_lines(ended[0])  # the live call kept version 1
         assert await node.stop() == 0
-    # a restart with another edit: the node starts on a new version
-    probe.write_text(probe_spec("Version three speaking."))
+    await _restart_with_edits(config, probe)
+
+
+def _edit(path: Path, text: str) -> None:
+    path.write_text(text)
+
+
+async def _restart_with_edits(config: Path, probe: Path) -> None:
+    """A restart with another edit: the node starts on a new version; then an invalid edit."""
+    _edit(probe, probe_spec("Version three speaking."))
     async with node_process(config) as node:
         http = await node.ready()
         changed = await node.wait_record(
@@ -159,7 +167,7 @@ default_agent = "demo/probe"
         )
         assert (changed["old_version"], changed["new_version"]) == (2, 3)
         # an invalid edit on SIGHUP: refused, the field named, version 3 stays
-        probe.write_text(probe_spec("Version four.").replace("greeting = ", "greeting = 4 #", 1))
+        _edit(probe, probe_spec("Version four.").replace("greeting = ", "greeting = 4 #", 1))
         seen = len(node.records)
         node.signal(signal.SIGHUP)
         refused = await node.wait_record(
