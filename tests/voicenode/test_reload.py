@@ -92,6 +92,23 @@ async def test_a_reload_reconciles_the_files_and_applies_live_settings(
     assert ref is not None and ref.spec.greeting == "Version two."
 
 
+async def test_logging_settings_change_the_log_setup(
+    host: FakeHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[str, str, bool]] = []
+    monkeypatch.setattr(
+        "voicenode.reload.setup_logging",
+        lambda level, fmt, *, redact_pii: calls.append((level, fmt, redact_pii)),
+    )
+    start = _base(tmp_path)
+    louder = _with(start, "node", log_level="debug", log_format="text")
+    report = await Reloader(start, host, lambda: louder).reload("test")
+    assert report.live == ["node.log_format", "node.log_level"] and report.restart == []
+    assert calls == [("debug", "text", True)]
+    await Reloader(start, host, lambda: start).reload("test")  # nothing changed: left alone
+    assert len(calls) == 1
+
+
 async def test_a_bad_configuration_changes_nothing(
     host: FakeHost, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
