@@ -8,6 +8,7 @@ import msgspec
 from msgspec import Meta
 
 from agents.flow.spec import FlowSpec
+from agents.vocabulary import check_vocabulary
 
 Name = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 
@@ -98,6 +99,10 @@ class AgentSpec(_Spec, frozen=True):
     """Piper voice path; empty: the node's default voice."""
     stt_model: str = ""
     """Whisper model dir; empty: the node's default model."""
+    vocabulary: list[str] = msgspec.field(default_factory=list)
+    """Names callers say: the business, people, services, places, products (at most 50
+    terms of up to 5 words). The recogniser gets the first ones as context (~160 characters),
+    and the flow matcher snaps near misses to them ("metal to metal" → "Delta Dental")."""
     turn: TurnSettings = msgspec.field(default_factory=TurnSettings)
     tools: list[ToolSpec] = msgspec.field(default_factory=list)
     llm: LlmSettings | None = None
@@ -114,3 +119,6 @@ class AgentSpec(_Spec, frozen=True):
             raise ValueError("a flow agent needs a `flow` section")
         if self.kind == "llm" and self.llm is None:
             raise ValueError("an llm agent needs an `llm` section")
+        problems = check_vocabulary(self.vocabulary)
+        if problems:
+            raise ValueError("; ".join(problems[:3]))

@@ -35,12 +35,19 @@ class FakeStt:
     def __init__(self, lines: list[str]) -> None:
         self.lines = lines
         self.requests: list[tuple[bool, int]] = []
+        self.contexts: list[str] = []
         self.gate: asyncio.Event | None = None
 
     async def transcribe(
-        self, audio: npt.NDArray[np.int16], *, final: bool, prefix: str = ""
+        self,
+        audio: npt.NDArray[np.int16],
+        *,
+        final: bool,
+        prefix: str = "",
+        context: str = "",
     ) -> str | None:
         self.requests.append((final, len(audio)))
+        self.contexts.append(context)
         if self.gate is not None:
             await self.gate.wait()
         peak = int(np.max(np.abs(audio.astype(np.int32)))) if len(audio) else 0

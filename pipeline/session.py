@@ -30,6 +30,7 @@ from agents.base import (
     UserSaid,
 )
 from agents.spec import AgentSpec
+from agents.vocabulary import stt_context
 from media.call import Call, CallControlError, CallInfo, Dtmf, RemoteHangup
 from media.clock import Clock
 from media.frames import AudioFrame
@@ -244,6 +245,7 @@ class CallSession:
             on_partial=self._on_partial,
             tasks=self._tasks,
             on_speculated=self._on_speculated,
+            context=stt_context(self._spec.vocabulary),
         )
         endpoint = self._endpoint  # an early one: the caller paused mid-sentence ("Hi, ... I'd")
         if endpoint and endpoint.continued_by(self._clock.now(), self._playout.heard_text()):

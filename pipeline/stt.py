@@ -45,7 +45,12 @@ class SttError(RuntimeError):
 
 class Transcriber(Protocol):
     async def transcribe(
-        self, audio: npt.NDArray[np.int16], *, final: bool, prefix: str = ""
+        self,
+        audio: npt.NDArray[np.int16],
+        *,
+        final: bool,
+        prefix: str = "",
+        context: str = "",
     ) -> str | None: ...
 
 
@@ -61,11 +66,12 @@ class _Job:
     seq: int
     audio: npt.NDArray[np.float32] = field(compare=False)
     prefix: str = field(compare=False)
+    context: str = field(compare=False)
     loop: asyncio.AbstractEventLoop = field(compare=False)
     future: asyncio.Future[str] = field(compare=False)
 
 
-_STOP = _Job(-1, -1, np.zeros(0, np.float32), "", None, None)  # type: ignore[arg-type]
+_STOP = _Job(-1, -1, np.zeros(0, np.float32), "", "", None, None)  # type: ignore[arg-type]
 
 
 class SttEngine:
@@ -125,12 +131,19 @@ class SttEngine:
 
     def warm_up(self) -> None:
         """One decode of silence so the first caller does not pay for lazy initialisation."""
-        self._decode(np.zeros(SAMPLE_RATE, dtype=np.float32), "")
+        self._decode(np.zeros(SAMPLE_RATE, dtype=np.float32), "", "")
 
     async def transcribe(
-        self, audio: npt.NDArray[np.int16], *, final: bool, prefix: str = ""
+        self,
+        audio: npt.NDArray[np.int16],
+        *,
+        final: bool,
+        prefix: str = "",
+        context: str = "",
     ) -> str | None:
-        """Decode 16 kHz audio. A partial returns None when the queue is too full to wait."""
+        """Decode 16 kHz audio. A partial returns None when the queue is too full to wait.
+        `context`: text the utterance is read as following (the agent's vocabulary, see
+        `agents.vocabulary.stt_context`); `prefix`: words it is known to start with."""
         if not final and self._queue.qsize() >= self._settings.queue_size:
             self.skipped_partials += 1
             PARTIALS_SKIPPED.inc()
@@ -144,14 +157,15 @@ class SttEngine:
             next(self._seq),
             audio.astype(np.float32) / 32768.0,
             prefix,
+            context,
             loop,
             fut,
         )
         self._queue.put(job)
         return await fut
 
-    def _decode(self, audio: npt.NDArray[np.float32], prefix: str) -> str:
-        text = self._short.decode(audio, prefix)
+    def _decode(self, audio: npt.NDArray[np.float32], prefix: str, context: str) -> str:
+        text = self._short.decode(audio, prefix, context)
         if text is not None:
             self.short_decodes += 1
             return text
@@ -165,6 +179,7 @@ class SttEngine:
             condition_on_previous_text=False,
             vad_filter=False,
             prefix=prefix or None,
+            initial_prompt=context or None,
         )
         return " ".join(seg.text.strip() for seg in segments).strip()
 
@@ -177,7 +192,7 @@ class SttEngine:
                 continue
             started = time.perf_counter()
             try:
-                text = self._decode(job.audio, job.prefix)
+                text = self._decode(job.audio, job.prefix, job.context)
             except Exception as exc:  # the model failing must not kill the worker
                 err = SttError(f"decode failed: {exc}")
                 deliver(job.loop, job.future, exc=err)
@@ -217,8 +232,10 @@ class SttStream:
         on_partial: Callable[[str], None],
         tasks: set[asyncio.Task[Any]],
         on_speculated: Callable[[SttStream, str], None] | None = None,
+        context: str = "",
     ) -> None:
         self._on_speculated = on_speculated
+        self._context = context
         self._engine = engine
         self._interval = interval_s
         self._on_partial = on_partial
@@ -258,7 +275,9 @@ class SttStream:
 
     async def _run_partial(self, audio: npt.NDArray[np.int16]) -> None:
         try:
-            text = await self._engine.transcribe(audio, final=False, prefix=self.committed)
+            text = await self._engine.transcribe(
+                audio, final=False, prefix=self.committed, context=self._context
+            )
         except SttError as exc:
             log.warning("partial decode failed", extra={"error": str(exc)})
             return
@@ -277,7 +296,7 @@ class SttStream:
         self._speculation = asyncio.create_task(self._speculate(self.audio()))
 
     async def _speculate(self, audio: npt.NDArray[np.int16]) -> str | None:
-        text = await self._engine.transcribe(audio, final=True)
+        text = await self._engine.transcribe(audio, final=True, context=self._context)
         if text:
             self.partial = text
             self._on_partial(text)  # the best transcript so far: it may shorten the turn window
@@ -296,9 +315,11 @@ class SttStream:
             self._partial_task.cancel()
         spec = self._speculation
         if spec is None:
-            return (
-                await self._engine.transcribe(self.audio(), final=True, prefix=self.committed) or ""
+            audio = self.audio()
+            text = await self._engine.transcribe(
+                audio, final=True, prefix=self.committed, context=self._context
             )
+            return text or ""
         self._speculation = None
         return await spec or ""
 

@@ -62,8 +62,11 @@ class ShortWindowDecoder:
     def fits(self, samples: int) -> bool:
         return samples <= self.max_samples()
 
-    def decode(self, audio: npt.NDArray[np.float32], prefix: str = "") -> str | None:
-        """The transcript, or None when the audio or the result calls for the 30 s window."""
+    def decode(
+        self, audio: npt.NDArray[np.float32], prefix: str = "", context: str = ""
+    ) -> str | None:
+        """The transcript, or None when the audio or the result calls for the 30 s window.
+        `context` goes before the utterance as Whisper's previous text (its initial prompt)."""
         if not self.fits(len(audio)):
             return None
         import ctranslate2
@@ -76,7 +79,11 @@ class ShortWindowDecoder:
         )
         encoded = self._model.model.encode(window, to_cpu=False)
         tok = self._tokenizer
-        prompt = [*tok.sot_sequence, tok.no_timestamps]
+        prompt: list[int] = []
+        if context.strip():
+            previous = tok.encode(" " + context.strip())[: MAX_LENGTH // 2 - 1]
+            prompt += [tok.sot_prev, *previous]
+        prompt += [*tok.sot_sequence, tok.no_timestamps]
         if prefix.strip():
             prompt += tok.encode(" " + prefix.strip())
         result: Any = self._model.model.generate(

@@ -40,8 +40,10 @@ from agents.base import (
     Transfer,
     UserSaid,
 )
+from agents.flow.digits import spoken_groups
 from agents.flow.ending import EndingCheck
 from agents.flow.intents import IntentMatcher
+from agents.flow.readback import RETRY_LINE, readback_answer, readback_template
 from agents.flow.slots import extract, extract_yes_no
 from agents.flow.spec import Action, FlowSpec, NodeSpec, Route, SlotSpec
 from agents.flow.text import normalize
@@ -79,6 +81,7 @@ class _Checkpoint:
     misses: int
     slots: tuple[tuple[str, str], ...]
     confirming: tuple[Route, str] | None
+    readback: str | None
 
 
 class FlowAgent(Agent):
@@ -97,10 +100,14 @@ class FlowAgent(Agent):
         self._flow: FlowSpec = spec.flow
         self._ctx = ctx
         self._today = today
-        self._matcher = IntentMatcher(self._flow.intents, self._flow.match_threshold)
+        self._matcher = IntentMatcher(
+            self._flow.intents, self._flow.match_threshold, spec.vocabulary
+        )
         self._ending = EndingCheck(self._flow, self._matcher)
         self._confirming: tuple[Route, str] | None = None
         """A route that would end the call, and the question asked about it."""
+        self._readback: str | None = None
+        """The digits slot whose value is being read back to the caller."""
         self._slots: dict[str, str] = {}
         self._node = self._flow.start
         self._queue: list[_Step] = []
@@ -142,6 +149,7 @@ class FlowAgent(Agent):
             misses=self._misses,
             slots=tuple(self._slots.items()),
             confirming=self._confirming,
+            readback=self._readback,
         )
 
     def restore(self, checkpoint: object) -> None:
@@ -154,6 +162,7 @@ class FlowAgent(Agent):
         self._misses = checkpoint.misses
         self._slots = dict(checkpoint.slots)
         self._confirming = checkpoint.confirming
+        self._readback = checkpoint.readback
 
     async def respond(
         self, history: Sequence[Message], event: AgentInput
@@ -177,6 +186,9 @@ class FlowAgent(Agent):
             case DtmfPressed(digits=digits):
                 async for out in self._on_keys(digits):
                     yield out
+            case NoInput() if self._readback is not None:
+                for chunk in self._read_back(self._readback):
+                    yield chunk
             case NoInput() if self._confirming is not None:
                 for chunk in self._say(self._confirming[1]):
                     yield chunk
@@ -187,6 +199,12 @@ class FlowAgent(Agent):
     # ---- inputs ----
 
     async def _on_words(self, text: str) -> AsyncIterator[AgentOutput]:
+        if self._readback is not None:
+            slot = self._flow.slots[self._readback]
+            heard = readback_answer(text, slot, self._slots.get(self._readback, ""))
+            async for out in self._read_back_answered(*heard):
+                yield out
+            return
         routes = self._routes()
         if self._confirming is not None:
             answer = extract_yes_no(normalize(text))
@@ -241,6 +259,11 @@ class FlowAgent(Agent):
 
     async def _on_keys(self, digits: str) -> AsyncIterator[AgentOutput]:
         key = digits.rstrip("#") or digits
+        if self._readback is not None:
+            answer = "yes" if key == "1" else "no" if key == "2" else "unclear"
+            async for out in self._read_back_answered(answer, None):
+                yield out
+            return
         if self._confirming is not None:
             answered = key in ("1", "2")
             async for out in self._confirmed(key if answered else ""):
@@ -250,12 +273,12 @@ class FlowAgent(Agent):
         if self._waiting is not None:
             slot = self._flow.slots[self._waiting]
             value: str | None = None
-            if slot.type == "number" and key.isdigit():
+            if slot.type in ("number", "digits") and key.isdigit():
                 value = extract(slot, key, today=self._today())
             elif slot.type == "yes_no" and key in ("1", "2"):
                 value = "yes" if key == "1" else "no"
             if value is not None:
-                async for out in self._fill(value):
+                async for out in self._fill(value, read_back=False):
                     yield out
                 return
         intent = self._current().dtmf.get(key) or self._flow.dtmf.get(key)
@@ -267,6 +290,35 @@ class FlowAgent(Agent):
             return
         async for out in self._miss():
             yield out
+
+    def _read_back(self, name: str) -> list[TextChunk]:
+        return self._say(readback_template(name, self._flow.slots[name]))
+
+    async def _read_back_answered(
+        self, answer: str, digits: str | None
+    ) -> AsyncIterator[AgentOutput]:
+        """The caller's answer to a digits slot read back: go on, ask again, or read back the
+        corrected number."""
+        name = self._readback
+        assert name is not None
+        self._log("flow readback", slot=name, answer=answer)
+        if answer == "digits" and digits is not None:
+            self._slots[name] = digits
+            for chunk in self._read_back(name):
+                yield chunk
+        elif answer == "yes":
+            self._readback = self._waiting = None
+            self._misses = 0
+            async for out in self._run():
+                yield out
+        elif answer == "no":
+            self._readback = None
+            self._slots.pop(name, None)
+            for chunk in self._say(RETRY_LINE) + self._say(self._flow.slots[name].prompt):
+                yield chunk
+        else:
+            for chunk in self._say(self._flow.no_match) + self._read_back(name):
+                yield chunk
 
     def _question(self) -> list[TextChunk]:
         """The question the caller is at: the asked slot's, else the node's."""
@@ -305,10 +357,15 @@ class FlowAgent(Agent):
         async for out in self._run():
             yield out
 
-    async def _fill(self, value: str) -> AsyncIterator[AgentOutput]:
+    async def _fill(self, value: str, *, read_back: bool = True) -> AsyncIterator[AgentOutput]:
         assert self._waiting is not None
         self._log("flow slot filled", slot=self._waiting)
         self._slots[self._waiting] = value
+        if read_back and readback_template(self._waiting, self._flow.slots[self._waiting]):
+            self._readback = self._waiting  # the flow goes on once the caller says yes
+            for chunk in self._read_back(self._waiting):
+                yield chunk
+            return
         self._waiting = None
         self._misses = 0
         async for out in self._run():
@@ -439,9 +496,15 @@ class FlowAgent(Agent):
         return self._flow.nodes[self._node]
 
     def render(self, template: str) -> str:
-        """`template` with each `{slot}` replaced by its value ("" when not collected)."""
-        text = _PLACEHOLDER.sub(lambda m: self._slots.get(m.group(1), ""), template)
+        """`template` with each `{slot}` replaced by its value ("" when not collected); a digits
+        slot's value is read in groups, one digit at a time ("5 5 5, 1 2 1 2")."""
+        text = _PLACEHOLDER.sub(lambda m: self._spoken(m.group(1)), template)
         return " ".join(text.split())
+
+    def _spoken(self, name: str) -> str:
+        value = self._slots.get(name, "")
+        slot = self._flow.slots.get(name)
+        return spoken_groups(value) if slot is not None and slot.type == "digits" else value
 
     def _say(self, template: str) -> list[TextChunk]:
         text = self.render(template)

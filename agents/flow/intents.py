@@ -8,6 +8,8 @@ counts from two shared words. An example found verbatim scores 0.75..1.0 (1.0 wh
 whole utterance); a keyword present as whole words of the line scores 0.8. The built-in
 `yes`/`no` intents use the yes/no slot extractor. Ties go to the intent listed first; `best`
 also reports the margin to the runner-up, which the flow uses before acting irreversibly.
+With the agent's vocabulary, near misses of its terms are snapped to the terms first
+("metal to metal" → "delta dental", see `agents.vocabulary`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from agents.flow.slots import extract_yes_no
 from agents.flow.spec import IntentSpec
 from agents.flow.text import normalize, similar, stem
+from agents.vocabulary import Vocabulary
 
 STOPWORDS = frozenset(
     """a an the i me my im we our us you your it its is am are was be been to of for on in at
@@ -71,8 +74,15 @@ def _phrase(raw: str) -> _Phrase:
 class IntentMatcher:
     """Scores utterances against a fixed set of intents (build once per flow)."""
 
-    def __init__(self, intents: Mapping[str, IntentSpec], default_threshold: float) -> None:
+    def __init__(
+        self,
+        intents: Mapping[str, IntentSpec],
+        default_threshold: float,
+        vocabulary: Sequence[str] = (),
+    ) -> None:
         self._default = default_threshold
+        self._vocabulary = Vocabulary(vocabulary)
+        self._prepared = ("", "")
         self._thresholds = {
             name: spec.threshold if spec.threshold is not None else default_threshold
             for name, spec in intents.items()
@@ -87,9 +97,16 @@ class IntentMatcher:
     def threshold(self, intent: str) -> float:
         return self._thresholds.get(intent, self._default)
 
+    def prepare(self, text: str) -> str:
+        """`text` normalised, with near misses of vocabulary terms snapped to the terms."""
+        if self._prepared[0] != text:
+            norm = normalize(text)
+            self._prepared = (text, self._vocabulary.snap(norm) if self._vocabulary else norm)
+        return self._prepared[1]
+
     def score(self, intent: str, text: str) -> float:
         """How well `text` means `intent` (0..1)."""
-        norm = normalize(text)
+        norm = self.prepare(text)
         if intent not in self._examples and intent in ("yes", "no"):
             return _yes_no_score(intent, norm)
         words = content(norm.split())
@@ -124,7 +141,7 @@ class IntentMatcher:
     def unexplained(self, intent: str, text: str) -> int:
         """How many content words of `text` none of `intent`'s examples or keywords has
         ("goodbye, wait, one more thing": four, for a goodbye intent)."""
-        words = content(normalize(text).split())
+        words = content(self.prepare(text).split())
         if intent not in self._examples and intent in ("yes", "no"):
             return sum(1 for w in words if w not in _YES_NO_WORDS)
         vocab = [w for p in (*self._examples[intent], *self._keywords[intent]) for w in p.words]

@@ -2,7 +2,7 @@
 
 Values are strings ready to be read back by TTS and sent to webhooks:
 day "Tuesday" (today/tomorrow resolved against an injected date), time "2 PM" / "10:30 AM",
-number "42", yes_no "yes"/"no", name "Jane Doe", free_text as said.
+number "42", digits "5551212", yes_no "yes"/"no", name "Jane Doe", free_text as said.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import re
 
+from agents.flow.digits import find_digits
 from agents.flow.spec import SlotSpec
 from agents.flow.text import HOMOPHONES, TENS, UNITS, normalize, similar, word_number
 
@@ -291,6 +292,9 @@ def extract(slot: SlotSpec, text: str, *, today: datetime.date, strict: bool = F
             if slot.max is not None and int(value) > slot.max:
                 return None
             return value
+        case "digits":
+            fewest, most = slot.digit_limits
+            return None if strict else find_digits(text, min_digits=fewest, max_digits=most)
         case "yes_no":
             return extract_yes_no(text)
         case "name":

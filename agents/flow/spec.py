@@ -41,7 +41,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-SlotType = Literal["day", "time", "number", "yes_no", "name", "free_text"]
+SlotType = Literal["day", "time", "number", "digits", "yes_no", "name", "free_text"]
 
 BUILTIN_INTENTS = ("yes", "no")
 """Intents that need no definition: they match what the yes/no slot extractor understands."""
@@ -80,9 +80,22 @@ class SlotSpec(_Part, frozen=True):
     """Smallest accepted value (number slots)."""
     max: float | None = None
     """Largest accepted value (number slots)."""
+    min_digits: Annotated[int, Meta(ge=1, le=32)] | None = None
+    """Fewest digits accepted (digits slots: phone, card and order numbers; default 3)."""
+    max_digits: Annotated[int, Meta(ge=1, le=32)] | None = None
+    """Most digits accepted (digits slots; default 20)."""
+    readback: str | None = None
+    """Digits slots: the line that reads the number back (in groups, one digit at a time)
+    before the flow goes on, e.g. ``"That's {phone}. Is that right?"``; yes goes on, no asks
+    again. Default: ``"That's {<slot>}. Is that right?"``; ``""``: no readback."""
     eager: bool | None = None
     """Fill from what the caller already said in the turn that led to the question (so
     "book me for Tuesday at 2 pm" fills day and time). Default: true for day and time."""
+
+    @property
+    def digit_limits(self) -> tuple[int, int]:
+        """(fewest, most) digits a digits slot accepts."""
+        return (self.min_digits or 3, self.max_digits or 20)
 
     @property
     def is_eager(self) -> bool:
@@ -347,6 +360,12 @@ class _Checker:
             self.bad(path, "`min`/`max` apply to number slots only")
         if slot.min is not None and slot.max is not None and slot.min > slot.max:
             self.bad(f"{path}.min", "is greater than `max`")
+        digit_fields = (slot.readback, slot.min_digits, slot.max_digits)
+        if slot.type != "digits" and any(f is not None for f in digit_fields):
+            self.bad(path, "`readback`, `min_digits` and `max_digits` apply to digits slots only")
+        if slot.digit_limits[0] > slot.digit_limits[1]:
+            self.bad(f"{path}.min_digits", "is greater than `max_digits`")
+        self.texts(path, {"readback": slot.readback or ""})
 
     def texts(self, path: str, texts: dict[str, str]) -> None:
         for key, text in texts.items():
