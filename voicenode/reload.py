@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, Protocol, runtime_checkable
 
 import httpx
 import msgspec
@@ -31,8 +31,8 @@ from control_api.host import CallHost
 from control_api.quotas import tenant_cap
 from control_api.store.file_agents import reconcile
 from control_api.store.seed import agent_files
+from voicenode.admission import Admission
 from voicenode.logs import setup_logging
-from voicenode.node import Node
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,16 @@ def _changes(plan: Plan, versions: dict[str, int]) -> list[AgentChange]:
     ]
 
 
+@runtime_checkable
+class _NodeParts(Protocol):
+    """What a reload swaps on the node (`voicenode.node.Node`, not imported: it imports the
+    serving side lazily, and this module is part of it)."""
+
+    settings: Settings
+    admission: Admission
+    _http: httpx.AsyncClient
+
+
 def _logging(s: Settings) -> tuple[str, str, bool]:
     return s.node.log_level, s.node.log_format, s.node.redact_pii
 
@@ -151,7 +161,7 @@ class Reloader:
             setup_logging(new.node.log_level, new.node.log_format, redact_pii=new.node.redact_pii)
         self._host.quotas.tenant_cap = tenant_cap(new.node.max_calls, new.node.tenant_share)
         self._host.calls.use_dialplan(new.dialplan)
-        if not isinstance(self._host, Node):
+        if not isinstance(self._host, _NodeParts):
             return
         self._host.settings = new
         self._host.admission.max_calls = new.node.max_calls
