@@ -143,9 +143,6 @@ def create_app(
     ACTIVE_CALLS.set_function(lambda: float(host.active_calls()))
     host.calls.use_dialplan(settings.dialplan)
 
-    def provide_state() -> ApiState:
-        return state
-
     http = settings.http
     clock = clock or MonotonicClock()
     limiter = FailedAuth(http.auth_failures_max, http.auth_failures_window_s)
@@ -175,7 +172,7 @@ def create_app(
             Router(path="/", route_handlers=[metrics], guards=admin_surface),
             phone_router(),
         ],
-        dependencies={"api": Provide(provide_state, use_cache=True, sync_to_thread=False)},
+        dependencies={"api": Provide(lambda: state, use_cache=True, sync_to_thread=False)},
         on_shutdown=[state.calls.shutdown],
         openapi_config=_openapi(admin_surface),
         request_max_body_size=http.max_body_bytes,
