@@ -36,7 +36,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Self, TextIO
 
 from bench.report import machine_info, summarize
 from bench.sip_media_peer import PeerCall, SipPeer, send_rtp, tone_payload
@@ -110,7 +110,7 @@ class NodeProcess:
         self._reader: asyncio.Task[None] | None = None
 
     @classmethod
-    async def start(cls, args: list[str], log: TextIO, timeout_s: float = 30) -> NodeProcess:
+    async def start(cls, args: list[str], log: TextIO, timeout_s: float = 30) -> Self:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bench.sip_media_node", *args,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=log,

@@ -104,28 +104,29 @@ class PjCall(pj.Call):  # type: ignore[misc]
 
     @sip_callback
     def onCallMediaState(self, prm: Any) -> None:  # noqa: N802
-        """Connect the call's frame port to its active audio stream. A re-INVITE that
-        recreated the stream (a new bridge slot) is connected again; the old slot's
-        connections went with the old stream."""
+        """Connect the call's frame port to its active audio stream, on every media update.
+        A re-INVITE (hold, unhold, a codec change) makes pjsua recreate the stream, and the
+        new stream may get the old one's bridge slot number (the bridge reuses a freed slot)
+        with none of its connections: a slot number cannot tell the streams apart, so the
+        port is always connected (connecting a connected pair is a no-op in the bridge). On
+        hold (no active audio) the slot is forgotten: it may soon be another call's."""
         owner = self.owner
         if owner is None or self.disconnected:
             return
         info = self.getInfo()
         self._media_index = -1
+        self.stream_slot = -1
         for index, media in enumerate(info.media):
             if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
                 self._media_index = index
                 stream = self.getAudioMedia(index)
-                slot = int(stream.getPortId())
-                if slot == self.stream_slot:
-                    return
                 port = self.port
                 if port is None:
                     port = self.port = FramePort(owner.audio, self._sip_thread)
                     port.createPort(f"call{info.id}", port_format())
                 stream.startTransmit(port)
                 port.startTransmit(stream)
-                self.stream_slot = slot
+                self.stream_slot = int(stream.getPortId())
                 owner.from_thread(owner.media_up)
                 return
 
