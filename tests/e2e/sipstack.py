@@ -113,6 +113,9 @@ class Daemon:
     name: str
     argv: list[str]
     log_path: Path
+    env: Mapping[str, str] | None = None
+    """The child's environment (None: this process's)."""
+    cwd: Path | None = None
     process: subprocess.Popen[bytes] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -123,6 +126,8 @@ class Daemon:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                env=self.env,
+                cwd=self.cwd,
             )
 
     def log(self, tail_lines: int = 60) -> str:
