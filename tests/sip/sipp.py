@@ -9,6 +9,7 @@ test hears the node's RTP exactly as it left the node, while sipp is the far end
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import re
 import shutil
@@ -253,6 +254,37 @@ async def listening_sipp(
     return task
 
 
+_SO_ATTACH_FILTER, _SO_RCVBUFFORCE = 26, 33  # Linux <asm-generic/socket.h>
+
+
+@dataclass
+class _Bpf:
+    """A classic BPF program for SO_ATTACH_FILTER (`program` points into `code`: keep both)."""
+
+    code: ctypes.Array[ctypes.c_char]
+    program: bytes
+
+
+def _udp_dst_port_filter(port: int) -> _Bpf:
+    """`ip and udp and dst port PORT` (unfragmented) on an Ethernet-framed socket such as `lo`."""
+    drop = 10
+    ops = [  # (code, jt, jf, k); jumps count from the next instruction
+        (0x28, 0, 0, 12),  # ldh [12]: ethertype
+        (0x15, 0, drop - 2, 0x0800),  # IPv4
+        (0x30, 0, 0, 23),  # ldb [23]: protocol
+        (0x15, 0, drop - 4, 17),  # UDP
+        (0x28, 0, 0, 20),  # ldh [20]: flags and fragment offset
+        (0x45, drop - 6, 0, 0x1FFF),  # a later fragment: no UDP header
+        (0xB1, 0, 0, 14),  # ldxb 4*([14]&0xf): the IP header's length
+        (0x48, 0, 0, 16),  # ldh [x+16]: the UDP destination port
+        (0x15, 0, drop - 9, port),
+        (0x06, 0, 0, 0x40000),  # accept (the whole packet)
+        (0x06, 0, 0, 0),  # drop
+    ]
+    code = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *op) for op in ops))
+    return _Bpf(code, struct.pack("HL", len(ops), ctypes.addressof(code)))
+
+
 @dataclass
 class RtpTap:
     """Every UDP payload sent to `port` on loopback, captured while the tap is open."""
@@ -260,9 +292,19 @@ class RtpTap:
     port: int
     packets: list[bytes] = field(default_factory=list)
     _sock: socket.socket | None = None
+    _filter: _Bpf | None = None
 
     def __enter__(self) -> RtpTap:
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+        # Only UDP to `port` is queued (a kernel filter), in a large buffer: a raw socket on
+        # `lo` otherwise queues every loopback packet of the machine, and on a busy machine
+        # the queue overflowed and lost the tapped call's last packets.
+        self._filter = _udp_dst_port_filter(self.port)
+        sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, self._filter.program)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, 8 << 20)
+        except PermissionError:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
         sock.bind(("lo", 0))
         sock.setblocking(False)
         self._sock = sock
