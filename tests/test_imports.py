@@ -75,12 +75,7 @@ WRONG_WAY: Final[dict[tuple[str, str], str]] = {
 }
 
 CYCLE_EDGES: Final[dict[tuple[str, str], str]] = {
-    # importer → imported: an edge left out of the cycle check, and why
-    ("voicenode.node", "voicenode.serve"): (
-        "run_node imports main_serve inside the function, while serve imports reload, which "
-        "imports Node: run_node belongs with serve (voicenode, outside issue 13's control_api "
-        "work; the cycle came with the reload work, issue 24)"
-    ),
+    # importer → imported: an edge left out of the cycle check, and why (none today)
 }
 
 

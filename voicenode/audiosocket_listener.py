@@ -5,6 +5,8 @@ Each connection's UUID picks who answers, in this order:
    admission already held;
 2. `audiosocket.routes`: the longest UUID prefix (hex digits, dashes ignored) -> `tenant/agent`;
 3. `audiosocket.default_agent` (`demo/receptionist` out of the box; empty: refuse).
+Both are read from the node's running settings for each connection (`voicenode.live`), so a
+reload changes them for the next call.
 An unknown UUID or agent gets the error kind (code 0x10) and the connection is closed; a node
 that is full, draining or still loading models, or a tenant over its quota, gets code 0x11.
 The UUID is only a routing key: call ids are the node's own, and a second connection with the
@@ -36,10 +38,19 @@ from media.audiosocket_server import (
 )
 from media.call import CallInfo, Direction
 from voicenode.asterisk import AsteriskDialer, AsteriskPbx
+from voicenode.live import live_part
 
 __all__ = ["NodeAudioSocketRouter", "audiosocket_listener"]
 
 log = logging.getLogger(__name__)
+
+
+def _routes(routes: dict[str, str]) -> list[tuple[str, str]]:
+    """`audiosocket.routes` as (hex prefix, target), the longest prefix first."""
+    return sorted(
+        ((prefix.replace("-", "").lower(), target) for prefix, target in routes.items()),
+        key=lambda item: -len(item[0]),
+    )
 
 
 class NodeAudioSocketRouter:
@@ -48,26 +59,20 @@ class NodeAudioSocketRouter:
     def __init__(
         self, settings: Settings, node: CallIntake, pbx: AsteriskPbx | None = None
     ) -> None:
-        self._settings = settings.audiosocket
+        self._settings = live_part(node, lambda s: s.audiosocket, settings.audiosocket)
+        """The running `audiosocket` section (a reload replaces it), read for each UUID."""
         self._node = node
         self._pbx = pbx
         self._live: dict[uuid.UUID, str] = {}
         """UUID -> call id of the calls routed and not yet ended (one call per UUID at a time)."""
         self._tickets: dict[str, intake.Ticket] = {}
         """The admissions of the calls routed and not yet started, by call id."""
-        self._routes = sorted(
-            (
-                (prefix.replace("-", "").lower(), target)
-                for prefix, target in self._settings.routes.items()
-            ),
-            key=lambda item: -len(item[0]),
-        )
 
     def target(self, call_uuid: uuid.UUID) -> tuple[str, str] | None:
         """(tenant, agent) for a UUID the node did not originate, or None."""
-        digits = call_uuid.hex
-        entry = next((t for p, t in self._routes if digits.startswith(p)), None)
-        entry = entry or self._settings.default_agent
+        digits, cfg = call_uuid.hex, self._settings()
+        entry = next((t for p, t in _routes(cfg.routes) if digits.startswith(p)), None)
+        entry = entry or cfg.default_agent
         if not entry:
             return None
         tenant, _, agent = entry.partition("/")

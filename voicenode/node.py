@@ -20,7 +20,7 @@ import httpx
 from agents.base import AgentContext
 from agents.factory import build_agent
 from agents.urlguard import guarded_client
-from config import ConfigError, Settings
+from config import Settings
 from control_api.analytics import Analytics, open_analytics
 from control_api.host import AgentRef, NumberRoute, split_pinned
 from control_api.quotas import Quotas, tenant_cap
@@ -38,6 +38,7 @@ from pipeline.events import EventCallback
 from pipeline.session import CallSession
 from voicenode.admission import Admission, AdmittingHost
 from voicenode.listeners import open_listeners
+from voicenode.live import Live
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,8 @@ class Node(AdmittingHost):
         *,
         quotas: Quotas | None = None,
     ) -> None:
-        self.settings = settings
+        self.live = Live(settings)
+        """The settings the node runs: a reload replaces them; new calls read them here."""
         self.store = store
         cap = tenant_cap(settings.node.max_calls, settings.node.tenant_share)
         self.quotas = quotas or Quotas(quota_lookup(store), tenant_cap=cap)
@@ -61,6 +63,8 @@ class Node(AdmittingHost):
         self.admission = Admission(settings.node.max_calls)
         self.calls.use_dialplan(settings.dialplan)
         self._http = http
+        self._clients: list[httpx.AsyncClient] = []
+        """The clients `use_http` gave the node (not the one it was made with: its opener's)."""
         self.engines: Engines | None = None
         self._loading: asyncio.Future[Engines] | None = None
         self.load_error: BaseException | None = None
@@ -68,6 +72,21 @@ class Node(AdmittingHost):
         self.analytics: Analytics | None = None
         self.listeners: list[object] = []
         """The telephony listeners serving (the SIP user agent, the AudioSocket server)."""
+
+    @property
+    def settings(self) -> Settings:
+        return self.live.value
+
+    def use_http(self, client: httpx.AsyncClient) -> None:
+        """New calls' agents (and the next webhook deliveries) use `client`, built for the
+        current `analytics.url_allowlist`; live calls keep the client they have. The node
+        owns it from now on and closes it when it closes (after its calls and analytics)."""
+        self._http = client
+        self._clients.append(client)
+
+    def tenant_urls(self) -> tuple[tuple[str, ...], httpx.AsyncClient]:
+        """The URL allowlist for tenant URLs and the client that enforces it, read together."""
+        return self.settings.analytics.url_allowlist, self._http
 
     async def start(self, engines: Engines | None = None) -> None:
         """Load the models in the background, or take `engines` already loaded (tests share
@@ -100,6 +119,9 @@ class Node(AdmittingHost):
             await asyncio.gather(self._loading, return_exceptions=True)
         if self.engines is not None and isinstance(self._loading, asyncio.Task):
             await asyncio.to_thread(self.engines.close)
+        for client in self._clients:
+            await client.aclose()
+        self._clients.clear()
 
     # ---- CallHost ----
 
@@ -134,7 +156,7 @@ class Node(AdmittingHost):
         if ref is None:
             raise LookupError(f"no agent {agent!r} for tenant {info.tenant_id!r}")
         spec = ref.spec
-        allowlist = self.settings.analytics.url_allowlist
+        allowlist, http = self.tenant_urls()
         access = await llm_access_for(
             self.store,
             info.tenant_id,
@@ -147,7 +169,7 @@ class Node(AdmittingHost):
         ctx = AgentContext(
             call_id=info.call_id,
             tenant_id=info.tenant_id,
-            http=self._http,
+            http=http,
             url_allowlist=allowlist,
             env=os.environ if ref.operator else {},
             llm=access,
@@ -190,6 +212,7 @@ async def open_node(settings: Settings, engines: Engines | None = None) -> Async
                 MonotonicClock(),
                 agents=node.agent_of,
                 http=None if settings.analytics.allow_private_urls else http,
+                urls=None if settings.analytics.allow_private_urls else node.tenant_urls,
             ) as analytics:
                 node.analytics = analytics
                 # Listeners stop (and LiveCalls shut down) before analytics records the end.
@@ -199,16 +222,3 @@ async def open_node(settings: Settings, engines: Engines | None = None) -> Async
                 await node.calls.shutdown()
         finally:
             await node.close()
-
-
-def run_node(settings: Settings) -> int:
-    from voicenode.serve import main_serve
-
-    try:
-        return main_serve(settings, open_node)
-    except ConfigError as exc:  # a setting only checkable at start (a TLS file, say)
-        print(f"voicenode: configuration error: {exc}")
-        return 2
-    except OSError as exc:
-        print(f"voicenode: cannot serve on {settings.http.host}:{settings.http.port}: {exc}")
-        return 1

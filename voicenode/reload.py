@@ -3,10 +3,14 @@ again and compared with what the node runs.
 
 - Live (new calls get it, live calls keep what they started with): the agent files
   (reconciled with the store), `node.log_level`/`log_format`/`redact_pii`, `node.max_calls`,
-  `node.tenant_share`, `analytics.url_allowlist` (agents' tools and model access),
+  `node.tenant_share`, `analytics.url_allowlist` (agents' tools and model access, webhook
+  deliveries), `sip.trusted_proxies`/`allowed_sources`, `audiosocket.routes`/`default_agent`,
   `dialplan.*`, `agents.*`. Tenant quotas live in the store and apply to the next call anyway.
-- Everything else (ports, transports, models, the store URL, the keys, `sip.trusted_proxies`,
-  `audiosocket.routes`, ...) needs a restart: named in one warning line, left as it was.
+  The node's parts read these through the node's settings holder (`Node.live`,
+  `voicenode.live`), which the reload replaces: no listener is rebuilt.
+- Everything else (ports, transports, models, the store URL, the keys, `sip.tenant_header`,
+  `audiosocket.allowed_sources`, ...) needs a restart: named in one warning line, left as it
+  was.
 - A configuration that does not load, or an `agents.dir` that is gone, changes nothing.
 
 `split_settings` is the pure part: old and new settings in, the settings to run (new for live
@@ -32,6 +36,7 @@ from control_api.quotas import tenant_cap
 from control_api.store.file_agents import reconcile
 from control_api.store.seed import agent_files
 from voicenode.admission import Admission
+from voicenode.live import Live
 from voicenode.logs import setup_logging
 
 log = logging.getLogger(__name__)
@@ -43,6 +48,10 @@ LIVE: Final = (
     "node.max_calls",
     "node.tenant_share",
     "analytics.url_allowlist",
+    "sip.trusted_proxies",
+    "sip.allowed_sources",
+    "audiosocket.routes",
+    "audiosocket.default_agent",
     "dialplan",
     "agents",
 )
@@ -101,12 +110,12 @@ def _changes(plan: Plan, versions: dict[str, int]) -> list[AgentChange]:
 
 @runtime_checkable
 class _NodeParts(Protocol):
-    """What a reload swaps on the node (`voicenode.node.Node`, not imported: it imports the
-    serving side lazily, and this module is part of it)."""
+    """What a reload swaps on the node (`voicenode.node.Node`; a test's fake host has none)."""
 
-    settings: Settings
+    live: Live[Settings]
     admission: Admission
-    _http: httpx.AsyncClient
+
+    def use_http(self, client: httpx.AsyncClient) -> None: ...
 
 
 def _logging(s: Settings) -> tuple[str, str, bool]:
@@ -114,14 +123,13 @@ def _logging(s: Settings) -> tuple[str, str, bool]:
 
 
 class Reloader:
-    """The node's reload: one at a time; owns the HTTP clients made for a new allowlist."""
+    """The node's reload, one at a time."""
 
     def __init__(self, settings: Settings, host: CallHost, load: Callable[[], Settings]) -> None:
         self.settings = settings
         self._host = host
         self._load = load
         self._lock = asyncio.Lock()
-        self._clients: list[httpx.AsyncClient] = []
 
     async def reload(self, by: str) -> ReloadReport:
         async with self._lock:
@@ -163,14 +171,8 @@ class Reloader:
         self._host.calls.use_dialplan(new.dialplan)
         if not isinstance(self._host, _NodeParts):
             return
-        self._host.settings = new
-        self._host.admission.max_calls = new.node.max_calls
         if old.analytics.url_allowlist != new.analytics.url_allowlist:
-            client = guarded_client(new.analytics.url_allowlist)
-            self._clients.append(client)
-            self._host._http = client  # new calls' agents; live ones keep the client they have
-
-    async def close(self) -> None:
-        for client in self._clients:
-            await client.aclose()
-        self._clients.clear()
+            # the node closes it when it stops; live calls keep the client they have
+            self._host.use_http(guarded_client(new.analytics.url_allowlist))
+        self._host.live.value = new  # routes, networks, allowlist: the next call reads them
+        self._host.admission.max_calls = new.node.max_calls

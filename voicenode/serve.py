@@ -160,8 +160,6 @@ class _Hangup:
             task.cancel()
         if self._tasks:
             await asyncio.wait(self._tasks)
-        if self._reloader is not None:
-            await self._reloader.close()
 
 
 async def serve(

@@ -27,6 +27,7 @@ from media.destination import SipUri
 from media.destination import parse as parse_destination
 from sip.calls import SipCall
 from sip.ua import Accept, IncomingInvite, Reject, UserAgent
+from voicenode.live import live_part
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +55,16 @@ class SipRouter:
     def __init__(self, settings: SipSettings, node: CallIntake) -> None:
         self._settings = settings
         self._node = node
-        self._trusted = _networks(settings.trusted_proxies)
-        self._allowed = _networks(settings.allowed_sources)
+        self._live = live_part(node, lambda s: s.sip, settings)
+        """The node's running `sip` section: a reload changes the networks for the next INVITE."""
 
     def trusted(self, source: str) -> bool:
-        return _within(source, self._trusted)
+        return _within(source, _networks(self._live().trusted_proxies))
 
     def allowed(self, source: str) -> bool:
         """Whether INVITEs from `source` are taken (`sip.allowed_sources`; empty: any)."""
-        return not self._allowed or _within(source, self._allowed)
+        allowed = self._live().allowed_sources
+        return not allowed or _within(source, _networks(allowed))
 
     async def target(self, invite: IncomingInvite) -> tuple[str, str] | None:
         """(tenant, pinned agent) for the dialled number, or None.

@@ -28,6 +28,7 @@ from control_api.analytics.feed import LiveFeed
 from control_api.analytics.outbox import recover_unfinished
 from control_api.analytics.recorder import AgentLookup, AgentRef, CallRecorder, agent_from_uri
 from control_api.analytics.relay import Relay, open_stream_sink
+from control_api.analytics.sinks import TenantUrls
 from control_api.store import Store
 from media.call import CallInfo
 from media.clock import Clock, MonotonicClock
@@ -93,8 +94,12 @@ async def open_analytics(
     wall: Callable[[], datetime.datetime] = utc_now,
     env: Mapping[str, str] | None = None,
     http: httpx.AsyncClient | None = None,
+    urls: TenantUrls | None = None,
 ) -> AsyncIterator[Analytics]:
     """Record `calls` and relay their events while entered (see the module docstring).
+
+    `urls`: where webhooks may go, read on each relay pass (the node's, which a reload
+    replaces); None: `analytics.url_allowlist` and `http` as they are now.
 
     Exit after the calls have ended (the node's `LiveCalls.shutdown`): calls still open are
     recorded as interrupted, what is queued is written, one last relay pass is tried.
@@ -121,6 +126,7 @@ async def open_analytics(
             wall=wall,
             http=http,
             stream=stream,
+            urls=urls,
         )
         recorder = CallRecorder(
             settings.analytics,

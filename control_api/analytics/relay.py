@@ -15,7 +15,9 @@ sink only:
   order (receivers dedupe by event id anyway): delivered, it leaves `dead_letters`; refused,
   it stays there with the new error. Each node replays the events of its own outbox.
 
-Backoff runs on the injected clock; `pass_once()` is one pass (tests drive it directly).
+Backoff runs on the injected clock; `pass_once()` is one pass (tests drive it directly). Each
+pass reads the webhook URL allowlist and the client that enforces it anew (`urls`: the node's,
+which a reload replaces).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import httpx
 from sqlalchemy import and_, func, select
 
 from config.schema import AnalyticsSettings
-from control_api.analytics.sinks import DeliveryError, RedisStreamSink, WebhookSink
+from control_api.analytics.sinks import DeliveryError, RedisStreamSink, TenantUrls, WebhookSink
 from control_api.analytics.tables import DeadLetterRow, OutboxRow, RelayMarkRow, WebhookRow
 from control_api.store import Store
 from control_api.store.crypto import SealError
@@ -65,13 +67,14 @@ class Relay:
         wall: Callable[[], datetime.datetime],
         http: httpx.AsyncClient,
         stream: BatchSink | None = None,
+        urls: TenantUrls | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
         self._node = node
         self._clock = clock
         self._wall = wall
-        self._http = http
+        self._urls = urls or (lambda: (settings.url_allowlist, http))
         self._stream = stream
         self._stream_failures = 0
         self._stream_retry_at = 0.0
@@ -128,7 +131,8 @@ class Relay:
         self.passes += 1
         async with self._store.session() as session:
             hooks = (await session.scalars(select(WebhookRow).order_by(WebhookRow.id))).all()
-        allowlist = None if self._settings.allow_private_urls else self._settings.url_allowlist
+        urls, http = self._urls()
+        allowlist = None if self._settings.allow_private_urls else urls
         sinks = []
         for h in hooks:
             try:
@@ -147,7 +151,7 @@ class Relay:
                     secret=secret,
                     events=h.events,
                     after_outbox_id=h.after_outbox_id,
-                    http=self._http,
+                    http=http,
                     wall=lambda: self._wall().timestamp(),
                     timeout_s=self._settings.webhook_timeout_s,
                     allowlist=allowlist,
@@ -211,10 +215,7 @@ class Relay:
             self._floor[sink] = max(self._floor.get(sink, 0), top)
 
     async def _save_marks(
-        self,
-        sink: str,
-        marks: dict[str, tuple[int, int]],
-        dead: Sequence[DeadLetterRow] = (),
+        self, sink: str, marks: dict[str, tuple[int, int]], dead: Sequence[DeadLetterRow] = ()
     ) -> None:
         async with self._store.session() as session:
             for call_id, (seq, attempts) in marks.items():
@@ -333,11 +334,7 @@ class Relay:
         self._advance_floor(sink.key, rows, top, clean=clean)
 
     async def _deliver_call(
-        self,
-        sink: WebhookSink,
-        call_id: str,
-        rows: Sequence[OutboxRow],
-        limit: asyncio.Semaphore,
+        self, sink: WebhookSink, call_id: str, rows: Sequence[OutboxRow], limit: asyncio.Semaphore
     ) -> None:
         settings = self._settings
         async with self._store.session() as session:

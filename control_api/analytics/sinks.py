@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable, Sequence
-from typing import Final
+from typing import Final, TypeAlias
 
 import httpx
 import redis.asyncio as aioredis
@@ -25,6 +25,10 @@ SIGNATURE_HEADER: Final = "X-Voicenode-Signature"
 EVENT_ID_HEADER: Final = "X-Voicenode-Event-Id"
 EVENT_TYPE_HEADER: Final = "X-Voicenode-Event-Type"
 SIGNATURE_TOLERANCE_S: Final = 300
+
+TenantUrls: TypeAlias = Callable[[], tuple[Sequence[str], httpx.AsyncClient]]
+"""Where webhooks may go now: the URL allowlist and the client that enforces it, read
+together (a node's reload replaces both; a relay pass reads them once)."""
 
 
 class DeliveryError(Exception):

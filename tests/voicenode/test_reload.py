@@ -1,30 +1,49 @@
 """Reloading a node: which settings change live and which need a restart (`split_settings`),
 the reload itself against a host with a real store (agent files reconciled, a bad
-configuration changing nothing, one warning line for restart keys), `POST /v1/admin/reload`
-(platform admin only), and `voicenode agents diff|apply`."""
+configuration changing nothing, one warning line for restart keys), the live keys reaching a
+real node's next calls (SIP networks, AudioSocket routes, the webhook URL allowlist),
+`POST /v1/admin/reload` (platform admin only), and `voicenode agents diff|apply`."""
 
 from __future__ import annotations
 
+import datetime
 import io
 import logging
+import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import msgspec
 import pytest
 
+from agents.urlguard import guarded_client
 from config import ConfigError, load_settings
 from config.schema import Settings
 from control_api.admin_api import RELOAD_STATE
+from control_api.analytics.events import AnalyticsEvent, CallTrack
+from control_api.analytics.outbox import write_events
+from control_api.analytics.relay import Relay
+from control_api.analytics.tables import WebhookRow
 from control_api.app import create_app
+from control_api.store import Store
 from control_api.store import tenants as tenant_rows
 from control_api.store.seed import file_specs
+from media.audiosocket import ErrorCode
+from media.audiosocket_server import CallRefused as AudioSocketRefused
+from media.clock import VirtualClock
+from sip.message import parse_request
+from sip.ua import IncomingInvite, Reject
+from tests.control_api.analytics_support import NODE, T0, Receiver, WallClock, call_info, opening
 from tests.control_api.fakes import FakeHost, temp_store
 from tests.control_api.harness import ADMIN_KEY, auth, serve_app
 from voicenode.agents_cli import run_agents
+from voicenode.audiosocket_listener import NodeAudioSocketRouter
 from voicenode.cli import _parser
+from voicenode.node import Node
 from voicenode.reload import Reloader, split_settings
+from voicenode.sip_listener import SipRouter
 
 RECEPTIONIST = file_specs()["receptionist"]
 GREETING = "Thanks for calling Bright Smile Dental."
@@ -40,18 +59,28 @@ def test_live_keys_change_and_restart_keys_keep_their_old_value() -> None:
     old = load_settings(env={})
     new = _with(old, "node", log_level="debug", max_calls=3, data_dir="elsewhere")
     new = _with(new, "http", port=9999)
-    new = _with(new, "audiosocket", routes={"0001": "demo/receptionist"})
+    new = _with(new, "audiosocket", routes={"0001": "demo/receptionist"}, port=4001)
     new = _with(new, "dialplan", allowed_prefixes=("+1",))
+    new = _with(new, "sip", trusted_proxies=["10.0.0.0/8"], tenant_header="X-Other")
     merged, live, restart = split_settings(old, new)
-    assert live == ["dialplan.allowed_prefixes", "node.log_level", "node.max_calls"]
-    assert restart == ["audiosocket.routes", "http.port", "node.data_dir"]
+    assert live == [
+        "audiosocket.routes",
+        "dialplan.allowed_prefixes",
+        "node.log_level",
+        "node.max_calls",
+        "sip.trusted_proxies",
+    ]
+    assert restart == ["audiosocket.port", "http.port", "node.data_dir", "sip.tenant_header"]
     assert (merged.node.log_level, merged.node.max_calls) == ("debug", 3)
     assert merged.dialplan.allowed_prefixes == ("+1",)
-    assert (merged.http.port, merged.node.data_dir, merged.audiosocket.routes) == (
+    assert merged.audiosocket.routes == {"0001": "demo/receptionist"}
+    assert merged.sip.trusted_proxies == ["10.0.0.0/8"]
+    assert (merged.http.port, merged.node.data_dir, merged.audiosocket.port) == (
         old.http.port,
         old.node.data_dir,
-        {},
+        old.audiosocket.port,
     )
+    assert merged.sip.tenant_header == old.sip.tenant_header
 
 
 @pytest.fixture
@@ -128,6 +157,113 @@ async def test_a_bad_configuration_changes_nothing(
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR] == [
         "reload refused, nothing changed"
     ] * 2
+
+
+# ---- the live keys reach a real node's next calls ----
+
+
+@asynccontextmanager
+async def _node(settings: Settings) -> AsyncIterator[Node]:
+    """A real node on a temporary store (no models: calls are routed, not run)."""
+    async with temp_store() as store, guarded_client(settings.analytics.url_allowlist) as http:
+        node = Node(settings, store, http)
+        try:
+            yield node
+        finally:
+            await node.close()
+
+
+def _invite(source: str, tenant: str | None = None) -> IncomingInvite:
+    header = f"X-Voicenode-Tenant: {tenant}\r\n" if tenant else ""
+    text = f"INVITE sip:1000@node SIP/2.0\r\nVia: SIP/2.0/UDP {source}\r\n{header}\r\n"
+    return IncomingInvite(request=parse_request(text), source=source)
+
+
+async def test_sip_networks_and_audiosocket_routes_change_for_the_next_call(
+    tmp_path: Path,
+) -> None:
+    start = _with(_base(tmp_path), "sip", trusted_proxies=["10.0.0.0/8"])
+    start = _with(start, "sip", allowed_sources=["10.0.0.0/8", "192.0.2.0/24"])
+    edited = _with(start, "sip", trusted_proxies=["192.0.2.0/24"], allowed_sources=["192.0.2.0/24"])
+    edited = _with(edited, "audiosocket", routes={"0000-0001": "demo/sales"}, default_agent="")
+    routed, other = uuid.UUID(int=1 << 96), uuid.UUID(int=2 << 96)  # 00000001-..., 00000002-...
+    async with _node(start) as node:
+        sip = SipRouter(start.sip, node)  # what the listeners built at start; 1000 is demo's
+        audiosocket = NodeAudioSocketRouter(start, node)
+        assert (sip.allowed("10.1.2.3"), sip.trusted("192.0.2.9")) == (True, False)
+        mine = await sip.target(_invite("192.0.2.9", "acme"))  # untrusted: the header ignored
+        assert mine is not None and mine[0] == "demo"
+        assert audiosocket.target(routed) == audiosocket.target(other) == ("demo", "receptionist")
+
+        report = await Reloader(start, node, lambda: edited).reload("test")
+        assert report.restart == [] and report.live == [
+            "audiosocket.default_agent",
+            "audiosocket.routes",
+            "sip.allowed_sources",
+            "sip.trusted_proxies",
+        ]
+        assert await sip.route(_invite("10.1.2.3")) == Reject(403, "Forbidden")
+        assert sip.trusted("192.0.2.9") and not sip.trusted("10.1.2.3")
+        assert await sip.target(_invite("192.0.2.9", "acme")) is None  # trusted now: not acme's
+        assert audiosocket.target(routed) == ("demo", "sales")
+        assert audiosocket.target(other) is None  # no default agent any more
+        with pytest.raises(AudioSocketRefused) as refused:
+            await audiosocket.route(other)
+        assert refused.value.code == ErrorCode.UNKNOWN_CALL
+
+
+async def _call_and_webhook(store: Store, call_id: str, url: str) -> None:
+    """A call's first events in the outbox and a webhook of its tenant at `url`."""
+    track = CallTrack(call_info(call_id), agent="receptionist", node=NODE)
+    events: list[AnalyticsEvent] = [track.started(WallClock()())]
+    events += [e for e in (track.feed(ev, WallClock()()) for ev in opening()) if e is not None]
+    async with store.session() as session:
+        await write_events(session, events, NODE)
+        session.add(
+            WebhookRow(
+                id="wh_reload",
+                tenant_id="demo",
+                url=url,
+                events=[],
+                secret="whsec_test",
+                after_outbox_id=0,
+                created_at=T0,
+            )
+        )
+
+
+async def test_webhook_deliveries_follow_the_reloaded_url_allowlist(tmp_path: Path) -> None:
+    start = _base(tmp_path)  # no allowlist: a webhook on 127.0.0.1 is refused
+    edited = _with(start, "analytics", url_allowlist=("127.0.0.1",))
+    clock = VirtualClock()
+    async with _node(start) as node, Receiver() as receiver:
+        await _call_and_webhook(node.store, "c1", receiver.url())
+        agents_before = node.tenant_urls()
+        relay = Relay(
+            start.analytics,
+            store=node.store,
+            node=NODE,
+            clock=clock,
+            wall=lambda: datetime.datetime.now(datetime.UTC),
+            http=agents_before[1],
+            urls=node.tenant_urls,  # how open_node wires it
+        )
+        due = await relay.pass_once()
+        assert receiver.requests == [] and due is not None  # refused, to be retried
+
+        report = await Reloader(start, node, lambda: edited).reload("test")
+        assert report.live == ["analytics.url_allowlist"]
+        allowlist, client = node.tenant_urls()
+        assert allowlist == ("127.0.0.1",) and client is not agents_before[1]
+        assert not agents_before[1].is_closed  # calls already running keep theirs
+        await clock.advance(due - clock.now())
+        assert await relay.pass_once() is None
+        assert [r.headers["x-voicenode-event-id"] for r in receiver.requests] == [
+            "c1:0",
+            "c1:1",
+            "c1:2",
+        ]
+    assert client.is_closed  # the node closed the client the reload gave it
 
 
 async def test_the_reload_route_is_for_the_platform_admin(host: FakeHost, tmp_path: Path) -> None:
