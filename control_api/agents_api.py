@@ -23,40 +23,29 @@ import json
 import logging
 import math
 from datetime import datetime
-from typing import Annotated, Any, Final
+from typing import Any, Final
 
 import msgspec
 from litestar import Router, delete, get, post, put
 from litestar.exceptions import NotFoundException, ValidationException
 from litestar.params import FromPath, JSONBody
-from msgspec import Meta
 
 from agents.catalog import SpecError, parse_spec
 from agents.spec import AgentSpec
 from agents.urlguard import UnsafeUrlError, check_url
 from control_api.acting_tenant import TENANT_MUST_EXIST, ActingTenant
+from control_api.agent_bodies import AgentIn, AgentUpdate, RollbackIn
+from control_api.api_errors import errors
 from control_api.auth import can_manage
 from control_api.state import Api, ApiState
 from control_api.store import agents as agent_rows
 from control_api.store import secrets as secret_rows
 from control_api.store.models import Agent, AgentVersion
-from control_api.tenants_api import ERRORS, store_errors, utc
+from control_api.tenants_api import store_errors, utc
 
 log = logging.getLogger(__name__)
 
 MAX_DEPTH: Final = 32
-
-
-class AgentIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Exactly one of `spec` (a JSON object of `AgentSpec` fields) and `toml` (spec file text).
-    On PUT the name may be left out of a JSON spec (it is the path's)."""
-
-    spec: dict[str, Any] | None = None
-    toml: Annotated[str, Meta(max_length=262_144)] | None = None
-
-
-class RollbackIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    version: Annotated[int, Meta(ge=1, le=2**31 - 1)]
 
 
 class AgentSummary(msgspec.Struct, frozen=True):
@@ -147,11 +136,11 @@ def _toml(value: object, field: str, depth: int = 0) -> str:
     raise ValidationException(f"spec.{field}: unsupported value")  # pragma: no cover
 
 
-def _origin(data: AgentIn) -> str:
+def _origin(data: AgentIn | AgentUpdate) -> str:
     return "spec" if data.spec is not None else "toml"
 
 
-def spec_text(data: AgentIn, name: str | None = None) -> tuple[str, AgentSpec]:
+def spec_text(data: AgentIn | AgentUpdate, name: str | None = None) -> tuple[str, AgentSpec]:
     """The TOML text to store and its validated spec; `name` (PUT) must match the spec's."""
     if (data.spec is None) == (data.toml is None):
         raise ValidationException("spec: give exactly one of `spec` (JSON object) and `toml`")
@@ -210,7 +199,7 @@ async def check_tenant_spec(api: ApiState, tenant_id: str, spec: AgentSpec, orig
 # ---- routes ----
 
 
-@get("/agents", raises=ERRORS, summary="List agents")
+@get("/agents", summary="List agents")
 async def list_agents(api: Api, tenant_id: ActingTenant) -> list[AgentSummary]:
     async with api.store.session() as session:
         rows = await agent_rows.list_agents(session, tenant_id)
@@ -229,7 +218,12 @@ async def list_agents(api: Api, tenant_id: ActingTenant) -> list[AgentSummary]:
     return out
 
 
-@post("/agents", guards=[can_manage], raises=ERRORS, summary="Create an agent (version 1)")
+@post(
+    "/agents",
+    guards=[can_manage],
+    responses=errors(409),
+    summary="Create an agent (version 1)",
+)
 async def create_agent(
     data: JSONBody[AgentIn],
     api: Api,
@@ -243,7 +237,7 @@ async def create_agent(
     return _out(agent, version)
 
 
-@get("/agents/{name:str}", raises=ERRORS, summary="Show an agent's current version")
+@get("/agents/{name:str}", responses=errors(404), summary="Show an agent's current version")
 async def show_agent(
     name: FromPath[str],
     api: Api,
@@ -256,10 +250,15 @@ async def show_agent(
     return _out(*found)
 
 
-@put("/agents/{name:str}", guards=[can_manage], raises=ERRORS, summary="Update an agent")
+@put(
+    "/agents/{name:str}",
+    guards=[can_manage],
+    responses=errors(404, 409),
+    summary="Update an agent",
+)
 async def update_agent(
     name: FromPath[str],
-    data: JSONBody[AgentIn],
+    data: JSONBody[AgentUpdate],
     api: Api,
     tenant_id: ActingTenant,
 ) -> AgentOut:
@@ -279,7 +278,12 @@ async def update_agent(
     return _out(*found)
 
 
-@delete("/agents/{name:str}", guards=[can_manage], raises=ERRORS, summary="Delete an agent")
+@delete(
+    "/agents/{name:str}",
+    guards=[can_manage],
+    responses=errors(404, 409),
+    summary="Delete an agent",
+)
 async def delete_agent(
     name: FromPath[str],
     api: Api,
@@ -292,7 +296,11 @@ async def delete_agent(
     log.info("agent deleted", extra={"tenant_id": tenant_id, "agent": name})
 
 
-@get("/agents/{name:str}/versions", raises=ERRORS, summary="An agent's versions, newest first")
+@get(
+    "/agents/{name:str}/versions",
+    responses=errors(404),
+    summary="An agent's versions, newest first",
+)
 async def list_versions(
     name: FromPath[str],
     api: Api,
@@ -317,7 +325,7 @@ async def list_versions(
     "/agents/{name:str}/rollback",
     guards=[can_manage],
     status_code=200,
-    raises=ERRORS,
+    responses=errors(404, 409),
     summary="Roll an agent back to an older version",
 )
 async def rollback_agent(

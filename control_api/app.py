@@ -21,9 +21,17 @@ from litestar.openapi.spec import Components, SecurityScheme
 from config.schema import Settings
 from control_api.acting_tenant import tenant_dependency
 from control_api.admin_api import admin_router
+from control_api.agent_bodies import SPEC_TYPES
 from control_api.agents_api import agents_router
 from control_api.analytics import Analytics
-from control_api.auth import BearerAuth, KeyRing, token_guard
+from control_api.auth import (
+    BearerAuth,
+    KeyRing,
+    can_manage,
+    can_operate,
+    platform_only,
+    token_guard,
+)
 from control_api.auth_limits import FailedAuth
 from control_api.call_control_api import CALL_CONTROL
 from control_api.calls_history_api import calls_history_router
@@ -33,6 +41,7 @@ from control_api.host import CallHost
 from control_api.keys_api import keys_router
 from control_api.metrics import ACTIVE_CALLS
 from control_api.numbers_api import numbers_router
+from control_api.openapi_doc import Layers, document
 from control_api.phone import PhoneTokens, phone_router
 from control_api.secrets_api import secrets_router
 from control_api.state import ApiState
@@ -163,7 +172,7 @@ def create_app(
         middleware=auth,
         security=bearer,
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             *routers,
             admin_router(middleware=auth, security=bearer, tags=["admin"]),
@@ -178,4 +187,16 @@ def create_app(
         request_max_body_size=http.max_body_bytes,
         logging_config=None,
         debug=False,
+    )
+    document(app, _layers(admin_surface if http.metrics_token else []), extra=SPEC_TYPES)
+    return app
+
+
+def _layers(token_guards: list[Any]) -> Layers:
+    """What answers before the routes, for the document: the bearer key, the metrics token
+    (when one is set), the role guards."""
+    return Layers(
+        bearer=BearerAuth,
+        token_guards=token_guards,
+        role_guards=(can_operate, can_manage, platform_only),
     )

@@ -36,6 +36,7 @@ from litestar.params import FromPath, JSONBody
 from msgspec import Meta
 
 from control_api.acting_tenant import TENANT_IN_BODY, ActingTenant
+from control_api.api_errors import errors
 from control_api.auth import Principal, can_operate
 from control_api.host import DialError
 from control_api.intake import http_refusal
@@ -94,8 +95,6 @@ class _Idempotency:
 
 
 _IDEMPOTENCY = _Idempotency()
-_ERRORS = [ValidationException, NotFoundException, ServiceUnavailableException]
-_DIAL_ERRORS = [*_ERRORS, PermissionDeniedException, TooManyRequestsException, HTTPException]
 
 
 def _allowed(guard: DialGuard, tenant: str, target: str) -> Destination:
@@ -112,7 +111,7 @@ def _allowed(guard: DialGuard, tenant: str, target: str) -> Destination:
     "/calls",
     status_code=201,
     guards=[can_operate],
-    raises=_DIAL_ERRORS,
+    responses=errors(400, 403, 404, 429, 502, 503),
     summary="Place a call",
     opt={TENANT_IN_BODY: True},
 )
@@ -169,7 +168,7 @@ def _live(call_id: str, request: Request[Principal, None, State], api: Api) -> N
     "/calls/{call_id:str}",
     status_code=204,
     guards=[can_operate],
-    raises=_ERRORS,
+    responses=errors(404),
     summary="Hang up a call",
 )
 async def hangup_call(
@@ -183,7 +182,7 @@ async def hangup_call(
     "/calls/{call_id:str}/hangup",
     status_code=204,
     guards=[can_operate],
-    raises=_ERRORS,
+    responses=errors(404),
     summary="Hang up a call",
 )
 async def hangup_call_action(
@@ -197,7 +196,7 @@ async def hangup_call_action(
     "/calls/{call_id:str}/transfer",
     status_code=204,
     guards=[can_operate],
-    raises=[*_ERRORS, ClientException, PermissionDeniedException],
+    responses=errors(400, 403, 404, 409),
     summary="Blind-transfer a call",
 )
 async def transfer_call(

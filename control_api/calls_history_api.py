@@ -21,9 +21,7 @@ from litestar import Request, Router, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import (
-    NotAuthorizedException,
     NotFoundException,
-    PermissionDeniedException,
     ValidationException,
 )
 from litestar.handlers import HTTPRouteHandler
@@ -34,6 +32,7 @@ from control_api.acting_tenant import ActingTenant, tenant_dependency
 from control_api.analytics import Analytics
 from control_api.analytics.outbox import transcript_of
 from control_api.analytics.tables import CallRow
+from control_api.api_errors import errors
 from control_api.auth import Principal
 
 MAX_PAGE_SIZE: Final = 100
@@ -88,14 +87,6 @@ class CallPage(msgspec.Struct, frozen=True):
     next_cursor: str | None = None
 
 
-_ERRORS = [
-    ValidationException,
-    NotAuthorizedException,
-    PermissionDeniedException,
-    NotFoundException,
-]
-
-
 def _iso(at: datetime.datetime | None) -> str | None:
     return at.astimezone(datetime.UTC).isoformat() if at is not None else None
 
@@ -145,7 +136,7 @@ def _utc(at: datetime.datetime) -> datetime.datetime:
     return at.replace(tzinfo=datetime.UTC) if at.tzinfo is None else at
 
 
-@get("/calls", raises=_ERRORS, summary="List calls (live and past)")
+@get("/calls", responses=errors(400), summary="List calls (live and past)")
 async def list_calls(
     analytics: AnalyticsDep,
     tenant_id: ActingTenant,
@@ -187,7 +178,9 @@ async def list_calls(
     )
 
 
-@get("/calls/{call_id:str}", raises=_ERRORS, summary="One call: transcript, latency, outcome")
+@get(
+    "/calls/{call_id:str}", responses=errors(404), summary="One call: transcript, latency, outcome"
+)
 async def get_call(
     call_id: FromPath[str], request: Request[Principal, None, State], analytics: AnalyticsDep
 ) -> CallDetail:

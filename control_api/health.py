@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 import msgspec
 from litestar import Response, get
+from litestar.openapi.datastructures import ResponseSpec
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from control_api.state import Api
@@ -14,12 +17,26 @@ class Health(msgspec.Struct, frozen=True):
     active_calls: int = 0
 
 
+METRICS_TYPE: Final = "; ".join(
+    part for part in CONTENT_TYPE_LATEST.split("; ") if not part.startswith("charset=")
+)
+"""Prometheus's text format without its charset: Litestar adds `charset=utf-8` to a text type
+(given twice, the header named it twice)."""
+
+
 @get("/healthz", summary="The process is alive", sync_to_thread=False)
 def healthz(api: Api) -> Health:
     return Health(status="ok", active_calls=api.host.active_calls())
 
 
-@get("/readyz", summary="Ready for new calls (503 while loading or draining)", sync_to_thread=False)
+@get(
+    "/readyz",
+    summary="Ready for new calls (503 while loading or draining)",
+    sync_to_thread=False,
+    responses={
+        503: ResponseSpec(Health, description="Loading or draining", generate_examples=False)
+    },
+)
 def readyz(api: Api) -> Response[Health]:
     host = api.host
     if host.draining:
@@ -31,6 +48,6 @@ def readyz(api: Api) -> Response[Health]:
     return Response(Health(status="ready", active_calls=host.active_calls()))
 
 
-@get("/metrics", summary="Prometheus metrics", sync_to_thread=False, include_in_schema=True)
+@get("/metrics", summary="Prometheus metrics", sync_to_thread=False, media_type=CONTENT_TYPE_LATEST)
 def metrics() -> Response[bytes]:
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(REGISTRY), media_type=METRICS_TYPE)

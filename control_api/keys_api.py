@@ -21,11 +21,12 @@ from litestar.params import FromPath, JSONBody
 from sqlalchemy import select
 
 from control_api.acting_tenant import TENANT_IN_BODY, TENANT_MUST_EXIST, ActingTenant
+from control_api.api_errors import errors
 from control_api.auth import Principal, Role, can_manage
 from control_api.state import Api
 from control_api.store import tenants as tenant_rows
 from control_api.store.models import ApiKey
-from control_api.tenants_api import ERRORS, TenantId, TenantQuery, store_errors, utc
+from control_api.tenants_api import TenantId, TenantQuery, store_errors, utc
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,6 @@ class KeyOut(msgspec.Struct, frozen=True):
 @post(
     "/keys",
     guards=[can_manage],
-    raises=ERRORS,
     summary="Create an API key",
     opt={TENANT_IN_BODY: True},
 )
@@ -83,7 +83,7 @@ async def create_key(
     )
 
 
-@get("/keys", guards=[can_manage], raises=ERRORS, summary="List API keys (never the keys)")
+@get("/keys", guards=[can_manage], summary="List API keys (never the keys)")
 async def list_keys(api: Api, tenant_id: ActingTenant) -> list[KeyOut]:
     async with api.store.session() as session:
         return [KeyOut.of(row) for row in await tenant_rows.list_keys(session, tenant_id)]
@@ -92,7 +92,7 @@ async def list_keys(api: Api, tenant_id: ActingTenant) -> list[KeyOut]:
 @delete(
     "/keys/{key_id:str}",
     guards=[can_manage],
-    raises=ERRORS,
+    responses=errors(404),
     summary="Revoke an API key",
     opt={TENANT_MUST_EXIST: False},
 )

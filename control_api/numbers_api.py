@@ -23,12 +23,13 @@ from msgspec import Meta
 
 from agents.spec import Name as AgentName
 from control_api.acting_tenant import TENANT_MUST_EXIST, ActingTenant
+from control_api.api_errors import errors
 from control_api.auth import Principal, can_manage
 from control_api.number_ranges import ranges_of, within
 from control_api.state import Api
 from control_api.store import numbers as number_rows
 from control_api.store.models import Number
-from control_api.tenants_api import ERRORS, store_errors, utc
+from control_api.tenants_api import store_errors, utc
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +51,18 @@ class NumberOut(msgspec.Struct, frozen=True):
         return cls(number=row.number, agent=row.agent, created_at=utc(row.created_at))
 
 
-@get("/numbers", raises=ERRORS, summary="List numbers")
+@get("/numbers", summary="List numbers")
 async def list_numbers(api: Api, tenant_id: ActingTenant) -> list[NumberOut]:
     async with api.store.session() as session:
         return [NumberOut.of(row) for row in await number_rows.list_numbers(session, tenant_id)]
 
 
-@post("/numbers", guards=[can_manage], raises=ERRORS, summary="Route a number to an agent")
+@post(
+    "/numbers",
+    guards=[can_manage],
+    responses=errors(404, 409),
+    summary="Route a number to an agent",
+)
 async def add_number(
     data: JSONBody[NumberIn],
     request: Request[Principal, None, State],
@@ -78,7 +84,9 @@ async def add_number(
     return NumberOut.of(row)
 
 
-@delete("/numbers/{number:str}", guards=[can_manage], raises=ERRORS, summary="Release a number")
+@delete(
+    "/numbers/{number:str}", guards=[can_manage], responses=errors(404), summary="Release a number"
+)
 async def delete_number(
     number: FromPath[str],
     api: Api,

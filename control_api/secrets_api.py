@@ -23,11 +23,12 @@ from litestar.params import FromPath, JSONBody
 from msgspec import Meta
 
 from control_api.acting_tenant import TENANT_MUST_EXIST, ActingTenant
+from control_api.api_errors import errors
 from control_api.auth import can_manage
 from control_api.state import Api, ApiState
 from control_api.store import secrets as secret_rows
 from control_api.store.crypto import SecretBox
-from control_api.tenants_api import ERRORS, utc
+from control_api.tenants_api import utc
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ def _box(api: ApiState) -> SecretBox:
         ) from exc
 
 
-@post("/secrets", status_code=201, raises=ERRORS, summary="Store a secret (write-only)")
+@post("/secrets", status_code=201, responses=errors(503), summary="Store a secret (write-only)")
 async def put_secret(
     data: JSONBody[SecretIn],
     api: Api,
@@ -83,14 +84,14 @@ async def put_secret(
     return out
 
 
-@get("/secrets", raises=ERRORS, summary="The tenant's secrets (names only)")
+@get("/secrets", summary="The tenant's secrets (names only)")
 async def list_secrets(api: Api, tenant_id: ActingTenant) -> SecretList:
     async with api.store.session() as session:
         rows = await secret_rows.list_secrets(session, tenant_id)
         return SecretList([SecretOut(r.name, utc(r.created_at), utc(r.updated_at)) for r in rows])
 
 
-@delete("/secrets/{name:str}", raises=ERRORS, summary="Delete a secret")
+@delete("/secrets/{name:str}", responses=errors(404), summary="Delete a secret")
 async def delete_secret(
     name: FromPath[str],
     api: Api,

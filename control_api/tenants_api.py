@@ -17,11 +17,12 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Request, Response, Router, get, post, put
 from litestar.datastructures import State
-from litestar.exceptions import NotFoundException, PermissionDeniedException, ValidationException
+from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.types import ExceptionHandlersMap
 from msgspec import Meta
 
+from control_api.api_errors import errors
 from control_api.auth import Principal, platform_only
 from control_api.number_ranges import MAX_RANGES, NumberRangeText, ranges_of, set_ranges
 from control_api.state import Api
@@ -36,13 +37,13 @@ DisplayName = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[^\x0
 Limit = Annotated[int, Meta(ge=0, le=1_000_000)]
 
 TenantQuery = Annotated[
-    TenantId | None,
+    Annotated[str, Meta(max_length=64, pattern=r"^[A-Za-z0-9_-]*$")] | None,
     QueryParameter(
-        description="The tenant to act for (platform admin key only; default `demo`).",
+        description="The tenant to act for (platform admin key only; empty or left out: "
+        "`demo`, or the key's own tenant).",
     ),
 ]
-
-ERRORS = [NotFoundException, PermissionDeniedException, ValidationException]
+"""`?tenant=`: a `TenantId`, or empty (which the query parser reads as not given)."""
 
 
 def utc(when: datetime) -> datetime:
@@ -93,7 +94,7 @@ class TenantOut(msgspec.Struct, frozen=True):
         )
 
 
-@post("/tenants", guards=[platform_only], raises=ERRORS, summary="Create a tenant")
+@post("/tenants", guards=[platform_only], responses=errors(409), summary="Create a tenant")
 async def create_tenant(data: JSONBody[TenantIn], api: Api) -> TenantOut:
     async with api.store.session() as session:
         row = await tenant_rows.create_tenant(
@@ -106,13 +107,13 @@ async def create_tenant(data: JSONBody[TenantIn], api: Api) -> TenantOut:
     return TenantOut.of(row)
 
 
-@get("/tenants", guards=[platform_only], raises=ERRORS, summary="List tenants")
+@get("/tenants", guards=[platform_only], summary="List tenants")
 async def list_tenants(api: Api) -> list[TenantOut]:
     async with api.store.session() as session:
         return [TenantOut.of(row) for row in await tenant_rows.list_tenants(session)]
 
 
-@get("/tenants/{tenant_id:str}", raises=ERRORS, summary="Show a tenant")
+@get("/tenants/{tenant_id:str}", responses=errors(404), summary="Show a tenant")
 async def show_tenant(
     tenant_id: FromPath[str], request: Request[Principal, None, State], api: Api
 ) -> TenantOut:
@@ -128,7 +129,7 @@ async def show_tenant(
 @put(
     "/tenants/{tenant_id:str}/quotas",
     guards=[platform_only],
-    raises=ERRORS,
+    responses=errors(404),
     summary="Set a tenant's call quotas",
 )
 async def set_quotas(tenant_id: FromPath[str], data: JSONBody[QuotasIn], api: Api) -> TenantOut:
@@ -151,7 +152,11 @@ class NumberRanges(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ranges: Annotated[list[NumberRangeText], Meta(max_length=MAX_RANGES)]
 
 
-@get("/tenants/{tenant_id:str}/number-ranges", raises=ERRORS, summary="A tenant's number ranges")
+@get(
+    "/tenants/{tenant_id:str}/number-ranges",
+    responses=errors(404),
+    summary="A tenant's number ranges",
+)
 async def show_number_ranges(
     tenant_id: FromPath[str], request: Request[Principal, None, State], api: Api
 ) -> NumberRanges:
@@ -166,7 +171,7 @@ async def show_number_ranges(
 @put(
     "/tenants/{tenant_id:str}/number-ranges",
     guards=[platform_only],
-    raises=ERRORS,
+    responses=errors(404),
     summary="Set the numbers a tenant may route itself",
 )
 async def put_number_ranges(

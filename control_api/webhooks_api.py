@@ -25,9 +25,7 @@ from litestar import Request, Router, delete, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import (
-    NotAuthorizedException,
     NotFoundException,
-    PermissionDeniedException,
     ServiceUnavailableException,
     ValidationException,
 )
@@ -41,6 +39,7 @@ from agents.urlguard import UnsafeUrlError, check_url
 from control_api.acting_tenant import TENANT_IN_BODY, ActingTenant, tenant_dependency
 from control_api.analytics import Analytics
 from control_api.analytics.tables import DeadLetterRow, OutboxRow, RelayMarkRow, WebhookRow
+from control_api.api_errors import errors
 from control_api.auth import Principal, can_manage
 from control_api.store import secrets as secret_rows
 
@@ -109,14 +108,6 @@ class ReplayQueued(msgspec.Struct, frozen=True):
     queued: int
 
 
-_ERRORS = [
-    ValidationException,
-    NotAuthorizedException,
-    PermissionDeniedException,
-    NotFoundException,
-]
-
-
 def _view(row: WebhookRow) -> Webhook:
     return Webhook(
         id=row.id,
@@ -152,7 +143,7 @@ async def _owned(
     return row
 
 
-@get("/webhooks", raises=_ERRORS, summary="List the tenant's webhooks")
+@get("/webhooks", summary="List the tenant's webhooks")
 async def list_webhooks(analytics: AnalyticsDep, tenant_id: ActingTenant) -> WebhookList:
     async with analytics.store.session() as session:
         rows = await session.scalars(
@@ -164,7 +155,7 @@ async def list_webhooks(analytics: AnalyticsDep, tenant_id: ActingTenant) -> Web
 @post(
     "/webhooks",
     status_code=201,
-    raises=_ERRORS,
+    responses=errors(400, 503),
     summary="Add a webhook",
     opt={TENANT_IN_BODY: True},
 )
@@ -203,7 +194,12 @@ async def create_webhook(
     return WebhookCreated(**msgspec.structs.asdict(view), secret=secret)
 
 
-@delete("/webhooks/{webhook_id:str}", status_code=204, raises=_ERRORS, summary="Remove a webhook")
+@delete(
+    "/webhooks/{webhook_id:str}",
+    status_code=204,
+    responses=errors(404),
+    summary="Remove a webhook",
+)
 async def delete_webhook(
     webhook_id: FromPath[str], request: Request[Principal, None, State], analytics: AnalyticsDep
 ) -> None:
@@ -219,7 +215,7 @@ async def delete_webhook(
 
 @get(
     "/webhooks/{webhook_id:str}/dead-letters",
-    raises=_ERRORS,
+    responses=errors(404),
     summary="Events the webhook refused (newest first)",
 )
 async def list_dead_letters(
@@ -257,7 +253,7 @@ async def list_dead_letters(
 @post(
     "/webhooks/{webhook_id:str}/dead-letters/replay",
     status_code=202,
-    raises=_ERRORS,
+    responses=errors(404),
     summary="Send dead letters again",
 )
 async def replay_dead_letters(

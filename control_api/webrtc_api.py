@@ -9,11 +9,6 @@ from typing import Annotated, Literal
 import msgspec
 from litestar import Router, post
 from litestar.exceptions import (
-    NotAuthorizedException,
-    NotFoundException,
-    PermissionDeniedException,
-    ServiceUnavailableException,
-    TooManyRequestsException,
     ValidationException,
 )
 from litestar.handlers import HTTPRouteHandler
@@ -21,6 +16,7 @@ from litestar.params import JSONBody
 from msgspec import Meta
 
 from control_api.acting_tenant import TENANT_IN_BODY, ActingTenant
+from control_api.api_errors import errors
 from control_api.auth import can_operate
 from control_api.intake import http_refusal, webrtc_call
 from control_api.refusals import CallRefused
@@ -46,21 +42,11 @@ class OfferAnswer(msgspec.Struct, frozen=True):
     type: Literal["answer"] = "answer"
 
 
-_ERRORS = [
-    ValidationException,
-    NotAuthorizedException,
-    PermissionDeniedException,
-    NotFoundException,
-    ServiceUnavailableException,
-    TooManyRequestsException,
-]
-
-
 @post(
     "/webrtc/offer",
     status_code=200,
     guards=[can_operate],
-    raises=_ERRORS,
+    responses=errors(400, 403, 404, 429, 503),
     summary="Call an agent over WebRTC",
     opt={TENANT_IN_BODY: True},
 )
