@@ -6,6 +6,7 @@
                          [--llm-mock --ttft-ms MS --tokens-per-s N]
     voicenode-bench mock-llm [--port P] [--ttft-ms MS] [--tokens-per-s N] [--reply TEXT]
     voicenode-bench churn [--calls N] [--concurrency C] [--rtp-timeout S] [--mix ...] [--out DIR]
+    voicenode-bench understanding --out DIR [--lines FILE] [--limit N] [--config FILE]
 
 `turns` runs a scripted conversation (default: the receptionist booking flow) N times through
 the real pipeline and writes DIR/report.json and DIR/report.md with p50/p95/p99 of every
@@ -23,6 +24,11 @@ arguments or a node that cannot be started or reached.
 `churn` places many short SIP calls (a mix with BYE during the greeting, CANCEL before the
 answer, callers that vanish without a BYE) on one node process and reports RSS and bridge ports
 against calls completed (`bench.sip_churn`).
+
+`understanding` speaks caller lines of two domains in two voices through the telephone band
+into the node's STT engine and its flow agents, and reports WER, intent accuracy and wrong
+ends/transfers before and after vocabulary biasing and number normalisation
+(`bench.understanding`). Exit status: 0 when lines were measured, 2 on bad arguments.
 """
 
 from __future__ import annotations
@@ -86,6 +92,20 @@ def _parser() -> argparse.ArgumentParser:
         "churn", help="many short mixed SIP calls on one node: crashes, leaks, release"
     )
     add_churn_arguments(churn)
+    understanding = sub.add_parser(
+        "understanding",
+        parents=[common],
+        help="WER, intent accuracy and wrong hang-ups/transfers on telephone-band caller lines",
+    )
+    understanding.add_argument(
+        "--out", required=True, type=Path, metavar="DIR", help="directory for report.json/.md"
+    )
+    understanding.add_argument(
+        "--lines", type=Path, default=None, metavar="FILE", help="lines file (TOML)"
+    )
+    understanding.add_argument(
+        "--limit", type=_positive_int, default=None, metavar="N", help="only the first N lines"
+    )
     return p
 
 
@@ -106,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         from bench.sip_churn import run_cli
 
         return run_cli(args)
+    if args.command == "understanding":
+        return _understanding(args)
     if args.command == "mock-llm":
         from bench.wire.cli import mock_llm
 
@@ -154,3 +176,30 @@ def _turns(args: argparse.Namespace) -> int:
     print(render_table(report), end="")
     print(f"wrote {json_path} and {md_path}")
     return 0 if report["n_turns"] else 1
+
+
+def _understanding(args: argparse.Namespace) -> int:
+    import json
+
+    from agents.catalog import SpecError
+    from bench.understanding import default_lines_path, run
+    from bench.understanding_score import render_markdown
+    from config import ConfigError, load_settings
+
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        return _fail(f"configuration error: {exc}")
+    if args.out.exists() and not args.out.is_dir():
+        return _fail(f"{args.out}: --out must be a directory")
+    lines = args.lines or default_lines_path()
+    try:
+        report = run(settings, lines, args.limit, lambda m: print(m, file=sys.stderr))
+    except (OSError, ValueError, SpecError) as exc:
+        return _fail(f"{lines}: {exc}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+    markdown = render_markdown(report)
+    (args.out / "README.md").write_text(markdown)
+    print(markdown, end="")
+    return 0 if report["n_utterances"] else 1

@@ -1,0 +1,312 @@
+"""`voicenode-bench understanding`: how well the node hears callers and what it does with it.
+
+Caller lines of two domains (the embedded receptionist's clinic and a pizzeria agent, in
+`bench/scenarios/understanding_lines.toml`), each with the intent it should reach at the
+agent's first question, are spoken by two voices (the node's Piper voice through its TTS
+engine, and espeak-ng), put through the telephone band (16 kHz → 8 kHz, G.711 µ-law encoded
+and decoded with the node's codec, back to 16 kHz with the node's inbound resampler), and
+recognised by the node's STT engine as the node loads it. Each transcript goes to a fresh
+flow agent at its first question: the matched intent, and whether the agent ended or
+transferred the call.
+
+Conditions, on the same audio: `before` (no vocabulary; numbers as the number slot reads
+them), `context_only` (the vocabulary as recogniser context), `after` (context, vocabulary
+snapping in the matcher, the digits normaliser) and `linear_upsampling` (as before, but the
+8 → 16 kHz step by linear interpolation instead of the node's filtered resampler: what an
+unfiltered path would cost). Not a timing bench: the machine may be busy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import tempfile
+import time
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from agents.base import (
+    AgentContext,
+    CallStarted,
+    EndCall,
+    Message,
+    Transfer,
+    UserSaid,
+)
+from agents.catalog import embedded_specs, parse_spec
+from agents.flow.agent import FlowAgent
+from agents.flow.digits import find_digits
+from agents.flow.ending import route_ending
+from agents.flow.intents import IntentMatcher
+from agents.flow.slots import extract_number
+from agents.flow.spec import Route
+from agents.flow.text import normalize
+from agents.spec import AgentSpec
+from agents.vocabulary import Vocabulary, stt_context
+from bench.understanding_score import summary_row, words_as_written, words_normalised
+from media.g711 import ulaw_decode, ulaw_encode
+from media.resample import StreamResampler, resample
+from media.wav import read_wav
+
+Samples = npt.NDArray[np.int16]
+Voice = Callable[[str], Samples]
+NARROW = 8000
+WIDE = 16000
+
+
+class LineSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    domain: str
+    text: str
+    intent: str
+    """The intent the line should reach at the agent's first question ("none": none)."""
+    digits: str = ""
+    """The digit string a digits slot should get from the line, if it has one."""
+
+
+class DomainSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: str
+    agent: str = ""
+    """An embedded agent's name."""
+    agent_file: str = ""
+    """An agent file next to the lines file."""
+
+
+class LinesFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    domain: list[DomainSpec]
+    line: list[LineSpec]
+
+
+def default_lines_path() -> Path:
+    return Path(__file__).parent / "scenarios" / "understanding_lines.toml"
+
+
+def load_lines(path: Path) -> tuple[dict[str, AgentSpec], list[LineSpec]]:
+    """The domains' agents and the lines; ValueError naming the problem."""
+    data = msgspec.convert(tomllib.loads(path.read_text()), LinesFile)
+    specs: dict[str, AgentSpec] = {}
+    for d in data.domain:
+        if d.agent_file:
+            specs[d.name] = parse_spec((path.parent / d.agent_file).read_text(), d.agent_file)
+        else:
+            specs[d.name] = embedded_specs()[d.agent]
+    for i, line in enumerate(data.line):
+        spec = specs.get(line.domain)
+        if spec is None or spec.flow is None:
+            raise ValueError(f"line[{i}]: unknown domain {line.domain!r}")
+        if line.intent != "none" and line.intent not in first_routes(spec):
+            raise ValueError(f"line[{i}]: {line.intent!r} is not routed at the first question")
+    return specs, data.line
+
+
+# ---- voices and the telephone band ----
+
+
+def piper_voice(tts: Any) -> Voice:
+    """The node's TTS engine (its Piper voice), noise off: the same audio every run."""
+
+    def speak(text: str) -> Samples:
+        audio: Samples = tts.synthesize_blocking(text, deterministic=True)
+        return audio
+
+    return speak
+
+
+def espeak_voice(text: str) -> Samples:
+    """espeak-ng's en-us voice (a formant synthesizer: nothing like Piper)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "line.wav"
+        subprocess.run(
+            ["espeak-ng", "-v", "en-us", "-s", "160", "-w", str(out), text],
+            check=True,
+            timeout=60,
+            capture_output=True,
+        )
+        return read_wav(out)
+
+
+def telephone(samples: Samples, *, filtered: bool = True) -> Samples:
+    """`samples` (16 kHz) as the node gets them from an 8 kHz G.711 µ-law call: narrowed to
+    8 kHz, encoded and decoded, widened again by the node's inbound resampler (`filtered`) or
+    by linear interpolation."""
+    narrow = ulaw_decode(ulaw_encode(resample(samples, WIDE, NARROW)))
+    if not filtered:
+        t = np.arange(len(narrow) * 2) / 2
+        return np.rint(np.interp(t, np.arange(len(narrow)), narrow)).astype(np.int16)
+    up = StreamResampler(NARROW, WIDE)
+    return np.concatenate([up.process(narrow), up.flush()])
+
+
+# ---- what the agent makes of a transcript ----
+
+
+def first_routes(spec: AgentSpec) -> dict[str, Route]:
+    """Intent → route at the flow's first question (the start node's, then flow-wide)."""
+    assert spec.flow is not None
+    routes = {r.intent: r for r in spec.flow.nodes[spec.flow.start].routes}
+    for r in spec.flow.routes:
+        routes.setdefault(r.intent, r)
+    return routes
+
+
+async def understand(spec: AgentSpec, text: str, http: httpx.AsyncClient) -> dict[str, Any]:
+    """The intent `text` matches at the first question, and the end or transfer a fresh flow
+    agent does on it (None: it goes on)."""
+    assert spec.flow is not None
+    routes = first_routes(spec)
+    matcher = IntentMatcher(spec.flow.intents, spec.flow.match_threshold, spec.vocabulary)
+    match = matcher.best(text, list(routes))
+    agent = FlowAgent(spec, AgentContext(call_id="bench", tenant_id="bench", http=http))
+    async for _ in agent.respond([], CallStarted()):
+        pass
+    action: str | None = None
+    history = [Message(role="user", text=text)]
+    async for out in agent.respond(history, UserSaid(text)):
+        if isinstance(out, EndCall):
+            action = "end"
+        elif isinstance(out, Transfer):
+            action = "transfer"
+    return {"intent": match.intent if match else "none", "action": action}
+
+
+def expected_action(spec: AgentSpec, intent: str) -> str | None:
+    assert spec.flow is not None
+    route = first_routes(spec).get(intent)
+    return None if route is None else route_ending(spec.flow, route)
+
+
+async def _condition(
+    line: LineSpec,
+    spec: AgentSpec,
+    hyp: str,
+    http: httpx.AsyncClient,
+    *,
+    improved: bool,
+) -> dict[str, Any]:
+    """One condition's result for one utterance; `improved`: snapping and digits on."""
+    used = spec if improved else msgspec.structs.replace(spec, vocabulary=[])
+    outcome = await understand(used, hyp, http)
+    scored = Vocabulary(spec.vocabulary).snap(normalize(hyp)) if improved else hyp
+    if improved:
+        got = find_digits(hyp, min_digits=3, max_digits=20)
+    else:
+        got = extract_number(hyp)
+    wanted = expected_action(spec, line.intent)
+    return {
+        "hyp": hyp,
+        "hyp_written": words_as_written(scored),
+        "hyp_words": words_normalised(scored),
+        **outcome,
+        "wrong_irreversible": outcome["action"] is not None and outcome["action"] != wanted,
+        "digits": got,
+        "digits_ok": bool(line.digits) and got == line.digits,
+    }
+
+
+async def run_line(
+    line: LineSpec,
+    spec: AgentSpec,
+    voice: tuple[str, Voice],
+    stt: Any,
+    http: httpx.AsyncClient,
+) -> dict[str, Any]:
+    """One line in one voice, through every condition."""
+    audio = voice[1](line.text)
+    heard = telephone(audio)
+    context = stt_context(spec.vocabulary)
+    plain = await stt.transcribe(heard, final=True) or ""
+    biased = await stt.transcribe(heard, final=True, context=context) or ""
+    linear = await stt.transcribe(telephone(audio, filtered=False), final=True) or ""
+    return {
+        "domain": line.domain,
+        "voice": voice[0],
+        "text": line.text,
+        "intent": line.intent,
+        "digits": line.digits,
+        "ref_written": words_as_written(line.text),
+        "ref_words": words_normalised(line.text),
+        "before": await _condition(line, spec, plain, http, improved=False),
+        "context_only": await _condition(line, spec, biased, http, improved=False),
+        "after": await _condition(line, spec, biased, http, improved=True),
+        "linear_upsampling": await _condition(line, spec, linear, http, improved=False),
+    }
+
+
+async def run_bench(
+    specs: dict[str, AgentSpec],
+    lines: list[LineSpec],
+    voices: list[tuple[str, Voice]],
+    stt: Any,
+    progress: Callable[[str], None] = lambda _m: None,
+) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
+    async with httpx.AsyncClient() as http:
+        for voice in voices:
+            for i, line in enumerate(lines):
+                record = await run_line(line, specs[line.domain], voice, stt, http)
+                records.append(record)
+                progress(f"{voice[0]} {i + 1}/{len(lines)}: {record['after']['hyp']!r}")
+    return records
+
+
+def build_report(
+    records: list[dict[str, Any]], *, stt_model: str, source: str, seconds: float
+) -> dict[str, Any]:
+    conditions = ("before", "context_only", "after", "linear_upsampling")
+    voices = sorted({r["voice"] for r in records})
+    domains = sorted({r["domain"] for r in records})
+    n_lines = len({(r["domain"], r["text"]) for r in records})
+
+    def rows(subset: list[dict[str, Any]]) -> dict[str, Any]:
+        return {c: summary_row(subset, c) for c in conditions}
+
+    return {
+        "bench": "understanding",
+        "source": source,
+        "stt_model": stt_model,
+        "n_lines": n_lines,
+        "n_utterances": len(records),
+        "voices": voices,
+        "domains": domains,
+        "seconds": round(seconds, 1),
+        "summary": rows(records),
+        "by_voice": {v: rows([r for r in records if r["voice"] == v]) for v in voices},
+        "by_domain": {d: rows([r for r in records if r["domain"] == d]) for d in domains},
+        "records": records,
+    }
+
+
+def run(
+    settings: Any, lines_path: Path, limit: int | None, progress: Callable[[str], None]
+) -> dict[str, Any]:
+    """Load the node's engines and the lines, run every condition, return the report."""
+    from pipeline.stt import SttEngine
+    from pipeline.tts import TtsEngine
+
+    specs, lines = load_lines(lines_path)
+    lines = lines[:limit] if limit else lines
+    stt = SttEngine(settings.stt)
+    tts = TtsEngine(settings.tts)
+    stt.warm_up()
+    stt.start()
+    started = time.perf_counter()
+    try:
+        voices: list[tuple[str, Voice]] = [("piper", piper_voice(tts)), ("espeak-ng", espeak_voice)]
+        records = asyncio.run(run_bench(specs, lines, voices, stt, progress))
+    finally:
+        stt.close()
+        tts.close()
+    model = settings.stt.model or "embedded Whisper tiny.en"
+    stt_model = f"{model}, {settings.stt.compute_type}, beam {settings.stt.beam_size}"
+    return build_report(
+        records,
+        stt_model=stt_model,
+        source=str(lines_path),
+        seconds=time.perf_counter() - started,
+    )
