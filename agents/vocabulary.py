@@ -101,10 +101,14 @@ class _Term:
 
 
 def similarity(words: Sequence[str], term: _Term) -> float:
-    """How close a run of words is to `term` (0..1): spelling or sound, whichever is closer."""
+    """How close a run of words is to `term` (0..1): spelling or sound, whichever is closer;
+    one word to a one-word term by spelling only (by sound, "calling" and "clinic" would both
+    be "cleaning")."""
     letters = "".join(words)
     spelled = SequenceMatcher(None, letters, term.letters).ratio()
     key = sound_key(letters)
+    if len(words) == 1 and len(term.words) == 1:
+        return spelled
     if min(len(key), len(term.key)) < MIN_KEY_LEN:
         return spelled
     return max(spelled, SequenceMatcher(None, key, term.key).ratio())

@@ -168,7 +168,7 @@ class SttEngine:
         text = self._short.decode(audio, prefix, context)
         if text is not None:
             self.short_decodes += 1
-            return text
+            return drop_repeats(text)
         s = self._settings
         segments, _ = self._model.transcribe(
             audio,
@@ -181,7 +181,7 @@ class SttEngine:
             prefix=prefix or None,
             initial_prompt=context or None,
         )
-        return " ".join(seg.text.strip() for seg in segments).strip()
+        return drop_repeats(" ".join(seg.text.strip() for seg in segments).strip())
 
     def _work(self) -> None:
         while True:
@@ -208,6 +208,25 @@ _WORDS = re.compile(r"\S+")
 
 def _norm(word: str) -> str:
     return re.sub(r"[^\w']", "", word.lower())
+
+
+_SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
+
+
+def drop_repeats(text: str) -> str:
+    """`text` with each sentence that repeats the one before it dropped. Given context (the
+    agent's vocabulary), Whisper sometimes writes a short utterance two or three times ("Are you
+    open on Monday? Are you open on Monday?"); a caller who really says "Hello? Hello?" loses
+    nothing an agent needs."""
+    kept: list[str] = []
+    previous: list[str] = []
+    for sentence in _SENTENCE_END.split(text):
+        words = [w for w in (_norm(x) for x in sentence.split()) if w]
+        if words and words == previous:
+            continue
+        kept.append(sentence)
+        previous = words
+    return " ".join(kept)
 
 
 def agreed_prefix(a: str, b: str) -> str:

@@ -11,7 +11,7 @@ from agents.spec import AgentSpec
 from agents.vocabulary import stt_context
 from pipeline.fakes import FakeStt, utterance_audio
 from pipeline.session import State
-from pipeline.stt import SttStream
+from pipeline.stt import SttStream, drop_repeats
 from tests.pipeline.test_session import Harness
 
 VOCABULARY = ["Bright Smile Dental", "Delta Dental", "Doctor Patel"]
@@ -46,3 +46,14 @@ async def test_the_session_gives_the_recogniser_the_agents_vocabulary() -> None:
     assert stt.contexts and set(stt.contexts) == {stt_context(VOCABULARY)}
     assert stt_context(VOCABULARY) == "Bright Smile Dental, Delta Dental, Doctor Patel."
     await h.finish()
+
+
+def test_a_sentence_written_twice_is_kept_once() -> None:
+    assert drop_repeats("Are you open on Monday? Are you open on Monday?") == (
+        "Are you open on Monday?"
+    )
+    assert drop_repeats("Hi, a cleaning. Hi, a cleaning. Hi, a cleaning.") == "Hi, a cleaning."
+    assert drop_repeats("Hello? Hello? Anyone there?") == "Hello? Anyone there?"
+    assert drop_repeats("It costs 3.5 dollars. It is fine.") == "It costs 3.5 dollars. It is fine."
+    assert drop_repeats("one one one one, two two") == "one one one one, two two"
+    assert drop_repeats("") == ""
