@@ -10,9 +10,12 @@ Unset, nothing is written.
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
+import _pytest.logging
 import pytest
 
 _TRAIL = os.environ.get("VOICENODE_TEST_TRAIL", "")
@@ -46,3 +49,18 @@ def pytest_runtest_logfinish(nodeid: str, location: tuple[str, int | None, str])
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _TRAIL:
         _note("status", f"{int(exitstatus)}\n")
+
+
+@pytest.fixture(autouse=True)
+def _root_logging() -> Iterator[None]:
+    """Give every test the root logger as it found it: code under test that sets the node's
+    logging up (the CLI's `setup_logging` replaces the root handlers with a JSON one) must not
+    change what later tests see. pytest's own capture handlers come and go per phase; only
+    the others are restored."""
+    root = logging.getLogger()
+    ours = (_pytest.logging.LogCaptureHandler, _pytest.logging._LiveLoggingNullHandler)
+    handlers = [h for h in root.handlers if not isinstance(h, ours)]
+    level = root.level
+    yield
+    root.handlers[:] = [h for h in root.handlers if isinstance(h, ours)] + handlers
+    root.setLevel(level)
