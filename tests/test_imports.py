@@ -49,6 +49,11 @@ _BENCH_SIP = (
     "(docs/architecture.md: 'bench is not a wire-only client')"
 )
 
+_BENCH_ENGINES = (
+    "the understanding bench drives the node's recogniser, synthesiser and flow matcher alone "
+    "(no call path) to measure word errors and intents (issue 22)"
+)
+
 WRONG_WAY: Final[dict[tuple[str, str], str]] = {
     # importer → imported: why it is allowed for now
     ("agents.catalog", "media.destination"): (
@@ -72,6 +77,21 @@ WRONG_WAY: Final[dict[tuple[str, str], str]] = {
     ("bench.wire.sip_phone", "sip.calls"): _BENCH_SIP + "; the wire bench's SIP phone",
     ("bench.wire.sip_phone", "sip.thread"): _BENCH_SIP + "; the wire bench's SIP phone",
     ("bench.wire.sip_phone", "sip.ua"): _BENCH_SIP + "; the wire bench's SIP phone",
+    ("bench.understanding", "agents.base"): _BENCH_ENGINES,
+    ("bench.understanding", "agents.catalog"): _BENCH_ENGINES,
+    ("bench.understanding", "agents.flow.agent"): _BENCH_ENGINES,
+    ("bench.understanding", "agents.flow.digits"): _BENCH_ENGINES,
+    ("bench.understanding", "agents.flow.ending"): _BENCH_ENGINES,
+    ("bench.understanding", "agents.flow.intents"): _BENCH_ENGINES,
+    ("bench.understanding", "agents.flow.slots"): _BENCH_ENGINES,
+    ("bench.understanding", "agents.flow.spec"): _BENCH_ENGINES,
+    ("bench.understanding", "agents.flow.text"): _BENCH_ENGINES,
+    ("bench.understanding", "agents.spec"): _BENCH_ENGINES,
+    ("bench.understanding", "agents.vocabulary"): _BENCH_ENGINES,
+    ("bench.understanding", "pipeline.stt"): _BENCH_ENGINES,
+    ("bench.understanding", "pipeline.tts"): _BENCH_ENGINES,
+    ("bench.understanding_score", "agents.flow.digits"): _BENCH_ENGINES,
+    ("bench.understanding_score", "agents.flow.text"): _BENCH_ENGINES,
 }
 
 CYCLE_EDGES: Final[dict[tuple[str, str], str]] = {
