@@ -193,13 +193,11 @@ class SipSettings(_Section, frozen=True):
     rtp_port_range: Annotated[int, Meta(ge=2, le=60_000)] = 10_000
     session_expires_s: Annotated[int, Meta(ge=90, le=86_400)] = 1800
     rtp_timeout_s: Annotated[float, Meta(ge=0, le=3600)] = 60.0
-    """A call whose caller sent no audio for this long while its media is active (not on
-    hold) is hung up: a caller that vanished without a BYE. 0: never."""
+    """Hang up a call whose caller sent no audio this long, media active (a vanished caller)."""
     media_quality: Annotated[int, Meta(ge=1, le=10)] = 4
     """pjmedia's resampling quality (8 kHz codecs <-> the 16 kHz bridge): 4 uses the small
     filter, half the media CPU of pjmedia's default 8 (large filter), transcripts unchanged."""
-    trusted_proxies: list[str] = msgspec.field(default_factory=list)
-    """Addresses (IPs or CIDRs) whose `tenant_header` is trusted (Kamailio's)."""
+    trusted_proxies: list[str] = msgspec.field(default_factory=list)  # whose tenant_header counts
     tenant_header: str = "X-Voicenode-Tenant"
     allowed_sources: list[str] = msgspec.field(default_factory=list)
     """Addresses (IPs or CIDRs) whose INVITEs the node takes (Kamailio's, the trunk's); an
@@ -207,6 +205,8 @@ class SipSettings(_Section, frozen=True):
     when the port is reachable from elsewhere)."""
     trace_file: str = ""
     """Write every SIP message and pjsua2's debug log here (contains numbers: debugging only)."""
+    log_level: Literal["error", "warning", "info", "debug"] = "error"
+    """pjlib's own verbosity; its lines go to the `pjsip` logger (which `node.log_level` gates)."""
     trunk: SipTrunkSettings = msgspec.field(default_factory=SipTrunkSettings)
 
     def __post_init__(self) -> None:

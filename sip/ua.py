@@ -158,6 +158,9 @@ class _Endpoint(pj.Endpoint):  # type: ignore[misc]
         )
 
 
+PJ_LOG_LEVELS = {"error": 1, "warning": 2, "info": 3, "debug": 5}
+"""`sip.log_level` as pjlib's verbosity (5: trace, what pjsua2's debug output needs)."""
+
 _PORT_PICKS = 20
 """Tries at a UDP+TCP port pair when the kernel picks the port."""
 
@@ -298,8 +301,7 @@ class UserAgent:
         cfg.uaConfig.mainThreadOnly = False
         cfg.uaConfig.userAgent = "voicenode"
         cfg.uaConfig.maxCalls = call_capacity()
-        cfg.logConfig.level = 1
-        cfg.logConfig.consoleLevel = 1
+        cfg.logConfig.level = cfg.logConfig.consoleLevel = PJ_LOG_LEVELS[s.log_level]
         pjlog.install(cfg)  # pjsip's lines go to the node's log as records
         if s.trace_file:  # every SIP message and pjsua2's debug log, for troubleshooting
             cfg.logConfig.level = 5

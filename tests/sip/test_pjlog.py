@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import socket
 
+import msgspec
 import pytest
 
 from sip.pjlog import record_fields
@@ -55,3 +56,22 @@ async def test_pjsip_errors_are_log_records_not_console_lines(
     assert any("CSeq" in str(getattr(r, "text", "")) for r in records)
     assert all("CSeq" not in r.getMessage() for r in records)  # the text stays in its field
     assert "Missing required header" not in capfd.readouterr().out
+
+
+@pytest.mark.parametrize(("level", "expect_info"), [("error", False), ("info", True)])
+async def test_sip_log_level_sets_pjlibs_verbosity(
+    caplog: pytest.LogCaptureFixture, level: str, expect_info: bool
+) -> None:
+    """`sip.log_level`: pjlib's informational lines (a transport created, the library
+    started) reach the `pjsip` logger at "info" and not at the default "error"."""
+
+    async def refuse(invite: IncomingInvite) -> Reject:
+        return Reject(404)
+
+    settings = msgspec.structs.replace(sip_settings().sip, log_level=level)
+    with caplog.at_level(logging.DEBUG, logger="pjsip"):
+        ua = UserAgent(settings, refuse)
+        await ua.start()
+        await ua.stop()
+    info = [r for r in caplog.records if r.name == "pjsip" and r.levelno == logging.INFO]
+    assert bool(info) is expect_info, [r.getMessage() for r in info][:5]
