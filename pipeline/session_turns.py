@@ -1,0 +1,202 @@
+"""The caller's side of a `CallSession`: inbound audio through VAD and the turn detector,
+the utterance's streaming transcript, turn-taking and barge-in.
+
+Caller speech while the agent speaks pauses playout at once; if it stays shorter than the
+agent's backchannel threshold ("mhm") playout resumes, otherwise it is a barge-in: playout is
+cleared, the reply cancelled and the history keeps only what the caller heard. An early
+endpoint the caller talks on from is taken back (`_continue_turn`).
+"""
+
+from __future__ import annotations
+
+from agents.base import Message, UserSaid
+from agents.vocabulary import stt_context
+from media.frames import AudioFrame
+from pipeline.events import Transcript
+from pipeline.marks import TurnMarks
+from pipeline.session_core import State
+from pipeline.session_replies import SessionReplies
+from pipeline.stt import SttStream
+from pipeline.turn import (
+    SpeechDiscarded,
+    SpeechPaused,
+    SpeechResumed,
+    SpeechStarted,
+    TurnEnded,
+)
+from pipeline.turn_taking import LastEndpoint
+
+
+class SessionTurns(SessionReplies):
+    # ---- inbound audio -------------------------------------------------------------
+
+    async def _inbound(self) -> None:
+        async for frame in self._transport.source.frames():
+            self._on_frame(frame, self._clock.now())
+        self.end("hangup")
+
+    def _on_frame(self, frame: AudioFrame, now: float) -> None:
+        p = self._vad.feed(frame)
+        samples = frame.samples
+        if self._utterance is not None:
+            self._utterance.push(samples, now, speaking=p >= self._turns.silence_threshold)
+        else:
+            self._preroll.append(samples)
+        for ev in self._turns.feed(p, now):
+            match ev:
+                case SpeechStarted():
+                    self._on_speech_started()
+                case SpeechPaused():
+                    if (
+                        self._candidate
+                        and self._turns.voiced_s * 1000 < self._spec.turn.backchannel_ms
+                    ):
+                        self._playout.resume()
+                    if self._utterance is not None:
+                        self._utterance.speculate()
+                case SpeechResumed():
+                    if self._candidate:
+                        self._playout.pause()
+                    if self._utterance is not None:
+                        self._utterance.cancel_speculation()
+                    self._drop_preemption()
+                case TurnEnded():
+                    self._on_turn_ended(ev)
+                case SpeechDiscarded():
+                    self._drop_utterance()
+        barge_in = self._turns.voiced_s * 1000 >= self._spec.turn.backchannel_ms
+        if self._candidate and self._turns.in_utterance and barge_in:
+            self._barge_in()
+
+    def _on_speech_started(self) -> None:
+        self._silence.cancel()
+        self._guard.closing.caller_started()
+        stream = SttStream(
+            self._engines.stt,
+            interval_s=self._engines.settings.stt.partial_interval_ms / 1000,
+            on_partial=self._on_partial,
+            tasks=self._tasks,
+            on_speculated=self._on_speculated,
+            context=stt_context(self._spec.vocabulary),
+        )
+        endpoint = self._endpoint  # an early one: the caller paused mid-sentence ("Hi, ... I'd")
+        if endpoint and endpoint.continued_by(self._clock.now(), self._playout.heard_text()):
+            self._continue_turn(stream)
+        for chunk in self._preroll:
+            stream.push(chunk, self._clock.now(), speaking=False)
+        self._preroll.clear()
+        self._utterance = stream
+        if self.state == State.USER_SPEAKING:
+            return
+        if self.state in (State.AGENT_SPEAKING, State.THINKING) and self._response_task:
+            self._candidate = True
+            self._playout.pause()
+        else:
+            self._set_state(State.USER_SPEAKING)
+
+    def _continue_turn(self, stream: SttStream) -> None:
+        """Take back the early turn: cancel its reply (at most a word or two was heard), and let
+        the new utterance start with the earlier audio so the turn is transcribed as one."""
+        endpoint, self._endpoint = self._endpoint, None
+        assert endpoint is not None
+        self._playout.clear()
+        self._cancel_response("")
+        del self.history[endpoint.history_len :]  # the early turn and any reply to it
+        self._agent.restore(endpoint.agent_state)  # and what it did to the agent
+        stream.push(endpoint.audio, self._clock.now(), speaking=False)
+        self._turn -= 1
+        self._set_state(State.USER_SPEAKING)
+        self._log.info("turn continued after an early endpoint")
+
+    def _on_partial(self, text: str) -> None:
+        self._turns.update_transcript(text)
+        if not self._candidate:
+            self._emit(Transcript(role="user", text=text, final=False, turn=self._turn + 1))
+
+    def _drop_utterance(self) -> None:
+        self._drop_preemption()
+        if self._utterance is not None:
+            self._utterance.close()
+            self._utterance = None
+        self._guard.closing.caller_done()
+        if self._candidate:
+            self._candidate = False
+            self._playout.resume()
+        elif self.state == State.USER_SPEAKING:
+            self._set_state(State.LISTENING)
+            self._silence.arm()
+
+    def _barge_in(self) -> None:
+        """The caller is really talking over the agent: stop it and keep what was heard."""
+        self._candidate = False
+        heard = self._playout.clear()
+        self._cancel_response(heard)
+        self._set_state(State.USER_SPEAKING)
+        self._log.info("barge-in")
+
+    def _on_turn_ended(self, ev: TurnEnded) -> None:
+        stream, self._utterance = self._utterance, None
+        if stream is None:
+            return
+        if self._candidate:
+            self._candidate = False
+            if self._playout.speaking and not self._guard.closing.pending:  # a backchannel
+                stream.close()
+                self._guard.closing.caller_done()
+                self._playout.resume()
+                return
+        self._turn += 1
+        marks = TurnMarks(self._turn)
+        marks.mark("speech_end", ev.speech_end)
+        marks.mark("endpoint", ev.decided_at)
+        held = self._preemption
+        agent_state = (
+            held.checkpoint  # from before the held reply
+            if held is not None and held.stream is stream
+            else self._guard.closing.checkpoint(self._agent)  # (before a held goodbye)
+        )
+        self._endpoint = LastEndpoint(stream.audio(), ev.decided_at, len(self.history), agent_state)
+        # A reply paused for this speech is kept until the words are in (see `_no_words`).
+        self._set_state(State.THINKING)
+        self._spawn(self._finish_turn(stream, marks), "final-transcript")
+
+    async def _finish_turn(self, stream: SttStream, marks: TurnMarks) -> None:
+        try:
+            text = await stream.final()
+        finally:
+            stream.close()
+            self._guard.closing.caller_done()
+        marks.mark("final_transcript", self._clock.now())
+        if not text.strip():
+            self._no_words(stream, marks)
+            return
+        self._cancel_response(self._playout.clear())
+        self._set_state(State.THINKING)
+        self._silence.reset()
+        self._emit(Transcript(role="user", text=text, final=True, turn=marks.turn))
+        held = self._preemption
+        if held is not None and held.stream is stream and held.text == text:
+            self._preemption = None
+            self.history.append(Message(role="user", text=text))
+            self._commit(held, marks)
+            return
+        self._drop_preemption()
+        self.history.append(Message(role="user", text=text))
+        self._start_response(UserSaid(text), marks)
+
+    def _no_words(self, stream: SttStream, marks: TurnMarks) -> None:
+        """The turn's speech yielded no words: it is no turn (no agent call, nothing logged as
+        said); a reply it paused plays on, else the session listens (and reprompts)."""
+        if marks.turn == self._turn:  # (not already taken back by a continuation)
+            self._turn -= 1
+            self._endpoint = None  # nothing to continue
+        if self._preemption is not None and self._preemption.stream is stream:
+            self._drop_preemption()
+        if self._utterance is not None:
+            return  # the caller is speaking again
+        if self._response_task is not None and not self._response_task.done():
+            self._playout.resume()
+            self._set_state(State.AGENT_SPEAKING if self._playout.speaking else State.THINKING)
+            return
+        self._set_state(State.LISTENING)
+        self._silence.arm()
