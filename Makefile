@@ -8,12 +8,15 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # chromium runs the /phone page end to end (driven by playwright, no browser download);
 # kamailio (kamailio, kamcmd and every module deploy/kamailio uses), rtpengine-daemon and
 # sip-tester (sipp) run the telephony edge for real in tests/e2e; baresip is a SIP softphone
-# for calls to the node; redis-server serves the analytics Redis Streams. The kamailio and
-# rtpengine-daemon postinst scripts start no daemon without systemd (no runlevel, or
-# policy-rc.d in containers), so installing them in a container does not fail.
+# for calls to the node; redis-server serves the analytics Redis Streams; clickhouse-server
+# and clickhouse-client (18.16) are the analytics store the ClickHouse sink tests run against.
+# The kamailio, rtpengine-daemon and clickhouse-server postinst scripts start no daemon
+# without systemd (no runlevel, or policy-rc.d in containers), so installing them in a
+# container does not fail; the tests start their own servers.
 # build-essential, swig, libssl-dev, python3-dev and xz-utils build pjsua2 from pjproject 2.17
 # with server limits (deploy/pjsua2/build.sh; the wheel is cached outside the clone).
 SYSTEM_PACKAGES := espeak-ng sox chromium kamailio rtpengine-daemon sip-tester baresip redis-server postgresql \
+                   clickhouse-server clickhouse-client \
                    python3-venv build-essential swig libssl-dev python3-dev xz-utils
 # Installs the Debian packages named in $(1) that are missing.
 apt_install = missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

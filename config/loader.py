@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 
+from config.clickhouse import PASSWORD_ENV
 from config.schema import Settings
 
 ENV_PREFIX = "VOICENODE_"
@@ -160,7 +161,13 @@ def load_settings(
             text = p.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"{p}: cannot read config file: {exc.strerror}") from exc
-        raw = _merge(raw, _parse_toml(text, str(p)))
+        from_file = _parse_toml(text, str(p))
+        if _lookup(from_file, "analytics.clickhouse.password"):
+            raise ConfigError(
+                f"{p}: analytics.clickhouse.password is read from the environment only "
+                f"({PASSWORD_ENV}), never from a file"
+            )
+        raw = _merge(raw, from_file)
         _validate(raw, str(p))
     for var, override in _env_overrides(env):
         raw = _merge(raw, override)

@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from config.clickhouse import ClickHouseSettings
+
 Port = Annotated[int, Meta(ge=0, le=65535)]
 PositiveInt = Annotated[int, Meta(ge=1)]
 
@@ -354,13 +356,10 @@ class AnalyticsSettings(_Section, frozen=True):
     redis_url: str = ""
     """Redis to push events to (`redis://host:6379/0`); empty: events stay in the outbox."""
     stream: Annotated[str, Meta(min_length=1)] = "voicenode:events"
-    stream_maxlen: Annotated[int, Meta(ge=0)] = 0
-    """Approximate cap on the stream's length (XADD MAXLEN ~); 0: uncapped."""
+    stream_maxlen: Annotated[int, Meta(ge=0)] = 0  # approximate (XADD MAXLEN ~); 0: uncapped
     queue_size: Annotated[int, Meta(ge=16, le=1_000_000)] = 10_000
-    """Events that may wait for the database writer (a stalled database fills it; beyond it
-    events are dropped and counted rather than slowing a call)."""
-    write_batch_size: Annotated[int, Meta(ge=1, le=10_000)] = 256
-    """Events written per transaction at most."""
+    """Events waiting for the database writer (beyond: dropped and counted, calls go on)."""
+    write_batch_size: Annotated[int, Meta(ge=1, le=10_000)] = 256  # events per transaction
     relay_batch_size: Annotated[int, Meta(ge=1, le=10_000)] = 200
     """Outbox rows a sink takes per pass."""
     relay_interval_s: Annotated[float, Meta(gt=0, le=3600)] = 2.0
@@ -381,6 +380,7 @@ class AnalyticsSettings(_Section, frozen=True):
     """Host names, IPs or CIDRs webhooks may reach even though they are not public."""
     outcome_timeout_s: Annotated[float, Meta(gt=0, le=120)] = 15.0
     """How long an LLM agent's model may take to produce a call's outcome (then: rules)."""
+    clickhouse: ClickHouseSettings = msgspec.field(default_factory=ClickHouseSettings)
 
 
 class Settings(_Section, frozen=True):

@@ -24,6 +24,8 @@ from typing import Any, Protocol
 import httpx
 
 from config.schema import Settings
+from control_api.analytics.chsink import ClickHouseSink, open_clickhouse_lane
+from control_api.analytics.clickhouse import ClickHouse, ClickHouseError
 from control_api.analytics.feed import LiveFeed
 from control_api.analytics.outbox import recover_unfinished
 from control_api.analytics.recorder import AgentLookup, AgentRef, CallRecorder, agent_from_uri
@@ -66,6 +68,8 @@ class Analytics:
     relay: Relay
     feed: LiveFeed
     wall: Callable[[], datetime.datetime]
+    clickhouse: ClickHouse | None = None
+    """The ClickHouse analytics store, when configured (the summary queries it)."""
 
     @property
     def node(self) -> str:
@@ -75,6 +79,15 @@ class Analytics:
 async def _stop(task: asyncio.Task[None]) -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+
+
+async def _migrate_at_start(sink: ClickHouseSink) -> None:
+    """A database of a newer schema stops the start (`ClickHouseSchemaError`, exit 2); an
+    unreachable server does not: the sink migrates before its first batch."""
+    try:
+        await sink.migrate()
+    except ClickHouseError as exc:
+        log.warning("clickhouse unreachable at start; migrating later", extra={"error": exc.detail})
 
 
 async def _sweep(recorder: CallRecorder, calls: CallSource, clock: Clock, every_s: float) -> None:
@@ -118,6 +131,14 @@ async def open_analytics(
                 httpx.AsyncClient(follow_redirects=False, trust_env=False)
             )
         feed = LiveFeed()
+        clickhouse = settings.analytics.clickhouse
+        lane, ch_sink = None, None
+        if clickhouse.url:
+            chttp = await stack.enter_async_context(httpx.AsyncClient(trust_env=False))
+            lane = open_clickhouse_lane(clickhouse, store, chttp)
+            ch_sink = lane.sink if lane is not None else None
+        if isinstance(ch_sink, ClickHouseSink):
+            await _migrate_at_start(ch_sink)
         relay = Relay(
             settings.analytics,
             store=store,
@@ -127,6 +148,7 @@ async def open_analytics(
             http=http,
             stream=stream,
             urls=urls,
+            lanes=[lane] if lane is not None else [],
         )
         recorder = CallRecorder(
             settings.analytics,
@@ -155,6 +177,7 @@ async def open_analytics(
                 relay=relay,
                 feed=feed,
                 wall=wall,
+                clickhouse=ch_sink.ch if isinstance(ch_sink, ClickHouseSink) else None,
             )
         finally:
             unsubscribe()

@@ -1,13 +1,13 @@
-"""The relay: pushes this node's outbox rows to each sink (the Redis Stream, every webhook),
-at least once, each call's events in `seq` order.
+"""The relay: pushes this node's outbox rows to each sink (the Redis Stream, ClickHouse, every
+webhook), at least once, each call's events in `seq` order.
 
 Per sink and call, `relay_marks` holds the last `seq` delivered; a pass takes the rows above
 the marks (oldest first, `relay_batch_size` at most), sends them and moves the marks, so a
 restarted node resumes where it stopped. A failure holds back that call's later events for that
 sink only:
 
-- Redis (one batch per pass): unreachable → the whole batch is retried after
-  `redis_backoff_s`, doubling up to `redis_backoff_max_s`; never dropped.
+- batch sinks (Redis, ClickHouse; `batches`): unreachable → the whole batch is retried after
+  the sink's backoff, doubling; never dropped. Rows a sink refuses go to `dead_letters`.
 - webhooks (one request per event): a failed event is retried after `webhook_backoff_s`,
   doubling up to `webhook_backoff_max_s`; after `webhook_max_attempts` tries it goes to
   `dead_letters` and the call's next events go on. Other calls are not held back. A dead
@@ -26,12 +26,12 @@ import asyncio
 import datetime
 import logging
 from collections.abc import Callable, Sequence
-from typing import Protocol
 
 import httpx
 from sqlalchemy import and_, func, select
 
 from config.schema import AnalyticsSettings
+from control_api.analytics.batches import BatchSink, Lane, dead_letters
 from control_api.analytics.sinks import DeliveryError, RedisStreamSink, TenantUrls, WebhookSink
 from control_api.analytics.tables import DeadLetterRow, OutboxRow, RelayMarkRow, WebhookRow
 from control_api.store import Store
@@ -43,12 +43,6 @@ log = logging.getLogger(__name__)
 
 WEBHOOK_CONCURRENCY = 8
 """Calls whose events go to one webhook at the same time (each call's stay in order)."""
-
-
-class BatchSink(Protocol):
-    key: str
-
-    async def send_batch(self, rows: Sequence[OutboxRow]) -> None: ...
 
 
 def backoff(attempts: int, base_s: float, max_s: float) -> float:
@@ -68,6 +62,7 @@ class Relay:
         http: httpx.AsyncClient,
         stream: BatchSink | None = None,
         urls: TenantUrls | None = None,
+        lanes: Sequence[Lane] = (),
     ) -> None:
         self._settings = settings
         self._store = store
@@ -75,9 +70,10 @@ class Relay:
         self._clock = clock
         self._wall = wall
         self._urls = urls or (lambda: (settings.url_allowlist, http))
-        self._stream = stream
-        self._stream_failures = 0
-        self._stream_retry_at = 0.0
+        self._lanes = list(lanes)
+        if stream is not None:
+            backoffs = (settings.redis_backoff_s, settings.redis_backoff_max_s)
+            self._lanes.insert(0, Lane(stream, settings.relay_batch_size, *backoffs))
         self._retry_at: dict[tuple[str, str], float] = {}
         self._floor: dict[str, int] = {}
         self._wake = asyncio.Event()
@@ -86,8 +82,8 @@ class Relay:
 
     @property
     def stream_failing(self) -> bool:
-        """The event stream's last try failed (retrying with backoff)."""
-        return self._stream_failures > 0
+        """A batch sink's last try failed (retrying with backoff)."""
+        return any(lane.failures for lane in self._lanes)
 
     def wake(self) -> None:
         """New rows were written: look at once."""
@@ -160,13 +156,12 @@ class Relay:
         live = {s.key for s in sinks}
         self._retry_at = {k: v for k, v in self._retry_at.items() if k[0] in live}
         async with asyncio.TaskGroup() as group:
-            if self._stream is not None:
-                group.create_task(self._relay_stream(self._stream))
+            for lane in self._lanes:
+                group.create_task(self._relay_batch(lane))
             for sink in sinks:
                 group.create_task(self._relay_webhook(sink))
         due = list(self._retry_at.values())
-        if self._stream is not None and self._stream_failures:
-            due.append(self._stream_retry_at)
+        due += [at for lane in self._lanes if (at := lane.due()) is not None]
         return min(due) if due else None
 
     # ---- pending rows and marks ----
@@ -178,6 +173,7 @@ class Relay:
         tenant_id: str | None = None,
         after: int = 0,
         blocked: Sequence[str] = (),
+        limit: int | None = None,
     ) -> tuple[list[OutboxRow], int]:
         """Rows above `sink`'s marks (oldest first) and the newest outbox id looked at."""
         async with self._store.session() as session:
@@ -199,7 +195,7 @@ class Relay:
                     OutboxRow.seq > func.coalesce(RelayMarkRow.delivered_seq, -1),
                 )
                 .order_by(OutboxRow.id)
-                .limit(self._settings.relay_batch_size)
+                .limit(limit or self._settings.relay_batch_size)
             )
             if tenant_id is not None:
                 stmt = stmt.where(OutboxRow.tenant_id == tenant_id)
@@ -208,10 +204,12 @@ class Relay:
             rows = list((await session.scalars(stmt)).all())
         return rows, top
 
-    def _advance_floor(self, sink: str, rows: Sequence[OutboxRow], top: int, clean: bool) -> None:
+    def _advance_floor(
+        self, sink: str, rows: Sequence[OutboxRow], top: int, clean: bool, limit: int = 0
+    ) -> None:
         """Everything up to `top` is done for `sink` when the pass saw all of it and nothing
         is held back: later passes start above it."""
-        if clean and len(rows) < self._settings.relay_batch_size:
+        if clean and len(rows) < (limit or self._settings.relay_batch_size):
             self._floor[sink] = max(self._floor.get(sink, 0), top)
 
     async def _save_marks(
@@ -231,30 +229,28 @@ class Relay:
                     row.attempts = attempts
             session.add_all(dead)
 
-    # ---- Redis ----
+    # ---- batch sinks (Redis, ClickHouse) ----
 
-    async def _relay_stream(self, sink: BatchSink) -> None:
+    async def _relay_batch(self, lane: Lane) -> None:
         now = self._clock.now()
-        if self._stream_failures and now < self._stream_retry_at:
+        if lane.failures and now < lane.retry_at:
             return
-        rows, top = await self._pending(sink.key)
+        rows, top = await self._pending(lane.key, limit=lane.batch_size)
         if rows:
+            if lane.hold(rows, now, self._stopping):
+                return
             try:
-                await sink.send_batch(rows)
+                refused = await lane.sink.send_batch(rows) or ()
             except DeliveryError as exc:
-                self._stream_failures += 1
-                delay = backoff(
-                    self._stream_failures,
-                    self._settings.redis_backoff_s,
-                    self._settings.redis_backoff_max_s,
-                )
-                self._stream_retry_at = now + delay
+                lane.failures += 1
+                delay = backoff(lane.failures, lane.backoff_s, lane.backoff_max_s)
+                lane.retry_at = now + delay
                 log.warning(
-                    "event stream unreachable; retrying",
+                    "batch sink unreachable; retrying",
                     extra={
-                        "sink": sink.key,
+                        "sink": lane.key,
                         "error": exc.detail,
-                        "failures": self._stream_failures,
+                        "failures": lane.failures,
                         "retry_in_s": delay,
                         "pending": len(rows),
                     },
@@ -263,13 +259,18 @@ class Relay:
             marks: dict[str, tuple[int, int]] = {}
             for row in rows:
                 marks[row.call_id] = (max(row.seq, marks.get(row.call_id, (-1, 0))[0]), 0)
-            await self._save_marks(sink.key, marks)
-            if len(rows) == self._settings.relay_batch_size:
+            for refusal in refused:
+                log.error(
+                    "event refused by a sink; dead-lettered",
+                    extra={"sink": lane.key, "event_id": refusal.row.event_id},
+                )
+            await self._save_marks(lane.key, marks, dead_letters(lane.key, refused, self._wall()))
+            if len(rows) == lane.batch_size:
                 self.wake()
-            if self._stream_failures:
-                log.info("event stream reachable again", extra={"sink": sink.key})
-            self._stream_failures = 0
-        self._advance_floor(sink.key, rows, top, clean=True)
+            if lane.failures:
+                log.info("batch sink reachable again", extra={"sink": lane.key})
+            lane.failures = 0
+        self._advance_floor(lane.key, rows, top, clean=True, limit=lane.batch_size)
 
     # ---- webhooks ----
 

@@ -1,0 +1,174 @@
+"""The ClickHouse sink: outbox events as rows of the `calls` and `turns` tables.
+
+`transcript.final` → one `turns` row (version: the event's `seq`); `call.ended` → one `calls`
+row, completed from the node's call record (which `call.ended` closes in the same
+transaction, so it is complete when the event is relayed). Other events carry nothing these
+tables keep and count as delivered.
+
+A batch is two inserts (`calls`, then `turns`). Unreachable, or any error but a refused value:
+`DeliveryError`, the relay retries the whole batch; rows that landed before land again, and
+ReplacingMergeTree keeps one per key (`SELECT ... FINAL` never counts them twice). A refused
+value (`ROW_REFUSAL_CODES`): the insert is split in halves until the refused rows are alone;
+they are returned (dead letters) and the rest lands.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+import msgspec
+from sqlalchemy import select
+
+from config.clickhouse import ClickHouseSettings
+from control_api.analytics.batches import Lane, Refusal
+from control_api.analytics.clickhouse import ClickHouse, ClickHouseError, migrate, to_datetime
+from control_api.analytics.events import CallEndedEvent, TranscriptFinalEvent, decode_event
+from control_api.analytics.sinks import DeliveryError
+from control_api.analytics.tables import CallRow, OutboxRow
+from control_api.store import Store
+
+log = logging.getLogger(__name__)
+
+_Item = tuple[OutboxRow, dict[str, Any]]
+
+
+def turn_row(event: TranscriptFinalEvent) -> dict[str, Any]:
+    return {
+        "call_id": event.call_id,
+        "tenant_id": event.tenant_id,
+        "seq": event.seq,
+        "turn": event.turn,
+        "role": event.role,
+        "text": event.text,
+        "interrupted": int(event.interrupted),
+        "at": to_datetime(event.at),
+        "version": event.seq,
+    }
+
+
+def call_row(call: CallRow, event: CallEndedEvent) -> dict[str, Any]:
+    lines = call.transcript or []
+    agent_lines = [line for line in lines if line.get("role") == "agent"]
+    outcome = event.outcome
+    return {
+        "call_id": call.id,
+        "tenant_id": call.tenant_id,
+        "node": call.node,
+        "agent": call.agent,
+        "agent_version": call.agent_version or 0,
+        "direction": call.direction,
+        "transport": call.transport,
+        "from_uri": call.from_uri,
+        "to_uri": call.to_uri,
+        "started_at": call.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+        "ended_at": to_datetime(event.at),
+        "duration_s": event.duration_s,
+        "end_reason": event.reason,
+        "disposition": outcome.disposition,
+        "summary": outcome.summary,
+        "sentiment": outcome.sentiment.label,
+        "sentiment_score": outcome.sentiment.score,
+        "outcome_source": outcome.source,
+        "slots": json.dumps(dict(outcome.slots), ensure_ascii=False),
+        "turns": len(lines),
+        "agent_turns": len(agent_lines),
+        "barge_ins": sum(1 for line in agent_lines if line.get("interrupted")),
+        "v2v_p50_ms": event.latency.voice_to_voice_ms_p50,
+        "v2v_p95_ms": event.latency.voice_to_voice_ms_p95,
+        "version": event.seq,
+    }
+
+
+class ClickHouseSink:
+    """Writes outbox rows to ClickHouse (`migrate` first; a failed migration is retried on the
+    next batch)."""
+
+    key = "clickhouse"
+
+    def __init__(self, ch: ClickHouse, store: Store) -> None:
+        self.ch = ch
+        self._store = store
+        self._migrated = False
+
+    async def migrate(self) -> None:
+        """Bring the schema up to date (`ClickHouseSchemaError`: newer than this node)."""
+        applied = await migrate(self.ch)
+        self._migrated = True
+        if applied:
+            log.info("clickhouse schema migrated", extra={"versions": applied})
+
+    async def send_batch(self, rows: Sequence[OutboxRow]) -> list[Refusal]:
+        try:
+            if not self._migrated:
+                await self.migrate()
+            calls, turns, refused = await self._items(rows)
+            for table, items in (("calls", calls), ("turns", turns)):
+                if items:
+                    await self._insert(table, items, refused)
+        except ClickHouseError as exc:
+            raise DeliveryError(exc.detail) from exc
+        return refused
+
+    async def _items(
+        self, rows: Sequence[OutboxRow]
+    ) -> tuple[list[_Item], list[_Item], list[Refusal]]:
+        ended = [r for r in rows if r.type == "call.ended"]
+        records: dict[str, CallRow] = {}
+        if ended:
+            async with self._store.session() as session:
+                found = await session.scalars(
+                    select(CallRow).where(CallRow.id.in_([r.call_id for r in ended]))
+                )
+                records = {c.id: c for c in found}
+        calls: list[_Item] = []
+        turns: list[_Item] = []
+        refused: list[Refusal] = []
+        for row in rows:
+            if row.type not in ("call.ended", "transcript.final"):
+                continue
+            try:
+                event = decode_event(row.payload)
+                if isinstance(event, TranscriptFinalEvent):
+                    turns.append((row, turn_row(event)))
+                elif isinstance(event, CallEndedEvent):
+                    record = records.get(row.call_id)
+                    if record is None:
+                        refused.append(Refusal(row, "no call record for call.ended"))
+                        continue
+                    calls.append((row, call_row(record, event)))
+            except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+                refused.append(Refusal(row, f"bad event: {type(exc).__name__}"))
+        return calls, turns, refused
+
+    async def _insert(self, table: str, items: Sequence[_Item], refused: list[Refusal]) -> None:
+        try:
+            await self.ch.insert(table, [values for _row, values in items])
+        except ClickHouseError as exc:
+            if not exc.refuses_rows:
+                raise
+            if len(items) == 1:
+                refused.append(Refusal(items[0][0], f"clickhouse refused the row: {exc.detail}"))
+                return
+            half = len(items) // 2
+            await self._insert(table, items[:half], refused)
+            await self._insert(table, items[half:], refused)
+
+
+def open_clickhouse_lane(
+    settings: ClickHouseSettings, store: Store, http: httpx.AsyncClient
+) -> Lane | None:
+    """The relay lane of the ClickHouse sink; None while `url` is empty."""
+    if not settings.url:
+        return None
+    sink = ClickHouseSink(ClickHouse(settings, http), store)
+    return Lane(
+        sink,
+        batch_size=settings.batch_size,
+        backoff_s=settings.backoff_s,
+        backoff_max_s=settings.backoff_max_s,
+        flush_after_s=settings.flush_interval_s,
+    )
