@@ -28,9 +28,8 @@ from control_api import intake
 from control_api.host import CallIntake
 from control_api.refusals import CallRefused as Refused
 from control_api.refusals import ShuttingDown, UnknownRoute, answer_for
+from media.audiosocket_call import AudioSocketCall, AudioSocketOptions
 from media.audiosocket_server import (
-    AudioSocketCall,
-    AudioSocketOptions,
     AudioSocketServer,
     CallRefused,
     CallRoute,

@@ -12,7 +12,8 @@ import uuid
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from media.audiosocket_server import AudioSocketOptions, serve_audiosocket
+from media.audiosocket_call import AudioSocketOptions
+from media.audiosocket_server import serve_audiosocket
 from media.call import Dtmf
 from tests.media.audiosocket_client import AudioSocketClient, message
 from tests.media.test_audiosocket_server import KNOWN, FakeRouter

@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 
 from media.audiosocket import ErrorCode
+from media.audiosocket_call import AudioSocketCall, AudioSocketOptions
 from media.audiosocket_server import (
-    AudioSocketCall,
-    AudioSocketOptions,
     AudioSocketServer,
     CallRefused,
     CallRoute,
