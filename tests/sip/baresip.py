@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .sipp import free_port, free_port_run
+from .sipp import free_port, free_port_run, free_udp_tcp_port
 
 
 def write_tone_wav(path: Path, rate: int = 8000, seconds: float = 30.0, hz: float = 440.0) -> Path:
@@ -131,19 +131,10 @@ def _config(
     (folder / "contacts").write_text("")
 
 
-@asynccontextmanager
-async def baresip(
-    folder: Path, *, tls: tuple[Path, Path] | None = None, calls: int = 1, g722: bool = False
-) -> AsyncIterator[Baresip]:
-    """baresip running in `folder` until the block ends. `tls`: (its own certificate+key PEM,
-    the CA file it trusts) for `transport=tls` calls; `calls`: how many calls it may hold at
-    once (RTP ports); `g722`: G.722 as its only codec (else PCMU and PCMA)."""
-    exe = shutil.which("baresip")
-    assert exe, "baresip is installed by `make test` (Debian package baresip-core)"
-    os.makedirs(folder, exist_ok=True)
-    ctrl_port = free_port(socket.SOCK_STREAM)
-    b = Baresip(sip_port=free_port(), rtp_port=free_port_run(2 * calls))
-    _config(folder, b, ctrl_port, tls, calls, g722)
+async def _launch(
+    exe: str, folder: Path, b: Baresip
+) -> tuple[asyncio.subprocess.Process, asyncio.Task[None]]:
+    """Start baresip; return once it is ready or has exited (or 10 s have passed)."""
     proc = await asyncio.create_subprocess_exec(
         exe, "-f", str(folder), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         stdin=asyncio.subprocess.DEVNULL,
@@ -158,12 +149,38 @@ async def baresip(
                 ready.set()
 
     reader_task = asyncio.create_task(pump())
+    waiter = asyncio.create_task(ready.wait())
+    await asyncio.wait([waiter, reader_task], timeout=10, return_when="FIRST_COMPLETED")
+    waiter.cancel()
+    if reader_task.done():  # its output ended: it has exited or is about to
+        await proc.wait()
+    return proc, reader_task
+
+
+@asynccontextmanager
+async def baresip(
+    folder: Path, *, tls: tuple[Path, Path] | None = None, calls: int = 1, g722: bool = False
+) -> AsyncIterator[Baresip]:
+    """baresip running in `folder` until the block ends. `tls`: (its own certificate+key PEM,
+    the CA file it trusts) for `transport=tls` calls; `calls`: how many calls it may hold at
+    once (RTP ports); `g722`: G.722 as its only codec (else PCMU and PCMA)."""
+    exe = shutil.which("baresip")
+    assert exe, "baresip is installed by `make test` (Debian package baresip-core)"
+    os.makedirs(folder, exist_ok=True)
+    # Its ports are checked free, then bound by baresip a moment later: another program may
+    # take one in between. A start that finds a port taken picks new ports (the test itself
+    # is not repeated); any other failure fails the test.
+    for _ in range(3):
+        ctrl_port = free_port(socket.SOCK_STREAM)
+        b = Baresip(sip_port=free_udp_tcp_port(), rtp_port=free_port_run(2 * calls))
+        _config(folder, b, ctrl_port, tls, calls, g722)
+        proc, reader_task = await _launch(exe, folder, b)
+        if proc.returncode is None or b"Address already in use" not in b.output:
+            break
+        await reader_task
     events_task: asyncio.Task[None] | None = None
     try:
-        waiter = asyncio.create_task(ready.wait())
-        await asyncio.wait([waiter, reader_task], timeout=10, return_when="FIRST_COMPLETED")
-        waiter.cancel()
-        assert ready.is_set(), f"baresip did not start:\n{b.log()}"
+        assert b"baresip is ready." in b.output, f"baresip did not start:\n{b.log()}"
         b._reader, b._writer = await asyncio.open_connection("127.0.0.1", ctrl_port)
         events_task = asyncio.create_task(b._read_events())
         yield b

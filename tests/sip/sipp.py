@@ -57,6 +57,23 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
     raise RuntimeError("no fresh free port on 127.0.0.1")
 
 
+def free_udp_tcp_port() -> int:
+    """A port free on 127.0.0.1 for both UDP and TCP now (a SIP listener binds both), and never
+    handed out before in this process."""
+    for _ in range(200):
+        port = _kernel_port()
+        if not _fresh(port):
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            try:
+                tcp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError("no fresh UDP+TCP port on 127.0.0.1")
+
+
 def free_port_run(count: int) -> int:
     """An even UDP port `p` with `p` .. `p + count - 1` all free on 127.0.0.1 (and fresh)."""
     for _ in range(200):
