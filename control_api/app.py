@@ -24,6 +24,7 @@ from control_api.admin_api import admin_router
 from control_api.agent_bodies import SPEC_TYPES
 from control_api.agents_api import agents_router
 from control_api.analytics import Analytics
+from control_api.analytics_api import analytics_summary_router
 from control_api.auth import (
     BearerAuth,
     KeyRing,
@@ -74,6 +75,7 @@ def analytics_routers(
         webhooks_router(analytics, **router_kwargs),
         calls_history_router(analytics, extra_handlers=call_handlers, **router_kwargs),
         events_router(analytics, principal_for=principal_for, sockets=event_sockets),
+        analytics_summary_router(analytics, **router_kwargs),
     ]
 
 
