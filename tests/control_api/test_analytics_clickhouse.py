@@ -5,13 +5,14 @@ a refused row in the dead letters while the rest of its batch lands."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import select
 
 from config.clickhouse import ClickHouseSettings
-from config.loader import ConfigError
+from config.loader import ConfigError, load_settings
 from config.schema import Settings
 from control_api.analytics import open_analytics
 from control_api.analytics.chsink import ClickHouseSink
@@ -214,3 +215,15 @@ async def test_a_refused_row_goes_to_the_dead_letters_and_the_rest_lands(
     assert "refused" in letter.error and "turn" in letter.error and "line" not in letter.error
     texts = await clickhouse_server.query("SELECT text FROM voicenode.turns FINAL ORDER BY seq")
     assert texts.split() == ["line", "0", "line", "1", "line", "3", "line", "4"]
+
+
+def test_the_password_comes_from_the_environment_only(tmp_path: Path) -> None:
+    path = tmp_path / "node.toml"
+    path.write_text('[analytics.clickhouse]\nurl = "http://127.0.0.1:8123"\npassword = "pw"\n')
+    with pytest.raises(ConfigError, match="VOICENODE_ANALYTICS__CLICKHOUSE__PASSWORD") as err:
+        load_settings(path, env={})
+    assert "pw" not in str(err.value)
+    path.write_text('[analytics.clickhouse]\nurl = "http://127.0.0.1:8123"\n')
+    loaded = load_settings(path, env={"VOICENODE_ANALYTICS__CLICKHOUSE__PASSWORD": "pw"})
+    assert loaded.analytics.clickhouse.password == "pw"
+    assert "pw" not in repr(loaded.analytics.clickhouse)
