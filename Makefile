@@ -71,7 +71,8 @@ UNIT_FAST := tests/agents tests/config tests/media tests/pipeline tests/control_
 UNIT_FAST_SKIP := tests/control_api/test_analytics_redis.py tests/control_api/test_outbox.py \
                   tests/control_api/test_phone_chromium.py tests/control_api/test_schemathesis.py \
                   tests/voicenode/test_call_api.py tests/voicenode/test_serve.py \
-                  tests/bench/test_sip_media.py
+                  tests/bench/test_sip_media.py tests/control_api/test_analytics_clickhouse.py \
+                  tests/control_api/test_analytics_summary.py
 .PHONY: unit-fast
 unit-fast: venv
 	$(BIN)/pytest -q -m "not slow" -k "not postgres" $(addprefix --ignore=,$(UNIT_FAST_SKIP)) \
