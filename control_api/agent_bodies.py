@@ -9,7 +9,7 @@ document's components by `control_api.openapi_doc`).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, ClassVar, Final
 
 import msgspec
 from msgspec import Meta
@@ -39,8 +39,29 @@ SpecUpdateObject = Annotated[dict[str, Any], _as("AgentSpecUpdate")]
 TomlText = Annotated[str, Meta(max_length=262_144, description="The text of a spec file")]
 
 
+EXACTLY_ONE: Final[dict[str, Any]] = {
+    "oneOf": [
+        {
+            "title": "A JSON spec",
+            "required": ["spec"],
+            "properties": {"spec": {"type": "object"}, "toml": {"type": "null"}},
+        },
+        {
+            "title": "A spec file's text",
+            "required": ["toml"],
+            "properties": {"toml": {"type": "string"}, "spec": {"type": "null"}},
+        },
+    ]
+}
+"""What `spec_text` checks first (`agents_api`), for the document: one of the two is given and
+not null, the other left out or null."""
+
+
 class AgentIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Exactly one of `spec` (a JSON object of `AgentSpec` fields) and `toml` (spec file text)."""
+
+    schema_extra: ClassVar[dict[str, Any]] = EXACTLY_ONE
+    """Merged into the body's component by `control_api.openapi_doc` (the document only)."""
 
     spec: SpecObject | None = None
     toml: TomlText | None = None
@@ -48,6 +69,8 @@ class AgentIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class AgentUpdate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Exactly one of `spec` and `toml`; the name may be left out of a JSON spec."""
+
+    schema_extra: ClassVar[dict[str, Any]] = EXACTLY_ONE
 
     spec: SpecUpdateObject | None = None
     toml: TomlText | None = None

@@ -10,14 +10,23 @@ component (`control_api.openapi_doc`).
 A route declares the errors of its own making with `responses=errors(404, 409)`; what the
 layers around it answer (the bearer key, guards, the acting tenant, body and parameter
 validation) is added per route when the app is assembled (`openapi_doc.document`).
+
+Headers: every 401 carries `WWW-Authenticate` (the bearer key, the token guard), every 429
+`Retry-After` (failed keys, the dial plan's and tenants' call rates); a route whose 503 may
+carry `Retry-After` (a refused call: the node full, loading or draining) says so with
+`errors(..., 503, retry_after=[503])`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any, Final
 
 import msgspec
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIHeader, Schema
+from litestar.openapi.spec.enums import OpenAPIType
 
 
 class ApiError(msgspec.Struct, frozen=True, kw_only=True):
@@ -46,9 +55,52 @@ WHY: Final[dict[int, str]] = {
 }
 
 
-def errors(*codes: int) -> dict[int, ResponseSpec]:
-    """A route's `responses=` for the errors it raises itself (each an `ApiError`)."""
+@dataclass
+class ErrorSpec(ResponseSpec):
+    """An `ApiError` answer of a route's own; `retry_after`: it may carry `Retry-After`."""
+
+    retry_after: bool = False
+
+
+def errors(*codes: int, retry_after: Collection[int] = ()) -> dict[int, ResponseSpec]:
+    """A route's `responses=` for the errors it raises itself (each an `ApiError`);
+    `retry_after`: the codes (besides 429, which always has it) that may send `Retry-After`."""
     return {
-        code: ResponseSpec(data_container=ApiError, description=WHY[code], generate_examples=False)
+        code: ErrorSpec(
+            data_container=ApiError,
+            description=WHY[code],
+            generate_examples=False,
+            retry_after=code in retry_after,
+        )
         for code in codes
     }
+
+
+CHALLENGE = OpenAPIHeader(
+    schema=Schema(type=OpenAPIType.STRING),
+    description='`Bearer realm="voicenode"`: present a key as `Authorization: Bearer <key>`',
+    required=True,
+)
+RETRY_AFTER = OpenAPIHeader(
+    schema=Schema(type=OpenAPIType.INTEGER, minimum=0),
+    description="Seconds to wait before trying again",
+    required=True,
+)
+
+
+def error_headers(code: int, retry_after: bool = False) -> dict[str, OpenAPIHeader]:
+    """The headers an error answer `code` carries: `WWW-Authenticate` on every 401,
+    `Retry-After` on every 429 and (not always: `required` false) where `retry_after`."""
+    if code == 401:
+        return {"WWW-Authenticate": CHALLENGE}
+    if code == 429:
+        return {"Retry-After": RETRY_AFTER}
+    if retry_after:
+        return {
+            "Retry-After": OpenAPIHeader(
+                schema=RETRY_AFTER.schema,
+                required=False,
+                description=f"{RETRY_AFTER.description} (when it is worth trying again)",
+            )
+        }
+    return {}

@@ -111,7 +111,7 @@ def _allowed(guard: DialGuard, tenant: str, target: str) -> Destination:
     "/calls",
     status_code=201,
     guards=[can_operate],
-    responses=errors(400, 403, 404, 429, 502, 503),
+    responses=errors(400, 403, 404, 429, 502, 503, retry_after=[503]),
     summary="Place a call",
     opt={TENANT_IN_BODY: True},
 )

@@ -146,7 +146,10 @@ async def list_calls(
     since: FromQuery[datetime.datetime | None] = None,
     until: FromQuery[datetime.datetime | None] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
-    cursor: FromQuery[str | None] = None,
+    cursor: Annotated[
+        str | None,
+        QueryParameter(description="The `next_cursor` of the page before (opaque; 400 if not)"),
+    ] = None,
 ) -> CallPage:
     """Newest first. `since`/`until` bound the start time (ISO 8601; UTC when no offset)."""
     stmt = select(CallRow).where(CallRow.tenant_id == tenant_id)

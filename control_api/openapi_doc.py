@@ -4,14 +4,17 @@ Litestar documents a route's success answer and the errors the route declares; t
 for every route, what the layers around it answer, and describes request bodies as the
 validator sees them:
 
-- errors, each as the `ApiError` component (`control_api.api_errors`): the route's own
-  (`responses=errors(...)` or `raises=`), plus 401/403/429 behind the bearer key, 401/429
-  behind a token guard (when a token is set), 403 behind a role guard, 400/403 (and 404 where
-  the tenant must exist) from the acting-tenant dependency, 400/413 with a body, 400 with query
-  or header parameters;
+- errors, each as the `ApiError` component (`control_api.api_errors`) with the headers it
+  carries (`WWW-Authenticate` on 401, `Retry-After` on 429 and a refused call's 503): the
+  route's own (`responses=errors(...)` or `raises=`), plus 401/403/429 behind the bearer key,
+  401/429 behind a token guard (when a token is set), 403 behind a role guard, 400/403 (and
+  404 where the tenant must exist) from the acting-tenant dependency, 400/413 with a body, 400
+  with query or header parameters;
 - request bodies as msgspec's JSON Schema of the body's Struct (`msgspec.json.schema_components`):
   the very types, patterns, lengths and bounds the body is decoded with; types a field only
-  names (`Meta(extra_json_schema=...)`, e.g. the agent spec) are passed as `components`.
+  names (`Meta(extra_json_schema=...)`, e.g. the agent spec) are passed as `components`; a
+  rule across fields that no field's type says (e.g. "exactly one of `spec` and `toml`") is a
+  body Struct's `schema_extra` ClassVar, merged into its component.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from litestar.openapi.spec import (
 from litestar.routes import HTTPRoute
 
 from control_api.acting_tenant import TENANT_MUST_EXIST
-from control_api.api_errors import WHY, ApiError
+from control_api.api_errors import WHY, ApiError, ErrorSpec, error_headers
 
 REF: Final = "#/components/schemas/{name}"
 
@@ -47,8 +50,14 @@ def _any(_: type) -> dict[str, Any]:
 
 
 def components(types: Iterable[Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """msgspec's schemas of `types` (refs to the OpenAPI components) and the components."""
-    refs, defs = msgspec.json.schema_components(list(types), schema_hook=_any, ref_template=REF)
+    """msgspec's schemas of `types` (refs to the OpenAPI components) and the components, each
+    Struct's `schema_extra` (a rule across its fields) merged into its own."""
+    types = list(types)
+    refs, defs = msgspec.json.schema_components(types, schema_hook=_any, ref_template=REF)
+    for t in types:
+        extra = getattr(t, "schema_extra", None)
+        if isinstance(extra, dict) and t.__name__ in defs:
+            defs[t.__name__] = {**defs[t.__name__], **extra}
     return list(refs), defs
 
 
@@ -85,20 +94,24 @@ class Layers(msgspec.Struct, frozen=True, kw_only=True):
         return codes
 
 
-def _declared(handler: HTTPRouteHandler) -> tuple[set[int], set[int]]:
-    """The error codes the route declares itself, and the codes of its other documented
-    answers (e.g. a 503 with a health body)."""
+def _declared(handler: HTTPRouteHandler) -> tuple[set[int], set[int], set[int]]:
+    """The error codes the route declares itself, the codes of its other documented
+    answers (e.g. a 503 with a health body), and its codes that may send `Retry-After`."""
     errors = {exc.status_code for exc in handler.raises or [] if hasattr(exc, "status_code")}
     others: set[int] = set()
+    retry: set[int] = set()
     for code, spec in (handler.responses or {}).items():
         (errors if spec.data_container is ApiError else others).add(code)
-    return errors, others
+        if isinstance(spec, ErrorSpec) and spec.retry_after:
+            retry.add(code)
+    return errors, others, retry
 
 
-def _error_response(code: int) -> OpenAPIResponse:
+def _error_response(code: int, retry_after: bool) -> OpenAPIResponse:
     ref = Reference(ref=REF.format(name="ApiError"))
     return OpenAPIResponse(
         description=WHY.get(code, "Error"),
+        headers=dict(error_headers(code, retry_after)) or None,
         content={"application/json": OpenAPIMediaType(schema=ref)},
     )
 
@@ -128,12 +141,12 @@ def document(app: Litestar, layers: Layers, extra: Iterable[type] = ()) -> None:
     openapi = app.openapi_schema
     bodies: list[tuple[Operation, type]] = []
     for handler, operation in _operations(app, openapi):
-        own, others = _declared(handler)
+        own, others, retry = _declared(handler)
         codes = own | layers.errors(handler, operation)
         responses = {
             k: v for k, v in (operation.responses or {}).items() if int(k) < 400 or int(k) in others
         }
-        responses.update({str(code): _error_response(code) for code in sorted(codes)})
+        responses.update({str(c): _error_response(c, c in retry) for c in sorted(codes)})
         operation.responses = dict(sorted(responses.items()))
         body = _body_type(handler)
         if body is not None and operation.request_body is not None:

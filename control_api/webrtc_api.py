@@ -46,7 +46,7 @@ class OfferAnswer(msgspec.Struct, frozen=True):
     "/webrtc/offer",
     status_code=200,
     guards=[can_operate],
-    responses=errors(400, 403, 404, 429, 503),
+    responses=errors(400, 403, 404, 429, 503, retry_after=[503]),
     summary="Call an agent over WebRTC",
     opt={TENANT_IN_BODY: True},
 )
