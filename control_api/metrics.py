@@ -12,3 +12,13 @@ CALLS_ENDED = Counter(
 CALLS_REFUSED = Counter(
     "voicenode_calls_refused_total", "New calls refused by admission control", ["reason"]
 )
+ANALYTICS_BACKLOG = Gauge(
+    "voicenode_analytics_backlog",
+    "This node's analytics outbox rows a batch sink has not taken yet",
+    ["sink"],
+)
+ANALYTICS_LAG = Gauge(
+    "voicenode_analytics_lag_seconds",
+    "Age of the oldest analytics outbox row a batch sink has not taken yet (0: none)",
+    ["sink"],
+)

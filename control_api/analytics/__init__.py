@@ -3,9 +3,10 @@ tenants' webhooks — events are never lost, only delivered late (at least once)
 
 `open_analytics(settings, store, calls, clock)` is the one entry point: it closes this node's
 calls left open by a crash (as failed), subscribes the recorder to the node's live calls, and
-runs the writer, the relay and the sweeper as owned tasks until it exits. Analytics knows
-nothing about HTTP: the routes that read it (`/v1/webhooks`, `/v1/calls` history,
-`WS /v1/events`) import `Analytics`, and the app assembles them (`control_api.app`).
+runs the writer, the relay, the sweeper and the backlog meter (`analytics.backlog`) as owned
+tasks until it exits. Analytics knows nothing about HTTP: the routes that read it
+(`/v1/webhooks`, `/v1/calls` history, `WS /v1/events`) import `Analytics`, and the app
+assembles them (`control_api.app`).
 
 The tables (`analytics.tables`) come from migration `0002_calls`.
 """
@@ -24,13 +25,14 @@ from typing import Any, Protocol
 import httpx
 
 from config.schema import Settings
+from control_api.analytics.backlog import meter
 from control_api.analytics.chsink import ClickHouseSink, open_clickhouse_lane
 from control_api.analytics.clickhouse import ClickHouse, ClickHouseError
 from control_api.analytics.feed import LiveFeed
 from control_api.analytics.outbox import recover_unfinished
 from control_api.analytics.recorder import AgentLookup, AgentRef, CallRecorder, agent_from_uri
-from control_api.analytics.relay import Relay, open_stream_sink
-from control_api.analytics.sinks import TenantUrls
+from control_api.analytics.relay import Relay
+from control_api.analytics.sinks import TenantUrls, open_stream_sink
 from control_api.store import Store
 from media.call import CallInfo
 from media.clock import Clock, MonotonicClock
@@ -168,6 +170,18 @@ async def open_analytics(
             _sweep(recorder, calls, clock, settings.analytics.relay_interval_s),
             name="analytics-sweeper",
         )
+        metering = loop.create_task(
+            meter(
+                store,
+                node,
+                [s.key for s in (stream, ch_sink) if s is not None],
+                clock=clock,
+                wall=wall,
+                every_s=settings.analytics.relay_interval_s,
+                floor=relay.floor,
+            ),
+            name="analytics-backlog-meter",
+        )
         unsubscribe = calls.subscribe(recorder.on_call_event)
         try:
             yield Analytics(
@@ -182,6 +196,7 @@ async def open_analytics(
         finally:
             unsubscribe()
             await _stop(sweeper)
+            await _stop(metering)
             try:
                 async with asyncio.timeout(settings.analytics.outcome_timeout_s + WRITER_DRAIN_S):
                     await recorder.close()

@@ -32,7 +32,7 @@ from sqlalchemy import and_, func, select
 
 from config.schema import AnalyticsSettings
 from control_api.analytics.batches import BatchSink, Lane, dead_letters
-from control_api.analytics.sinks import DeliveryError, RedisStreamSink, TenantUrls, WebhookSink
+from control_api.analytics.sinks import DeliveryError, TenantUrls, WebhookSink
 from control_api.analytics.tables import DeadLetterRow, OutboxRow, RelayMarkRow, WebhookRow
 from control_api.store import Store
 from control_api.store.crypto import SealError
@@ -84,6 +84,10 @@ class Relay:
     def stream_failing(self) -> bool:
         """A batch sink's last try failed (retrying with backoff)."""
         return any(lane.failures for lane in self._lanes)
+
+    def floor(self, sink: str) -> int:
+        """Every outbox row up to this id is done for `sink`."""
+        return self._floor.get(sink, 0)
 
     def wake(self) -> None:
         """New rows were written: look at once."""
@@ -389,9 +393,3 @@ class Relay:
                         )
                 delivered, attempts = row.seq, 0
         await self._save_marks(sink.key, {call_id: (delivered, attempts)}, dead)
-
-
-def open_stream_sink(settings: AnalyticsSettings) -> RedisStreamSink | None:
-    if not settings.redis_url:
-        return None
-    return RedisStreamSink(settings.redis_url, settings.stream, maxlen=settings.stream_maxlen)

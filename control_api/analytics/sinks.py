@@ -19,6 +19,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from agents.urlguard import UnsafeUrlError, check_url
+from config.schema import AnalyticsSettings
 from control_api.analytics.tables import OutboxRow
 
 SIGNATURE_HEADER: Final = "X-Voicenode-Signature"
@@ -168,3 +169,9 @@ class WebhookSink:
             raise DeliveryError(f"refused URL: {exc}") from exc
         if not 200 <= response.status_code < 300:
             raise DeliveryError(f"http status {response.status_code}")
+
+
+def open_stream_sink(settings: AnalyticsSettings) -> RedisStreamSink | None:
+    if not settings.redis_url:
+        return None
+    return RedisStreamSink(settings.redis_url, settings.stream, maxlen=settings.stream_maxlen)

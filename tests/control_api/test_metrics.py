@@ -14,6 +14,8 @@ FAMILIES = {
     "voicenode_active_calls": "gauge",
     "voicenode_calls_total": "counter",
     "voicenode_calls_refused_total": "counter",
+    "voicenode_analytics_backlog": "gauge",
+    "voicenode_analytics_lag_seconds": "gauge",
     "voicenode_turn_stage_seconds": "histogram",
     "voicenode_engine_queue_depth": "gauge",
     "voicenode_stt_partials_skipped_total": "counter",
