@@ -3,8 +3,9 @@ tenants' webhooks — events are never lost, only delivered late (at least once)
 
 `open_analytics(settings, store, calls, clock)` is the one entry point: it closes this node's
 calls left open by a crash (as failed), subscribes the recorder to the node's live calls, and
-runs the writer, the relay, the sweeper and the backlog meter (`analytics.backlog`) as owned
-tasks until it exits. Analytics knows nothing about HTTP: the routes that read it
+runs the writer, the relay, the sweeper, the backlog meter (`analytics.backlog`) and, with
+ClickHouse, the retention of tenants' months (`analytics.retention`) as owned tasks until it
+exits. Analytics knows nothing about HTTP: the routes that read it
 (`/v1/webhooks`, `/v1/calls` history, `WS /v1/events`) import `Analytics`, and the app
 assembles them (`control_api.app`).
 
@@ -32,6 +33,7 @@ from control_api.analytics.feed import LiveFeed
 from control_api.analytics.outbox import recover_unfinished
 from control_api.analytics.recorder import AgentLookup, AgentRef, CallRecorder, agent_from_uri
 from control_api.analytics.relay import Relay
+from control_api.analytics.retention import Retention
 from control_api.analytics.sinks import TenantUrls, open_stream_sink
 from control_api.store import Store
 from media.call import CallInfo
@@ -96,6 +98,28 @@ async def _sweep(recorder: CallRecorder, calls: CallSource, clock: Clock, every_
     while True:
         await clock.sleep_until(clock.now() + every_s)
         recorder.sweep(lambda call_id: calls.get(call_id) is not None)
+
+
+def _watch(
+    stack: contextlib.AsyncExitStack,
+    settings: Settings,
+    store: Store,
+    relay: Relay,
+    sinks: list[str],
+    ch_sink: object,
+    clock: Clock,
+    wall: Callable[[], datetime.datetime],
+) -> None:
+    """Start the backlog meter and, with ClickHouse, the retention task; `stack` stops them."""
+    loop = asyncio.get_running_loop()
+    every_s = settings.analytics.relay_interval_s
+    metering = meter(
+        store, settings.node.name, sinks, clock=clock, wall=wall, every_s=every_s, floor=relay.floor
+    )
+    stack.push_async_callback(_stop, loop.create_task(metering, name="analytics-backlog-meter"))
+    if isinstance(ch_sink, ClickHouseSink):
+        retention = Retention(store, ch_sink.ch, wall).run(clock)
+        stack.push_async_callback(_stop, loop.create_task(retention, name="analytics-retention"))
 
 
 @contextlib.asynccontextmanager
@@ -170,18 +194,8 @@ async def open_analytics(
             _sweep(recorder, calls, clock, settings.analytics.relay_interval_s),
             name="analytics-sweeper",
         )
-        metering = loop.create_task(
-            meter(
-                store,
-                node,
-                [s.key for s in (stream, ch_sink) if s is not None],
-                clock=clock,
-                wall=wall,
-                every_s=settings.analytics.relay_interval_s,
-                floor=relay.floor,
-            ),
-            name="analytics-backlog-meter",
-        )
+        sinks = [s.key for s in (stream, ch_sink) if s is not None]
+        _watch(stack, settings, store, relay, sinks, ch_sink, clock, wall)
         unsubscribe = calls.subscribe(recorder.on_call_event)
         try:
             yield Analytics(
@@ -196,7 +210,6 @@ async def open_analytics(
         finally:
             unsubscribe()
             await _stop(sweeper)
-            await _stop(metering)
             try:
                 async with asyncio.timeout(settings.analytics.outcome_timeout_s + WRITER_DRAIN_S):
                     await recorder.close()

@@ -40,6 +40,8 @@ class Tenant(Base):
     """At most this many live calls at once on a node (None: no tenant limit)."""
     calls_per_minute: Mapped[int | None] = mapped_column(Integer, default=None)
     """At most this many calls started in any 60 s on a node (None: no tenant limit)."""
+    analytics_retention_days: Mapped[int | None] = mapped_column(Integer, default=None)
+    """Keep the tenant's ClickHouse analytics this many days, in whole months (None: forever)."""
 
 
 class ApiKey(Base):
