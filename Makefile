@@ -72,7 +72,10 @@ UNIT_FAST_SKIP := tests/control_api/test_analytics_redis.py tests/control_api/te
                   tests/control_api/test_phone_chromium.py tests/control_api/test_schemathesis.py \
                   tests/voicenode/test_call_api.py tests/voicenode/test_serve.py \
                   tests/bench/test_sip_media.py tests/control_api/test_analytics_clickhouse.py \
-                  tests/control_api/test_analytics_summary.py
+                  tests/control_api/test_analytics_summary.py \
+                  tests/control_api/test_analytics_backlog.py \
+                  tests/control_api/test_analytics_retention.py \
+                  tests/control_api/test_analytics_page_chromium.py
 .PHONY: unit-fast
 unit-fast: venv
 	$(BIN)/pytest -q -m "not slow" -k "not postgres" $(addprefix --ignore=,$(UNIT_FAST_SKIP)) \

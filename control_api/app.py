@@ -1,4 +1,5 @@
-"""The node's HTTP app: browser call signalling, probes, metrics, the /phone page, OpenAPI.
+"""The node's HTTP app: browser call signalling, probes, metrics, the /phone and /analytics pages,
+OpenAPI.
 
 `create_app(settings, host)` builds it and assembles the routers (`api_routers`; the analytics
 routes in `analytics_routers`, since analytics itself knows nothing about HTTP);
@@ -25,6 +26,7 @@ from control_api.agent_bodies import SPEC_TYPES
 from control_api.agents_api import agents_router
 from control_api.analytics import Analytics
 from control_api.analytics_api import analytics_summary_router
+from control_api.analytics_page import analytics_page_router
 from control_api.auth import (
     BearerAuth,
     KeyRing,
@@ -182,6 +184,7 @@ def create_app(
             readyz,
             Router(path="/", route_handlers=[metrics], guards=admin_surface),
             phone_router(),
+            analytics_page_router(),
         ],
         dependencies={"api": Provide(lambda: state, use_cache=True, sync_to_thread=False)},
         on_shutdown=[state.calls.shutdown],

@@ -7,13 +7,13 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.middleware import DefineMiddleware
 
 from config.schema import AnalyticsSettings, NodeSettings, Settings
@@ -238,15 +238,21 @@ def bearer(key: str) -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def serve_api(analytics: Analytics, keys: Keys = KEYS) -> AsyncIterator[httpx.AsyncClient]:
-    """The analytics routes on a real uvicorn server (127.0.0.1, free port)."""
+async def serve_api(
+    analytics: Analytics, keys: Keys = KEYS, extra: Sequence[Router] = ()
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The analytics routes (and `extra` ones) on a real uvicorn server (127.0.0.1, free
+    port)."""
 
     app = Litestar(
-        route_handlers=analytics_routers(
-            analytics,
-            principal_for=keys.principal_for,
-            middleware=[DefineMiddleware(BearerAuth, keys=keys)],
-        ),
+        route_handlers=[
+            *analytics_routers(
+                analytics,
+                principal_for=keys.principal_for,
+                middleware=[DefineMiddleware(BearerAuth, keys=keys)],
+            ),
+            *extra,
+        ],
         logging_config=None,
         debug=False,
     )
