@@ -27,6 +27,7 @@ import httpx
 
 from config.schema import Settings
 from control_api.analytics.backlog import meter
+from control_api.analytics.batches import BatchSink, Lane
 from control_api.analytics.chsink import ClickHouseSink, open_clickhouse_lane
 from control_api.analytics.clickhouse import ClickHouse, ClickHouseError
 from control_api.analytics.feed import LiveFeed
@@ -34,7 +35,7 @@ from control_api.analytics.outbox import recover_unfinished
 from control_api.analytics.recorder import AgentLookup, AgentRef, CallRecorder, agent_from_uri
 from control_api.analytics.relay import Relay
 from control_api.analytics.retention import Retention
-from control_api.analytics.sinks import TenantUrls, open_stream_sink
+from control_api.analytics.sinks import RedisStreamSink, TenantUrls, open_stream_sink
 from control_api.store import Store
 from media.call import CallInfo
 from media.clock import Clock, MonotonicClock
@@ -106,7 +107,7 @@ def _watch(
     store: Store,
     relay: Relay,
     sinks: list[str],
-    ch_sink: object,
+    ch_sink: BatchSink | None,
     clock: Clock,
     wall: Callable[[], datetime.datetime],
 ) -> None:
@@ -120,6 +121,90 @@ def _watch(
     if isinstance(ch_sink, ClickHouseSink):
         retention = Retention(store, ch_sink.ch, wall).run(clock)
         stack.push_async_callback(_stop, loop.create_task(retention, name="analytics-retention"))
+
+
+async def _open_sinks(
+    stack: contextlib.AsyncExitStack,
+    settings: Settings,
+    store: Store,
+    http: httpx.AsyncClient | None,
+) -> tuple[RedisStreamSink | None, httpx.AsyncClient, Lane | None, BatchSink | None]:
+    """The Redis stream sink, the webhooks' HTTP client (`http`, or one of its own) and the
+    ClickHouse lane with its sink (migrated, or to migrate before its first batch); `stack`
+    closes them."""
+    stream = open_stream_sink(settings.analytics)
+    if stream is not None:
+        stack.push_async_callback(stream.aclose)
+    if http is None:
+        http = await stack.enter_async_context(
+            httpx.AsyncClient(follow_redirects=False, trust_env=False)
+        )
+    clickhouse = settings.analytics.clickhouse
+    lane, ch_sink = None, None
+    if clickhouse.url:
+        chttp = await stack.enter_async_context(httpx.AsyncClient(trust_env=False))
+        lane = open_clickhouse_lane(clickhouse, store, chttp)
+        ch_sink = lane.sink if lane is not None else None
+    if isinstance(ch_sink, ClickHouseSink):
+        await _migrate_at_start(ch_sink)
+    return stream, http, lane, ch_sink
+
+
+async def _recover(store: Store, node: str, wall: Callable[[], datetime.datetime]) -> None:
+    recovered = await recover_unfinished(store, node, wall)
+    if recovered:
+        log.warning("calls of a stopped node closed as failed", extra={"count": len(recovered)})
+
+
+def _start(
+    recorder: CallRecorder, relay: Relay, calls: CallSource, clock: Clock, settings: Settings
+) -> tuple[asyncio.Task[None], asyncio.Task[None], asyncio.Task[None]]:
+    """The writer, the relay and the sweeper of calls that vanished, as owned tasks."""
+    loop = asyncio.get_running_loop()
+    writer = loop.create_task(recorder.run_writer(), name="analytics-writer")
+    relaying = loop.create_task(relay.run(), name="analytics-relay")
+    sweeper = loop.create_task(
+        _sweep(recorder, calls, clock, settings.analytics.relay_interval_s),
+        name="analytics-sweeper",
+    )
+    return writer, relaying, sweeper
+
+
+async def _drain(
+    settings: Settings,
+    recorder: CallRecorder,
+    writer: asyncio.Task[None],
+    relay: Relay,
+    relaying: asyncio.Task[None],
+) -> None:
+    """Write what is queued (calls still open as interrupted), then one last relay pass."""
+    try:
+        async with asyncio.timeout(settings.analytics.outcome_timeout_s + WRITER_DRAIN_S):
+            await recorder.close()
+            await asyncio.shield(writer)
+    except TimeoutError:
+        log.error(
+            "analytics writer did not drain in time; calls left open are closed as "
+            "failed at the next start"
+        )
+    finally:
+        await recorder.abort()
+        await _stop(writer)
+    relay.stop()
+    try:
+        async with asyncio.timeout(FINAL_RELAY_S):
+            await asyncio.shield(relaying)
+    except TimeoutError:
+        log.warning("relay pass did not finish in time; the outbox keeps the rest")
+    finally:
+        await _stop(relaying)
+    try:
+        async with asyncio.timeout(FINAL_RELAY_S):
+            await relay.pass_once()
+    except TimeoutError:
+        log.warning("last relay pass cut short; the outbox keeps the rest")
+    except Exception:
+        log.exception("last relay pass failed; the outbox keeps the rest")
 
 
 @contextlib.asynccontextmanager
@@ -145,26 +230,10 @@ async def open_analytics(
     """
     clock = clock or MonotonicClock()
     node = settings.node.name
-    recovered = await recover_unfinished(store, node, wall)
-    if recovered:
-        log.warning("calls of a stopped node closed as failed", extra={"count": len(recovered)})
-    stream = open_stream_sink(settings.analytics)
+    await _recover(store, node, wall)
     async with contextlib.AsyncExitStack() as stack:
-        if stream is not None:
-            stack.push_async_callback(stream.aclose)
-        if http is None:
-            http = await stack.enter_async_context(
-                httpx.AsyncClient(follow_redirects=False, trust_env=False)
-            )
+        stream, http, lane, ch_sink = await _open_sinks(stack, settings, store, http)
         feed = LiveFeed()
-        clickhouse = settings.analytics.clickhouse
-        lane, ch_sink = None, None
-        if clickhouse.url:
-            chttp = await stack.enter_async_context(httpx.AsyncClient(trust_env=False))
-            lane = open_clickhouse_lane(clickhouse, store, chttp)
-            ch_sink = lane.sink if lane is not None else None
-        if isinstance(ch_sink, ClickHouseSink):
-            await _migrate_at_start(ch_sink)
         relay = Relay(
             settings.analytics,
             store=store,
@@ -177,23 +246,10 @@ async def open_analytics(
             lanes=[lane] if lane is not None else [],
         )
         recorder = CallRecorder(
-            settings.analytics,
-            store=store,
-            node=node,
-            clock=clock,
-            wall=wall,
-            agents=agents,
-            feed=feed,
-            env=os.environ if env is None else env,
-            on_written=relay.wake,
-        )
-        loop = asyncio.get_running_loop()
-        writer = loop.create_task(recorder.run_writer(), name="analytics-writer")
-        relaying = loop.create_task(relay.run(), name="analytics-relay")
-        sweeper = loop.create_task(
-            _sweep(recorder, calls, clock, settings.analytics.relay_interval_s),
-            name="analytics-sweeper",
-        )
+            settings.analytics, store=store, node=node, clock=clock, wall=wall, agents=agents,
+            feed=feed, env=os.environ if env is None else env, on_written=relay.wake,
+        )  # fmt: skip
+        writer, relaying, sweeper = _start(recorder, relay, calls, clock, settings)
         sinks = [s.key for s in (stream, ch_sink) if s is not None]
         _watch(stack, settings, store, relay, sinks, ch_sink, clock, wall)
         unsubscribe = calls.subscribe(recorder.on_call_event)
@@ -210,30 +266,4 @@ async def open_analytics(
         finally:
             unsubscribe()
             await _stop(sweeper)
-            try:
-                async with asyncio.timeout(settings.analytics.outcome_timeout_s + WRITER_DRAIN_S):
-                    await recorder.close()
-                    await asyncio.shield(writer)
-            except TimeoutError:
-                log.error(
-                    "analytics writer did not drain in time; calls left open are closed as "
-                    "failed at the next start"
-                )
-            finally:
-                await recorder.abort()
-                await _stop(writer)
-            relay.stop()
-            try:
-                async with asyncio.timeout(FINAL_RELAY_S):
-                    await asyncio.shield(relaying)
-            except TimeoutError:
-                log.warning("relay pass did not finish in time; the outbox keeps the rest")
-            finally:
-                await _stop(relaying)
-            try:
-                async with asyncio.timeout(FINAL_RELAY_S):
-                    await relay.pass_once()
-            except TimeoutError:
-                log.warning("last relay pass cut short; the outbox keeps the rest")
-            except Exception:
-                log.exception("last relay pass failed; the outbox keeps the rest")
+            await _drain(settings, recorder, writer, relay, relaying)
