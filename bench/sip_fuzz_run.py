@@ -107,6 +107,32 @@ async def run_fuzzer(port: int, args: argparse.Namespace, part: int) -> dict[str
     return dict(json.loads(out.decode().strip().splitlines()[-1]))
 
 
+async def fuzz_in_parts(
+    pid: int, port: int, args: argparse.Namespace
+) -> tuple[dict[str, int], list[dict[str, float]]]:
+    """Every part of the fuzz; what was sent, and the node's RSS after each part."""
+    sent: dict[str, int] = {"datagrams": 0, "tcp_streams": 0}
+    by_part: list[dict[str, float]] = []
+    for part in range(args.parts):
+        done = await run_fuzzer(port, args, part)
+        for key in sent:
+            sent[key] += int(done[key])
+        by_part.append({"datagrams": sent["datagrams"], "rss_mb": rss_mb(pid)})
+    return sent, by_part
+
+
+def live_calls(placed: list[PeerCall], hung_up: list[object]) -> dict[str, Any]:
+    """The live calls' part of the report: kept, packets, losses and gaps during the fuzz."""
+    gaps = [g for call in placed for g in gaps_ms(call.rtp.received.times)]
+    return {
+        "calls": len(placed),
+        "hung_up_normally": sum(1 for h in hung_up if not isinstance(h, BaseException)),
+        "packets_received": sum(len(c.rtp.received.times) for c in placed),
+        "lost": sum(lost_packets(c.rtp.received.seqs) for c in placed),
+        "gap_ms": summarize(gaps),
+    }
+
+
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryFile("w+") as log:
         node = await ChurnNode.start(["--agent", "echo"], log)
@@ -124,15 +150,9 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             for call in placed:
                 call.rtp.recording = True
             before = rss_mb(node.pid)
-            fuzz_t0 = time.monotonic() - start
-            sent: dict[str, int] = {"datagrams": 0, "tcp_streams": 0}
-            by_part: list[dict[str, float]] = []
-            for part in range(args.parts):
-                done = await run_fuzzer(port, args, part)
-                for key in sent:
-                    sent[key] += int(done[key])
-                by_part.append({"datagrams": sent["datagrams"], "rss_mb": rss_mb(node.pid)})
-            fuzz_t1 = time.monotonic() - start
+            fuzz_t0 = round(time.monotonic() - start, 2)
+            sent, by_part = await fuzz_in_parts(node.pid, port, args)
+            fuzz_t1 = round(time.monotonic() - start, 2)
             for call in placed:
                 call.rtp.recording = False
             alive = node.proc.returncode is None
@@ -151,28 +171,16 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             exit_code = await node.stop()
             log.seek(0)
             node_log = log.read()
-    gaps = [g for call in placed for g in gaps_ms(call.rtp.received.times)]
     peak = max((mb for _, mb in samples), default=None)
     return {
-        "fuzz": {
-            **sent,
-            "seed": args.seed,
-            "parts": by_part,
-            "window_s": [round(fuzz_t0, 2), round(fuzz_t1, 2)],
-        },  # fmt: skip
+        "fuzz": {**sent, "seed": args.seed, "parts": by_part, "window_s": [fuzz_t0, fuzz_t1]},
         "node": {
             "alive_after_fuzz": alive,
             "exit_code": exit_code,
             "options_after": options,
             "log_tail": node_log[-1500:] if exit_code != 0 or not alive else "",
         },  # fmt: skip
-        "live_calls": {
-            "calls": len(placed),
-            "hung_up_normally": sum(1 for h in hung_up if not isinstance(h, BaseException)),
-            "packets_received": sum(len(c.rtp.received.times) for c in placed),
-            "lost": sum(lost_packets(c.rtp.received.seqs) for c in placed),
-            "gap_ms": summarize(gaps),
-        },
+        "live_calls": live_calls(placed, list(hung_up)),
         "after_fuzz": settled,
         "rss_mb": {
             "before_fuzz": round(before, 2),
