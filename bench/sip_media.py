@@ -7,7 +7,8 @@ Starts the node's SIP user agent in its own process (`bench.sip_media_node`: a t
 on every call, so only pjsua2, the bridge port and the asyncio handover do work), measures
 that process's CPU with no call for `--idle-seconds`, then places N concurrent calls from
 an asyncio SIP UAC (`bench.sip_media_peer`) that streams PCMU into each call every 20 ms (the
-calls' packets spread over the 20 ms, as independent callers' are) and stamps every RTP
+calls' packets spread over the 20 ms, as independent callers' are; the calls are placed at
+`SETUP_RATE` a second) and stamps every RTP
 packet the node sends with the kernel's receive time. After `--warmup` seconds, CPU and
 packets are measured for `--seconds`. The node holds as many SIP calls as pjsua2 was built
 for (`sip.ua.call_capacity()`: 512 with the server build in `deploy/pjsua2`).
@@ -89,6 +90,16 @@ def node_rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return round(int(line.split()[1]) / 1024, 2)
     raise BenchError(f"no VmRSS for process {pid}")
+
+
+SETUP_RATE = 50.0
+"""Calls placed a second: callers arrive spread out, and the far end does not retransmit, so a
+burst of hundreds of INVITEs at once would overflow a UDP buffer and fail calls."""
+
+
+async def _paced(peer: SipPeer, number: str, after_s: float) -> PeerCall:
+    await asyncio.sleep(after_s)
+    return await peer.call(number)
 
 
 def gaps_ms(times: Sequence[float]) -> list[float]:
@@ -237,7 +248,7 @@ async def _measure(
     own_a = resource.getrusage(resource.RUSAGE_SELF)
     try:
         results = await asyncio.gather(
-            *(peer.call(number) for _ in range(calls)), return_exceptions=True
+            *(_paced(peer, number, i / SETUP_RATE) for i in range(calls)), return_exceptions=True
         )
         placed = [r for r in results if isinstance(r, PeerCall)]
         failed = [r for r in results if not isinstance(r, PeerCall)]
@@ -277,7 +288,10 @@ async def _measure(
         all_gaps += g
         received += len(r.times)
         lost += lost_packets(r.seqs)
-        per_call.append({"packets": len(r.times), "gap_max_ms": round(max(g), 3) if g else None})
+        per_call.append({
+            "packets": len(r.times), "lost": lost_packets(r.seqs),
+            "gap_max_ms": round(max(g), 3) if g else None,
+        })  # fmt: skip
     per_call_pct = (load_pct - idle_pct) / calls
     gap = summarize(all_gaps)
     own_cpu = (own_b.ru_utime + own_b.ru_stime) - (own_a.ru_utime + own_a.ru_stime)

@@ -147,6 +147,8 @@ class RtpEndpoint:
                 return
             if not self.recording or len(data) < 12 or data[0] >> 6 != 2:
                 continue
+            if 200 <= data[1] <= 204:  # RTCP (RFC 5761): the node's, for the call whose RTP
+                continue  # port is one below this socket's (the kernel picks our ports)
             stamp = time.time()
             for level, kind, cdata in ancdata:
                 if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(cdata) >= 16:
