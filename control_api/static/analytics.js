@@ -21,17 +21,7 @@
     const today = new Date();
     ui.to.value = isoDay(today);
     ui.from.value = isoDay(new Date(today.getTime() - 29 * DAY_MS));
-    const params = new URLSearchParams(location.search);
-    const frag = new URLSearchParams(location.hash.replace(/^#/, ""));
-    for (const name of ["key", "tenant", "from", "to"]) {
-      const value = frag.get(name) || params.get(name);
-      if (value) ui[name].value = value;
-    }
-    if (params.has("key") || location.hash) {
-      params.delete("key");
-      const query = params.toString();
-      history.replaceState(null, "", location.pathname + (query ? "?" + query : ""));
-    }
+    readPageParams(ui, ["key", "tenant", "from", "to"]);
   }
 
   function el(name, attrs, text) {

@@ -17,19 +17,7 @@
   // Key (and optionally agent/tenant) from the fragment (#key=...) or the query (?key=...).
   // The link `voicenode serve` prints carries a phone token (vnp_...), not the admin key.
   function prefill() {
-    const params = new URLSearchParams(location.search);
-    const frag = new URLSearchParams(location.hash.replace(/^#/, ""));
-    for (const name of ["key", "agent", "tenant"]) {
-      const value = frag.get(name) || params.get(name);
-      if (value) ui[name].value = value;
-    }
-    if (params.has("key") || location.hash) {
-      // keep the key out of the address bar, the history and bookmarks (and out of anything
-      // that logs URLs): drop ?key= and the whole fragment once read
-      params.delete("key");
-      const query = params.toString();
-      history.replaceState(null, "", location.pathname + (query ? "?" + query : ""));
-    }
+    readPageParams(ui, ["key", "agent", "tenant"]);
   }
 
   function setCallState(text) { ui.callState.textContent = text; }
