@@ -39,21 +39,14 @@ from typing import Any
 from bench.report import machine_info, summarize
 from bench.sip_churn import ChurnNode
 from bench.sip_fuzz import seed_message
-from bench.sip_media import BenchError, gaps_ms, lost_packets
+from bench.sip_media import BenchError, gaps_ms, lost_packets, node_rss_mb
 from bench.sip_media_peer import PeerCall, SipPeer, send_rtp, tone_payload
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise BenchError(f"no VmRSS for process {pid}")
 
 
 async def sample_rss(pid: int, into: list[tuple[float, float]], start: float) -> None:
     while True:
         try:
-            into.append((round(time.monotonic() - start, 2), round(rss_mb(pid), 2)))
+            into.append((round(time.monotonic() - start, 2), node_rss_mb(pid)))
         except (OSError, BenchError):
             return  # the node is gone: the report says so
         await asyncio.sleep(1.0)
@@ -117,7 +110,7 @@ async def fuzz_in_parts(
         done = await run_fuzzer(port, args, part)
         for key in sent:
             sent[key] += int(done[key])
-        by_part.append({"datagrams": sent["datagrams"], "rss_mb": rss_mb(pid)})
+        by_part.append({"datagrams": sent["datagrams"], "rss_mb": node_rss_mb(pid)})
     return sent, by_part
 
 
@@ -149,7 +142,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.sleep(2.0)  # the calls' audio is flowing: measure from here
             for call in placed:
                 call.rtp.recording = True
-            before = rss_mb(node.pid)
+            before = node_rss_mb(node.pid)
             fuzz_t0 = round(time.monotonic() - start, 2)
             sent, by_part = await fuzz_in_parts(node.pid, port, args)
             fuzz_t1 = round(time.monotonic() - start, 2)
@@ -158,7 +151,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             alive = node.proc.returncode is None
             options = await asyncio.to_thread(options_answered, port) if alive else ""
             settled = await settle(node, len(placed)) if alive else {}
-            after = rss_mb(node.pid) if alive else None
+            after = node_rss_mb(node.pid) if alive else None
         finally:
             stop.set()
             if "sender" in locals():
