@@ -59,8 +59,6 @@ class PjCall(pj.Call):  # type: ignore[misc]
         self.owner: SipCall | None = None
         self.key = 0
         self.port: FramePort | None = None
-        self.stream_slot = -1
-        """The bridge slot of the call's audio stream that the port is connected to."""
         self.disconnected = False
         self.on_disconnected: Callable[[PjCall], None] | None = None
         self._sip_thread = sip_thread
@@ -85,7 +83,6 @@ class PjCall(pj.Call):  # type: ignore[misc]
             # end (so anyone who saw the end sees it gone); the port is retired by a job
             # after this callback. One handoff ends the audio and marks the call ended
             # together (`disconnected` does both), so whoever sees the audio end sees `ended`.
-            self.stream_slot = -1
             forget, self.on_disconnected = self.on_disconnected, None
             if forget is not None:
                 forget(self)
@@ -108,14 +105,13 @@ class PjCall(pj.Call):  # type: ignore[misc]
         A re-INVITE (hold, unhold, a codec change) makes pjsua recreate the stream, and the
         new stream may get the old one's bridge slot number (the bridge reuses a freed slot)
         with none of its connections: a slot number cannot tell the streams apart, so the
-        port is always connected (connecting a connected pair is a no-op in the bridge). On
-        hold (no active audio) the slot is forgotten: it may soon be another call's."""
+        port is always connected (connecting a connected pair is a no-op in the bridge). No
+        slot is kept: once a stream is gone its slot may be another call's."""
         owner = self.owner
         if owner is None or self.disconnected:
             return
         info = self.getInfo()
         self._media_index = -1
-        self.stream_slot = -1
         for index, media in enumerate(info.media):
             if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
                 self._media_index = index
@@ -126,7 +122,6 @@ class PjCall(pj.Call):  # type: ignore[misc]
                     port.createPort(f"call{info.id}", port_format())
                 stream.startTransmit(port)
                 port.startTransmit(stream)
-                self.stream_slot = int(stream.getPortId())
                 owner.from_thread(owner.media_up)
                 return
 
@@ -172,7 +167,6 @@ class PjCall(pj.Call):  # type: ignore[misc]
     def take_port(self) -> FramePort | None:
         """Hand the frame port over for retiring (it stays on the bridge until then)."""
         port, self.port = self.port, None
-        self.stream_slot = -1
         return port
 
     def release_media(self) -> None:
