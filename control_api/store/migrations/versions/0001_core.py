@@ -19,7 +19,8 @@ def _when(name: str, nullable: bool = False) -> sa.Column[object]:
     return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
 
 
-def upgrade() -> None:
+def _create_tenants() -> None:
+    """The tenants, with their optional call limits."""
     op.create_table(
         "tenants",
         sa.Column("id", sa.String(64), nullable=False),
@@ -30,6 +31,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_tenants"),
         sa.UniqueConstraint("name", name="uq_tenants_name"),
     )
+
+
+def _create_api_keys() -> None:
+    """Hashed API keys, each with a role in one tenant."""
     op.create_table(
         "api_keys",
         sa.Column("id", sa.String(32), nullable=False),
@@ -49,6 +54,10 @@ def upgrade() -> None:
         sa.UniqueConstraint("key_hash", name="uq_api_keys_key_hash"),
     )
     op.create_index("ix_api_keys_tenant_id", "api_keys", ["tenant_id"])
+
+
+def _create_agents() -> None:
+    """The agents of each tenant (name unique per tenant)."""
     op.create_table(
         "agents",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -64,6 +73,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_agents"),
         sa.UniqueConstraint("tenant_id", "name", name="uq_agents_tenant_id"),
     )
+
+
+def _create_agent_versions() -> None:
+    """Every saved version of an agent's spec."""
     op.create_table(
         "agent_versions",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -81,6 +94,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_agent_versions"),
         sa.UniqueConstraint("agent_id", "version", name="uq_agent_versions_agent_id"),
     )
+
+
+def _create_numbers() -> None:
+    """Phone numbers, each routed to one tenant's agent."""
     op.create_table(
         "numbers",
         sa.Column("number", sa.String(64), nullable=False),
@@ -93,6 +110,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("number", name="pk_numbers"),
     )
     op.create_index("ix_numbers_tenant_id", "numbers", ["tenant_id"])
+
+
+def upgrade() -> None:
+    _create_tenants()
+    _create_api_keys()
+    _create_agents()
+    _create_agent_versions()
+    _create_numbers()
 
 
 def downgrade() -> None:

@@ -21,7 +21,8 @@ def _when(name: str, nullable: bool = False) -> sa.Column[object]:
     return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
 
 
-def upgrade() -> None:
+def _create_calls() -> None:
+    """One row per call: where it ran, how it ended, its outcome, transcript and latency."""
     op.create_table(
         "calls",
         sa.Column("id", sa.String(64), nullable=False),
@@ -50,6 +51,10 @@ def upgrade() -> None:
     op.create_index("ix_calls_tenant_id", "calls", ["tenant_id"])
     op.create_index("ix_calls_tenant_started", "calls", ["tenant_id", "started_at", "id"])
     op.create_index("ix_calls_node_open", "calls", ["node", "ended_at"])
+
+
+def _create_outbox() -> None:
+    """The event outbox: each call's events in order, for the relays to deliver."""
     op.create_table(
         "outbox",
         sa.Column("id", _BIG_ID, autoincrement=True, nullable=False),
@@ -66,6 +71,10 @@ def upgrade() -> None:
     )
     op.create_index("ix_outbox_call_seq", "outbox", ["call_id", "seq"], unique=True)
     op.create_index("ix_outbox_node_id", "outbox", ["node", "id"])
+
+
+def _create_relay_marks() -> None:
+    """How far each sink has delivered each call's events."""
     op.create_table(
         "relay_marks",
         sa.Column("sink", sa.String(64), nullable=False),
@@ -74,6 +83,10 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("sink", "call_id", name="pk_relay_marks"),
     )
+
+
+def _create_dead_letters() -> None:
+    """Events a sink gave up delivering, with the last error."""
     op.create_table(
         "dead_letters",
         sa.Column("id", _BIG_ID, autoincrement=True, nullable=False),
@@ -90,6 +103,10 @@ def upgrade() -> None:
     )
     op.create_index("ix_dead_letters_sink", "dead_letters", ["sink"])
     op.create_index("ix_dead_letters_tenant_id", "dead_letters", ["tenant_id"])
+
+
+def _create_webhooks() -> None:
+    """Each tenant's webhook subscriptions."""
     op.create_table(
         "webhooks",
         sa.Column("id", sa.String(64), nullable=False),
@@ -102,6 +119,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_webhooks"),
     )
     op.create_index("ix_webhooks_tenant_id", "webhooks", ["tenant_id"])
+
+
+def upgrade() -> None:
+    _create_calls()
+    _create_outbox()
+    _create_relay_marks()
+    _create_dead_letters()
+    _create_webhooks()
 
 
 def downgrade() -> None:
