@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Mapping
 from typing import Any, Final, Protocol
 
@@ -20,8 +19,8 @@ import soxr
 
 from media.frames import FRAME_MS, SAMPLE_RATE, AudioFrame
 from media.inbound import InboundFrames
+from media.outbound import OutboundFrames
 from media.resample import SUPPORTED_RATES, StreamResampler
-from media.transport import AudioSink
 
 log = logging.getLogger(__name__)
 
@@ -84,59 +83,35 @@ class CallerAudio(InboundFrames):
         self.add_samples(self._converter.process(np.frombuffer(pcm, dtype="<i2").astype(np.int16)))
 
 
-class AgentAudio(AudioSink):
+class AgentAudio(OutboundFrames):
     """The agent's frames waiting to be sent: at most `max_frames` (a latency choice)."""
 
     def __init__(self, max_frames: int) -> None:
-        self._frames: deque[AudioFrame] = deque()
-        self._max_frames = max_frames
-        self._space = asyncio.Event()
-        self._space.set()
+        super().__init__(max_frames)
         self._queued = asyncio.Event()
-        self._played = 0
-        self._closed = False
         self._rate = 0
         self._converter: RateConverter | None = None
         self._pending = _EMPTY
         self._starved = False
 
     async def write(self, frame: AudioFrame) -> None:
-        while len(self._frames) >= self._max_frames and not self._closed:
-            self._space.clear()
-            await self._space.wait()
-        if not self._closed:
-            self._frames.append(frame)
-            self._queued.set()
+        await super().write(frame)
+        self._queued.set()  # once closed, it is set already
 
     def clear(self) -> int:
-        dropped = len(self._frames)
-        self._frames.clear()
         self._pending = _EMPTY
         if self._converter is not None:
             self._converter.reset()
-        self._space.set()
-        return dropped
-
-    @property
-    def played_until(self) -> int:
-        return self._played
-
-    @property
-    def buffered(self) -> int:
-        return len(self._frames)
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
+        return super().clear()
 
     @property
     def idle(self) -> bool:
         """Nothing queued and nothing converted left to send."""
-        return not self._frames and not len(self._pending)
+        return not self.buffered and not len(self._pending)
 
     async def wait_queued(self) -> None:
         """Return once a frame is queued (or the sink is closed)."""
-        while not self._frames and not self._closed:
+        while not self.buffered and not self.closed:
             self._queued.clear()
             await self._queued.wait()
 
@@ -151,10 +126,7 @@ class AgentAudio(AudioSink):
             self._rate = rate
             self._pending = _EMPTY
         need = frame_samples(rate)
-        while len(self._pending) < need and self._frames:
-            frame = self._frames.popleft()
-            self._played += 1
-            self._space.set()
+        while len(self._pending) < need and (frame := self.take()) is not None:
             out = self._converter.process(frame.samples)
             self._pending = np.concatenate([self._pending, out]) if len(self._pending) else out
         if len(self._pending) >= need:
@@ -171,6 +143,5 @@ class AgentAudio(AudioSink):
 
     def close(self) -> None:
         """Drop what is queued and let blocked writers return; later writes are discarded."""
-        self._closed = True
-        self.clear()
+        super().close()
         self._queued.set()

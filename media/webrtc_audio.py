@@ -9,10 +9,8 @@ silence when none is queued. The encoders convert 16 kHz mono to their own rate.
 
 from __future__ import annotations
 
-import asyncio
 import fractions
 import logging
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
@@ -23,10 +21,11 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from prometheus_client import Counter
 
 from media.clock import Clock
-from media.frames import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, SILENCE_PCM, AudioFrame
+from media.frames import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, SILENCE_PCM
 from media.inbound import InboundFrames
+from media.outbound import OutboundFrames
 from media.resample import StreamResampler
-from media.transport import AudioSink, Transport
+from media.transport import Transport
 
 log = logging.getLogger(__name__)
 
@@ -106,52 +105,21 @@ class InboundAudio(InboundFrames):
             FRAMES_DROPPED.labels(direction="in").inc(dropped)
 
 
-class OutboundAudio(AudioSink):
+class OutboundAudio(OutboundFrames):
     """The agent's frames waiting for the encoder: at most `max_frames` (a latency choice)."""
 
     def __init__(self, max_frames: int, clock: Clock) -> None:
-        self._frames: deque[AudioFrame] = deque()
-        self._max_frames = max_frames
-        self._space = asyncio.Event()
-        self._space.set()
-        self._played = 0
-        self._closed = False
+        super().__init__(max_frames)
         self.track = AgentAudioTrack(self, clock)
-
-    async def write(self, frame: AudioFrame) -> None:
-        while len(self._frames) >= self._max_frames and not self._closed:
-            self._space.clear()
-            await self._space.wait()
-        if not self._closed:
-            self._frames.append(frame)
-
-    def clear(self) -> int:
-        dropped = len(self._frames)
-        self._frames.clear()
-        self._space.set()
-        return dropped
-
-    @property
-    def played_until(self) -> int:
-        return self._played
-
-    @property
-    def buffered(self) -> int:
-        return len(self._frames)
 
     def next_pcm(self) -> bytes:
         """The next frame for the encoder: the agent's oldest queued frame, else silence."""
-        if not self._frames:
-            return SILENCE_PCM
-        frame = self._frames.popleft()
-        self._played += 1
-        self._space.set()
-        return frame.pcm
+        frame = self.take()
+        return SILENCE_PCM if frame is None else frame.pcm
 
     def close(self) -> None:
         """Drop what is queued and let blocked writers return; later writes are discarded."""
-        self._closed = True
-        self.clear()
+        super().close()
         self.track.stop()
 
 

@@ -30,9 +30,10 @@ from typing import Any
 import pjsua2 as pj
 from prometheus_client import Counter
 
-from media.frames import FRAME_BYTES, FRAME_MS, SAMPLE_RATE, SILENCE_PCM, AudioFrame
+from media.frames import FRAME_BYTES, FRAME_MS, SAMPLE_RATE, SILENCE_PCM
 from media.inbound import InboundFrames
-from media.transport import AudioSink, Transport
+from media.outbound import OutboundFrames
+from media.transport import Transport
 from sip.lifetime import LIFETIMES
 from sip.vector import frame_access
 
@@ -172,65 +173,22 @@ class SipInbound(InboundFrames):
             FRAMES_DROPPED.labels(direction="in").inc()
 
 
-class SipOutbound(AudioSink):
+class SipOutbound(OutboundFrames):
     """Agent audio waiting for the bridge: at most `max_frames` (a latency choice)."""
 
     def __init__(self, handoff: LoopHandoff, max_frames: int) -> None:
+        super().__init__(max_frames)
         self._post = handoff.post
-        self._frames: deque[bytes] = deque()
-        self._max = max_frames
-        self._space = asyncio.Event()
-        self._space.set()
-        self._waiting = False
-        self._played = 0
-        self._closed = False
-
-    async def write(self, frame: AudioFrame) -> None:
-        while len(self._frames) >= self._max and not self._closed:
-            self._space.clear()
-            self._waiting = True
-            try:
-                await self._space.wait()
-            finally:
-                self._waiting = False
-        if not self._closed:
-            self._frames.append(frame.pcm)
-
-    def clear(self) -> int:
-        dropped = len(self._frames)
-        self._frames.clear()
-        self._space.set()
-        return dropped
-
-    @property
-    def played_until(self) -> int:
-        return self._played
-
-    @property
-    def buffered(self) -> int:
-        return len(self._frames)
 
     def to_bridge(self) -> bytes | None:
         """Called on the bridge thread: the next queued frame, or None for silence."""
-        frames = self._frames
-        if not frames:
+        frame = self.take_played()
+        if frame is None:
             return None
-        try:
-            pcm = frames.popleft()
-        except IndexError:  # cleared on the loop since the check
-            return None
-        self._played += 1
-        if self._waiting:
-            self._post(_set_event, self._space, False)  # the tick's last port wakes the loop
-        return pcm
-
-    def close(self) -> None:
-        self._closed = True
-        self.clear()
-
-
-def _set_event(event: asyncio.Event) -> None:
-    event.set()
+        if self.writer_waiting:
+            # on the loop (the tick's last port wakes it): an asyncio.Event is not thread-safe
+            self._post(SipOutbound.wake_writers, self, False)
+        return frame.pcm
 
 
 class SipAudio(Transport):
