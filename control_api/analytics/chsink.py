@@ -1,6 +1,7 @@
 """The ClickHouse sink: outbox events as rows of the `calls` and `turns` tables.
 
-`transcript.final` → one `turns` row (version: the event's `seq`); `call.ended` → one `calls`
+`transcript.final` → one `turns` row (version: the event's `seq`; an agent line's reply latency
+per stage in the `<stage>_ms` columns, null where its turn had no marks); `call.ended` → one `calls`
 row, completed from the node's call record (which `call.ended` closes in the same
 transaction, so it is complete when the event is relayed). Other events carry nothing these
 tables keep and count as delivered.
@@ -25,7 +26,13 @@ from sqlalchemy import select
 
 from config.clickhouse import ClickHouseSettings
 from control_api.analytics.batches import Lane, Refusal
-from control_api.analytics.clickhouse import ClickHouse, ClickHouseError, migrate, to_datetime
+from control_api.analytics.clickhouse import (
+    TURN_STAGES,
+    ClickHouse,
+    ClickHouseError,
+    migrate,
+    to_datetime,
+)
 from control_api.analytics.events import CallEndedEvent, TranscriptFinalEvent, decode_event
 from control_api.analytics.sinks import DeliveryError
 from control_api.analytics.tables import CallRow, OutboxRow
@@ -47,7 +54,7 @@ def turn_row(event: TranscriptFinalEvent) -> dict[str, Any]:
         "interrupted": int(event.interrupted),
         "at": to_datetime(event.at),
         "version": event.seq,
-    }
+    } | {f"{stage}_ms": event.stages_ms.get(stage) for stage in TURN_STAGES}
 
 
 def call_row(call: CallRow, event: CallEndedEvent) -> dict[str, Any]:

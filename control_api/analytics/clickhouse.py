@@ -149,9 +149,40 @@ def _migration_1(db: str) -> list[str]:
     ]
 
 
-MIGRATIONS: Final = {1: _migration_1}
+TURN_STAGES: Final = (
+    "turn_window",
+    "stt_wait",
+    "agent",
+    "tts_first",
+    "playout",
+    "voice_to_voice",
+)
+"""The `turns` table's stage columns (`<stage>_ms`), `pipeline.marks.STAGES` in order."""
+
+
+def _migration_2(db: str) -> list[str]:
+    # One statement: all the columns or none (18.16 has no ADD COLUMN IF NOT EXISTS).
+    columns = ", ".join(f"ADD COLUMN {stage}_ms Nullable(Float64)" for stage in TURN_STAGES)
+    return [f"ALTER TABLE {db}.turns {columns}"]
+
+
+MIGRATIONS: Final = {1: _migration_1, 2: _migration_2}
 """Schema version -> the statements that bring the database to it from the one before."""
 SCHEMA_VERSION: Final = max(MIGRATIONS)
+
+
+_COLUMN_EXISTS: Final = frozenset({15, 44})
+"""DUPLICATE_COLUMN (current servers), ILLEGAL_COLUMN (18.16): an ADD COLUMN that ran before."""
+
+
+async def _apply(ch: ClickHouse, statement: str) -> None:
+    """Run a migration statement; an ADD COLUMN whose columns are there already (a node
+    stopped between the ALTER and recording its version) counts as done."""
+    try:
+        await ch.execute(statement)
+    except ClickHouseError as exc:
+        if not (exc.code in _COLUMN_EXISTS and " ADD COLUMN " in statement):
+            raise
 
 
 async def migrate(ch: ClickHouse) -> list[int]:
@@ -176,7 +207,7 @@ async def migrate(ch: ClickHouse) -> list[int]:
         if version in have:
             continue
         for statement in MIGRATIONS[version](db):
-            await ch.execute(statement)
+            await _apply(ch, statement)
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
         await ch.insert("schema_versions", [{"version": version, "applied_at": now}])
         applied.append(version)

@@ -23,6 +23,7 @@ from agents.base import Message
 from agents.outcome import CallFacts, Outcome
 from media.call import CallInfo
 from pipeline.events import CallEnded, CallEvent, ToolCalled, Transcript, TurnMetrics
+from pipeline.marks import STAGES
 
 EVENT_VERSION: Final = 1
 EVENT_TYPES: Final = (
@@ -71,6 +72,10 @@ class TranscriptFinalEvent(_Event, frozen=True, kw_only=True, tag="transcript.fi
     text: str
     turn: int
     interrupted: bool = False
+    stages_ms: dict[str, float] = msgspec.field(default_factory=dict)
+    """An agent line's reply latency per stage (`pipeline.marks.STAGES`: `turn_window`,
+    `stt_wait`, `agent`, `tts_first`, `playout`, `voice_to_voice`), in ms, from its turn's
+    TurnMarks; empty when the reply had none (a reprompt, a keypad entry, a user line)."""
 
 
 class ToolCalledEvent(_Event, frozen=True, kw_only=True, tag="tool.called"):
@@ -142,6 +147,15 @@ def summarise_latency(turns: Sequence[TurnMetrics]) -> LatencySummary:
     )
 
 
+def stages_ms(marks: dict[str, float]) -> dict[str, float]:
+    """Milliseconds per stage of a turn's marks, for the stages whose two marks are set."""
+    return {
+        stage: round((marks[b] - marks[a]) * 1000, 1)
+        for stage, (a, b) in STAGES.items()
+        if a in marks and b in marks
+    }
+
+
 class CallTrack:
     """One call's analytics state: the next `seq`, what the outcome needs (transcript, slots)
     and the latency of its turns."""
@@ -156,6 +170,8 @@ class CallTrack:
         self.seq = 0
         self.transcript: list[Message] = []
         self.turns: list[TurnMetrics] = []
+        self._stages: dict[int, dict[str, float]] = {}
+        """Per turn, the stage latencies not yet given to an agent line (each is given once)."""
         self.ended: CallEnded | None = None
         self.closed = False
         """True once `call.ended` was built."""
@@ -197,15 +213,22 @@ class CallTrack:
                         role="user" if role == "user" else "assistant", text=text, interrupted=cut
                     )
                 )
+                stages = self._stages.pop(turn, {}) if role == "agent" else {}
                 return TranscriptFinalEvent(
-                    **self._head(at), role=role, text=text, turn=turn, interrupted=cut
+                    **self._head(at),
+                    role=role,
+                    text=text,
+                    turn=turn,
+                    interrupted=cut,
+                    stages_ms=stages,
                 )
             case ToolCalled(name=name, arguments=arguments, result=result, ok=ok):
                 return ToolCalledEvent(
                     **self._head(at), name=name, arguments=arguments, result=result, ok=ok
                 )
-            case TurnMetrics():
+            case TurnMetrics(turn=turn, marks=marks):
                 self.turns.append(event)
+                self._stages[turn] = stages_ms(marks)
             case CallEnded(reason=reason):
                 if self.ended is None:
                     self.ended = event
