@@ -269,14 +269,10 @@ def _conversation(facts: CallFacts) -> str:
     )
 
 
-async def model_outcome(
+async def _ask_model(
     settings: LlmSettings, facts: CallFacts, *, client: openai.AsyncOpenAI, timeout_s: float
-) -> Outcome:
-    """Ask the model for the outcome (a JSON-schema constrained, streamed completion).
-
-    Raises `OutcomeError` when it does not answer within `timeout_s` or the answer does not fit
-    the schema. `CancelledError` propagates.
-    """
+) -> str:
+    """The model's streamed answer, joined; `OutcomeError` on a timeout or an API failure."""
     messages: list[ChatCompletionMessageParam] = [
         {"role": "system", "content": OUTCOME_PROMPT},
         {"role": "user", "content": _conversation(facts)},
@@ -313,12 +309,22 @@ async def model_outcome(
         raise OutcomeError("the model did not answer in time") from exc
     except (openai.APIError, ValueError) as exc:
         raise OutcomeError(f"the model failed: {type(exc).__name__}") from exc
+    return "".join(parts)
+
+
+def _decode_answer(text: str) -> _ModelAnswer:
+    """The model's answer, checked against the schema; `OutcomeError` when it does not fit."""
     try:
-        answer = msgspec.json.decode("".join(parts).strip(), type=_ModelAnswer)
+        return msgspec.json.decode(text.strip(), type=_ModelAnswer)
     except msgspec.ValidationError as exc:
         raise OutcomeError(f"the model's answer does not fit the schema: {exc}") from exc
     except msgspec.DecodeError as exc:
         raise OutcomeError("the model's answer is not JSON") from exc
+
+
+def _answer_outcome(answer: _ModelAnswer, facts: CallFacts) -> Outcome:
+    """The outcome from the model's answer, where the facts of the call overrule it: a hard
+    end reason decides the disposition, and the slots the agent collected itself win."""
     disposition = _HARD_REASONS.get(facts.reason, answer.disposition)
     if disposition in ("transferred", "no_input", "failed") and facts.reason not in _HARD_REASONS:
         disposition = disposition_for(facts.reason, facts.transcript)
@@ -331,6 +337,18 @@ async def model_outcome(
         slots=slots,
         source="model",
     )
+
+
+async def model_outcome(
+    settings: LlmSettings, facts: CallFacts, *, client: openai.AsyncOpenAI, timeout_s: float
+) -> Outcome:
+    """Ask the model for the outcome (a JSON-schema constrained, streamed completion).
+
+    Raises `OutcomeError` when it does not answer within `timeout_s` or the answer does not fit
+    the schema. `CancelledError` propagates.
+    """
+    text = await _ask_model(settings, facts, client=client, timeout_s=timeout_s)
+    return _answer_outcome(_decode_answer(text), facts)
 
 
 async def extract_outcome(
