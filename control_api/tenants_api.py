@@ -5,7 +5,10 @@ parameter (resolved by `control_api.acting_tenant`), store errors as 404/409.
 `GET /v1/tenants/{id}` (the platform admin, or any key of that tenant);
 `PUT /v1/tenants/{id}/quotas {"max_concurrent_calls", "calls_per_minute"}` (null: no limit);
 `GET|PUT /v1/tenants/{id}/number-ranges {"ranges": ["+1555123*", "support"]}`: the numbers the
-tenant may route itself (PUT: platform admin only; GET: also the tenant's keys).
+tenant may route itself (PUT: platform admin only; GET: also the tenant's keys);
+`GET|PUT /v1/tenants/{id}/analytics-retention {"days": 90}` (null: kept forever): how long the
+tenant's ClickHouse analytics are kept (`control_api.analytics.retention` drops its months past
+it; PUT: platform admin only; GET: also the tenant's keys).
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ log = logging.getLogger(__name__)
 TenantId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 DisplayName = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
 Limit = Annotated[int, Meta(ge=0, le=1_000_000)]
+RetentionDays = Annotated[int, Meta(ge=1, le=3660)]
+"""A day to ten years."""
 
 TenantQuery = Annotated[
     Annotated[str, Meta(max_length=64, pattern=r"^[A-Za-z0-9_-]*$")] | None,
@@ -185,6 +190,48 @@ async def put_number_ranges(
     return NumberRanges(ranges=ranges)
 
 
+class AnalyticsRetention(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Days the tenant's analytics are kept in ClickHouse, in whole months (a month goes once
+    all of it is older); null: kept forever."""
+
+    days: RetentionDays | None
+
+
+@get(
+    "/tenants/{tenant_id:str}/analytics-retention",
+    responses=errors(404),
+    summary="How long a tenant's analytics are kept",
+)
+async def show_analytics_retention(
+    tenant_id: FromPath[str], request: Request[Principal, None, State], api: Api
+) -> AnalyticsRetention:
+    row = None
+    if request.user.may_act_for(tenant_id):
+        async with api.store.session() as session:
+            row = await tenant_rows.get_tenant(session, tenant_id)
+    if row is None:
+        raise NotFoundException(f"no tenant {tenant_id!r}")
+    return AnalyticsRetention(days=row.analytics_retention_days)
+
+
+@put(
+    "/tenants/{tenant_id:str}/analytics-retention",
+    guards=[platform_only],
+    responses=errors(404),
+    summary="Set how long a tenant's analytics are kept",
+)
+async def put_analytics_retention(
+    tenant_id: FromPath[str], data: JSONBody[AnalyticsRetention], api: Api
+) -> AnalyticsRetention:
+    async with api.store.session() as session:
+        row = await tenant_rows.get_tenant(session, tenant_id)
+        if row is None:
+            raise NotFoundException(f"no tenant {tenant_id!r}")
+        row.analytics_retention_days = data.days
+    log.info("tenant analytics retention set", extra={"tenant_id": tenant_id, "days": data.days})
+    return AnalyticsRetention(days=data.days)
+
+
 def tenants_router(**kwargs: Any) -> Router:
     return Router(
         path="/v1",
@@ -195,6 +242,8 @@ def tenants_router(**kwargs: Any) -> Router:
             set_quotas,
             show_number_ranges,
             put_number_ranges,
+            show_analytics_retention,
+            put_analytics_retention,
         ],
         exception_handlers=store_errors(),
         **kwargs,
