@@ -10,10 +10,12 @@ pipeline runs in between. Writes `agent.wav` (everything the agent said, 16 kHz)
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,6 +137,42 @@ class _Caller:
             await self.clock.sleep_until(next_at)
 
 
+def _call_info() -> CallInfo:
+    """A fresh inbound call from the simulated caller to the agent."""
+    return CallInfo(
+        call_id=f"sim-{uuid.uuid4().hex[:12]}",
+        tenant_id="demo",
+        direction=Direction.INBOUND,
+        from_uri="sip:caller@simulate",
+        to_uri="sip:agent@simulate",
+        transport="virtual",
+    )
+
+
+async def _converse(
+    session: CallSession,
+    caller: _Caller,
+    call: VirtualCall,
+    transport: VirtualTransport,
+    script: Callable[[], Awaitable[None]],
+) -> CallEnded:
+    """Run the session and the caller's frame pump while `script()` runs; when it is
+    done the caller hangs up (unless the call already ended). Both tasks end on every path."""
+    pump = asyncio.create_task(caller.pump(), name="caller-pump")
+    run = asyncio.create_task(session.run(), name="session")
+    try:
+        await script()
+        if not caller.ended.is_set():
+            await call.hangup("caller done")
+            transport.source.close()
+            call.remote_hangup()
+        return await run
+    finally:
+        pump.cancel()
+        run.cancel()
+        await asyncio.gather(pump, run, return_exceptions=True)
+
+
 async def simulate(
     engines: Engines,
     spec: AgentSpec,
@@ -147,14 +185,7 @@ async def simulate(
 ) -> SimulationResult:
     clock = clock or MonotonicClock()
     transport = VirtualTransport(clock)
-    info = CallInfo(
-        call_id=f"sim-{uuid.uuid4().hex[:12]}",
-        tenant_id="demo",
-        direction=Direction.INBOUND,
-        from_uri="sip:caller@simulate",
-        to_uri="sip:agent@simulate",
-        transport="virtual",
-    )
+    info = _call_info()
     call = VirtualCall(info)
     caller = _Caller(transport, clock)
     events: list[CallEvent] = []
@@ -179,19 +210,13 @@ async def simulate(
             clock=clock,
             on_event=on_event,
         )
-        pump = asyncio.create_task(caller.pump(), name="caller-pump")
-        run = asyncio.create_task(session.run(), name="session")
-        try:
-            await _script(caller, call, lines, barge_in_after, dtmf or {})
-            if not caller.ended.is_set():
-                await call.hangup("caller done")
-                transport.source.close()
-                call.remote_hangup()
-            ended = await run
-        finally:
-            pump.cancel()
-            run.cancel()
-            await asyncio.gather(pump, run, return_exceptions=True)
+        ended = await _converse(
+            session,
+            caller,
+            call,
+            transport,
+            functools.partial(_script, caller, call, lines, barge_in_after, dtmf or {}),
+        )
     return SimulationResult(
         turns=_turns(events),
         agent_audio=samples_of(transport.sink.frames),
