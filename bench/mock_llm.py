@@ -266,6 +266,22 @@ class LlmDouble:
             error = {"error": {"message": "scripted failure", "type": "server_error"}}
             await self._plain(writer, reply.status, json.dumps(error).encode())
             return
+        stream = await self._open_stream(request, writer)
+        if reply.before_first is not None:
+            await self._wait(reply.before_first, reader)
+        if not await self._stream_text(reply, stream, arrived):
+            return  # the finally closes the socket mid-body
+        await _stream_tool_calls(reply.tool_calls, stream)
+        if reply.before_done is not None:
+            await self._wait(reply.before_done, reader)
+        await stream.send({}, finish="tool_calls" if reply.tool_calls else "stop")
+        await stream.send_raw(b"data: [DONE]\n\n")
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        self.finished_streams += 1
+
+    async def _open_stream(self, request: RecordedRequest, writer: asyncio.StreamWriter) -> _Sse:
+        """Send the headers of a chunked event stream; its chunks name the requested model."""
         writer.write(
             self._status_line(200)
             + self._header_block(
@@ -281,63 +297,25 @@ class LlmDouble:
             model = str(request.json().get("model", "double"))
         except (ValueError, AttributeError):
             model = "double"
+        return _Sse(writer, model)
 
-        async def send(delta: dict[str, Any], finish: str | None = None) -> None:
-            chunk = {
-                "id": "chatcmpl-double",
-                "object": "chat.completion.chunk",
-                "created": 0,
-                "model": model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-            }
-            await send_raw(f"data: {json.dumps(chunk)}\n\n".encode())
-
-        async def send_raw(data: bytes) -> None:
-            writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-            await writer.drain()
-
-        if reply.before_first is not None:
-            await self._wait(reply.before_first, reader)
+    async def _stream_text(self, reply: Reply, stream: _Sse, arrived: float) -> bool:
+        """The assistant role, then the reply's tokens on schedule. False: the script drops the
+        connection here (after `drop_after` tokens)."""
         due = self.schedule(len(reply.tokens))
         timed = self.ttft_s > 0 or self.tokens_per_s is not None
         if timed and due:
             await self.clock.sleep_until(arrived + due[0])
-        await send({"role": "assistant", "content": ""})
+        await stream.send({"role": "assistant", "content": ""})
         for sent, token in enumerate(reply.tokens):
             if timed:
                 await self.clock.sleep_until(arrived + due[sent])
             if reply.drop_after is not None and sent == reply.drop_after:
-                return  # the finally closes the socket mid-body
+                return False
             if reply.malformed_after is not None and sent == reply.malformed_after:
-                await send_raw(b"data: {this is not json\n\n")
-            await send({"content": token})
-        if reply.drop_after is not None and reply.drop_after >= len(reply.tokens):
-            return
-        for index, call in enumerate(reply.tool_calls):
-            args = call.arguments_json()
-            step = max(1, -(-len(args) // max(1, call.fragments)))
-            pieces = [args[i : i + step] for i in range(0, len(args), step)] or [""]
-            await send(
-                {
-                    "tool_calls": [
-                        {
-                            "index": index,
-                            "id": call.id,
-                            "type": "function",
-                            "function": {"name": call.name, "arguments": ""},
-                        }
-                    ]
-                }
-            )
-            for piece in pieces:
-                await send({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
-        if reply.before_done is not None:
-            await self._wait(reply.before_done, reader)
-        await send({}, finish="tool_calls" if reply.tool_calls else "stop")
-        await send_raw(b"data: [DONE]\n\n")
-        writer.write(b"0\r\n\r\n")
-        await writer.drain()
-        self.finished_streams += 1
+                await stream.send_raw(b"data: {this is not json\n\n")
+            await stream.send({"content": token})
+        return reply.drop_after is None or reply.drop_after < len(reply.tokens)
 
     async def _wait(self, event: asyncio.Event, reader: asyncio.StreamReader) -> None:
         """Wait for the test's event; notice a client hanging up meanwhile."""
@@ -351,6 +329,50 @@ class LlmDouble:
             await asyncio.gather(waiter, hangup, return_exceptions=True)
         if hangup.done() and not hangup.cancelled() and hangup.result() == b"":
             raise ConnectionResetError("client hung up")
+
+
+class _Sse:
+    """One chunked `text/event-stream` body of `chat.completion.chunk` events."""
+
+    def __init__(self, writer: asyncio.StreamWriter, model: str) -> None:
+        self._writer = writer
+        self._model = model
+
+    async def send(self, delta: dict[str, Any], finish: str | None = None) -> None:
+        chunk = {
+            "id": "chatcmpl-double",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": self._model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+        await self.send_raw(f"data: {json.dumps(chunk)}\n\n".encode())
+
+    async def send_raw(self, data: bytes) -> None:
+        self._writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        await self._writer.drain()
+
+
+async def _stream_tool_calls(calls: Sequence[ScriptedToolCall], stream: _Sse) -> None:
+    """Each tool call: its id and name, then its arguments JSON in `fragments` pieces."""
+    for index, call in enumerate(calls):
+        args = call.arguments_json()
+        step = max(1, -(-len(args) // max(1, call.fragments)))
+        pieces = [args[i : i + step] for i in range(0, len(args), step)] or [""]
+        await stream.send(
+            {
+                "tool_calls": [
+                    {
+                        "index": index,
+                        "id": call.id,
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": ""},
+                    }
+                ]
+            }
+        )
+        for piece in pieces:
+            await stream.send({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
 
 
 MockLlm = LlmDouble
