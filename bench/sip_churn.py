@@ -9,7 +9,7 @@ The node is `bench.sip_media_node --agent greet`: the node's SIP `UserAgent` in 
 with an agent that plays a greeting (1 s) on every answered call and then listens. One sipp
 (`bench/scenarios/churn.xml`, `bench.churn.caller`) places N calls, C at once, at the node's
 call limit: the node's pjsua2 is held to C calls (`--max-calls`; C is `--concurrency`, default
-32 so the bench fits a small machine, or the build's `sip.ua.call_capacity()` if lower: 4 with
+32 so the bench fits a small machine, or the build's `sip.endpoint.call_capacity()` if lower: 4 with
 the PyPI wheel, 512 with the server build). pjsua hands out call slots round-robin, so at the
 limit a call's slot goes to the next INVITE as soon as it is free. Each call draws
 its kind from the mix: a normal short call (the caller talks, hangs up after the greeting),

@@ -11,7 +11,7 @@ calls' packets spread over the 20 ms, as independent callers' are; the calls are
 `SETUP_RATE` a second) and stamps every RTP
 packet the node sends with the kernel's receive time. After `--warmup` seconds, CPU and
 packets are measured for `--seconds`. The node holds as many SIP calls as pjsua2 was built
-for (`sip.ua.call_capacity()`: 512 with the server build in `deploy/pjsua2`).
+for (`sip.endpoint.call_capacity()`: 512 with the server build in `deploy/pjsua2`).
 
 The JSON report (stdout, and `--out`): `cpu.per_call_core_pct` is the node process's CPU
 with the calls up minus the idle baseline, divided by N, in percent of one core
@@ -255,7 +255,7 @@ async def _measure(
         if failed:
             raise BenchError(
                 f"{len(failed)} of {calls} calls failed: {failed[0]!r} (pjsua2 holds at most"
-                " sip.ua.call_capacity() calls: 512 with the server build)"
+                " sip.endpoint.call_capacity() calls: 512 with the server build)"
             )
         sender = asyncio.get_running_loop().create_task(send_rtp(placed, stop, tone_payload()))
         await asyncio.sleep(warmup_s)

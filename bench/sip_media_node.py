@@ -40,7 +40,7 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
-import sip.ua as sip_ua
+import sip.endpoint as sip_endpoint
 from config import load_settings
 from config.schema import SipSettings
 from media.call import CallInfo, Direction
@@ -48,7 +48,7 @@ from media.frames import FRAME_MS, SAMPLE_RATE, AudioFrame
 from sip.calls import SipCall
 from sip.lifetime import LIFETIMES
 from sip.media_port import loop_handoff
-from sip.ua import Accept, IncomingInvite, Reject, UserAgent, call_capacity
+from sip.ua import Accept, IncomingInvite, Reject, UserAgent
 from sip.vector import fast_access
 
 AGENTS = ("echo", "tone", "listen", "greet")
@@ -240,8 +240,8 @@ async def serve(
 ) -> None:
     options = options or NodeOptions()
     if options.max_calls is not None:
-        limit = min(options.max_calls, call_capacity())
-        setattr(sip_ua, "call_capacity", lambda: limit)  # noqa: B010 (read by UserAgent)
+        limit = min(options.max_calls, sip_endpoint.call_capacity())
+        setattr(sip_endpoint, "call_capacity", lambda: limit)  # noqa: B010 (read at start)
     sip = _sip_settings(codec, quality, options)
     agents = BenchAgents(agent, options)
     handoff = loop_handoff(asyncio.get_running_loop())
@@ -253,7 +253,7 @@ async def serve(
             {
                 "sip_port": ua.port,
                 "threads": {"main": threading.get_native_id(), "sip": threads.get("sip")},
-                "capacity": sip_ua.call_capacity(),
+                "capacity": sip_endpoint.call_capacity(),
                 "rtp_timeout_s": getattr(sip, "rtp_timeout_s", None),
             }
         )

@@ -1,5 +1,5 @@
-"""The node's SIP user agent: pjsua2 on one owned thread, UDP/TCP (and TLS) transports, codecs,
-inbound INVITE routing and outbound calls.
+"""The node's SIP user agent: pjsua2 on one owned thread (its endpoint, transports, codecs and
+accounts configured by `sip.endpoint`), inbound INVITE routing and outbound calls.
 
 Inbound: pjsua2 sends 100 Trying itself; the INVITE (request-URI user, headers, source
 address) goes to the owner's `route` coroutine, which answers `Accept` (the call is answered
@@ -13,90 +13,40 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
 import pjsua2 as pj
 
-from config.loader import ConfigError
 from config.schema import SipSettings
 from media.call import CallInfo
-from sip import pjlog
-from sip.calls import PjCall, PjCalls, SipCall, op
+from sip.calls import SipCall
+from sip.endpoint import (
+    Account,
+    Endpoint,
+    account_config,
+    create_tls_transport,
+    create_transports,
+    ep_config,
+    set_codecs,
+    tls_enabled,
+    trunk_config,
+)
 from sip.lifetime import LIFETIMES
 from sip.media_port import FramePort, SipAudio
 from sip.message import SipRequest, parse_request, source_host
+from sip.pjcall import PjCall, PjCalls, op
 from sip.thread import SipThread, SipThreadError, release_frames
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-CODEC_IDS = {"PCMU": "PCMU/8000/1", "PCMA": "PCMA/8000/1", "G722": "G722/16000/1"}
-
-
-def call_capacity() -> int:
-    """Concurrent calls pjsua2 can hold in this process: the `PJSUA_MAX_CALLS` it was built
-    with (the default of `UaConfig.maxCalls`, which cannot go higher). The node's own
-    admission (`node.max_calls`, engine load) refuses calls before this limit; past it pjsua2
-    answers 486 by itself (`onRejectedIncomingCall`)."""
-    return int(pj.UaConfig().maxCalls)
-
-
 _ENDPOINT = threading.Lock()
 """Held while this process has a pjsua2 Endpoint (from `_setup` to the end of `_teardown`)."""
-
-
-class SipSettingsError(OSError, ConfigError):
-    """A `[sip]` setting the user agent cannot start with (a TLS file missing, unreadable or
-    not what it should be); the message names the key. An OSError too, like any other
-    reason the node cannot listen."""
-
-
-def tls_enabled(s: SipSettings) -> bool:
-    """Whether TLS listens: "tls" in `transports`, or a certificate configured. Checks the
-    files as OpenSSL will read them (pjsip only loads them at the first TLS connection, so a
-    bad path would otherwise go unnoticed); SipSettingsError names the key at fault."""
-    if "tls" not in s.transports and not s.tls_cert_file:
-        return False
-    for key in ("tls_cert_file", "tls_key_file"):
-        if not getattr(s, key):
-            raise SipSettingsError(f"sip.{key}: required for TLS (a PEM file path)")
-    texts: dict[str, bytes] = {}
-    for key in ("tls_cert_file", "tls_key_file", "tls_ca_file"):
-        path = str(getattr(s, key))
-        if path:
-            try:
-                texts[key] = Path(path).read_bytes()
-            except OSError as exc:
-                raise SipSettingsError(
-                    f"sip.{key}: cannot read {path!r}: {exc.strerror or exc}"
-                ) from exc
-    if b"-----BEGIN CERTIFICATE-----" not in texts["tls_cert_file"]:
-        raise SipSettingsError(f"sip.tls_cert_file: no PEM certificate in {s.tls_cert_file!r}")
-    if b"PRIVATE KEY-----" not in texts["tls_key_file"]:
-        raise SipSettingsError(f"sip.tls_key_file: no PEM private key in {s.tls_key_file!r}")
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    try:
-        context.load_cert_chain(s.tls_cert_file, s.tls_key_file)
-    except ssl.SSLError as exc:
-        raise SipSettingsError(
-            f"sip.tls_key_file: {s.tls_key_file!r} is not the key of sip.tls_cert_file "
-            f"{s.tls_cert_file!r}, or either is malformed ({exc.reason or exc})"
-        ) from exc
-    if s.tls_ca_file:
-        try:
-            context.load_verify_locations(s.tls_ca_file)
-        except ssl.SSLError as exc:
-            raise SipSettingsError(
-                f"sip.tls_ca_file: no PEM CA certificates in {s.tls_ca_file!r} ({exc.reason})"
-            ) from exc
-    return True
 
 
 class IncomingInvite(msgspec.Struct, frozen=True):
@@ -128,43 +78,6 @@ class Reject(msgspec.Struct, frozen=True):
 Route = Callable[[IncomingInvite], Awaitable[Accept | Reject]]
 
 
-class _Account(pj.Account):  # type: ignore[misc]
-    def __init__(self, on_incoming: Callable[[Any], None]) -> None:
-        super().__init__()
-        self._on_incoming = on_incoming
-
-    def onIncomingCall(self, prm: Any) -> None:  # noqa: N802
-        self._on_incoming(prm)
-
-    def onRegState(self, prm: Any) -> None:  # noqa: N802
-        """The trunk's REGISTER outcome (SIP thread); logged without any credential."""
-        status, reason, expires = int(prm.code), str(prm.reason), int(prm.expiration)
-        if 200 <= status < 300:
-            if expires > 0:
-                log.info("sip trunk registered", extra={"expires_s": expires})
-            else:
-                log.info("sip trunk unregistered")
-        else:
-            log.warning("sip trunk registration failed", extra={"status": status, "reason": reason})
-
-
-class _Endpoint(pj.Endpoint):  # type: ignore[misc]
-    def onRejectedIncomingCall(self, prm: Any) -> None:  # noqa: N802
-        """pjsua2 refused an INVITE before the node saw it: malformed, unacceptable offer
-        (488), or more calls at once than pjsua2 was built for (486, "too many calls")."""
-        log.info(
-            "sip: INVITE refused by pjsua2",
-            extra={"status": int(prm.statusCode), "reason": str(prm.reason)},
-        )
-
-
-PJ_LOG_LEVELS = {"error": 1, "warning": 2, "info": 3, "debug": 5}
-"""`sip.log_level` as pjlib's verbosity (5: trace, what pjsua2's debug output needs)."""
-
-_PORT_PICKS = 20
-"""Tries at a UDP+TCP port pair when the kernel picks the port."""
-
-
 class UserAgent:
     """pjsua2, owned: `start()`, `dial()`, `stop()`; inbound calls go to `route`."""
 
@@ -174,8 +87,8 @@ class UserAgent:
         self._thread = SipThread("sip")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._endpoint: Any = None
-        self._account: _Account | None = None
-        self._trunk: _Account | None = None
+        self._account: Account | None = None
+        self._trunk: Account | None = None
         self._pjcalls = PjCalls()
         self._tasks: set[asyncio.Task[None]] = set()
         self.port = 0
@@ -272,7 +185,7 @@ class UserAgent:
             raise SipThreadError("another SIP user agent is running in this process")
         self._holds_endpoint = True
         try:
-            ep = _Endpoint()
+            ep = Endpoint()
             ep.libCreate()
         except BaseException:
             self._holds_endpoint = False
@@ -296,118 +209,22 @@ class UserAgent:
 
     def _configure(self, ep: Any) -> Callable[[int], object]:
         s = self.settings
-        cfg = pj.EpConfig()
-        cfg.uaConfig.threadCnt = 0
-        cfg.uaConfig.mainThreadOnly = False
-        cfg.uaConfig.userAgent = "voicenode"
-        cfg.uaConfig.maxCalls = call_capacity()
-        cfg.logConfig.level = cfg.logConfig.consoleLevel = PJ_LOG_LEVELS[s.log_level]
-        pjlog.install(cfg)  # pjsip's lines go to the node's log as records
-        if s.trace_file:  # every SIP message and pjsua2's debug log, for troubleshooting
-            cfg.logConfig.level = 5
-            cfg.logConfig.msgLogging = True
-            cfg.logConfig.filename = s.trace_file
-            cfg.logConfig.decor = int(pj.LogConfig().decor)  # timestamps in the trace file
-        cfg.medConfig.clockRate = 16_000
-        cfg.medConfig.sndClockRate = 16_000
-        cfg.medConfig.audioFramePtime = 20
-        cfg.medConfig.channelCount = 1
-        cfg.medConfig.noVad = True
-        cfg.medConfig.ecTailLen = 0
-        cfg.medConfig.quality = s.media_quality
-        ep.libInit(cfg)
-        self._create_transports(ep)
+        ep.libInit(ep_config(s))
+        self.port = create_transports(ep, s)
         if self._tls:
-            tc = pj.TransportConfig()
-            tc.boundAddress = s.host
-            tc.port = s.tls_port
-            tc.tlsConfig.certFile = s.tls_cert_file
-            tc.tlsConfig.privKeyFile = s.tls_key_file
-            tc.tlsConfig.CaListFile = s.tls_ca_file
-            tid = ep.transportCreate(pj.PJSIP_TRANSPORT_TLS, tc)
-            self.tls_port = int(ep.transportGetInfo(tid).localName.rsplit(":", 1)[1])
+            self.tls_port = create_tls_transport(ep, s)
         ep.audDevManager().setNullDev()
         ep.libStart()
-        self._set_codecs(ep)
-        self._account = _Account(self._on_incoming)
+        set_codecs(ep, s.codecs)
+        self._account = Account(self._on_incoming)
         LIFETIMES.track(self._account, threading.get_ident())
         port = self.port or self.tls_port  # TLS alone: its port
-        self._account.create(self._account_config(f"sip:voicenode@{s.host}:{port}"))
+        self._account.create(account_config(s, f"sip:voicenode@{s.host}:{port}"))
         if s.trunk.uri:
-            self._trunk = _Account(self._on_incoming)
+            self._trunk = Account(self._on_incoming)
             LIFETIMES.track(self._trunk, threading.get_ident())
-            self._trunk.create(self._trunk_config())
+            self._trunk.create(trunk_config(s))
         return ep.libHandleEvents  # type: ignore[no-any-return]
-
-    def _create_transports(self, ep: Any) -> None:
-        """UDP and TCP on one port. With `sip.port = 0` (tests) the kernel picks UDP's port,
-        which a TCP socket elsewhere may already hold: then both are closed and the pair is
-        picked again (a few tries), so a free port is never reported as "in use"."""
-        s = self.settings
-        kinds = [k for k in s.transports if k != "tls"]
-        tries = _PORT_PICKS if s.port == 0 and len(kinds) > 1 else 1
-        for attempt in range(1, tries + 1):
-            made: list[int] = []
-            self.port = 0
-            try:
-                for kind in kinds:
-                    tc = pj.TransportConfig()
-                    tc.boundAddress = s.host
-                    tc.port = self.port or s.port
-                    if s.public_address:
-                        tc.publicAddress = s.public_address
-                    ttype = pj.PJSIP_TRANSPORT_UDP if kind == "udp" else pj.PJSIP_TRANSPORT_TCP
-                    made.append(ep.transportCreate(ttype, tc))
-                    if not self.port:
-                        self.port = int(ep.transportGetInfo(made[-1]).localName.rsplit(":", 1)[1])
-                return
-            except pj.Error as exc:
-                if attempt == tries or "in use" not in str(exc.reason):
-                    raise
-                for tid in made:
-                    ep.transportClose(tid)
-
-    def _set_codecs(self, ep: Any) -> None:
-        wanted = [CODEC_IDS[name] for name in self.settings.codecs]
-        for codec in ep.codecEnum2():
-            priority = 255 - wanted.index(codec.codecId) if codec.codecId in wanted else 0
-            ep.codecSetPriority(codec.codecId, priority)
-
-    def _account_config(self, id_uri: str) -> Any:
-        s = self.settings
-        acfg = pj.AccountConfig()
-        acfg.idUri = id_uri
-        acfg.callConfig.timerUse = pj.PJSUA_SIP_TIMER_OPTIONAL
-        acfg.callConfig.timerSessExpiresSec = s.session_expires_s
-        acfg.callConfig.timerMinSESec = min(90, s.session_expires_s)
-        acfg.mediaConfig.transportConfig.boundAddress = s.host
-        acfg.mediaConfig.transportConfig.port = s.rtp_port
-        acfg.mediaConfig.transportConfig.portRange = s.rtp_port_range
-        if s.public_address:
-            acfg.mediaConfig.transportConfig.publicAddress = s.public_address
-        acfg.natConfig.sdpNatRewriteUse = 0
-        acfg.natConfig.contactRewriteUse = 0
-        acfg.natConfig.viaRewriteUse = 0
-        return acfg
-
-    def _trunk_config(self) -> Any:
-        trunk = self.settings.trunk
-        host = trunk.uri.split(":", 1)[1] if ":" in trunk.uri else trunk.uri
-        user = trunk.username or "voicenode"
-        acfg = self._account_config(f"sip:{user}@{host.split(';')[0]}")
-        if trunk.register:
-            acfg.regConfig.registrarUri = trunk.uri
-            acfg.regConfig.timeoutSec = trunk.register_expires_s
-        acfg.regConfig.registerOnAdd = trunk.register
-        if trunk.username:  # answers the trunk's realm only, never another server's challenge
-            realm = trunk.realm or host.split(";")[0].rsplit(":", 1)[0].strip("[]")
-            cred = pj.AuthCredInfo("digest", realm, trunk.username, 0, trunk.password)
-            acfg.sipConfig.authCreds.append(cred)
-        if not trunk.register:
-            acfg.sipConfig.proxies.append(
-                trunk.uri + ";lr" if ";lr" not in trunk.uri else trunk.uri
-            )
-        return acfg
 
     def _teardown(self) -> None:
         """Stop pjsua2 in the order `sip.lifetime` gives: calls hung up and released (their

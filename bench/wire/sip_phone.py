@@ -38,9 +38,9 @@ import pjsua2 as pj
 
 from bench.wire.leg import LegError
 from bench.wire.sip_rtp import move_audio
-from sip.calls import op
+from sip.endpoint import CODEC_IDS
+from sip.pjcall import op
 from sip.thread import SipThread
-from sip.ua import CODEC_IDS
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sip.ua import call_capacity
+from sip.endpoint import call_capacity
 from voicenode.sip_listener import sip_listener
 
 from .sipp import run_sipp, write_ulaw_wav

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-import sip.ua
+import sip.endpoint
 from bench.churn.caller import Caller, CallerResult, Mix, scenario_text, write_wav
 from control_api.host import NumberRoute
-from sip.ua import UserAgent, call_capacity
+from sip.endpoint import call_capacity
+from sip.ua import UserAgent
 from voicenode.sip_listener import sip_listener
 
 from .sipp import free_port, free_port_run
@@ -116,7 +117,7 @@ async def test_hundreds_of_mixed_calls_are_all_released_and_the_node_does_not_gr
     # the server build's 512 is held to 4), and pjsua hands out call slots round-robin, so a
     # call's slot goes to the next INVITE as soon as it is free, as on a full node.
     at_once = min(call_capacity(), 4)
-    monkeypatch.setattr(sip.ua, "call_capacity", lambda: at_once)
+    monkeypatch.setattr(sip.endpoint, "call_capacity", lambda: at_once)
     # Admission above sipp's limit: a call's admission is released a moment after sipp sees
     # it end, so at exactly the limit the next INVITE could meet a 503 on a correct node.
     host = LateHost(max_calls=4 * at_once)

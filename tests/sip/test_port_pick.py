@@ -9,7 +9,7 @@ import pjsua2 as pj
 import pytest
 
 from config.schema import SipSettings
-from sip.ua import _PORT_PICKS, UserAgent
+from sip.endpoint import PORT_PICKS, create_transports
 
 
 def _error(reason: str) -> pj.Error:
@@ -51,34 +51,33 @@ class _Endpoint:
         del self.open[tid]
 
 
-def _ua(port: int = 0) -> UserAgent:
-    settings = SipSettings(enabled=True, host="127.0.0.1", port=port, transports=["udp", "tcp"])
-    return UserAgent(settings, route=None)  # type: ignore[arg-type]
+def _settings(port: int = 0) -> SipSettings:
+    return SipSettings(enabled=True, host="127.0.0.1", port=port, transports=["udp", "tcp"])
 
 
 def test_a_taken_tcp_port_makes_the_pair_be_picked_again() -> None:
-    ua, ep = _ua(), _Endpoint(tcp_failures=2)
-    ua._create_transports(ep)
+    ep = _Endpoint(tcp_failures=2)
+    port = create_transports(ep, _settings())
     assert ep.closed == [1, 3]  # the two UDP transports whose TCP twin failed
     assert sorted(ep.open.values()) == [
-        (pj.PJSIP_TRANSPORT_UDP, ua.port),
-        (pj.PJSIP_TRANSPORT_TCP, ua.port),
+        (pj.PJSIP_TRANSPORT_UDP, port),
+        (pj.PJSIP_TRANSPORT_TCP, port),
     ]
 
 
 def test_picking_gives_up_after_its_tries() -> None:
-    ua, ep = _ua(), _Endpoint(tcp_failures=_PORT_PICKS)
+    ep = _Endpoint(tcp_failures=PORT_PICKS)
     with pytest.raises(pj.Error):
-        ua._create_transports(ep)
-    assert len(ep.closed) == _PORT_PICKS - 1  # the last try's UDP is left to the failed start
+        create_transports(ep, _settings())
+    assert len(ep.closed) == PORT_PICKS - 1  # the last try's UDP is left to the failed start
 
 
 def test_other_errors_and_configured_ports_are_not_retried() -> None:
     ep = _Endpoint(tcp_failures=1, tcp_error="Permission denied")
     with pytest.raises(pj.Error):
-        _ua()._create_transports(ep)
+        create_transports(ep, _settings())
     assert ep.closed == []
     ep = _Endpoint(tcp_failures=1)
     with pytest.raises(pj.Error):
-        _ua(port=5070)._create_transports(ep)  # an operator's port: taken is taken
+        create_transports(ep, _settings(port=5070))  # an operator's port: taken is taken
     assert ep.closed == []

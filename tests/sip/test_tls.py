@@ -20,7 +20,8 @@ import pytest
 from config.schema import Settings
 from media.call import Direction
 from sip.calls import SipCall
-from sip.ua import Accept, IncomingInvite, Reject, SipSettingsError, UserAgent, tls_enabled
+from sip.endpoint import SipSettingsError, tls_enabled
+from sip.ua import Accept, IncomingInvite, Reject, UserAgent
 from voicenode.sip_listener import sip_listener
 
 from .baresip import baresip
