@@ -3,9 +3,13 @@ mutated datagrams (and TCP streams) and must keep running, keep its calls' audio
 keep its memory flat.
 
     python -m bench.sip_fuzz_run [--count 1000000] [--seed 1] [--tcp 2000] [--calls 4]
-                                 [--seeds-dir DIR] [--out DIR]
+                                 [--seeds-dir DIR] [--refuse-fuzzed] [--out DIR]
 
 The node is `bench.sip_media_node --agent echo` (the node's SIP `UserAgent` in its own process).
+It answers every number, so a fuzzed INVITE valid enough becomes an answered call with media;
+with `--refuse-fuzzed` it answers only the live calls' number and refuses the fuzz's 404, as a
+node whose dial plan does not know the number (or one behind Kamailio) does: then the live
+calls' gaps measure the SIP edge alone.
 `--calls` live calls from `bench.sip_media_peer` stream PCMU into it and record every RTP packet
 it sends back with the kernel's receive time. The fuzzer (`bench.sip_fuzz`, a subprocess, as
 fast as its socket takes them) then sends `--count` datagrams and `--tcp` TCP streams at the
@@ -41,6 +45,10 @@ from bench.sip_churn import ChurnNode
 from bench.sip_fuzz import seed_message
 from bench.sip_media import BenchError, gaps_ms, lost_packets, node_rss_mb
 from bench.sip_media_peer import PeerCall, SipPeer, send_rtp, tone_payload
+
+LIVE_NUMBER = "7000"
+"""The live calls' number. The fuzz's INVITEs go to 1000 (`bench.sip_fuzz.seed_message`) and
+the torture messages' users: with `--refuse-fuzzed` the node answers only this one."""
 
 
 async def sample_rss(pid: int, into: list[tuple[float, float]], start: float) -> None:
@@ -128,7 +136,8 @@ def live_calls(placed: list[PeerCall], hung_up: list[object]) -> dict[str, Any]:
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryFile("w+") as log:
-        node = await ChurnNode.start(["--agent", "echo"], log)
+        refusing = ["--answer-only", LIVE_NUMBER] if args.refuse_fuzzed else []
+        node = await ChurnNode.start(["--agent", "echo", *refusing], log)
         port = int(node.hello["sip_port"])
         samples: list[tuple[float, float]] = []
         start = time.monotonic()
@@ -137,7 +146,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         stop = asyncio.Event()
         placed: list[PeerCall] = []
         try:
-            placed = list(await asyncio.gather(*(peer.call("1000") for _ in range(args.calls))))
+            calling = (peer.call(LIVE_NUMBER) for _ in range(args.calls))
+            placed = list(await asyncio.gather(*calling))
             sender = asyncio.get_running_loop().create_task(send_rtp(placed, stop, tone_payload()))
             await asyncio.sleep(2.0)  # the calls' audio is flowing: measure from here
             for call in placed:
@@ -166,7 +176,13 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             node_log = log.read()
     peak = max((mb for _, mb in samples), default=None)
     return {
-        "fuzz": {**sent, "seed": args.seed, "parts": by_part, "window_s": [fuzz_t0, fuzz_t1]},
+        "fuzz": {
+            **sent,
+            "seed": args.seed,
+            "refuse_fuzzed": args.refuse_fuzzed,
+            "parts": by_part,
+            "window_s": [fuzz_t0, fuzz_t1],
+        },  # fmt: skip
         "node": {
             "alive_after_fuzz": alive,
             "exit_code": exit_code,
@@ -218,6 +234,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calls", type=int, default=4)
     p.add_argument("--parts", type=int, default=10, help="fuzzer runs, RSS noted after each")
     p.add_argument("--seeds-dir", type=Path)
+    p.add_argument(
+        "--refuse-fuzzed",
+        action="store_true",
+        help=f"the node answers only {LIVE_NUMBER} (the live calls); fuzzed INVITEs get 404",
+    )
     p.add_argument("--out", type=Path, default=Path("var/sip-fuzz"))
     args = p.parse_args(argv)
     try:

@@ -66,6 +66,9 @@ class NodeOptions:
     late_answer_s: float = 5.0
     rtp_timeout_s: float | None = None
     """`sip.rtp_timeout_s` (None: the node's default)."""
+    answer_only: str = ""
+    """Only INVITEs to this number are answered; any other is refused 404, as a node's dial
+    plan refuses an unknown number ("": every number is answered)."""
     max_calls: int | None = None
     """pjsua2's call limit (`UaConfig.maxCalls`) below the one it was built with (None: the
     built one). pjsua hands out call slots round-robin, so a node at this limit reuses a
@@ -105,6 +108,7 @@ class BenchAgents:
         self.abandoned = 0
         self.ended = 0
         self.routing = 0
+        self.refused = 0
         self.frames_in = 0
         self.frames_out = 0
         self.dropped_in = 0
@@ -112,6 +116,9 @@ class BenchAgents:
         self._tone = _tone_frames()
 
     async def route(self, invite: IncomingInvite) -> Accept | Reject:
+        if self.options.answer_only and invite.number != self.options.answer_only:
+            self.refused += 1
+            return Reject(404, "Not Found")
         self.calls += 1
         self.routing += 1
         try:
@@ -212,6 +219,7 @@ async def stats(agents: BenchAgents, ua: UserAgent) -> dict[str, object]:
         "ended": agents.ended,
         "live": agents.live,
         "routing": agents.routing,
+        "refused": agents.refused,
         "pjsua_calls": await ua.call_count(),
         "ports": await ua.media_ports(),
         "rss_kb": rss_kb(),
@@ -287,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--late-answer-s", type=float, default=5.0)
     p.add_argument("--rtp-timeout", type=float, default=None, help="sip.rtp_timeout_s")
     p.add_argument("--max-calls", type=int, default=None, help="pjsua2's call limit (lower)")
+    p.add_argument("--answer-only", default="", help="answer this number only; others 404")
     args = p.parse_args(argv)
     options = NodeOptions(
         greeting_s=args.greeting_s,
@@ -294,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         late_answer_s=args.late_answer_s,
         rtp_timeout_s=args.rtp_timeout,
         max_calls=args.max_calls,
+        answer_only=args.answer_only,
     )
 
     def emit(obj: dict[str, object]) -> None:
