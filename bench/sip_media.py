@@ -36,16 +36,34 @@ import resource
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self, TextIO
 
-from bench.report import machine_info, summarize
 from bench.sip_media_peer import PeerCall, SipPeer, send_rtp, tone_payload
+from bench.sip_media_report import (
+    TARGET_CPU_PCT,
+    TARGET_GAP_P99_MS,
+    CpuWindow,
+    build_report,
+    gaps_ms,
+    lost_packets,
+)
 
-TARGET_CPU_PCT = 1.0
-TARGET_GAP_P99_MS = 30.0
-FRAME_S = 0.020
+__all__ = [
+    "SETUP_RATE",
+    "TARGET_CPU_PCT",
+    "TARGET_GAP_P99_MS",
+    "BenchError",
+    "CpuSample",
+    "NodeProcess",
+    "cpu_between",
+    "gaps_ms",
+    "lost_packets",
+    "main",
+    "measure",
+    "node_rss_mb",
+]
+
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -85,6 +103,11 @@ def cpu_between(
     return 100 * (b.total_s - a.total_s) / wall, pct
 
 
+def _window(a: CpuSample, b: CpuSample, labels: dict[int, str], rss_mb: float) -> CpuWindow:
+    pct, threads = cpu_between(a, b, labels)
+    return CpuWindow(pct, threads, b.at - a.at, rss_mb)
+
+
 def node_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -100,22 +123,6 @@ burst of hundreds of INVITEs at once would overflow a UDP buffer and fail calls.
 async def _paced(peer: SipPeer, number: str, after_s: float) -> PeerCall:
     await asyncio.sleep(after_s)
     return await peer.call(number)
-
-
-def gaps_ms(times: Sequence[float]) -> list[float]:
-    return [1000 * (t1 - t0) for t0, t1 in zip(times, times[1:], strict=False)]
-
-
-def lost_packets(seqs: Sequence[int]) -> int:
-    """Packets missing from RTP sequence numbers in arrival order (16-bit, wrapping;
-    reordered packets are not lost)."""
-    if not seqs:
-        return 0
-    unwrapped = [seqs[0]]
-    for seq in seqs[1:]:
-        step = (seq - unwrapped[-1]) & 0xFFFF
-        unwrapped.append(unwrapped[-1] + (step if step < 0x8000 else step - 0x10000))
-    return max(unwrapped) - min(unwrapped) + 1 - len(set(unwrapped))
 
 
 class NodeProcess:
@@ -238,26 +245,49 @@ async def _measure(
     idle_a = CpuSample(node.pid)
     await asyncio.sleep(idle_seconds)
     idle_b = CpuSample(node.pid)
-    idle_rss = node_rss_mb(node.pid)
-    idle_pct, idle_threads = cpu_between(idle_a, idle_b, labels)
+    idle = _window(idle_a, idle_b, labels, node_rss_mb(node.pid))
 
     peer = await SipPeer.open(("127.0.0.1", int(node.hello["sip_port"])))
     placed: list[PeerCall] = []
-    stop = asyncio.Event()
-    sender: asyncio.Task[None] | None = None
     own_a = resource.getrusage(resource.RUSAGE_SELF)
     try:
-        results = await asyncio.gather(
-            *(_paced(peer, number, i / SETUP_RATE) for i in range(calls)), return_exceptions=True
+        await _place_calls(peer, number, calls, placed)
+        loaded, own_wall = await _with_media(node, placed, labels, warmup_s, seconds)
+    finally:
+        await asyncio.gather(*(peer.hang_up(call) for call in placed))
+        own_b = resource.getrusage(resource.RUSAGE_SELF)
+        peer.close()
+    own_cpu = (own_b.ru_utime + own_b.ru_stime) - (own_a.ru_utime + own_a.ru_stime)
+    return build_report(calls, idle, loaded, placed, 100 * own_cpu / max(own_wall, 1e-9))
+
+
+async def _place_calls(peer: SipPeer, number: str, calls: int, placed: list[PeerCall]) -> None:
+    """Place `calls` calls at `SETUP_RATE`; the answered ones go into `placed` (for the caller
+    to hang up) also when some fail, which raises `BenchError`."""
+    results = await asyncio.gather(
+        *(_paced(peer, number, i / SETUP_RATE) for i in range(calls)), return_exceptions=True
+    )
+    placed.extend(r for r in results if isinstance(r, PeerCall))
+    failed = [r for r in results if not isinstance(r, PeerCall)]
+    if failed:
+        raise BenchError(
+            f"{len(failed)} of {calls} calls failed: {failed[0]!r} (pjsua2 holds at most"
+            " sip.endpoint.call_capacity() calls: 512 with the server build)"
         )
-        placed = [r for r in results if isinstance(r, PeerCall)]
-        failed = [r for r in results if not isinstance(r, PeerCall)]
-        if failed:
-            raise BenchError(
-                f"{len(failed)} of {calls} calls failed: {failed[0]!r} (pjsua2 holds at most"
-                " sip.endpoint.call_capacity() calls: 512 with the server build)"
-            )
-        sender = asyncio.get_running_loop().create_task(send_rtp(placed, stop, tone_payload()))
+
+
+async def _with_media(
+    node: NodeProcess,
+    placed: list[PeerCall],
+    labels: dict[int, str],
+    warmup_s: float,
+    seconds: float,
+) -> tuple[CpuWindow, float]:
+    """Stream RTP into every call; after `warmup_s`, record the packets the node sends and
+    measure its CPU for `seconds`. Also the far end's wall time of the window."""
+    stop = asyncio.Event()
+    sender = asyncio.get_running_loop().create_task(send_rtp(placed, stop, tone_payload()))
+    try:
         await asyncio.sleep(warmup_s)
         for call in placed:
             call.rtp.recording = True
@@ -271,65 +301,8 @@ async def _measure(
         own_wall = time.monotonic() - own_t0
     finally:
         stop.set()
-        if sender is not None:
-            await sender
-        await asyncio.gather(*(peer.hang_up(call) for call in placed))
-        own_b = resource.getrusage(resource.RUSAGE_SELF)
-        peer.close()
-    load_pct, load_threads = cpu_between(load_a, load_b, labels)
-    window = load_b.at - load_a.at
-
-    all_gaps: list[float] = []
-    received = lost = 0
-    per_call = []
-    for call in placed:
-        r = call.rtp.received
-        g = gaps_ms(r.times)
-        all_gaps += g
-        received += len(r.times)
-        lost += lost_packets(r.seqs)
-        per_call.append({
-            "packets": len(r.times), "lost": lost_packets(r.seqs),
-            "gap_max_ms": round(max(g), 3) if g else None,
-        })  # fmt: skip
-    per_call_pct = (load_pct - idle_pct) / calls
-    gap = summarize(all_gaps)
-    own_cpu = (own_b.ru_utime + own_b.ru_stime) - (own_a.ru_utime + own_a.ru_stime)
-    return {
-        "calls": calls,
-        "rss_mb": {
-            "idle": idle_rss,
-            "loaded": loaded_rss,
-            "per_call": round((loaded_rss - idle_rss) / calls, 3),
-        },
-        "seconds": round(window, 3),
-        "cpu": {
-            "idle_core_pct": round(idle_pct, 3),
-            "idle_threads_pct": idle_threads,
-            "loaded_core_pct": round(load_pct, 3),
-            "loaded_threads_pct": load_threads,
-            "per_call_core_pct": round(per_call_pct, 3),
-            "loaded_per_call_core_pct": round(load_pct / calls, 3),
-            "per_call_cpu_s_per_call_minute": round(per_call_pct / 100 * 60, 4),
-            "idle_seconds": round(idle_b.at - idle_a.at, 3),
-        },
-        "outbound": {
-            "packets": received,
-            "expected_packets": round(calls * window / FRAME_S),
-            "lost": lost,
-            "gap_ms": gap,
-            "per_call": per_call,
-        },
-        "inbound": {"packets_sent": sum(call.rtp.sent for call in placed)},
-        "far_end_core_pct": round(100 * own_cpu / max(own_wall, 1e-9), 3),
-        "targets": {
-            "per_call_core_pct_max": TARGET_CPU_PCT,
-            "gap_p99_ms_max": TARGET_GAP_P99_MS,
-            "cpu_met": per_call_pct <= TARGET_CPU_PCT,
-            "gap_met": gap["p99"] is not None and float(gap["p99"]) <= TARGET_GAP_P99_MS,
-        },
-        "machine": machine_info(),
-    }
+        await sender
+    return _window(load_a, load_b, labels, loaded_rss), own_wall
 
 
 def _positive(kind: type[int] | type[float]) -> Any:
