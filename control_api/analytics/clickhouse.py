@@ -26,7 +26,8 @@ from config.clickhouse import ClickHouseSettings
 from config.loader import ConfigError
 
 _CODE = re.compile(r"Code: (\d+)")
-_KEY = re.compile(r"while read the value of key (\w+)")
+_KEY = re.compile(r"while read(?:ing)? the value of key (\w+)")
+"""The column of a refused value: "while read" (18.16), "while reading" (current servers)."""
 
 ROW_REFUSAL_CODES: Final = frozenset({6, 26, 27, 36, 38, 41, 49, 53, 69, 70, 72, 117, 131})
 """Error codes of a value ClickHouse cannot take (parse errors, out of range, unknown enum
