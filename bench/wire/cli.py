@@ -8,7 +8,10 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bench.wire.run import WireConfig
 
 PROG = "voicenode-bench"
 
@@ -48,8 +51,6 @@ def _host_port(text: str) -> tuple[str, int]:
 
 
 def add_wire_parser(sub: Any, common: argparse.ArgumentParser) -> None:
-    from bench.wire.leg import TRANSPORTS
-
     w = sub.add_parser(
         "wire",
         parents=[common],
@@ -60,6 +61,21 @@ def add_wire_parser(sub: Any, common: argparse.ArgumentParser) -> None:
             "packet gaps, caller WER, node CPU/memory; with --sweep, the node's capacity."
         ),
     )
+    _add_where(w)
+    _add_load(w)
+    _add_target(w)
+    _add_mock_llm(w)
+    w.add_argument(
+        "--save-audio",
+        action="store_true",
+        help="also write each call's received audio under DIR/audio",
+    )
+
+
+def _add_where(w: argparse.ArgumentParser) -> None:
+    """The transport, which node (spawned or running), the report directory, the scenario."""
+    from bench.wire.leg import TRANSPORTS
+
     w.add_argument("--transport", required=True, choices=sorted(TRANSPORTS))
     where = w.add_mutually_exclusive_group(required=True)
     where.add_argument(
@@ -74,6 +90,10 @@ def add_wire_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="scenario TOML (default: the receptionist with a barge-in)",
     )
+
+
+def _add_load(w: argparse.ArgumentParser) -> None:
+    """How many calls: concurrent calls, the capacity sweep and its target, the stagger."""
     w.add_argument(
         "--calls",
         type=_positive_int,
@@ -108,6 +128,10 @@ def add_wire_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         metavar="MS",
         help="time between the starts of concurrent calls (default 500)",
     )
+
+
+def _add_target(w: argparse.ArgumentParser) -> None:
+    """How to reach a running node: its key, tenant, AudioSocket and SIP addresses."""
     w.add_argument(
         "--api-key", default=None, help="key for --target (default: $VOICENODE_ADMIN_KEY)"
     )
@@ -128,6 +152,10 @@ def add_wire_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         help="the target's SIP address (default: the URL's host:5060)",
     )
     w.add_argument("--sip-number", default="1000", help="number to dial (default 1000)")
+
+
+def _add_mock_llm(w: argparse.ArgumentParser) -> None:
+    """The mock LLM run here for an LLM agent: its pacing and port."""
     w.add_argument(
         "--llm-mock", action="store_true", help="run a mock LLM here and talk to an LLM agent on it"
     )
@@ -152,11 +180,6 @@ def add_wire_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         metavar="PORT",
         help="mock LLM port (default: a free one; fix it for --target)",
     )
-    w.add_argument(
-        "--save-audio",
-        action="store_true",
-        help="also write each call's received audio under DIR/audio",
-    )
 
 
 def add_mock_llm_parser(sub: Any) -> None:
@@ -177,26 +200,37 @@ def _fail(message: str) -> int:
     return 2
 
 
-def wire(args: argparse.Namespace) -> int:
-    from urllib.parse import urlsplit
+class _UsageError(Exception):
+    """Arguments that do not fit together (exit status 2 with the message)."""
 
-    from bench.scenario import WIRE_SCENARIO, ScenarioError, default_scenario_path, load_scenario
-    from bench.wire.leg import LegError, LegTarget, open_transport
-    from bench.wire.run import MockLlmOptions, WireConfig, run_wire
+
+def wire(args: argparse.Namespace) -> int:
+    from bench.scenario import ScenarioError
+    from bench.wire.leg import LegError
+    from bench.wire.run import run_wire
 
     try:
-        scenario = load_scenario(args.scenario, default=WIRE_SCENARIO)
-    except ScenarioError as exc:
+        cfg = _wire_config(args)
+        report = asyncio.run(run_wire(cfg))
+    except (_UsageError, LegError, ScenarioError) as exc:
         return _fail(str(exc))
+    return 0 if report["v2v_ms"]["n"] else 1
+
+
+def _wire_config(args: argparse.Namespace) -> WireConfig:
+    """The run's settings from the arguments; `_UsageError`, `ScenarioError` or `LegError`
+    (the transport's module cannot be imported) when they cannot be run."""
+    from bench.scenario import WIRE_SCENARIO, default_scenario_path, load_scenario
+    from bench.wire.leg import LegTarget, open_transport
+    from bench.wire.run import MockLlmOptions, WireConfig
+
+    scenario = load_scenario(args.scenario, default=WIRE_SCENARIO)
     if args.out.exists() and not args.out.is_dir():
-        return _fail(f"{args.out}: --out must be a directory")
+        raise _UsageError(f"{args.out}: --out must be a directory")
     config = getattr(args, "config", None)
     if config is not None and not args.spawn:
-        return _fail("--config applies to a node started with --spawn")
-    try:
-        open_transport(args.transport)
-    except LegError as exc:
-        return _fail(str(exc))
+        raise _UsageError("--config applies to a node started with --spawn")
+    open_transport(args.transport)
     fields: dict[str, Any] = {
         "tenant": args.tenant,
         "agent": scenario.agent,
@@ -204,30 +238,14 @@ def wire(args: argparse.Namespace) -> int:
         "audiosocket_rate": args.audiosocket_rate,
     }
     if args.target:
-        parts = urlsplit(args.target)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            return _fail(f"--target: expected an http(s) URL, got {args.target!r}")
-        key = args.api_key or os.environ.get("VOICENODE_ADMIN_KEY", "")
-        if not key:
-            return _fail("--target needs --api-key or VOICENODE_ADMIN_KEY")
-        host = parts.hostname
-        a_host, a_port = args.audiosocket or (host, 9092)
-        s_host, s_port = args.sip or (host, 5060)
-        fields |= {
-            "base_url": args.target.rstrip("/"),
-            "api_key": key,
-            "audiosocket_host": a_host,
-            "audiosocket_port": a_port,
-            "sip_host": s_host,
-            "sip_port": s_port,
-        }
+        fields |= _running_node(args)
     mock = None
     if args.llm_mock:
         mock = MockLlmOptions(
             ttft_ms=args.ttft_ms, tokens_per_s=args.tokens_per_s, port=args.llm_port
         )
     source = str(args.scenario) if args.scenario else str(default_scenario_path(WIRE_SCENARIO))
-    cfg = WireConfig(
+    return WireConfig(
         transport=args.transport,
         out=args.out,
         scenario=scenario,
@@ -244,13 +262,30 @@ def wire(args: argparse.Namespace) -> int:
         mock_llm=mock,
         save_audio=args.save_audio,
     )
-    try:
-        report = asyncio.run(run_wire(cfg))
-    except LegError as exc:
-        return _fail(str(exc))
-    except ScenarioError as exc:
-        return _fail(str(exc))
-    return 0 if report["v2v_ms"]["n"] else 1
+
+
+def _running_node(args: argparse.Namespace) -> dict[str, Any]:
+    """The `LegTarget` fields that reach the node at `--target`: its URL, key and the
+    AudioSocket and SIP addresses (by default on the URL's host)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(args.target)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise _UsageError(f"--target: expected an http(s) URL, got {args.target!r}")
+    key = args.api_key or os.environ.get("VOICENODE_ADMIN_KEY", "")
+    if not key:
+        raise _UsageError("--target needs --api-key or VOICENODE_ADMIN_KEY")
+    host = parts.hostname
+    a_host, a_port = args.audiosocket or (host, 9092)
+    s_host, s_port = args.sip or (host, 5060)
+    return {
+        "base_url": args.target.rstrip("/"),
+        "api_key": key,
+        "audiosocket_host": a_host,
+        "audiosocket_port": a_port,
+        "sip_host": s_host,
+        "sip_port": s_port,
+    }
 
 
 def mock_llm(args: argparse.Namespace) -> int:
