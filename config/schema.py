@@ -81,6 +81,11 @@ class SttSettings(_Section, frozen=True):
     queue_size: Annotated[int, Meta(ge=1, le=1024)] = 32
     context_s: Annotated[float, Meta(ge=5, le=30)] = 10.0
     """Encoder window for utterances that fit in it (30: always Whisper's full window)."""
+    batch_window_ms: Annotated[int, Meta(ge=0, le=200)] = 8
+    """How long a decode waits for others (other calls') to run with it in one model call: a
+    latency paid for throughput; 0 takes whatever is queued at once."""
+    max_batch: Annotated[int, Meta(ge=1, le=64)] = 8
+    """At most this many decodes in one model call (1: one at a time, no batching)."""
 
 
 class TtsSettings(_Section, frozen=True):

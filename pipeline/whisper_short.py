@@ -12,11 +12,17 @@ the full 30 s path instead.
 The decode is greedy or beam search like faster-whisper's (temperature 0, no timestamps,
 the default suppressed tokens), with the same no-speech rule: a window Whisper thinks is
 silence and whose text it is unsure of transcribes to "", and so does punctuation alone.
+
+The fixed window makes every utterance the same shape, so `decode_batch` encodes several
+calls' utterances in one encoder call and decodes them in one `generate` (each with its own
+prompt): the transcripts are those each utterance gets alone.
 """
 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,6 +37,16 @@ NO_SPEECH_THRESHOLD = 0.6
 LOG_PROB_THRESHOLD = -1.0
 COMPRESSION_RATIO_THRESHOLD = 2.4
 MAX_LENGTH = 448
+
+
+@dataclass(frozen=True, slots=True)
+class Utterance:
+    """One decode: 16 kHz float audio, the words it is known to start with (`prefix`), the
+    text it is read as following (`context`, Whisper's previous text)."""
+
+    audio: npt.NDArray[np.float32]
+    prefix: str = ""
+    context: str = ""
 
 
 def compression_ratio(text: str) -> float:
@@ -54,6 +70,8 @@ class ShortWindowDecoder:
             task="transcribe",
             language=language if model.model.is_multilingual else "en",
         )
+        self.last_calls: list[int] = []
+        """The batch size of each model call the last `decode_batch` made."""
 
     def max_samples(self) -> int:
         """The longest audio decoded in the short window (0 when the window is the full 30 s)."""
@@ -67,35 +85,61 @@ class ShortWindowDecoder:
     ) -> str | None:
         """The transcript, or None when the audio or the result calls for the 30 s window.
         `context` goes before the utterance as Whisper's previous text (its initial prompt)."""
-        if not self.fits(len(audio)):
-            return None
-        import ctranslate2
+        return self.decode_batch([Utterance(audio, prefix, context)])[0]
 
+    def decode_batch(self, items: Sequence[Utterance]) -> list[str | None]:
+        """`decode` of each item, the items that fit decoded together: one encoder call (the
+        windows are all the same shape) and one `generate` per group of prompts whose
+        start-of-transcript token sits at the same position (CTranslate2 needs that; calls of
+        the same agent share the context, hence the position, hence one group)."""
+        out: list[str | None] = [None] * len(items)
+        prompts = {i: self._prompt(u) for i, u in enumerate(items) if self.fits(len(u.audio))}
+        self.last_calls = []
+        for group in same_start(prompts, self._tokenizer.sot):
+            self.last_calls.append(len(group))
+            features = np.stack([self._window(items[i].audio) for i in group])
+            results = self._generate(features, [prompts[i] for i in group])
+            for i, result in zip(group, results, strict=True):
+                out[i] = self._text(result)
+        return out
+
+    def _window(self, audio: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         features = self._model.feature_extractor(audio)[:, : self._frames]
         if features.shape[-1] < self._frames:
             features = np.pad(features, ((0, 0), (0, self._frames - features.shape[-1])))
-        window = ctranslate2.StorageView.from_array(
-            np.ascontiguousarray(features[None], dtype=np.float32)
-        )
-        encoded = self._model.model.encode(window, to_cpu=False)
+        return np.asarray(features, dtype=np.float32)
+
+    def _prompt(self, item: Utterance) -> list[int]:
         tok = self._tokenizer
         prompt: list[int] = []
-        if context.strip():
-            previous = tok.encode(" " + context.strip())[: MAX_LENGTH // 2 - 1]
+        if item.context.strip():
+            previous = tok.encode(" " + item.context.strip())[: MAX_LENGTH // 2 - 1]
             prompt += [tok.sot_prev, *previous]
         prompt += [*tok.sot_sequence, tok.no_timestamps]
-        if prefix.strip():
-            prompt += tok.encode(" " + prefix.strip())
-        result: Any = self._model.model.generate(
-            encoded,
-            [prompt],
-            beam_size=self._beam_size,
-            max_length=MAX_LENGTH,
-            suppress_blank=True,
-            suppress_tokens=[-1],
-            return_scores=True,
-            return_no_speech_prob=True,
-        )[0]
+        if item.prefix.strip():
+            prompt += tok.encode(" " + item.prefix.strip())
+        return prompt
+
+    def _generate(self, features: npt.NDArray[np.float32], prompts: list[list[int]]) -> list[Any]:
+        import ctranslate2
+
+        window = ctranslate2.StorageView.from_array(np.ascontiguousarray(features))
+        encoded = self._model.model.encode(window, to_cpu=False)
+        return list(
+            self._model.model.generate(
+                encoded,
+                prompts,
+                beam_size=self._beam_size,
+                max_length=MAX_LENGTH,
+                suppress_blank=True,
+                suppress_tokens=[-1],
+                return_scores=True,
+                return_no_speech_prob=True,
+            )
+        )
+
+    def _text(self, result: Any) -> str | None:
+        tok = self._tokenizer
         tokens = [t for t in result.sequences_ids[0] if t < tok.eot]
         text = str(tok.decode(tokens)).strip()
         avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
@@ -106,3 +150,11 @@ class ShortWindowDecoder:
         if compression_ratio(text) > COMPRESSION_RATIO_THRESHOLD:
             return None  # a repetition loop: let the full window decide
         return text
+
+
+def same_start(prompts: dict[int, list[int]], sot: int) -> list[list[int]]:
+    """The prompts' keys grouped by where `sot` sits in the prompt (first-seen order kept)."""
+    groups: dict[int, list[int]] = {}
+    for i, prompt in prompts.items():
+        groups.setdefault(prompt.index(sot), []).append(i)
+    return list(groups.values())
