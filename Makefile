@@ -48,7 +48,13 @@ $(BIN)/.installed: pyproject.toml deploy/pjsua2/build.sh deploy/pjsua2/config_si
 	wheel="$$($(PJSUA2_BUILD))" && $(BIN)/pip install -q --force-reinstall --no-deps "$$wheel"
 	touch $@
 
-venv: $(BIN)/.installed
+# The audio end-of-turn model (Smart Turn v3.2), taken from the pipecat-ai wheel on PyPI at
+# install time (checksummed; nothing of pipecat is installed): deploy/models/fetch_smart_turn.py.
+SMART_TURN := $(VENV)/share/voicenode/models/smart-turn-v3.2-cpu.onnx
+$(SMART_TURN): deploy/models/fetch_smart_turn.py | $(BIN)/.installed
+	$(BIN)/python deploy/models/fetch_smart_turn.py
+
+venv: $(BIN)/.installed $(SMART_TURN)
 
 run: system-packages venv
 	$(BIN)/voicenode serve

@@ -40,6 +40,23 @@ class TurnSettings(_Spec, frozen=True):
     """Speech shorter than this (clicks, breaths) is not a turn."""
     preemptive: bool = True
     """Start the reply when the caller pauses (agents that allow it), play it at the endpoint."""
+    audio_model: bool = True
+    """At a pause, ask the node's audio end-of-turn model (Smart Turn) whether the caller has
+    finished, when the node has one (`turn_model.enabled`)."""
+    model_complete_ms: Annotated[int, Meta(ge=50, le=5000)] = 200
+    """Silence that ends the turn when the audio model says "complete" with confidence (never
+    longer than `complete_silence_ms`)."""
+    model_complete_threshold: Annotated[float, Meta(gt=0.0, lt=1.0)] = 0.7
+    """The model's probability at or above which "complete" is confident."""
+    model_incomplete_threshold: Annotated[float, Meta(gt=0.0, lt=1.0)] = 0.2
+    """At or below this the caller is taken to go on: the turn waits `incomplete_silence_ms`."""
+
+    def __post_init__(self) -> None:
+        if self.model_incomplete_threshold >= self.model_complete_threshold:
+            raise ValueError(
+                "turn.model_incomplete_threshold must be below turn.model_complete_threshold"
+            )
+
     closing_grace_ms: Annotated[int, Meta(ge=0, le=10000)] = 1500
     """A hang-up or transfer waits this long after the closing line; caller words during the
     line or this time cancel it and the conversation goes on."""

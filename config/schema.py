@@ -112,6 +112,17 @@ class VadSettings(_Section, frozen=True):
     model: str = ""
 
 
+class TurnModelSettings(_Section, frozen=True):
+    """The audio end-of-turn model (Smart Turn v3.2, ONNX) asked at the caller's pauses. An
+    empty `model` means the one `make venv` installs (`<venv>/share/voicenode/models/`); a
+    node with `enabled` and no model file does not start (the error names this setting)."""
+
+    enabled: bool = True
+    model: str = ""
+    threads: Annotated[int, Meta(ge=1, le=64)] = 1
+    """onnxruntime intra-op threads for one run (runs are serial, batched across calls)."""
+
+
 class AgentsSettings(_Section, frozen=True):
     """Agent files: embedded + `dir`; `strict`: a bad one stops the start (docs/operations.md)."""
 
@@ -394,6 +405,7 @@ class Settings(_Section, frozen=True):
     stt: SttSettings = msgspec.field(default_factory=SttSettings)
     tts: TtsSettings = msgspec.field(default_factory=TtsSettings)
     vad: VadSettings = msgspec.field(default_factory=VadSettings)
+    turn_model: TurnModelSettings = msgspec.field(default_factory=TurnModelSettings)
     agents: AgentsSettings = msgspec.field(default_factory=AgentsSettings)
     webrtc: WebRtcSettings = msgspec.field(default_factory=WebRtcSettings)
     sip: SipSettings = msgspec.field(default_factory=SipSettings)

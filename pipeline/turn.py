@@ -1,9 +1,13 @@
 """Turn detection, sans-IO: when has the caller finished speaking?
 
-Fed one speech probability per 20 ms frame (with the frame's time) and, whenever it changes,
-the latest partial transcript. The end-of-turn window is the agent's silence window,
-shortened when the transcript reads as a complete sentence and lengthened after fillers,
-conjunctions and unfinished digit strings (phone, card and order numbers).
+Fed one speech probability per 20 ms frame (with the frame's time), whenever it changes the
+latest partial transcript, and at a pause the audio turn model's probability that the caller
+has finished (`update_model`). The end-of-turn window is the agent's silence window, shortened
+when the transcript reads as a complete sentence and lengthened after fillers, conjunctions and
+unfinished digit strings (phone, card and order numbers). The audio model's verdict on the
+current pause comes on top (`window_s`): confident "complete" ends the turn after the agent's
+`model_complete_ms`, confident "incomplete" waits the agent's longest window; a transcript
+that ends unfinished (a filler, a digit string) keeps the long window whatever the model says.
 """
 
 from __future__ import annotations
@@ -160,6 +164,8 @@ class TurnDetector:
         self._last_voice_end = 0.0
         self._voiced_s = 0.0
         self._ending = Ending.NEUTRAL
+        self._model_p: float | None = None
+        """The audio model's probability that the current pause ends the turn (None: none)."""
 
     @property
     def silence_threshold(self) -> float:
@@ -179,17 +185,36 @@ class TurnDetector:
         """Seconds of speech in the current utterance so far."""
         return self._voiced_s
 
+    @property
+    def model_probability(self) -> float | None:
+        return self._model_p
+
     def window_s(self) -> float:
         s = self.settings
+        ending, p = self._ending, self._model_p
+        if p is not None and ending is not Ending.INCOMPLETE:
+            if p >= s.model_complete_threshold:
+                return min(s.model_complete_ms, s.complete_silence_ms, s.silence_ms) / 1000.0
+            if p <= s.model_incomplete_threshold:
+                ending = Ending.INCOMPLETE
         ms = {
             Ending.COMPLETE: min(s.complete_silence_ms, s.silence_ms),
             Ending.NEUTRAL: s.silence_ms,
             Ending.INCOMPLETE: max(s.incomplete_silence_ms, s.silence_ms),
-        }[self._ending]
+        }[ending]
         return ms / 1000.0
 
     def update_transcript(self, text: str) -> None:
         self._ending = classify_ending(text)
+
+    def update_model(self, probability: float, speech_end: float) -> bool:
+        """The audio model's verdict on the pause after `speech_end` (the `SpeechPaused` it was
+        asked for). Taken only while that pause lasts: a verdict that arrives after the caller
+        went on, or for an earlier pause, is dropped (False)."""
+        if not (self._speaking and self._paused and speech_end == self._last_voice_end):
+            return False
+        self._model_p = probability
+        return True
 
     def reset(self) -> None:
         self._speaking = False
@@ -197,6 +222,7 @@ class TurnDetector:
         self._voiced = False
         self._voiced_s = 0.0
         self._ending = Ending.NEUTRAL
+        self._model_p = None
 
     def feed(self, probability: float, frame_end: float) -> list[TurnEvent]:
         """One frame's speech probability; `frame_end` is the time the frame ends."""
@@ -213,6 +239,7 @@ class TurnDetector:
             elif self._paused:
                 events.append(SpeechResumed(frame_start))
             self._paused = False
+            self._model_p = None
             self._voiced_s += self._frame_s
             self._last_voice_end = frame_end
         elif self._speaking:
@@ -230,5 +257,6 @@ class TurnDetector:
                     )
                 self._voiced_s = 0.0
                 self._paused = False
+                self._model_p = None
         self._voiced = voiced
         return events
