@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import httpx
 import msgspec
 
+from core.errors import AgentError as AgentError  # the node's kind, raised by agents
+
 if TYPE_CHECKING:
     from agents.llm_access import LlmAccess
 
@@ -87,12 +89,6 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
     role: Literal["user", "assistant"]
     text: str
     interrupted: bool = False
-
-
-class AgentError(RuntimeError):
-    """An agent could not produce a reply (the session speaks a fallback line)."""
-
-    retryable: bool = False
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -18,10 +18,11 @@ from typing import Any
 import msgspec
 
 from agents.spec import AgentSpec
+from core.errors import VoicenodeError
 from media.destination import parse as parse_destination
 
 
-class SpecError(ValueError):
+class SpecError(VoicenodeError, ValueError):
     """An agent spec file is invalid; the message names the file, the field and the problem."""
 
 

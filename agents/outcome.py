@@ -31,6 +31,7 @@ from agents.base import Message
 from agents.flow.spec import Action, FlowSpec
 from agents.llm_access import LlmAccess
 from agents.spec import AgentSpec, LlmSettings
+from core.errors import AgentError
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class CallFacts(msgspec.Struct, frozen=True, kw_only=True):
     """The flow node the call ended at, when the caller knows it."""
 
 
-class OutcomeError(RuntimeError):
+class OutcomeError(AgentError):
     """The model gave no usable outcome (the caller falls back to rules)."""
 
     retryable = True

@@ -28,6 +28,8 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
+from core.errors import Refused
+
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -38,7 +40,7 @@ DEFAULT_MAX_BYTES = 16_384
 """How much of a response body `fetch` reads (the rest is dropped, `truncated` is set)."""
 
 
-class UnsafeUrlError(ValueError):
+class UnsafeUrlError(Refused, ValueError):
     """The URL is not http(s), has no host, or reaches a non-public address."""
 
 

@@ -19,12 +19,9 @@ import msgspec
 
 from config.clickhouse import PASSWORD_ENV
 from config.schema import Settings
+from core.errors import ConfigError as ConfigError  # the node's kind; `config.ConfigError`
 
 ENV_PREFIX = "VOICENODE_"
-
-
-class ConfigError(ValueError):
-    """A settings file or variable is invalid; the message names the key, value and expectation."""
 
 
 def default_toml() -> str:

@@ -20,6 +20,7 @@ from typing import Protocol, runtime_checkable
 
 from config.schema import DialPlanSettings
 from control_api.metrics import CALLS_ENDED
+from core.tasks import OwnedTasks
 from media.call import Call, CallControlError, CallInfo, CallSignal
 from media.dialplan import DestinationInvalid, DestinationRefused, DialGuard
 from media.transport import Transport
@@ -100,7 +101,7 @@ class LiveCalls:
     def __init__(self, host: CallRunner) -> None:
         self._host = host
         self._calls: dict[str, LiveCall] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = OwnedTasks(log=log, failed="call task failed")
         self._listeners: list[EventListener] = []
         self._closed = False
         self.dialplan = DialGuard()
@@ -134,12 +135,7 @@ class LiveCalls:
             raise RuntimeError("the node is shutting down")
         call_id = call.info.call_id
         self._calls[call_id] = call
-        task = asyncio.get_running_loop().create_task(
-            self._run_connected(call, agent), name=f"call:{call_id}"
-        )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        return self._tasks.spawn(self._run_connected(call, agent), f"call:{call_id}")
 
     async def _run_connected(self, call: LiveCall, agent: str) -> None:
         """`_run` once the call's media is up: a call whose media never connects (a WebRTC
@@ -216,11 +212,7 @@ class LiveCalls:
     async def shutdown(self) -> None:
         """Cancel every call's task and wait until each has closed its call."""
         self._closed = True
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)
+        await self._tasks.aclose()
 
 
 async def transfer_checked(control: Call, info: CallInfo, guard: DialGuard, target: str) -> None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 from agents.spec import AgentSpec
 from control_api.calls import CallRunner, LiveCalls
 from control_api.refusals import OverCapacity as OverCapacity
+from core.errors import TransportError
 
 if TYPE_CHECKING:
     from agents.llm_access import LlmAccess
@@ -129,11 +130,12 @@ class CallHost(CallIntake, CallRunner, Protocol):
         ...
 
 
-class DialError(Exception):
-    """An outbound call could not be placed. `status` is the HTTP status the API answers."""
+class DialError(TransportError):
+    """An outbound call could not be placed. `status` is the HTTP status the API answers;
+    503 (the PBX is not reachable) is retryable."""
 
     def __init__(self, message: str, status: int = 502) -> None:
-        super().__init__(message)
+        super().__init__(message, retryable=status == 503)
         self.status = status
 
 

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from typing import Final, Literal, NamedTuple
 
+from core.errors import Refused
 from media.audiosocket import ErrorCode
 
 
-class CallRefused(Exception):
-    """A new call was not taken; `reason` is its `voicenode_calls_refused_total` label."""
+class CallRefused(Refused):
+    """A new call was not taken; `reason` is its `voicenode_calls_refused_total` label.
+    Retryable when it says when to come back (`retry_after_s`)."""
 
     def __init__(self, reason: str, retry_after_s: int | None = None) -> None:
-        super().__init__(reason)
+        super().__init__(reason, retryable=retry_after_s is not None)
         self.reason = reason
         self.retry_after_s = retry_after_s
 

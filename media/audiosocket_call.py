@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
-from typing import Any, Protocol
+from typing import Protocol
 
 import msgspec
 
+from core.tasks import OwnedTasks
 from media.audiosocket import (
     Audio,
     CallUuid,
@@ -104,7 +104,7 @@ class AudioSocketCall(Call):
         self._signals: asyncio.Queue[CallSignal] = asyncio.Queue(maxsize=options.signal_queue)
         self.rate = 8_000
         """The caller's audio rate (from the last audio kind received); agent audio uses it."""
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = OwnedTasks(info.call_id, log=log, extra=self._extra)
         self._closing = False
         self._hung_up = False
         self._closed = asyncio.Event()
@@ -167,8 +167,8 @@ class AudioSocketCall(Call):
             if first and self._dispatch(first):
                 await self.close(self.end_reason)
                 return
-            self._spawn(self._read_loop(), "audiosocket-read")
-            self._spawn(self._send_loop(), "audiosocket-send")
+            self._tasks.spawn(self._read_loop(), "audiosocket-read")
+            self._tasks.spawn(self._send_loop(), "audiosocket-send")
             await self._closed.wait()
         finally:
             if not self._closed.is_set():
@@ -184,20 +184,10 @@ class AudioSocketCall(Call):
         try:
             self._sink.close()
             self._source.end()
-            current = asyncio.current_task()
-            tasks = [t for t in self._tasks if t is not current]
-            for task in tasks:
-                task.cancel()
-            if tasks:
-                await asyncio.wait(tasks)
+            await self._tasks.aclose()
             await close_writer(self._writer, self._options.close_timeout_s)
         finally:
             self._closed.set()
-
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.get_running_loop().create_task(coro, name=f"{name}:{self.info.call_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     def _send(self, message: Hangup | Audio | Error) -> None:
         if not self._writer.is_closing() and not self._hung_up:

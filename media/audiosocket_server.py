@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from core.errors import Refused
 from media.audiosocket import CallUuid, Error, ErrorCode, Framer, Hangup, Message
 from media.audiosocket_call import (
     AudioSocketCall,
@@ -42,7 +43,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class CallRefused(Exception):
+class CallRefused(Refused):
     """The router will not take this call; the caller gets the error kind with `code`."""
 
     def __init__(self, reason: str, code: ErrorCode = ErrorCode.REFUSED) -> None:

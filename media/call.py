@@ -8,6 +8,8 @@ from typing import Literal
 
 import msgspec
 
+from core.errors import TransportError
+
 
 class Direction(enum.StrEnum):
     INBOUND = "inbound"
@@ -41,7 +43,7 @@ class CallInfo(msgspec.Struct, frozen=True, kw_only=True):
     transport: TransportKind = "virtual"
 
 
-class CallControlError(RuntimeError):
+class CallControlError(TransportError, RuntimeError):
     """A call-control action failed (for example a transfer the far end refused)."""
 
     retryable: bool = False

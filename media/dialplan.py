@@ -20,6 +20,7 @@ from typing import Final
 import msgspec
 
 from config.schema import DialPlanSettings
+from core.errors import Refused
 from media.destination import Destination, Extension, Number, SipUri, parse
 
 __all__ = [
@@ -34,16 +35,18 @@ __all__ = [
 WINDOW_S: Final = 60.0
 
 
-class DestinationInvalid(ValueError):
+class DestinationInvalid(Refused, ValueError):
     """The target is not a destination at all (`media.destination.parse` refused it)."""
 
 
-class DestinationRefused(Exception):
+class DestinationRefused(Refused):
     """The target is well-formed but the tenant's dial plan does not allow it."""
 
 
-class RateLimited(Exception):
+class RateLimited(Refused):
     """The tenant started `calls_per_minute` outbound calls in the last minute."""
+
+    retryable = True
 
     def __init__(self, retry_after_s: int) -> None:
         super().__init__(f"outbound calls per minute reached; retry after {retry_after_s} s")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Coroutine
 from typing import Any, Final
 
 import msgspec
@@ -28,6 +27,7 @@ from aiortc import (
 from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateError, OperationError
 
 from config.schema import WebRtcSettings
+from core.tasks import OwnedTasks
 from media.call import Call, CallControlError, CallInfo, CallSignal, Dtmf, RemoteHangup
 from media.clock import Clock, MonotonicClock
 from media.webrtc_audio import InboundAudio, OutboundAudio, WebRtcTransport
@@ -117,7 +117,7 @@ class WebRtcCall(Call):
         self._closed = asyncio.Event()
         self._closing = False
         self._hung_up = False
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = OwnedTasks(info.call_id, log=log, extra=self._extra)
         self.answer_sdp = ""
         pc.on("connectionstatechange", self._on_connection_state)
         pc.on("datachannel", self._on_datachannel)
@@ -132,7 +132,7 @@ class WebRtcCall(Call):
         log.info("webrtc call hung up", extra={**self._extra, "reason": reason})
         self._sink.close()
         self._source.end()
-        self._spawn(self._close_after_grace(reason), "webrtc-hangup")
+        self._tasks.spawn(self._close_after_grace(reason), "webrtc-hangup")
 
     async def _close_after_grace(self, reason: str) -> None:
         await self._clock.sleep_until(self._clock.now() + HANGUP_GRACE_S)
@@ -190,17 +190,12 @@ class WebRtcCall(Call):
             self._sink.close()
             self._source.end()
             await self._flush_channel()
-            current = asyncio.current_task()
-            for task in list(self._tasks):
-                if task is not current:
-                    task.cancel()
+            self._tasks.cancel_all()
             try:
                 await self._pc.close()
             except Exception:  # aiortc can fail half-way on a connection that never started
                 log.warning("peer connection close failed", extra=self._extra, exc_info=True)
-            for task in list(self._tasks):
-                if task is not current:
-                    await asyncio.wait([task])
+            await self._tasks.wait()
         finally:
             self._backlog.clear()
             self._closed.set()
@@ -221,11 +216,6 @@ class WebRtcCall(Call):
             log.info("events left unsent at close", extra=self._extra)
         finally:
             channel.remove_listener("bufferedamountlow", sent.set)
-
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.get_running_loop().create_task(coro, name=f"{name}:{self.info.call_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def _negotiate(self, offer_sdp: str) -> None:
         pc = self._pc
@@ -252,10 +242,10 @@ class WebRtcCall(Call):
         self.answer_sdp = pc.localDescription.sdp
         track = transceiver.receiver.track
         if track is not None:
-            self._spawn(self._source.read_from(track), "webrtc-inbound")
+            self._tasks.spawn(self._source.read_from(track), "webrtc-inbound")
         else:
             self._source.end()
-        self._spawn(self._connect_watchdog(), "webrtc-watchdog")
+        self._tasks.spawn(self._connect_watchdog(), "webrtc-watchdog")
         log.info("webrtc call answered", extra=self._extra)
 
     async def _connect_watchdog(self) -> None:
@@ -281,7 +271,7 @@ class WebRtcCall(Call):
             self._settled.set()
         elif state in ("failed", "closed") and not self._closing:
             self._remote_ended(f"connection {state}")
-            self._spawn(self.close(f"connection {state}"), "webrtc-close")
+            self._tasks.spawn(self.close(f"connection {state}"), "webrtc-close")
 
     def _on_datachannel(self, channel: RTCDataChannel) -> None:
         if channel.label != EVENTS_CHANNEL or self._closing:

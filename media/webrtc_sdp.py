@@ -17,12 +17,14 @@ from collections.abc import Callable, Iterator, Sequence
 import aioice.ice
 from aiortc import sdp
 
+from core.errors import TransportError
+
 SUPPORTED_CODECS = ("audio/opus", "audio/PCMU")
 LOOPBACK = ("127.0.0.1",)
 """ICE host addresses that keep a call's media on this machine (`ice_host_addresses`)."""
 
 
-class SdpError(ValueError):
+class SdpError(TransportError, ValueError):
     """The offer cannot be answered; the message names the problem."""
 
 

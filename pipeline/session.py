@@ -22,6 +22,7 @@ import logging
 
 from agents.base import Agent, CallStarted, DtmfPressed, Message, NoInput
 from agents.spec import AgentSpec
+from core.tasks import OwnedTasks
 from media.call import Call, CallControlError, CallInfo, Dtmf, RemoteHangup
 from media.clock import Clock
 from media.transport import Transport
@@ -79,7 +80,9 @@ class CallSession(SessionTurns):
         )
         self.state = State.LISTENING
         self.history = []
-        self._tasks = set()
+        self._tasks = OwnedTasks(
+            info.call_id, log=self._log, failed="call task failed", on_failure=self._task_failed
+        )
         self._preroll = collections.deque(maxlen=PREROLL_FRAMES)
         self._utterance = None
         self._candidate = False
@@ -92,12 +95,12 @@ class CallSession(SessionTurns):
         self._silence = NoInputTimer(
             spec.turn,
             clock,
-            self._spawn,
+            self._tasks.spawn,
             still_silent=lambda: self.state == State.LISTENING and self._utterance is None,
             prompt=self._reprompt,
             give_up=lambda: self.end("no_input"),
         )
-        self._dtmf = DtmfCollector(clock, self._spawn, self._on_keypad_entry)
+        self._dtmf = DtmfCollector(clock, self._tasks.spawn, self._on_keypad_entry)
         self._guard.closing.keys_pending = lambda: self._dtmf.pending
         self._ended = asyncio.get_running_loop().create_future()
         self._started_at = 0.0
@@ -108,9 +111,9 @@ class CallSession(SessionTurns):
         """Hold the conversation until the call ends; return how it ended."""
         self._started_at = self._clock.now()
         self._playout.start()
-        self._spawn(self._inbound(), "inbound")
-        self._spawn(self._signals(), "signals")
-        self._spawn(self._max_duration(), "max-duration")
+        self._tasks.spawn(self._inbound(), "inbound")
+        self._tasks.spawn(self._signals(), "signals")
+        self._tasks.spawn(self._max_duration(), "max-duration")
         self._set_state(State.THINKING)
         self._start_response(CallStarted(), None)
         reason = "failed"
@@ -134,10 +137,7 @@ class CallSession(SessionTurns):
         return ended
 
     async def _shutdown(self) -> None:
-        tasks = [t for t in self._tasks if not t.done()]
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.aclose()
         if self._utterance is not None:
             self._utterance.close()
         await self._playout.aclose()

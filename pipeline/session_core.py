@@ -1,5 +1,6 @@
 """What every part of a `CallSession` shares: its states, the fields its parts read and write,
-and the small helpers they all use (owned tasks, state changes, ending the call).
+and the small helpers they all use (state changes, ending the call); the session's tasks are
+an `OwnedTasks` (`_tasks`).
 
 `CallSession` (`pipeline/session.py`) is built from `SessionCore` ← `SessionReplies`
 (`pipeline/session_replies.py`) ← `SessionTurns` (`pipeline/session_turns.py`); the fields are
@@ -11,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import enum
-from collections.abc import Coroutine
 from typing import Any
 
 import numpy as np
 
 from agents.base import Agent, Message
 from agents.spec import AgentSpec
+from core.tasks import OwnedTasks
 from media.call import Call, CallInfo
 from media.clock import Clock
 from media.transport import Transport
@@ -62,7 +63,7 @@ class SessionCore:
     _log: CallLog
     _guard: DeadAirGuard
     _playout: Playout
-    _tasks: set[asyncio.Task[Any]]
+    _tasks: OwnedTasks
     _preroll: collections.deque[np.ndarray[Any, np.dtype[np.int16]]]
     _utterance: SttStream | None
     _candidate: bool  # speech that started while the agent was speaking
@@ -81,17 +82,8 @@ class SessionCore:
         if not self._ended.done():
             self._ended.set_result(reason)
 
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        task = asyncio.create_task(coro, name=f"{name}:{self.info.call_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            self._log.error("call task failed", exc_info=exc, extra={"task": task.get_name()})
-            self.end("failed")
+    def _task_failed(self, _task: asyncio.Task[Any], _exc: BaseException) -> None:
+        self.end("failed")  # `_tasks` logged it
 
     def _set_state(self, state: State) -> None:
         if state != self.state:

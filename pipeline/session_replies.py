@@ -54,7 +54,7 @@ class SessionReplies(SessionCore):
         release = asyncio.Event()
         history = [*self.history, Message(role="user", text=text)]
         response, watch = self._new_response(UserSaid(text), history, None, hold=release)
-        task = self._spawn(self._respond(response, watch), "preemptive-response")
+        task = self._tasks.spawn(self._respond(response, watch), "preemptive-response")
         self._preemption = HeldReply(stream, text, checkpoint, response, task, release, watch)
 
     def _drop_preemption(self) -> None:
@@ -87,7 +87,7 @@ class SessionReplies(SessionCore):
         self._marks = marks
         response, watch = self._new_response(event, self.history, marks, line=line)
         self._response = response
-        self._response_task = self._spawn(self._respond(response, watch), "response")
+        self._response_task = self._tasks.spawn(self._respond(response, watch), "response")
         self._guard.closing.reply(watch.closing)
 
     def _new_response(

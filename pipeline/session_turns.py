@@ -75,7 +75,7 @@ class SessionTurns(SessionReplies):
             self._engines.stt,
             interval_s=self._engines.settings.stt.partial_interval_ms / 1000,
             on_partial=self._on_partial,
-            tasks=self._tasks,
+            tasks=self._tasks.members,
             on_speculated=self._on_speculated,
             context=stt_context(self._spec.vocabulary),
         )
@@ -158,7 +158,7 @@ class SessionTurns(SessionReplies):
         self._endpoint = LastEndpoint(stream.audio(), ev.decided_at, len(self.history), agent_state)
         # A reply paused for this speech is kept until the words are in (see `_no_words`).
         self._set_state(State.THINKING)
-        self._spawn(self._finish_turn(stream, marks), "final-transcript")
+        self._tasks.spawn(self._finish_turn(stream, marks), "final-transcript")
 
     async def _finish_turn(self, stream: SttStream, marks: TurnMarks) -> None:
         try:

@@ -23,6 +23,9 @@ import msgspec
 from panoramisk.actions import Action
 from panoramisk.ami_protocol import AMIProtocol
 
+from core.backoff import backoff
+from core.errors import TransportError
+
 __all__ = [
     "AmiActionFailed",
     "AmiClient",
@@ -33,7 +36,6 @@ __all__ = [
     "AmiNotConnected",
     "AmiOptions",
     "AmiResponse",
-    "backoff_delay",
     "check_fields",
 ]
 
@@ -44,8 +46,8 @@ _WIRE_LOG = logging.Logger("sip.ami.wire", level=logging.CRITICAL + 1)
 _WIRE_LOG.propagate = False
 
 
-class AmiError(Exception):
-    retryable: bool = False
+class AmiError(TransportError):
+    """An AMI action or the AMI connection failed."""
 
 
 class AmiNotConnected(AmiError):
@@ -149,14 +151,6 @@ class AmiResponse(msgspec.Struct, frozen=True):
 
     def get(self, header: str, default: str = "") -> str:
         return self.headers.get(header.lower(), default)
-
-
-def backoff_delay(failures: int, options: AmiOptions) -> float:
-    """Seconds to wait before reconnecting after `failures` failed attempts in a row (0 after a
-    connection that was up: reconnect at once)."""
-    if failures <= 0:
-        return 0.0
-    return float(min(options.backoff_max_s, options.backoff_initial_s * 2 ** (failures - 1)))
 
 
 class _Link:
@@ -272,8 +266,10 @@ class AmiClient:
             finally:
                 self._drop_connection()
             await self._set_state(connected=False)
-            if not delay:
-                delay = backoff_delay(failures, self._options)
+            if not delay:  # 0 after a connection that was up: reconnect at once
+                delay = backoff(
+                    failures, self._options.backoff_initial_s, self._options.backoff_max_s
+                )
             await asyncio.sleep(delay)
 
     async def _connect_and_login(self) -> None:

@@ -28,6 +28,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from core.errors import TransportError
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -38,7 +40,7 @@ WAKE_POLL_MS = 200
 """With a waker: how long an idle poll may block (a bound in case a wake datagram is lost)."""
 
 
-class SipThreadError(RuntimeError):
+class SipThreadError(TransportError, RuntimeError):
     """The SIP thread is not running (not started, stopped, or its start failed)."""
 
 

@@ -19,6 +19,7 @@ PACKAGES: Final = (
     "bench",
     "config",
     "control_api",
+    "core",
     "media",
     "pipeline",
     "sip",

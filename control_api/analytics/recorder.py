@@ -34,6 +34,8 @@ from control_api.analytics.events import AnalyticsEvent, CallTrack, event_type
 from control_api.analytics.feed import LiveFeed
 from control_api.analytics.outbox import write_events
 from control_api.store import Store
+from core.backoff import backoff
+from core.tasks import OwnedTasks
 from media.call import CallInfo
 from media.clock import Clock
 from pipeline.events import CallEnded, CallEvent
@@ -46,7 +48,9 @@ DROPPED = Counter(
 )
 OUTCOME_CONCURRENCY = 16
 """Outcomes extracted at the same time (each may wait on a model)."""
+WRITE_RETRY_BASE_S = 0.05
 WRITE_RETRY_MAX_S = 5.0
+"""A failed write is tried again after 0.05 s, doubling up to 5 s (`core.backoff`)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -113,7 +117,7 @@ class CallRecorder:
         self._specs: dict[str, AgentSpec | None] = {}
         self._access: dict[str, LlmAccess | None] = {}
         """Each call's model key and guard, as the node gave its agent (`llm_access`)."""
-        self._outcomes: set[asyncio.Task[None]] = set()
+        self._outcomes = OwnedTasks(log=log, failed="outcome task failed")
         self._outcome_slots = asyncio.Semaphore(OUTCOME_CONCURRENCY)
         self._closing = False
         self.written = 0
@@ -148,11 +152,7 @@ class CallRecorder:
         if out is not None:
             self._put(out)
         if isinstance(event, CallEnded) and track.ended is event and not self._closing:
-            task = asyncio.get_running_loop().create_task(
-                self._conclude(track), name=f"outcome:{info.call_id}"
-            )
-            self._outcomes.add(task)
-            task.add_done_callback(self._outcomes.discard)
+            self._outcomes.spawn(self._conclude(track), f"outcome:{info.call_id}")
 
     def _put(self, event: AnalyticsEvent) -> None:
         if self._feed is not None:
@@ -228,7 +228,7 @@ class CallRecorder:
                 return
 
     async def _write(self, batch: list[AnalyticsEvent]) -> None:
-        delay = 0.05
+        failures = 0
         while True:
             try:
                 async with self._store.session() as session:
@@ -245,12 +245,13 @@ class CallRecorder:
                 )
                 return
             except Exception as exc:
+                failures += 1
+                delay = backoff(failures, WRITE_RETRY_BASE_S, WRITE_RETRY_MAX_S)
                 log.error(
                     "analytics write failed; retrying",
                     extra={"error": type(exc).__name__, "events": len(batch), "retry_in_s": delay},
                 )
                 await self._clock.sleep_until(self._clock.now() + delay)
-                delay = min(delay * 2, WRITE_RETRY_MAX_S)
                 continue
             self.written += len(batch)
             self._on_written()
@@ -262,13 +263,10 @@ class CallRecorder:
         """Stop taking calls, let outcomes in progress finish (bounded), close the calls still
         open as `interrupted`, then queue the writer's stop marker (the writer drains first)."""
         self._closing = True
-        pending = set(self._outcomes)
-        if pending:
+        if self._outcomes:
             limit = grace_s if grace_s is not None else self._settings.outcome_timeout_s + 1
-            _done, late = await asyncio.wait(pending, timeout=limit)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
+            if not await self._outcomes.wait(limit):
+                await self._outcomes.aclose()
         for track in list(self._tracks.values()):
             reason = None if track.ended is not None else "interrupted"
             self._finish(track, rules_outcome(track.facts(reason)), reason=reason)
@@ -277,7 +275,4 @@ class CallRecorder:
     async def abort(self) -> None:
         """Cancel outcome extractions still running (after `close` ran out of time)."""
         self._closing = True
-        tasks = list(self._outcomes)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._outcomes.aclose()

@@ -37,17 +37,13 @@ from control_api.analytics.tables import DeadLetterRow, OutboxRow, RelayMarkRow,
 from control_api.store import Store
 from control_api.store.crypto import SealError
 from control_api.store.secrets import SecretsUnavailable, open_webhook_secret
+from core.backoff import backoff
 from media.clock import Clock
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_CONCURRENCY = 8
 """Calls whose events go to one webhook at the same time (each call's stay in order)."""
-
-
-def backoff(attempts: int, base_s: float, max_s: float) -> float:
-    """Delay before try `attempts + 1`: base, 2·base, 4·base, ... capped at `max_s`."""
-    return float(min(max_s, base_s * 2 ** max(0, attempts - 1)))
 
 
 class Relay:

@@ -22,6 +22,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from config.schema import Settings
+from core.errors import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +31,11 @@ KEY_FILE: Final = "secrets.key"
 _NONCE_BYTES: Final = 12
 
 
-class SecretsKeyError(ValueError):
+class SecretsKeyError(StoreError, ValueError):
     """The configured or stored key is not 32 bytes of url-safe base64."""
 
 
-class SealError(ValueError):
+class SealError(StoreError, ValueError):
     """A sealed value does not open with this key (wrong key, tampered, or moved)."""
 
 

@@ -21,11 +21,12 @@ from control_api.store.crypto import (
     webhook_context,
 )
 from control_api.store.models import TenantSecret, utcnow
+from core.errors import StoreError
 
 log = logging.getLogger(__name__)
 
 
-class SecretsUnavailable(RuntimeError):
+class SecretsUnavailable(StoreError, RuntimeError):
     """The store has no key to seal secrets with."""
 
 

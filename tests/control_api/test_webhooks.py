@@ -14,7 +14,7 @@ from sqlalchemy import select
 from control_api.analytics import open_analytics
 from control_api.analytics.events import CallTrack
 from control_api.analytics.outbox import write_events
-from control_api.analytics.relay import Relay, backoff
+from control_api.analytics.relay import Relay
 from control_api.analytics.sinks import SIGNATURE_HEADER, sign, verify_signature
 from control_api.analytics.tables import DeadLetterRow, RelayMarkRow, WebhookRow
 from control_api.store import Store
@@ -207,10 +207,6 @@ def _relay(store: Store, clock: VirtualClock, http: httpx.AsyncClient, **conf: o
         wall=lambda: datetime.datetime.now(datetime.UTC),
         http=http,
     )
-
-
-def test_backoff_doubles_up_to_the_cap() -> None:
-    assert [backoff(n, 1.0, 4.0) for n in range(1, 6)] == [1.0, 2.0, 4.0, 4.0, 4.0]
 
 
 async def test_failed_event_is_retried_with_backoff_then_dead_lettered(store: Store) -> None:

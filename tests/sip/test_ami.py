@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from core.backoff import backoff
 from media.call import CallControlError
 from sip.ami import (
     AmiActionFailed,
@@ -20,7 +21,6 @@ from sip.ami import (
     AmiLoginFailed,
     AmiNotConnected,
     AmiOptions,
-    backoff_delay,
 )
 from sip.asterisk_calls import (
     AsteriskChannels,
@@ -158,7 +158,9 @@ async def test_no_server_then_backoff_then_connects() -> None:
     async with AmiDouble(secret=SECRET) as ami:
         port = ami.port
     # Nothing listens on `port` now: the client retries with backoff until the server is back.
-    assert [backoff_delay(n, options(port)) for n in range(5)] == [0, 0.01, 0.02, 0.04, 0.05]
+    opts = options(port)
+    delays = [backoff(n, opts.backoff_initial_s, opts.backoff_max_s) for n in range(5)]
+    assert delays == [0, 0.01, 0.02, 0.04, 0.05]
     async with AmiClient(options(port)) as client:
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0.1):
