@@ -2,9 +2,14 @@
 
 A scripted caller speaks its lines (text rendered with a caller voice distinct from the
 agent's, or WAV files), one 20 ms frame at a time on the real clock, waiting for the agent to
-finish each reply — or barging in a set time after the agent starts speaking. The real
-pipeline runs in between. Writes `agent.wav` (everything the agent said, 16 kHz) and
-`conversation.json` (turns with text, interruption flag and TurnMarks).
+finish each reply — or barging in a set time after the agent starts speaking (a `CallerLine`
+with `barge_in_after`; on the first line, after the greeting starts), or saying "mhm" over it
+(`backchannel`). The real pipeline runs in between. Writes `agent.wav` (everything the agent
+said, 16 kHz) and `conversation.json` (turns with text, interruption flag and TurnMarks).
+
+The result keeps when things happened on the call's clock, for the bench's turn-taking
+measurements: the clock time of every event (`event_times`) and of every line's first and
+last frame sent (`line_spans`).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,6 +78,20 @@ class Turn:
         }
 
 
+@dataclass(frozen=True)
+class CallerLine:
+    """One caller line and when to speak it."""
+
+    samples: npt.NDArray[np.int16]
+    barge_in_after: float | None = None
+    """Speak this long (s) after the agent starts speaking its reply (for the first line: the
+    greeting), over it; None: once the agent has finished, after `pause_s`."""
+    pause_s: float = REPLY_GAP_S
+    backchannel: bool = False
+    """Said over the agent's reply ("mhm"), which is expected to go on: the caller then waits
+    for the reply to end instead of for an answer."""
+
+
 @dataclass
 class SimulationResult:
     turns: list[Turn]
@@ -80,6 +99,11 @@ class SimulationResult:
     ended: CallEnded | None
     call: VirtualCall
     events: list[CallEvent]
+    event_times: list[float] = field(default_factory=list)
+    """The clock time each of `events` was emitted at (same length)."""
+    line_spans: list[tuple[float, float]] = field(default_factory=list)
+    """Per line spoken: the clock times its first frame and the frame after its last were sent
+    (lines the script never reached are missing)."""
 
 
 class _Caller:
@@ -94,6 +118,8 @@ class _Caller:
         self._queue: list[AudioFrame] = []
         self._done = asyncio.Event()
         self._seq = 0
+        self._starting = False
+        self.spans: list[tuple[float, float]] = []
 
     def on_event(self, ev: CallEvent) -> None:
         if isinstance(ev, StateChanged):
@@ -118,6 +144,7 @@ class _Caller:
 
     async def speak(self, samples: npt.NDArray[np.int16]) -> None:
         self._done.clear()
+        self._starting = True
         self._queue.extend(frames_from_samples(samples))
         self._queue.append(AudioFrame.silence(-1))  # marker: the line has been sent
         await self._done.wait()
@@ -127,7 +154,12 @@ class _Caller:
         next_at = self.clock.now()
         while not self.ended.is_set():
             frame = self._queue.pop(0) if self._queue else None
+            now = self.clock.now()
+            if frame is not None and self._starting:
+                self._starting = False
+                self.spans.append((now, now))
             if frame is not None and frame.seq == -1:
+                self.spans[-1] = (self.spans[-1][0], now)
                 self._done.set()
                 frame = None
             pcm = frame.pcm if frame is not None else AudioFrame.silence().pcm
@@ -176,22 +208,27 @@ async def _converse(
 async def simulate(
     engines: Engines,
     spec: AgentSpec,
-    lines: list[npt.NDArray[np.int16]],
+    lines: Sequence[npt.NDArray[np.int16] | CallerLine],
     *,
     barge_in_after: float | None = None,
     clock: Clock | None = None,
     dtmf: dict[int, str] | None = None,
     agent: Agent | None = None,
 ) -> SimulationResult:
+    """One call: the caller speaks `lines` in order (plain samples: once the agent finished,
+    or with `barge_in_after` every line after the first that long after the agent started
+    its reply; a `CallerLine` says for itself, the first line included)."""
     clock = clock or MonotonicClock()
     transport = VirtualTransport(clock)
     info = _call_info()
     call = VirtualCall(info)
     caller = _Caller(transport, clock)
     events: list[CallEvent] = []
+    times: list[float] = []
 
     def on_event(ev: CallEvent) -> None:
         events.append(ev)
+        times.append(clock.now())
         caller.on_event(ev)
 
     async with httpx.AsyncClient(timeout=10.0, follow_redirects=False) as http:
@@ -215,7 +252,9 @@ async def simulate(
             caller,
             call,
             transport,
-            functools.partial(_script, caller, call, lines, barge_in_after, dtmf or {}),
+            functools.partial(
+                _script, caller, call, caller_lines(lines, barge_in_after), dtmf or {}
+            ),
         )
     return SimulationResult(
         turns=_turns(events),
@@ -223,37 +262,60 @@ async def simulate(
         ended=ended,
         call=call,
         events=events,
+        event_times=times,
+        line_spans=list(caller.spans),
     )
+
+
+def caller_lines(
+    lines: Sequence[npt.NDArray[np.int16] | CallerLine], barge_in_after: float | None = None
+) -> list[CallerLine]:
+    """Every line as a `CallerLine`: plain samples barge in `barge_in_after` seconds after the
+    agent starts its previous reply, except the first (said once the greeting is over)."""
+    return [
+        line
+        if isinstance(line, CallerLine)
+        else CallerLine(line, barge_in_after=barge_in_after if i > 0 else None)
+        for i, line in enumerate(lines)
+    ]
 
 
 async def _script(
     caller: _Caller,
     call: VirtualCall,
-    lines: list[npt.NDArray[np.int16]],
-    barge_in_after: float | None,
+    lines: list[CallerLine],
     dtmf: dict[int, str],
 ) -> None:
     clock = caller.clock
-    if not await caller.wait_state("listening"):
-        return
     for i, line in enumerate(lines):
-        if i > 0:
-            if barge_in_after is not None:
-                if not await caller.wait_state("agent_speaking"):
-                    return
-                await clock.sleep_until(clock.now() + barge_in_after)
-            elif not await caller.wait_state("listening"):
-                return
-        if barge_in_after is None or i == 0:
-            await clock.sleep_until(clock.now() + REPLY_GAP_S)
+        if not await _await_cue(caller, line):
+            return
         if i in dtmf:
             call.press(dtmf[i])
-        await caller.speak(line)
+        await caller.speak(line.samples)
+        if line.backchannel:
+            continue  # the agent goes on: the next line waits for it as usual
         caller.state = "sent"
         if not await caller.wait_state("thinking", "agent_speaking", limit_s=10.0):
             return
     await caller.wait_state("listening")
     await clock.sleep_until(clock.now() + REPLY_GAP_S)
+
+
+async def _await_cue(caller: _Caller, line: CallerLine) -> bool:
+    """Wait until `line` is due: once the agent finished (then `pause_s`), or `barge_in_after`
+    into the agent's speech (the greeting's, before the first line). False: the call ended or
+    the agent never got there."""
+    clock = caller.clock
+    if line.barge_in_after is None:
+        if not await caller.wait_state("listening"):
+            return False
+        await clock.sleep_until(clock.now() + line.pause_s)
+        return True
+    if not await caller.wait_state("agent_speaking"):
+        return False
+    await clock.sleep_until(clock.now() + line.barge_in_after)
+    return True
 
 
 def _turns(events: list[CallEvent]) -> list[Turn]:

@@ -14,7 +14,7 @@ from config import Settings
 from media.wav import AudioFormatError, read_wav
 from pipeline.engines import Engines
 from pipeline.tts import TtsEngine
-from voicenode.simulate import caller_voice, simulate, write_outputs
+from voicenode.simulate import CallerLine, caller_voice, simulate, write_outputs
 
 
 def run_simulate(settings: Settings, args: argparse.Namespace) -> int:
@@ -43,6 +43,14 @@ def run_simulate(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_run(settings, args, specs[name], lines, wavs))
 
 
+def barging_lines(
+    audio: list[npt.NDArray[np.int16]], barge_in_after: float | None
+) -> list[CallerLine]:
+    """`--barge-in-after S`: every line, the first one too (over the greeting), starts S seconds
+    after the agent starts speaking; without it each line waits for the agent to finish."""
+    return [CallerLine(samples, barge_in_after=barge_in_after) for samples in audio]
+
+
 async def _run(settings, args, spec, lines, wavs) -> int:  # type: ignore[no-untyped-def]
     engines = await Engines.load(settings)
     try:
@@ -51,7 +59,7 @@ async def _run(settings, args, spec, lines, wavs) -> int:  # type: ignore[no-unt
         audio = [
             wavs[value] if kind == "wav" else caller_voice(tts, value) for kind, value in lines
         ]
-        result = await simulate(engines, spec, audio, barge_in_after=args.barge_in_after)
+        result = await simulate(engines, spec, barging_lines(audio, args.barge_in_after))
     finally:
         engines.close()
     write_outputs(result, args.out)
