@@ -31,6 +31,13 @@ class NodeSettings(_Section, frozen=True):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "text"] = "auto"
     redact_pii: bool = True
+    slo_v2v_ms: Annotated[int, Meta(ge=0, le=60_000)] = 0
+    """Admission from load: a new call is refused (503, Retry-After) while the projected
+    voice-to-voice p95 with it admitted exceeds this (`pipeline.load`); 0: off, only
+    `max_calls` limits."""
+    slo_base_ms: Annotated[int, Meta(ge=0, le=60_000)] = 500
+    """The part of voice-to-voice that engine load does not change (the turn window, the
+    agent's first words, playout); the projection adds the engines' projected times to it."""
 
 
 ADMIN_KEY_MIN_LENGTH = 24
@@ -95,6 +102,9 @@ class TtsSettings(_Section, frozen=True):
     speaker_id: Annotated[int, Meta(ge=0)] | None = None
     length_scale: Annotated[float, Meta(gt=0.2, le=4.0)] = 1.0
     queue_size: Annotated[int, Meta(ge=1, le=1024)] = 32
+    workers: Annotated[int, Meta(ge=0, le=64)] = 0
+    """Syntheses run at once, at most the cores TTS is given (`pipeline.threads`); 0: that
+    many."""
     voices: tuple[str, ...] = ()
     """Further Piper voices (.onnx paths) the operator installed: a tenant's agent may name
     one of these (or `voice`) as its `voice`, nothing else."""

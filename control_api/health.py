@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Protocol, runtime_checkable
 
 import msgspec
 from litestar import Response, get
@@ -15,6 +15,15 @@ from control_api.state import Api
 class Health(msgspec.Struct, frozen=True):
     status: str
     active_calls: int = 0
+
+
+@runtime_checkable
+class LoadAware(Protocol):
+    """A host that knows whether its engines can take one more call (the node's
+    `AdmittingHost`): while `saturated`, `/readyz` answers 503."""
+
+    @property
+    def saturated(self) -> bool: ...
 
 
 METRICS_TYPE: Final = "; ".join(
@@ -31,10 +40,14 @@ def healthz(api: Api) -> Health:
 
 @get(
     "/readyz",
-    summary="Ready for new calls (503 while loading or draining)",
+    summary="Ready for new calls (503 while loading, draining or saturated)",
     sync_to_thread=False,
     responses={
-        503: ResponseSpec(Health, description="Loading or draining", generate_examples=False)
+        503: ResponseSpec(
+            Health,
+            description="Loading, draining, or saturated (engines over the voice-to-voice SLO)",
+            generate_examples=False,
+        )
     },
 )
 def readyz(api: Api) -> Response[Health]:
@@ -45,6 +58,10 @@ def readyz(api: Api) -> Response[Health]:
         )
     if not host.ready:
         return Response(Health(status="loading"), status_code=503)
+    if isinstance(host, LoadAware) and host.saturated:
+        return Response(
+            Health(status="saturated", active_calls=host.active_calls()), status_code=503
+        )
     return Response(Health(status="ready", active_calls=host.active_calls()))
 
 

@@ -8,11 +8,13 @@ router, Asterisk originate in `voicenode`; WebRTC here, for `POST /v1/webrtc/off
         call = ...                             # answer or place the call
         ticket.start(call, agent)              # LiveCalls owns it (and its release) from here
 
-Admission is the node's (capacity, loading, draining) then the tenant's quota; a refusal is
-counted in `voicenode_calls_refused_total{reason}`, logged, and raised as a `CallRefused`,
-which each transport answers through `control_api.refusals.answer_for`. The ticket gives the
-admission back when the block is left without a start (an exception, a cancellation, a failed
-start); `keep()` hands it on to code that starts or releases it later (a call still ringing).
+Admission is the node's (capacity, loading, draining, engines saturated: `EngineSaturated`
+while one more call would push the projected voice-to-voice p95 over `node.slo_v2v_ms`) then
+the tenant's quota; a refusal is counted in `voicenode_calls_refused_total{reason}`, logged,
+and raised as a `CallRefused`, which each transport answers through
+`control_api.refusals.answer_for`. The ticket gives the admission back when the block is left
+without a start (an exception, a cancellation, a failed start); `keep()` hands it on to code
+that starts or releases it later (a call still ringing).
 """
 
 from __future__ import annotations

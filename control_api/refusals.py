@@ -46,6 +46,11 @@ class Draining(OverCapacity):
     """The node is draining: it takes no new call."""
 
 
+class EngineSaturated(OverCapacity):
+    """The node's engines are loaded so that one more call would push the projected
+    voice-to-voice p95 over `node.slo_v2v_ms` (`pipeline.load`); live calls go on."""
+
+
 class QuotaExceeded(CallRefused):
     """A call was refused by its tenant's quota; retry after `retry_after_s`."""
 
@@ -88,6 +93,7 @@ class Answer(NamedTuple):
 
 ANSWERS: Final[dict[type[CallRefused], Answer]] = {
     CallRefused: Answer(503, "Service Unavailable", 503, ErrorCode.REFUSED),
+    EngineSaturated: Answer(503, "Service Unavailable", 503, ErrorCode.REFUSED),
     # 486 is what a carrier expects for "this customer is at its limit".
     QuotaExceeded: Answer(486, "Busy Here", 429, ErrorCode.REFUSED),
     UnknownRoute: Answer(404, "Not Found", 404, ErrorCode.UNKNOWN_CALL),

@@ -1,22 +1,23 @@
 """Streaming text-to-speech with Piper.
 
-`TtsEngine`: Piper voices loaded once per process (cached by path), synthesis on one owned
-worker thread fed in request order; output resampled to 16 kHz. `ClauseSplitter` turns an
-agent's streamed text into speakable clauses: the first one as early as possible (at a comma),
-later ones at sentence ends, so the caller hears the first words while the rest is generated.
+`TtsEngine`: Piper voices loaded once per process (cached by path), synthesis on owned worker
+threads (`pipeline.tts_pool`: the first clause of a reply before later ones, `workers` at
+once, each with `threads` onnxruntime threads); output resampled to 16 kHz. `ClauseSplitter`
+turns an agent's streamed text into speakable clauses: the first one as early as possible (at
+a comma), later ones at sentence ends, so the caller hears the first words while the rest is
+generated. Each comes out as a `Clause` (a `str` that knows its place in the reply), which is
+how the engine tells a first clause from a later one through any `Synthesizer` in between.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import itertools
+import json
 import logging
-import queue
 import re
 import threading
-import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ import soxr
 from config.schema import TtsSettings
 from media.frames import SAMPLE_RATE
 from pipeline.handoff import deliver
+from pipeline.tts_pool import FIRST, LATER, SynthesisPool
 
 log = logging.getLogger(__name__)
 
@@ -55,80 +57,128 @@ CACHE_ENTRIES = 512
 CACHE_MAX_CHARS = 160
 
 
-@dataclass(order=True)
-class _Job:
-    seq: int
-    text: str = field(compare=False)
-    voice: str = field(compare=False)
-    loop: asyncio.AbstractEventLoop = field(compare=False)
-    future: asyncio.Future[Samples] = field(compare=False)
+class Clause(str):
+    """A clause of one reply as `ClauseSplitter` cut it; `position` 0 is the reply's first."""
+
+    position: int
+
+    def __new__(cls, text: str, position: int) -> Clause:
+        clause = super().__new__(cls, text)
+        clause.position = position
+        return clause
+
+
+def is_first_clause(text: str) -> bool:
+    """A reply's first clause, or text not cut from a reply (a prompt said on its own)."""
+    return not isinstance(text, Clause) or text.position == 0
+
+
+def load_piper(path: str, threads: int = 0) -> Any:
+    """A Piper voice on the CPU with `threads` onnxruntime intra-op threads (0: onnxruntime's
+    default, one per core), as `PiperVoice.load` builds it otherwise."""
+    import onnxruntime
+    from piper import PiperConfig, PiperVoice
+
+    with open(f"{path}.json", encoding="utf-8") as f:
+        config = PiperConfig.from_dict(json.load(f))
+    opts = onnxruntime.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(
+        path, sess_options=opts, providers=["CPUExecutionProvider"]
+    )
+    return PiperVoice(session=session, config=config)
 
 
 class TtsEngine:
-    """Process-wide Piper voices and the synthesis worker."""
+    """Process-wide Piper voices and the synthesis workers (`workers` of them, each running
+    with `threads` onnxruntime threads; `pipeline.threads` sizes both for the node)."""
 
-    def __init__(self, settings: TtsSettings) -> None:
+    def __init__(
+        self,
+        settings: TtsSettings,
+        *,
+        workers: int = 1,
+        threads: int = 0,
+        on_job: Callable[[float, float], None] | None = None,
+    ) -> None:
         self._settings = settings
+        self._threads = threads
         self._voices: dict[str, Any] = {}
         self._voices_lock = threading.Lock()
         self.default_voice = str(settings.voice or default_voice_path())
         self.voice(self.default_voice)
-        self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=settings.queue_size)
-        self._seq = itertools.count()
-        self._thread: threading.Thread | None = None
-        self.syntheses = 0
-        self.busy_s = 0.0
+        self._pool = SynthesisPool(
+            self._render, workers=workers, queue_size=settings.queue_size, on_job=on_job
+        )
         self._cache: collections.OrderedDict[tuple[str, str], Samples] = collections.OrderedDict()
         self.cache_hits = 0
 
     @property
     def depth(self) -> int:
-        return self._queue.qsize()
+        """Clauses waiting for a worker."""
+        return self._pool.depth
+
+    @property
+    def workers(self) -> int:
+        return self._pool.workers
+
+    @property
+    def syntheses(self) -> int:
+        return self._pool.jobs
+
+    @property
+    def busy_s(self) -> float:
+        return self._pool.busy_s
 
     def voice(self, path: str) -> Any:
         """Load (once) and return the Piper voice at `path`."""
-        from piper import PiperVoice
-
         with self._voices_lock:
             if path not in self._voices:
                 if not Path(path).is_file():
                     raise TtsError(f"tts.voice: {path} is not a Piper .onnx voice file")
                 try:
-                    self._voices[path] = PiperVoice.load(path)
+                    self._voices[path] = load_piper(path, self._threads)
                 except Exception as exc:  # piper raises assorted errors for bad files
                     raise TtsError(f"tts.voice: cannot load {path}: {exc}") from exc
             return self._voices[path]
 
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._work, name="tts-worker", daemon=True)
-            self._thread.start()
+        self._pool.start()
 
     def close(self) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(timeout=10)
-            self._thread = None
+        """Stop the workers; clauses still waiting fail with `TtsError`."""
+        for job in self._pool.stop():  # failed at once, not after the workers' last jobs
+            deliver(job.loop, job.future, exc=TtsError("the TTS engine closed"))
+        self._pool.close()
 
     def warm_up(self) -> None:
         self.synthesize_blocking("Hello.", self.default_voice)
 
-    async def synthesize(self, text: str, voice: str = "") -> Samples:
-        """16 kHz int16 speech for `text` (one clause or sentence)."""
-        if self._thread is None:
+    def cached(self, text: str, voice: str = "") -> bool:
+        """`synthesize(text, voice)` would be served from the cache, without a worker."""
+        return (voice or self.default_voice, str(text)) in self._cache
+
+    async def synthesize(self, text: str, voice: str = "", *, first: bool | None = None) -> Samples:
+        """16 kHz int16 speech for `text` (one clause or sentence). `first`: it opens a reply
+        (synthesized before later clauses); by default, as `is_first_clause(text)` says."""
+        if not self._pool.running:
             raise TtsError("the TTS engine is not running")
-        key = (voice or self.default_voice, text)
+        key = (voice or self.default_voice, str(text))
         if (hit := self._cache.get(key)) is not None:
             self._cache.move_to_end(key)
             self.cache_hits += 1
             return hit
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Samples] = loop.create_future()
+        priority = FIRST if (is_first_clause(text) if first is None else first) else LATER
         try:
-            self._queue.put_nowait(_Job(next(self._seq), text, key[0], loop, fut))
-        except queue.Full:
+            queued = self._pool.submit(key[1], key[0], priority=priority, loop=loop, future=fut)
+        except RuntimeError as exc:
+            raise TtsError("the TTS engine is not running") from exc
+        if not queued:
             waiting = self._settings.queue_size
-            raise TtsBusy(f"{waiting} clauses already wait for synthesis") from None
+            raise TtsBusy(f"{waiting} clauses already wait for synthesis")
         audio = await fut
         if len(text) <= CACHE_MAX_CHARS:
             # Agents repeat their prompts ("What day would you like?"): keep recent clauses.
@@ -168,25 +218,12 @@ class TtsEngine:
             audio = soxr.resample(audio, rate, SAMPLE_RATE)
         return np.asarray(audio, dtype=np.int16)
 
-    def _work(self) -> None:
-        while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            if job.future.cancelled():
-                continue
-            started = time.perf_counter()
-            try:
-                audio = self.synthesize_blocking(
-                    job.text, job.voice, deterministic=self._settings.deterministic
-                )
-            except Exception as exc:  # a bad text or voice must not kill the worker
-                deliver(job.loop, job.future, exc=TtsError(str(exc)))
-                continue
-            finally:
-                self.busy_s += time.perf_counter() - started
-                self.syntheses += 1
-            deliver(job.loop, job.future, audio)
+    def _render(self, text: str, voice: str) -> Samples:
+        """A worker's job (on its thread)."""
+        try:
+            return self.synthesize_blocking(text, voice, deterministic=self._settings.deterministic)
+        except Exception as exc:  # a bad text or voice fails this clause only
+            raise TtsError(str(exc)) from exc
 
 
 def trim_leading_silence(audio: Samples, *, threshold: int = 300, keep: int = 160) -> Samples:
@@ -220,14 +257,14 @@ class ClauseSplitter:
                 return out
             clause, self._buf = self._buf[:cut].strip(), self._buf[cut:]
             if clause:
-                out.append(clause)
+                out.append(Clause(clause, self._emitted))
                 self._emitted += 1
 
     def flush(self) -> list[str]:
         clause, self._buf = self._buf.strip(), ""
         if clause:
             self._emitted += 1
-            return [clause]
+            return [Clause(clause, self._emitted - 1)]
         return []
 
     def _find_cut(self) -> int | None:

@@ -1,8 +1,10 @@
 """Admission control: how many calls a node takes at once, and refusing new ones while draining.
 
 A node over capacity refuses a new call (SIP 503, HTTP 503) with a Retry-After instead of
-degrading the calls it has. `Admission` is the counter behind that decision; the node's
-`CallHost` and every transport's signalling use one shared instance.
+degrading the calls it has: at `node.max_calls`, or (`node.slo_v2v_ms`) while its engines'
+load projects one more call's voice-to-voice p95 over the SLO (`pipeline.load`). `Admission`
+is the counter behind that decision; the node's `CallHost` and every transport's signalling
+use one shared instance.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from collections.abc import Callable
 from control_api.calls import LiveCalls
 from control_api.host import Dialer
 from control_api.quotas import Quotas
-from control_api.refusals import Draining, OverCapacity
+from control_api.refusals import Draining, EngineSaturated, OverCapacity
+from pipeline.engines import Engines
+from pipeline.load import LoadEstimator
 
 __all__ = ["Admission", "OverCapacity"]
 
@@ -55,12 +59,23 @@ class Admission:
     def draining(self) -> bool:
         return self._draining
 
-    def admit(self, call_id: str) -> None:
-        """Take the call or raise `OverCapacity`; a taken call must later be `release`d."""
+    def admit(self, call_id: str, load: LoadEstimator | None = None) -> None:
+        """Take the call or raise `OverCapacity` (`EngineSaturated` when `load` is saturated);
+        a taken call must later be `release`d."""
         if self._draining:
             raise Draining("draining", self.retry_after_draining_s)
         if len(self._calls) >= self.max_calls:
             raise OverCapacity("max_calls", self.retry_after_full_s)
+        if load is not None and load.saturated:
+            log.debug(
+                "engines saturated: a new call is refused",
+                extra={
+                    "active_calls": self.active,
+                    "projected_v2v_ms": round(load.projected_v2v_ms()),
+                    "slo_v2v_ms": load.slo_ms,
+                },
+            )
+            raise EngineSaturated("engines_saturated", self.retry_after_full_s)
         if call_id in self._calls:
             raise ValueError(f"call {call_id} is already admitted")
         self._calls.add(call_id)
@@ -94,6 +109,8 @@ class AdmittingHost:
 
     admission: Admission
     quotas: Quotas
+    engines: Engines | None = None
+    """The node's engines once loaded; their estimator (if measured) gates admission."""
 
     @functools.cached_property
     def calls(self) -> LiveCalls:
@@ -108,8 +125,19 @@ class AdmittingHost:
     def draining(self) -> bool:
         return self.admission.draining
 
+    @property
+    def load(self) -> LoadEstimator | None:
+        """The engines' load estimator, if the engines are loaded and measured."""
+        return None if self.engines is None else self.engines.estimator
+
+    @property
+    def saturated(self) -> bool:
+        """One more call would push the projected voice-to-voice p95 over `node.slo_v2v_ms`
+        (`/readyz` answers 503 meanwhile)."""
+        return self.load is not None and self.load.saturated
+
     def admit(self, call_id: str) -> None:
-        self.admission.admit(call_id)
+        self.admission.admit(call_id, self.load)
 
     def on_drain(self, hook: Callable[[], None]) -> None:
         self.admission.on_drain(hook)
@@ -120,7 +148,8 @@ class AdmittingHost:
 
     async def admit_for(self, tenant_id: str, call_id: str) -> None:
         """Admit the call and take its tenant's quota slot, or hold neither: `OverCapacity`
-        (node full, draining, loading) or `QuotaExceeded` (the tenant's limits)."""
+        (node full, draining, loading, engines saturated) or `QuotaExceeded` (the tenant's
+        limits)."""
         self.admit(call_id)
         try:
             await self.quotas.take(tenant_id, call_id)

@@ -14,6 +14,7 @@ from media.webrtc import WebRtcOptions
 from tests.control_api.fakes import AGENT_TEXT, USER_TEXT, VOICE_TO_VOICE_MS, FakeHost
 from tests.control_api.harness import Node, auth, serve_node
 from tests.media.webrtc_peer import LOOPBACK, TestPeer
+from tests.pipeline.load_fakes import LoadDriver
 
 Samples = npt.NDArray[np.int16]
 
@@ -167,6 +168,49 @@ async def test_admission_refuses_over_max_calls_and_live_calls_go_on(utterance: 
         metrics = (await node.http.get("/metrics")).text
         assert 'voicenode_calls_refused_total{reason="max_calls"}' in metrics
         # a slot is free again
+        third = TestPeer(utterance)
+        try:
+            await place_call(node, third)
+        finally:
+            await third.close()
+
+
+async def test_saturated_engines_refuse_new_calls_and_live_calls_go_on(
+    utterance: Samples,
+) -> None:
+    load = LoadDriver()
+    async with serve_node(FakeHost(max_calls=4)) as node:
+        node.host.engines = load.engines  # the fake host's admission reads this estimator
+        first = TestPeer(utterance)
+        second = TestPeer(utterance)
+        try:
+            await place_call(node, first)
+            await first.wait_state("connected")
+            load.saturate()
+            ready = await node.http.get("/readyz")
+            assert ready.status_code == 503 and ready.json()["status"] == "saturated"
+            offer = await second.offer()
+            resp = await node.http.post(
+                "/v1/webrtc/offer", json={"agent": "receptionist", **offer}, headers=auth()
+            )
+            assert resp.status_code == 503
+            assert resp.headers["retry-after"] == "3"
+            assert "engines_saturated" in resp.json()["detail"]
+            # the live call is unaffected
+            heard = len(first.audio())
+            await first.wait_audio(lambda a: len(a) > heard + 16000)
+            await first.wait_message(is_type("transcript", role="agent"))
+            assert node.host.active_calls() == 1
+        finally:
+            await first.close()
+            await second.close()
+        async with asyncio.timeout(10):
+            await node.host.wait_idle()
+        metrics = (await node.http.get("/metrics")).text
+        assert 'voicenode_calls_refused_total{reason="engines_saturated"}' in metrics
+        # the load gone, the node is ready and takes calls again
+        load.relieve()
+        assert (await node.http.get("/readyz")).status_code == 200
         third = TestPeer(utterance)
         try:
             await place_call(node, third)

@@ -10,7 +10,15 @@ import pytest
 
 from config.schema import TtsSettings
 from media.frames import SAMPLE_RATE
-from pipeline.tts import ClauseSplitter, TtsEngine, TtsError, _Job, trim_leading_silence
+from pipeline.tts import (
+    Clause,
+    ClauseSplitter,
+    TtsEngine,
+    TtsError,
+    is_first_clause,
+    trim_leading_silence,
+)
+from pipeline.tts_pool import FIRST
 
 
 def split(chunks: list[str]) -> list[str]:
@@ -80,9 +88,22 @@ def test_the_worker_survives_a_caller_whose_loop_closed() -> None:
     fut: asyncio.Future[npt.NDArray[np.int16]] = gone.create_future()
     gone.close()
     try:
-        engine._queue.put(_Job(-1, "Nobody waits for this.", engine.default_voice, gone, fut))
+        engine._pool.submit(
+            "Nobody waits for this.", engine.default_voice, priority=FIRST, loop=gone, future=fut
+        )
         audio = asyncio.run(engine.synthesize("Still here."))
         assert len(audio) > 0
         assert engine.syntheses == 2
     finally:
         engine.close()
+
+
+def test_clauses_know_their_place_in_the_reply() -> None:
+    clauses = split(["Sure thing, ", "I can help with that. ", "Bye now"])
+    assert [(str(c), c.position) for c in clauses if isinstance(c, Clause)] == [
+        ("Sure thing,", 0),
+        ("I can help with that.", 1),
+        ("Bye now", 2),
+    ]
+    assert [is_first_clause(c) for c in clauses] == [True, False, False]
+    assert is_first_clause("A line not cut from a reply.")

@@ -26,6 +26,7 @@ from pipeline.events import EventCallback
 from sip.calls import SipCall
 from sip.ua import UserAgent
 from tests.control_api.fakes import FakeHost, temp_store
+from tests.pipeline.load_fakes import LoadDriver
 from voicenode.sip_listener import sip_listener
 
 from .sipp import (
@@ -234,6 +235,39 @@ async def test_full_or_draining_node_answers_503_with_retry_after(
         fill={"STATUS": "503", "HEADER_RE": "Retry-After: *17"},
     )
     assert result.returncode == 0, result.explain()
+    await asyncio.wait_for(host.wait_idle(), 5)  # every call released
+
+
+async def test_saturated_engines_answer_503_with_retry_after_and_live_calls_go_on(
+    ua: UserAgent, host: SignalHost, tmp_path: Path
+) -> None:
+    load = LoadDriver()
+    host.engines = load.engines  # the fake host's admission reads this estimator
+    wav = write_ulaw_wav(tone_speech(3), tmp_path / "in.wav")
+    media = free_port()
+    stream = {"WAV": str(wav), "LEAD_MS": "200", "HOLD_MS": "3500", "DTMF": ""}
+    with RtpTap(media) as tap:
+        live = asyncio.create_task(
+            run_sipp("uac_stream.xml", ua.port, tmp_path / "live", media_port=media, fill=stream)
+        )
+        await asyncio.wait_for(host.started.get(), 20)
+        load.saturate()
+        refused = await run_sipp(
+            "uac_refused.xml",
+            ua.port,
+            tmp_path / "refused",
+            fill={"STATUS": "503", "HEADER_RE": "Retry-After: *3"},
+        )
+        assert refused.returncode == 0, refused.explain()
+        result = await live
+    assert result.returncode == 0, result.explain()  # the live call ran to its BYE
+    echoed = tap.pcmu_audio()
+    frames = echoed[: len(echoed) // 320 * 320].reshape(-1, 320).astype(np.float64)
+    assert int((np.sqrt((frames**2).mean(axis=1)) > 1000).sum()) >= 40  # its echo came back
+    await asyncio.wait_for(host.finished.get(), 5)
+    load.relieve()
+    again = await run_sipp("uac_stream.xml", ua.port, tmp_path / "again", fill=stream)
+    assert again.returncode == 0, again.explain()
     await asyncio.wait_for(host.wait_idle(), 5)  # every call released
 
 

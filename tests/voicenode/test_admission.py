@@ -5,6 +5,9 @@ import asyncio
 import pytest
 
 from control_api.host import OverCapacity
+from control_api.refusals import Draining, EngineSaturated
+from tests.control_api.fakes import FakeHost
+from tests.pipeline.load_fakes import LoadDriver
 from voicenode.admission import Admission
 
 
@@ -73,3 +76,52 @@ def test_drain_hooks_run_once_when_the_drain_starts_or_at_once_after() -> None:
     assert seen == ["early"]
     admission.on_drain(lambda: seen.append("late"))  # a listener started while draining
     assert seen == ["early", "late"]
+
+
+def test_saturated_engines_refuse_new_calls_and_keep_live_ones() -> None:
+    load = LoadDriver()
+    adm = Admission(5, retry_after_full_s=4)
+    adm.admit("live", load.estimator)
+    load.saturate()
+    with pytest.raises(EngineSaturated) as exc:
+        adm.admit("new", load.estimator)
+    assert exc.value.reason == "engines_saturated" and exc.value.retry_after_s == 4
+    assert isinstance(exc.value, OverCapacity)  # a full node, as far as any caller knows
+    assert adm.active == 1
+    adm.admit("unmeasured")  # no estimator: only max_calls counts
+    load.relieve()
+    adm.admit("new", load.estimator)
+    assert adm.active == 3
+
+
+def test_max_calls_and_draining_are_said_before_saturation() -> None:
+    load = LoadDriver()
+    load.saturate()
+    adm = Admission(1, retry_after_full_s=4, retry_after_draining_s=9)
+    with pytest.raises(EngineSaturated):
+        adm.admit("a", load.estimator)
+    adm.admit("a")
+    with pytest.raises(OverCapacity) as full:
+        adm.admit("b", load.estimator)
+    assert full.value.reason == "max_calls"
+    adm.start_drain()
+    with pytest.raises(Draining):
+        adm.admit("b", load.estimator)
+
+
+async def test_a_host_is_saturated_while_its_engines_estimator_says_so() -> None:
+    host = FakeHost(max_calls=4)
+    assert host.load is None and not host.saturated  # no engines: nothing measured
+    load = LoadDriver()
+    host.engines = load.engines
+    assert host.load is load.estimator and not host.saturated
+    host.admit("live")
+    load.saturate()
+    assert host.saturated
+    with pytest.raises(EngineSaturated):
+        host.admit("new")
+    assert host.active_calls() == 1
+    load.relieve()
+    host.admit("new")
+    host.release("live")
+    host.release("new")

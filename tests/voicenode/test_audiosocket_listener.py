@@ -20,6 +20,7 @@ from media.call import Direction
 from tests.control_api.fakes import FakeHost, temp_store
 from tests.control_api.harness import auth, node_settings, serve_node
 from tests.media.audiosocket_client import AudioSocketClient
+from tests.pipeline.load_fakes import LoadDriver
 from tests.sip.ami_double import AmiDouble
 from voicenode.asterisk import AsteriskDialer
 from voicenode.audiosocket_listener import audiosocket_listener
@@ -120,6 +121,34 @@ async def test_full_draining_or_loading_nodes_refuse(host: FakeHost) -> None:
             await host.wait_idle()
         host.start_drain()
         assert await refused(port, uuid.uuid4()) == [bytes((ErrorCode.REFUSED,))]
+
+
+async def test_saturated_engines_refuse_new_calls_and_live_calls_go_on(host: FakeHost) -> None:
+    load = LoadDriver()
+    host.engines = load.engines  # the fake host's admission reads this estimator
+    async with listening(host) as port:
+        live = await AudioSocketClient.connect(port)
+        await live.send_uuid(uuid.uuid4())
+        async with asyncio.timeout(5):
+            await host.started.get()
+        load.saturate()
+        assert await refused(port, uuid.uuid4()) == [bytes((ErrorCode.REFUSED,))]
+        assert host.active_calls() == 1
+        await live.stream(speech(), realtime=False)  # the live call still echoes
+        await live.wait_for(lambda: len(live.received.audio_sizes) >= 10, limit_s=5)
+        await live.send_hangup()
+        async with asyncio.timeout(5):
+            await host.finished.get()
+        await live.close()
+        load.relieve()
+        again = await AudioSocketClient.connect(port)
+        await again.send_uuid(uuid.uuid4())
+        async with asyncio.timeout(5):
+            await host.started.get()
+        await again.close()
+        async with asyncio.timeout(5):
+            await host.finished.get()
+            await host.wait_idle()
 
 
 @asynccontextmanager

@@ -18,6 +18,7 @@ from control_api.quotas import Quotas
 from control_api.refusals import (
     CallRefused,
     Draining,
+    EngineSaturated,
     NotAllowed,
     OverCapacity,
     QuotaExceeded,
@@ -167,6 +168,7 @@ REFUSALS = [
     (OverCapacity("max_calls", 5), 503, 503, ErrorCode.REFUSED, "5"),
     (OverCapacity("loading", 5), 503, 503, ErrorCode.REFUSED, "5"),
     (Draining("draining", 30), 503, 503, ErrorCode.REFUSED, "30"),
+    (EngineSaturated("engines_saturated", 5), 503, 503, ErrorCode.REFUSED, "5"),
     (QuotaExceeded("max_concurrent_calls", 5), 486, 429, ErrorCode.REFUSED, "5"),
     (QuotaExceeded("calls_per_minute", 12), 486, 429, ErrorCode.REFUSED, "12"),
     (UnknownRoute("unknown number"), 404, 404, ErrorCode.UNKNOWN_CALL, None),
