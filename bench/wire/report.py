@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import Summary, summarize, turn_stages_ms
+from bench.wire.call_report import call_summary
 from bench.wire.measure import (
     call_minutes,
     caller_wer,
@@ -22,7 +23,7 @@ from bench.wire.measure import (
     packet_gaps,
 )
 from bench.wire.runner import StepResult
-from bench.wire.timeline import CallTimeline, SentLine
+from bench.wire.timeline import CallTimeline
 from pipeline.marks import STAGES
 
 LATE_GAP_MS = 40.0
@@ -41,51 +42,6 @@ TARGETS: dict[str, tuple[str, float, str]] = {
 
 def _ms(values: Sequence[float]) -> Summary:
     return summarize([v * 1000.0 for v in values])
-
-
-def call_summary(tl: CallTimeline) -> dict[str, Any]:
-    """One call's measurements (report.json `steps[].calls[]`)."""
-    lat = line_latencies(tl)
-    g = greeting_s(tl)
-    words = caller_wer([x.text for x in tl.lines], tl.transcripts)
-    expected = check_expected(tl)
-    return {
-        "call": tl.call,
-        "call_id": tl.call_id,
-        "ended_by": tl.ended_by,
-        "error": tl.error,
-        "duration_s": round(call_minutes(tl) * 60.0, 3),
-        "lines_spoken": len(tl.lines),
-        "packets_received": len(tl.packets),
-        "frames_sent": tl.frames_sent,
-        "late_frames_sent": tl.late_frames,
-        "greeting_ms": None if g is None else round(g * 1000.0, 1),
-        "v2v_ms": [None if t.v2v_s is None else round(t.v2v_s * 1000.0, 1) for t in lat],
-        "barge_in_stop_ms": [
-            None if t.barge_in_stop_s is None else round(t.barge_in_stop_s * 1000.0, 1)
-            for t in lat
-            if any(x.index == t.line and x.barge_in for x in tl.lines)
-        ],
-        "caller_wer": None if words.wer is None else round(words.wer, 4),
-        "lines": [_line_times(x, tl.answered) for x in tl.lines],
-        "user_transcripts": [t.text for t in tl.transcripts if t.role == "user"],
-        "agent_transcripts": [t.text for t in tl.transcripts if t.role == "agent"],
-        "expected_replies": [
-            {"line": e.line, "expect": e.expect, "ok": e.ok, "heard": e.heard} for e in expected
-        ],
-    }
-
-
-def _line_times(line: SentLine, answered: float | None) -> dict[str, Any]:
-    """When a line went out, in seconds since the answer (to read against the saved audio)."""
-    zero = answered or 0.0
-    return {
-        "line": line.index,
-        "barge_in": line.barge_in,
-        "start_s": round(line.start - zero, 3),
-        "speech_onset_s": round(line.speech_onset - zero, 3),
-        "speech_end_s": round(line.speech_end - zero, 3),
-    }
 
 
 def node_stages(timelines: Sequence[CallTimeline]) -> dict[str, list[float]]:
@@ -196,32 +152,13 @@ def wire_report(
     """The report.json document: the first step's metrics at the top, every step in `steps`."""
     summaries = [step_summary(s) for s in steps]
     head = summaries[0] if summaries else step_summary(StepResult(calls=0, timelines=[]))
-    v2v = head["v2v_ms"]
-    targets = {
-        "v2v_p50_ms": _target(v2v["p50"], *TARGETS["v2v_p50_ms"][1:]),
-        "v2v_p95_ms": _target(v2v["p95"], *TARGETS["v2v_p95_ms"][1:]),
-        "barge_in_stop_p95_ms": _target(
-            head["barge_in_stop_ms"]["p95"], *TARGETS["barge_in_stop_p95_ms"][1:]
-        ),
-        "capacity_calls": _target(
-            None if not swept else float(capacity_calls or 0),
-            *TARGETS["capacity_calls"][1:],
-            note="" if swept else "run with --sweep to measure",
-        ),
-        "media_core_share_per_call": _target(
-            None,
-            *TARGETS["media_core_share_per_call"][1:],
-            note="not measurable from the wire: the node's CPU includes the models "
-            "(see node.core_share_per_call)",
-        ),
-    }
     return {
         "bench": "wire",
         "transport": transport,
         "scenario": dict(scenario),
         "node": dict(node),
         "calls": head["calls"],
-        "v2v_ms": v2v,
+        "v2v_ms": head["v2v_ms"],
         "greeting_ms": head["greeting_ms"],
         "barge_in_stop_ms": head["barge_in_stop_ms"],
         "packet_gap_ms": head["packet_gap_ms"],
@@ -243,9 +180,32 @@ def wire_report(
                 for s in summaries
             ],
         },
-        "targets": targets,
+        "targets": _targets(head, capacity_calls, swept),
         "machine": dict(machine),
         "steps": summaries,
+    }
+
+
+def _targets(head: Mapping[str, Any], capacity_calls: int | None, swept: bool) -> dict[str, Any]:
+    """Each of `TARGETS` with the value measured (the first step's; capacity from a sweep)."""
+    v2v = head["v2v_ms"]
+    return {
+        "v2v_p50_ms": _target(v2v["p50"], *TARGETS["v2v_p50_ms"][1:]),
+        "v2v_p95_ms": _target(v2v["p95"], *TARGETS["v2v_p95_ms"][1:]),
+        "barge_in_stop_p95_ms": _target(
+            head["barge_in_stop_ms"]["p95"], *TARGETS["barge_in_stop_p95_ms"][1:]
+        ),
+        "capacity_calls": _target(
+            None if not swept else float(capacity_calls or 0),
+            *TARGETS["capacity_calls"][1:],
+            note="" if swept else "run with --sweep to measure",
+        ),
+        "media_core_share_per_call": _target(
+            None,
+            *TARGETS["media_core_share_per_call"][1:],
+            note="not measurable from the wire: the node's CPU includes the models "
+            "(see node.core_share_per_call)",
+        ),
     }
 
 
@@ -274,26 +234,52 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"Transport `{report['transport']}`, scenario `{sc.get('name')}` "
         f"(agent `{sc.get('agent')}`, {sc.get('lines')} lines), {report['calls']} concurrent "
         f"call(s); node: {report['node'].get('mode')} {report['node'].get('url', '')}.",
+        *_md_latency(report),
+        *_md_node(report),
+        *_md_concurrency(report["capacity"]),
+        *_md_targets(report["targets"]),
+        *_md_calls(report["steps"]),
+        "",
+        "## Machine",
+        "",
+        *(f"- {key}: {value}" for key, value in report["machine"].items()),
+    ]
+    return "\n".join(out) + "\n"
+
+
+def _md_table(first: str, rows: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """A table of summaries (`_COLS`), one row per entry of `rows`."""
+    out = [
+        f"| {first} | " + " | ".join(_COLS) + " |",
+        "| --- | " + " | ".join("---:" for _ in _COLS) + " |",
+    ]
+    for name, row in rows.items():
+        out.append(f"| {name} | " + " | ".join(_cell(row.get(c)) for c in _COLS) + " |")
+    return out
+
+
+def _md_latency(report: Mapping[str, Any]) -> list[str]:
+    names = {
+        "v2v_ms": "voice to voice",
+        "greeting_ms": "time to greeting",
+        "barge_in_stop_ms": "barge-in stop",
+        "packet_gap_ms": "gap between received packets",
+    }
+    wer = report["caller_wer"]
+    return [
         "",
         "## Latency measured on the wire (ms)",
         "",
-        "| metric | " + " | ".join(_COLS) + " |",
-        "| --- | " + " | ".join("---:" for _ in _COLS) + " |",
-    ]
-    for key, name in (
-        ("v2v_ms", "voice to voice"),
-        ("greeting_ms", "time to greeting"),
-        ("barge_in_stop_ms", "barge-in stop"),
-        ("packet_gap_ms", "gap between received packets"),
-    ):
-        row = report[key]
-        out.append(f"| {name} | " + " | ".join(_cell(row.get(c)) for c in _COLS) + " |")
-    wer = report["caller_wer"]
-    proc = report["node_process"]
-    out += [
+        *_md_table("metric", {name: report[key] for key, name in names.items()}),
         "",
         f"Caller transcript WER (node's transcripts vs the scenario): {_cell(wer['wer'])} "
         f"over {wer['ref_words']} words.",
+    ]
+
+
+def _md_node(report: Mapping[str, Any]) -> list[str]:
+    proc = report["node_process"]
+    return [
         "",
         "## Node",
         "",
@@ -303,18 +289,15 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         "",
         "Per-stage latency from the node's TurnMarks (ms):",
         "",
-        "| stage | " + " | ".join(_COLS) + " |",
-        "| --- | " + " | ".join("---:" for _ in _COLS) + " |",
-    ]
-    for stage, row in report["node_stages_ms"].items():
-        out.append(f"| {stage} | " + " | ".join(_cell(row.get(c)) for c in _COLS) + " |")
-    out += [
+        *_md_table("stage", report["node_stages_ms"]),
         "",
         "What the wire adds (mean voice to voice measured here less the node's own): "
         f"{_cell(report['wire_added_ms_mean'])} ms.",
     ]
-    cap = report["capacity"]
-    out += [
+
+
+def _md_concurrency(cap: Mapping[str, Any]) -> list[str]:
+    out = [
         "",
         "## Concurrency",
         "",
@@ -331,31 +314,36 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             "",
             f"Capacity (p95 v2v <= {cap['target_p95_ms']:g} ms): {_cell(cap['calls'])} calls.",
         ]
-    out += [
+    return out
+
+
+def _md_targets(targets: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    out = [
         "",
         "## Targets (reported, not asserted)",
         "",
         "| target | value | limit | result |",
         "| --- | ---: | ---: | --- |",
     ]
-    for key, t in report["targets"].items():
+    for key, t in targets.items():
         name = TARGETS[key][0]
         note = f" ({t['note']})" if t.get("note") else ""
         out.append(
             f"| {name} | {_cell(t['value'])} | {t['op']} {t['limit']:g} | {_verdict(t)}{note} |"
         )
-    out += ["", "## Calls", ""]
-    for step in report["steps"]:
+    return out
+
+
+def _md_calls(steps: Sequence[Mapping[str, Any]]) -> list[str]:
+    out = ["", "## Calls", ""]
+    for step in steps:
         for c in step["call_details"]:
             out.append(
                 f"- step {step['calls']}, call {c['call']}: ended by {c['ended_by'] or '?'}"
                 f"{' (' + c['error'] + ')' if c['error'] else ''}, {c['lines_spoken']} lines, "
                 f"v2v {c['v2v_ms']} ms, WER {_cell(c['caller_wer'])}"
             )
-    out += ["", "## Machine", ""]
-    for key, value in report["machine"].items():
-        out.append(f"- {key}: {value}")
-    return "\n".join(out) + "\n"
+    return out
 
 
 def render_summary(report: Mapping[str, Any]) -> str:

@@ -23,7 +23,7 @@ import msgspec
 from bench.report import machine_info
 from bench.scenario import Scenario, SpokenLine, speak_lines
 from bench.wire.caller import CallerOptions
-from bench.wire.leg import LegError, LegTarget, open_transport
+from bench.wire.leg import LegError, LegTarget, OpenLeg, open_transport
 from bench.wire.node import NodeStats, SpawnedNode
 from bench.wire.plots import write_plots
 from bench.wire.report import render_summary, wire_report, write_wire_report
@@ -117,96 +117,158 @@ async def run_wire(
         progress("rendering the caller's lines")
         lines = render_scenario(cfg.scenario)
     machine = machine_info()
-    target = cfg.target
     agent = cfg.scenario.agent
-    steps: list[StepResult] = []
-    node_info: dict[str, Any] = {}
     async with AsyncExitStack() as stack:
         mock_url = ""
         if cfg.mock_llm is not None:
-            from bench.mock_llm import LlmDouble, Reply, tokens_of
-
-            m = cfg.mock_llm
-            double = await stack.enter_async_context(
-                LlmDouble(
-                    ttft_s=m.ttft_ms / 1000.0,
-                    tokens_per_s=m.tokens_per_s,
-                    default_reply=Reply(tokens=tokens_of(m.reply)),
-                    port=m.port,
-                    record=False,
-                )
-            )
-            mock_url = double.base_url
+            mock_url = await _start_mock_llm(stack, cfg.mock_llm, progress)
             agent = MOCK_AGENT
-            progress(f"mock LLM at {mock_url} (ttft {m.ttft_ms:g} ms, {m.tokens_per_s} tokens/s)")
-        pid: int | None = None
-        if cfg.spawn:
-            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="voicenode-bench-")))
-            env = {"VOICENODE_AUDIOSOCKET__DEFAULT_AGENT": f"{target.tenant}/{agent}"}
-            if cfg.mock_llm is not None:
-                agents_dir = tmp / "agents"
-                agents_dir.mkdir()
-                (agents_dir / f"{MOCK_AGENT}.toml").write_text(
-                    mock_agent_toml(mock_url, cfg.mock_llm.ttft_ms), encoding="utf-8"
-                )
-                env["VOICENODE_AGENTS__DIR"] = str(agents_dir)
-            most = cfg.max_calls if cfg.sweep else cfg.calls
-            node = SpawnedNode(
-                config=cfg.node_config,
-                data_dir=tmp / "data",
-                log_path=cfg.out / "node.log",
-                env=env,
-                max_calls=max(8, most + 2),
-            )
-            progress("starting the node (loading models)")
-            await stack.enter_async_context(node)
-            pid = node.pid
-            target = _replace_target(
-                target,
-                base_url=node.base_url,
-                api_key=node.admin_key,
-                sip_host="127.0.0.1",
-                sip_port=node.sip_port,
-                audiosocket_host="127.0.0.1",
-                audiosocket_port=node.audiosocket_port,
-            )
-            node_info = {"mode": "spawned", "url": node.base_url, "pid": pid}
-        else:
-            node_info = {"mode": "target", "url": target.base_url}
-        target = _replace_target(target, agent=agent)
-        if cfg.mock_llm is not None and cfg.transport == "sip":
-            await _add_number(target, MOCK_NUMBER, MOCK_AGENT)
-            target = _replace_target(target, sip_number=MOCK_NUMBER)
+        target, node_info, pid = await _reach_node(stack, cfg, agent, mock_url, progress)
         stats = NodeStats(target.base_url, pid)
         node_info["stats_from"] = stats.source
-        sweep = SweepOptions(
-            start=cfg.calls,
-            step=cfg.sweep_step,
-            max_calls=cfg.max_calls,
-            target_p95_ms=cfg.target_p95_ms,
+        steps = await _run_steps(cfg, opener, target, lines, stats, progress)
+    report = _report(cfg, steps, agent, node_info, machine)
+    json_path, md_path = write_wire_report(report, cfg.out)
+    plots = write_plots(report, steps, cfg.out)
+    if cfg.save_audio:
+        _save_audio(steps, cfg.out)
+    progress(render_summary(report).rstrip())
+    progress(f"wrote {json_path}, {md_path} and {', '.join(p.name for p in plots)}")
+    return report
+
+
+async def _start_mock_llm(
+    stack: AsyncExitStack, m: MockLlmOptions, progress: Callable[[str], None]
+) -> str:
+    """The mock LLM, serving until `stack` closes; its base URL."""
+    from bench.mock_llm import LlmDouble, Reply, tokens_of
+
+    double = await stack.enter_async_context(
+        LlmDouble(
+            ttft_s=m.ttft_ms / 1000.0,
+            tokens_per_s=m.tokens_per_s,
+            default_reply=Reply(tokens=tokens_of(m.reply)),
+            port=m.port,
+            record=False,
         )
-        options = StepOptions(stagger_s=cfg.stagger_s, caller=cfg.caller)
-        bar = ProgressBar()
-        n: int | None = cfg.calls
-        while n is not None:
-            result = await run_step(
-                n,
-                opener,
-                target,
-                lines,
-                expect_greeting=cfg.scenario.expect_greeting,
-                options=options,
-                stats=stats,
-                progress=bar,
-                label=f"{cfg.transport} x{n}",
-            )
-            steps.append(result)
-            p95 = result.v2v_p95_ms()
-            progress(
-                f"{n} call(s): p95 voice to voice "
-                f"{'-' if p95 is None else f'{p95:.0f}'} ms, {result.failed} failed"
-            )
-            n = next_step(result, sweep) if cfg.sweep else None
+    )
+    progress(f"mock LLM at {double.base_url} (ttft {m.ttft_ms:g} ms, {m.tokens_per_s} tokens/s)")
+    return double.base_url
+
+
+async def _reach_node(
+    stack: AsyncExitStack,
+    cfg: WireConfig,
+    agent: str,
+    mock_url: str,
+    progress: Callable[[str], None],
+) -> tuple[LegTarget, dict[str, Any], int | None]:
+    """The node to call, started here with `spawn` (stopped when `stack` closes): the target
+    (calling `agent`; for the mock LLM over SIP, on a number routed to it), what the report
+    says of the node, and the spawned node's pid."""
+    target = cfg.target
+    pid: int | None = None
+    if cfg.spawn:
+        node = await _spawn_node(stack, cfg, agent, mock_url, progress)
+        pid = node.pid
+        target = _replace_target(
+            target,
+            base_url=node.base_url,
+            api_key=node.admin_key,
+            sip_host="127.0.0.1",
+            sip_port=node.sip_port,
+            audiosocket_host="127.0.0.1",
+            audiosocket_port=node.audiosocket_port,
+        )
+        node_info: dict[str, Any] = {"mode": "spawned", "url": node.base_url, "pid": pid}
+    else:
+        node_info = {"mode": "target", "url": target.base_url}
+    target = _replace_target(target, agent=agent)
+    if cfg.mock_llm is not None and cfg.transport == "sip":
+        await _add_number(target, MOCK_NUMBER, MOCK_AGENT)
+        target = _replace_target(target, sip_number=MOCK_NUMBER)
+    return target, node_info, pid
+
+
+async def _spawn_node(
+    stack: AsyncExitStack,
+    cfg: WireConfig,
+    agent: str,
+    mock_url: str,
+    progress: Callable[[str], None],
+) -> SpawnedNode:
+    """`voicenode serve` with a fresh data dir (and the mock LLM's agent), running until
+    `stack` closes."""
+    tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="voicenode-bench-")))
+    env = {"VOICENODE_AUDIOSOCKET__DEFAULT_AGENT": f"{cfg.target.tenant}/{agent}"}
+    if cfg.mock_llm is not None:
+        agents_dir = tmp / "agents"
+        agents_dir.mkdir()
+        (agents_dir / f"{MOCK_AGENT}.toml").write_text(
+            mock_agent_toml(mock_url, cfg.mock_llm.ttft_ms), encoding="utf-8"
+        )
+        env["VOICENODE_AGENTS__DIR"] = str(agents_dir)
+    most = cfg.max_calls if cfg.sweep else cfg.calls
+    node = SpawnedNode(
+        config=cfg.node_config,
+        data_dir=tmp / "data",
+        log_path=cfg.out / "node.log",
+        env=env,
+        max_calls=max(8, most + 2),
+    )
+    progress("starting the node (loading models)")
+    await stack.enter_async_context(node)
+    return node
+
+
+async def _run_steps(
+    cfg: WireConfig,
+    opener: OpenLeg,
+    target: LegTarget,
+    lines: list[SpokenLine],
+    stats: NodeStats,
+    progress: Callable[[str], None],
+) -> list[StepResult]:
+    """`cfg.calls` concurrent calls; with `sweep`, more step by step until the target fails."""
+    sweep = SweepOptions(
+        start=cfg.calls,
+        step=cfg.sweep_step,
+        max_calls=cfg.max_calls,
+        target_p95_ms=cfg.target_p95_ms,
+    )
+    options = StepOptions(stagger_s=cfg.stagger_s, caller=cfg.caller)
+    bar = ProgressBar()
+    steps: list[StepResult] = []
+    n: int | None = cfg.calls
+    while n is not None:
+        result = await run_step(
+            n,
+            opener,
+            target,
+            lines,
+            expect_greeting=cfg.scenario.expect_greeting,
+            options=options,
+            stats=stats,
+            progress=bar,
+            label=f"{cfg.transport} x{n}",
+        )
+        steps.append(result)
+        p95 = result.v2v_p95_ms()
+        progress(
+            f"{n} call(s): p95 voice to voice "
+            f"{'-' if p95 is None else f'{p95:.0f}'} ms, {result.failed} failed"
+        )
+        n = next_step(result, sweep) if cfg.sweep else None
+    return steps
+
+
+def _report(
+    cfg: WireConfig,
+    steps: list[StepResult],
+    agent: str,
+    node_info: dict[str, Any],
+    machine: dict[str, Any],
+) -> dict[str, Any]:
     scenario_info = {
         "name": cfg.scenario.name,
         "agent": agent,
@@ -219,7 +281,7 @@ async def run_wire(
             "ttft_ms": cfg.mock_llm.ttft_ms,
             "tokens_per_s": cfg.mock_llm.tokens_per_s,
         }
-    report = wire_report(
+    return wire_report(
         steps,
         transport=cfg.transport,
         scenario=scenario_info,
@@ -229,13 +291,6 @@ async def run_wire(
         swept=cfg.sweep,
         target_p95_ms=cfg.target_p95_ms,
     )
-    json_path, md_path = write_wire_report(report, cfg.out)
-    plots = write_plots(report, steps, cfg.out)
-    if cfg.save_audio:
-        _save_audio(steps, cfg.out)
-    progress(render_summary(report).rstrip())
-    progress(f"wrote {json_path}, {md_path} and {', '.join(p.name for p in plots)}")
-    return report
 
 
 def _replace_target(target: LegTarget, **changes: Any) -> LegTarget:

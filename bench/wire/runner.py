@@ -139,66 +139,25 @@ async def run_step(
     opt = options or StepOptions()
     clk = clock or MonotonicClock()
     bar = progress or ProgressBar()
-    callers: list[Caller] = []
-    results: list[CallTimeline | None] = [None] * calls
     async with NodeEvents(target.base_url, target.api_key, target.tenant) as events:
         async with httpx.AsyncClient() as http:
             before = await stats.sample(http) if stats else ProcSample(None, None)
-            started = time.monotonic()
-            t0 = clk.now()
-
-            async def one(i: int) -> None:
-                await clk.sleep_until(t0 + i * opt.stagger_s)
-                results[i] = await run_call(
-                    i,
-                    opener,
-                    target,
-                    lines,
-                    clock=clk,
-                    options=opt.caller,
-                    expect_greeting=expect_greeting,
-                    callers=callers,
-                )
-
-            total_lines = calls * len(lines)
-
-            def show() -> None:
-                done = sum(r is not None for r in results)
-                spoken = sum(len(c.timeline.lines) for c in callers)
-                elapsed = time.monotonic() - started
-                bar.show(
-                    label or f"{calls} call(s)",
-                    done,
-                    calls,
-                    f"calls done, {spoken}/{total_lines} lines, {elapsed:.0f} s",
-                    key=f"{done}/{spoken}",
-                )
-
-            async def ticker() -> None:
-                while True:
-                    show()
-                    if stats is not None:
-                        await stats.sample(http)
-                    await asyncio.sleep(1.0)
-
-            async with asyncio.TaskGroup() as tg:
-                tick = tg.create_task(ticker())
-                async with asyncio.TaskGroup() as calls_group:
-                    for i in range(calls):
-                        calls_group.create_task(one(i))
-                tick.cancel()
-            show()
-            bar.end()
-            wall = time.monotonic() - started
+            step = _StepCalls(
+                calls,
+                opener,
+                target,
+                lines,
+                expect_greeting,
+                opt,
+                clk,
+                bar,
+                label,
+                time.monotonic(),
+            )
+            timelines = await step.run(stats, http)
+            wall = time.monotonic() - step.started
             after = await stats.sample(http) if stats else ProcSample(None, None)
-        timelines = [r for r in results if r is not None]
-        ids = [t.call_id for t in timelines if t.call_id]
-        await events.wait_ended(ids, opt.events_timeout_s)
-        for tl in timelines:
-            if tl.call_id and tl.call_id in events.calls:
-                ev = events.calls[tl.call_id]
-                tl.transcripts = list(ev.transcripts)
-                tl.node_turns = list(ev.turns)
+        await _read_events(events, timelines, opt.events_timeout_s)
         cpu = None
         if before.cpu_s is not None and after.cpu_s is not None:
             cpu = after.cpu_s - before.cpu_s
@@ -210,6 +169,85 @@ async def run_step(
             peak_rss_bytes=stats.peak_rss_bytes if stats else None,
             events_error=events.error,
         )
+
+
+@dataclass
+class _StepCalls:
+    """One step's calls in flight: started `stagger_s` apart, with the progress line redrawn
+    (and the node sampled) every second."""
+
+    calls: int
+    opener: OpenLeg
+    target: LegTarget
+    lines: Sequence[SpokenLine]
+    expect_greeting: str
+    opt: StepOptions
+    clk: Clock
+    bar: ProgressBar
+    label: str
+    started: float
+    callers: list[Caller] = field(default_factory=list)
+    results: list[CallTimeline | None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.results = [None] * self.calls
+
+    async def run(self, stats: NodeStats | None, http: httpx.AsyncClient) -> list[CallTimeline]:
+        """Every call, to its end; their timelines."""
+        t0 = self.clk.now()
+        async with asyncio.TaskGroup() as tg:
+            tick = tg.create_task(self._ticker(stats, http))
+            async with asyncio.TaskGroup() as calls_group:
+                for i in range(self.calls):
+                    calls_group.create_task(self._one(i, t0))
+            tick.cancel()
+        self._show()
+        self.bar.end()
+        return [r for r in self.results if r is not None]
+
+    async def _one(self, i: int, t0: float) -> None:
+        await self.clk.sleep_until(t0 + i * self.opt.stagger_s)
+        self.results[i] = await run_call(
+            i,
+            self.opener,
+            self.target,
+            self.lines,
+            clock=self.clk,
+            options=self.opt.caller,
+            expect_greeting=self.expect_greeting,
+            callers=self.callers,
+        )
+
+    def _show(self) -> None:
+        done = sum(r is not None for r in self.results)
+        spoken = sum(len(c.timeline.lines) for c in self.callers)
+        elapsed = time.monotonic() - self.started
+        self.bar.show(
+            self.label or f"{self.calls} call(s)",
+            done,
+            self.calls,
+            f"calls done, {spoken}/{self.calls * len(self.lines)} lines, {elapsed:.0f} s",
+            key=f"{done}/{spoken}",
+        )
+
+    async def _ticker(self, stats: NodeStats | None, http: httpx.AsyncClient) -> None:
+        while True:
+            self._show()
+            if stats is not None:
+                await stats.sample(http)
+            await asyncio.sleep(1.0)
+
+
+async def _read_events(events: NodeEvents, timelines: list[CallTimeline], timeout_s: float) -> None:
+    """Wait until the node's events say the calls ended; each call's transcripts and per-turn
+    marks go into its timeline."""
+    ids = [t.call_id for t in timelines if t.call_id]
+    await events.wait_ended(ids, timeout_s)
+    for tl in timelines:
+        if tl.call_id and tl.call_id in events.calls:
+            ev = events.calls[tl.call_id]
+            tl.transcripts = list(ev.transcripts)
+            tl.node_turns = list(ev.turns)
 
 
 @dataclass(frozen=True)
