@@ -15,13 +15,14 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import msgspec
 import pjsua2 as pj
 
 from config.schema import SipSettings
+from core.tasks import OwnedTasks
 from media.call import CallInfo
 from sip.calls import SipCall
 from sip.endpoint import (
@@ -90,7 +91,7 @@ class UserAgent:
         self._account: Account | None = None
         self._trunk: Account | None = None
         self._pjcalls = PjCalls()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = OwnedTasks("sip", log=log, failed="sip: routing task failed")
         self.port = 0
         self.tls_port = 0
         self._tls = False
@@ -122,10 +123,7 @@ class UserAgent:
         if self._rtp_watch is not None:
             self._rtp_watch.cancel()
             await asyncio.gather(self._rtp_watch, return_exceptions=True)
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.wait(list(self._tasks))
+        await self._tasks.aclose()
         await asyncio.to_thread(self._thread.stop, self._teardown)
         if self._thread.ended and self._holds_endpoint:
             # The thread has ended, and with it the poll's reference to the endpoint: the C++
@@ -270,7 +268,7 @@ class UserAgent:
         if loop is None:
             self._refuse(key, Reject(503, "Service Unavailable"))
             return
-        loop.call_soon_threadsafe(self._spawn, self._decide(key, invite))
+        loop.call_soon_threadsafe(self._tasks.spawn, self._decide(key, invite), "sip-route")
 
     def _refuse(self, key: int, reject: Reject) -> None:
         """Answer the call `reject` from a SIP-thread job (any thread may call this)."""
@@ -285,11 +283,6 @@ class UserAgent:
                 log.info("sip: refusal not sent", extra={"error": exc.reason})
 
         self._thread.submit(refuse)
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def _decide(self, key: int, invite: IncomingInvite) -> None:
         try:
