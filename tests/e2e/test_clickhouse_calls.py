@@ -80,7 +80,11 @@ async def env(
     engines: Engines, tmp_path: Path, clickhouse_server: ClickHouseServer
 ) -> AsyncIterator[Env]:
     base = real_node_settings(tmp_path)
-    clickhouse = ClickHouseSettings(url=clickhouse_server.url, backoff_s=0.1, backoff_max_s=0.5)
+    # A generous timeout: an insert given up while the server still completes it would land
+    # twice (delivery is at least once); retries soon after the outage.
+    clickhouse = ClickHouseSettings(
+        url=clickhouse_server.url, timeout_s=60, backoff_s=0.1, backoff_max_s=0.5
+    )
     settings = msgspec.structs.replace(
         base, analytics=msgspec.structs.replace(base.analytics, clickhouse=clickhouse)
     )
@@ -200,8 +204,11 @@ async def test_a_call_during_an_outage_lands_once_after_it(env: Env) -> None:
     async def failing() -> bool:
         return analytics.relay.stream_failing
 
+    async def recorded() -> bool:  # the call went on, ended and was recorded meanwhile
+        return bool(await outbox(env.node, call_id, "call.ended"))
+
+    await wait_for(recorded, what="the call's end in the outbox")
     await wait_for(failing, what="the ClickHouse sink failing while the server is down")
-    assert await outbox(env.node, call_id, "call.ended")  # the call went on and ended
     await env.ch.start()
     await wait_for(lambda: landed(env, call_id), timeout_s=30, what="the call after the outage")
     await wait_for(lambda: all_delivered(env.node, call_id), what="the backlog acknowledged")
