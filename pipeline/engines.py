@@ -27,6 +27,7 @@ from pipeline.response import Synthesizer
 from pipeline.stt import SttEngine, Transcriber
 from pipeline.threads import thread_budget, usable_cpus
 from pipeline.tts import Samples, TtsEngine
+from pipeline.turn_model import TurnModel, TurnModelEngine, load_engine
 from pipeline.vad import Gate, SileroModel, VadModel, webrtc_gate
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,8 @@ class Engines:
     vad_gate: Callable[[int], Gate] = webrtc_gate
     estimator: LoadEstimator | None = None
     """The engines' recent load, fed by their measured calls; None: not measured (fakes)."""
+    turn: TurnModel | None = None
+    """The audio end-of-turn model asked at caller pauses; None: off (`turn_model.enabled`)."""
 
     @classmethod
     def load_blocking(cls, settings: Settings, *, warm_up: bool = True) -> Engines:
@@ -119,6 +122,11 @@ class Engines:
             settings.tts, workers=budget.tts_workers, threads=budget.tts_threads, on_job=_tts_job
         )
         vad = SileroModel(settings.vad.model or None)
+        turn = None
+        if settings.turn_model.enabled:  # a missing file: TurnModelError naming the setting
+            turn = load_engine(
+                settings.turn_model.model or None, threads=settings.turn_model.threads
+            )
         if warm_up:
             stt.warm_up()
             tts.warm_up()
@@ -136,7 +144,7 @@ class Engines:
         export_queue_depth("tts", tts)
         export_headroom(load)
         log.info("engines loaded", extra={"seconds": round(time.perf_counter() - started, 3)})
-        return cls(settings, stt, tts, vad, estimator=load)
+        return cls(settings, stt, tts, vad, estimator=load, turn=turn)
 
     @classmethod
     async def load(cls, settings: Settings, *, warm_up: bool = True) -> Engines:
@@ -144,6 +152,6 @@ class Engines:
         return await asyncio.to_thread(cls.load_blocking, settings, warm_up=warm_up)
 
     def close(self) -> None:
-        for engine in (self.stt, self.tts):
-            if isinstance(engine, SttEngine | TtsEngine):
+        for engine in (self.stt, self.tts, self.turn):
+            if isinstance(engine, SttEngine | TtsEngine | TurnModelEngine):
                 engine.close()

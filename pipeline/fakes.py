@@ -102,3 +102,16 @@ def fake_engines(lines: list[str], settings: Settings | None = None) -> Engines:
         vad=FakeVad(),
         vad_gate=energy_gate,
     )
+
+
+class RecordedTurnModel:
+    """The audio turn model's seam, replaying recorded verdicts: one probability per pause it
+    is asked about, in order (the last one repeats). Records how much audio each ask carried."""
+
+    def __init__(self, verdicts: list[float]) -> None:
+        self._verdicts = list(verdicts)
+        self.asked: list[int] = []
+
+    async def probability(self, audio: npt.NDArray[np.int16]) -> float:
+        self.asked.append(len(audio))
+        return self._verdicts.pop(0) if len(self._verdicts) > 1 else self._verdicts[0]

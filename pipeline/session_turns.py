@@ -9,6 +9,9 @@ endpoint the caller talks on from is taken back (`_continue_turn`).
 
 from __future__ import annotations
 
+import numpy as np
+import numpy.typing as npt
+
 from agents.base import Message, UserSaid
 from agents.vocabulary import stt_context
 from media.frames import AudioFrame
@@ -24,6 +27,7 @@ from pipeline.turn import (
     SpeechStarted,
     TurnEnded,
 )
+from pipeline.turn_model import TurnModel, TurnModelError
 from pipeline.turn_taking import LastEndpoint
 
 
@@ -54,6 +58,7 @@ class SessionTurns(SessionReplies):
                         self._playout.resume()
                     if self._utterance is not None:
                         self._utterance.speculate()
+                        self._ask_turn_model(self._utterance, ev.speech_end)
                 case SpeechResumed():
                     if self._candidate:
                         self._playout.pause()
@@ -67,6 +72,24 @@ class SessionTurns(SessionReplies):
         barge_in = self._turns.voiced_s * 1000 >= self._spec.turn.backchannel_ms
         if self._candidate and self._turns.in_utterance and barge_in:
             self._barge_in()
+
+    def _ask_turn_model(self, stream: SttStream, speech_end: float) -> None:
+        """At a pause, ask the audio turn model whether the caller is done (its verdict
+        shortens or lengthens this pause's window; one for an earlier pause is dropped)."""
+        model = self._engines.turn
+        if model is None or not self._spec.turn.audio_model:
+            return
+        self._tasks.spawn(self._turn_verdict(model, stream.audio(), speech_end), "turn-model")
+
+    async def _turn_verdict(
+        self, model: TurnModel, audio: npt.NDArray[np.int16], speech_end: float
+    ) -> None:
+        try:
+            probability = await model.probability(audio)
+        except TurnModelError as exc:  # the transcript's window decides alone
+            self._log.warning("turn model verdict lost", extra={"error": str(exc)})
+            return
+        self._turns.update_model(probability, speech_end)
 
     def _on_speech_started(self) -> None:
         self._silence.cancel()
