@@ -145,26 +145,15 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         peer = await SipPeer.open(("127.0.0.1", port))
         stop = asyncio.Event()
         placed: list[PeerCall] = []
+        sender: asyncio.Task[None] | None = None
         try:
             calling = (peer.call(LIVE_NUMBER) for _ in range(args.calls))
             placed = list(await asyncio.gather(*calling))
             sender = asyncio.get_running_loop().create_task(send_rtp(placed, stop, tone_payload()))
-            await asyncio.sleep(2.0)  # the calls' audio is flowing: measure from here
-            for call in placed:
-                call.rtp.recording = True
-            before = node_rss_mb(node.pid)
-            fuzz_t0 = round(time.monotonic() - start, 2)
-            sent, by_part = await fuzz_in_parts(node.pid, port, args)
-            fuzz_t1 = round(time.monotonic() - start, 2)
-            for call in placed:
-                call.rtp.recording = False
-            alive = node.proc.returncode is None
-            options = await asyncio.to_thread(options_answered, port) if alive else ""
-            settled = await settle(node, len(placed)) if alive else {}
-            after = node_rss_mb(node.pid) if alive else None
+            run = await _fuzz_during_calls(node, port, placed, args, start)
         finally:
             stop.set()
-            if "sender" in locals():
+            if sender is not None:
                 await sender
             hung_up = await asyncio.gather(
                 *(peer.hang_up(c) for c in placed), return_exceptions=True
@@ -174,7 +163,39 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             exit_code = await node.stop()
             log.seek(0)
             node_log = log.read()
-    peak = max((mb for _, mb in samples), default=None)
+    alive = run["alive"]
+    return {
+        "fuzz": run["fuzz"],
+        "node": {
+            "alive_after_fuzz": alive,
+            "exit_code": exit_code,
+            "options_after": run["options"],
+            "log_tail": node_log[-1500:] if exit_code != 0 or not alive else "",
+        },  # fmt: skip
+        "live_calls": live_calls(placed, list(hung_up)),
+        "after_fuzz": run["after_fuzz"],
+        "rss_mb": {**run["rss_mb"], "peak": max((mb for _, mb in samples), default=None)},
+        "rss_samples": samples,
+        "machine": machine_info(),
+    }
+
+
+async def _fuzz_during_calls(
+    node: ChurnNode, port: int, placed: list[PeerCall], args: argparse.Namespace, start: float
+) -> dict[str, Any]:
+    """With the live calls' audio flowing: the fuzz (their packets recorded meanwhile), then
+    whether the node is up, answers OPTIONS and settles back to the live calls."""
+    await asyncio.sleep(2.0)  # the calls' audio is flowing: measure from here
+    for call in placed:
+        call.rtp.recording = True
+    before = node_rss_mb(node.pid)
+    fuzz_t0 = round(time.monotonic() - start, 2)
+    sent, by_part = await fuzz_in_parts(node.pid, port, args)
+    fuzz_t1 = round(time.monotonic() - start, 2)
+    for call in placed:
+        call.rtp.recording = False
+    alive = node.proc.returncode is None
+    after = node_rss_mb(node.pid) if alive else None
     return {
         "fuzz": {
             **sent,
@@ -183,21 +204,13 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             "parts": by_part,
             "window_s": [fuzz_t0, fuzz_t1],
         },  # fmt: skip
-        "node": {
-            "alive_after_fuzz": alive,
-            "exit_code": exit_code,
-            "options_after": options,
-            "log_tail": node_log[-1500:] if exit_code != 0 or not alive else "",
-        },  # fmt: skip
-        "live_calls": live_calls(placed, list(hung_up)),
-        "after_fuzz": settled,
+        "alive": alive,
+        "options": await asyncio.to_thread(options_answered, port) if alive else "",
+        "after_fuzz": await settle(node, len(placed)) if alive else {},
         "rss_mb": {
             "before_fuzz": round(before, 2),
-            "peak": peak,
             "settled": None if after is None else round(after, 2),
         },
-        "rss_samples": samples,
-        "machine": machine_info(),
     }
 
 

@@ -26,10 +26,6 @@ OVER: Final[dict[str, str]] = {
         "every settings section of the node in one module; grown past 400 lines by the "
         "[turn_model] settings (issue 16) while this split went on, and outside its files"
     ),
-    "bench/sip_fuzz_run.py::measure": (
-        "the SIP fuzz run's measurement grew past 60 lines (--refuse-fuzzed) while this split "
-        "went on, and is outside its files"
-    ),
 }
 
 
