@@ -35,12 +35,15 @@ class SessionTurns(SessionReplies):
     # ---- inbound audio -------------------------------------------------------------
 
     async def _inbound(self) -> None:
-        async for frame in self._transport.source.frames():
-            self._on_frame(frame, self._clock.now())
+        try:
+            async for frame in self._transport.source.frames():
+                now = self._clock.now()  # the frame's arrival, not when its VAD batch ran
+                self._on_frame(frame, now, await self._vad.score(frame))
+        finally:
+            self._vad.close()
         self.end("hangup")
 
-    def _on_frame(self, frame: AudioFrame, now: float) -> None:
-        p = self._vad.feed(frame)
+    def _on_frame(self, frame: AudioFrame, now: float, p: float) -> None:
         samples = frame.samples
         if self._utterance is not None:
             self._utterance.push(samples, now, speaking=p >= self._turns.silence_threshold)
