@@ -143,9 +143,11 @@ class Agent(abc.ABC):
         """Whether the session may run `respond` before the caller's turn is surely over.
 
         With preemptive replies (`turn.preemptive`) the session starts the reply when the
-        caller pauses, holds its audio, and throws it away (then `restore`s) if the caller goes
-        on. Only agents whose `respond` has no effects outside `checkpoint`'s state (no HTTP
-        calls to tools or webhooks) may say yes.
+        caller pauses, holds its audio, and throws it away (cancels `respond`, then `restore`s)
+        if the caller goes on. Agents may say yes when `respond` has no effects outside
+        `checkpoint`'s state (no HTTP calls to tools or webhooks), or when it awaits
+        `agents.speculation.confirmed()` before each effect: that returns once the session
+        releases the held reply (the LLM agent does so before tool calls with side effects).
         """
         return False
 

@@ -17,6 +17,14 @@ Inputs:
 - `NoInput`: the model is asked for a short reprompt with a bracketed note (it knows what it
   last asked, so the reprompt fits the conversation); failures fall back as below.
 - Assistant turns flagged `interrupted` are sent as heard, with a trailing "—".
+(The messages are made in `agents/llm_messages.py`.)
+
+Speculative replies (`may_speculate`: `llm.speculate`, by default on when no tool has side
+effects): the session may start a reply while the caller pauses and hold it until the endpoint
+(`agents/speculation.py`). The text streams into TTS meanwhile; a tool call with side effects
+(`agents.tools.has_side_effects`) waits until the session releases the reply, and never runs if
+the session drops it (cancels the reply: the HTTP stream is closed). Replies are counted used
+or dropped, and a dropped one's tokens as wasted (`SpeculationLedger`).
 
 Failures (first token later than `first_token_timeout_s` in any round, the turn past
 `total_timeout_s`, HTTP errors, refused connections, malformed or dropped streams): a structured
@@ -48,16 +56,20 @@ from agents.base import (
     AgentInput,
     AgentOutput,
     CallStarted,
-    DtmfPressed,
     EndCall,
     Message,
-    NoInput,
     TextChunk,
     Transfer,
-    UserSaid,
 )
 from agents.llm_access import LlmAccess
+from agents.llm_messages import CLOSING_NOTE as CLOSING_NOTE
+from agents.llm_messages import DTMF_NOTE as DTMF_NOTE
+from agents.llm_messages import GREET_NOTE as GREET_NOTE
+from agents.llm_messages import INTERRUPTED_MARK as INTERRUPTED_MARK
+from agents.llm_messages import NO_INPUT_NOTE as NO_INPUT_NOTE
+from agents.llm_messages import assistant_with_calls, chat_messages
 from agents.spec import AgentSpec, LlmSettings
+from agents.speculation import Speculation, SpeculationLedger, confirmed, pending
 from agents.tools import Toolbox, ToolCall
 
 log = logging.getLogger(__name__)
@@ -65,21 +77,6 @@ log = logging.getLogger(__name__)
 MAX_TOOL_ROUNDS = 4
 """Completion rounds that may end in tool calls, per turn; a model still calling tools after
 that gets the fallback line (if it said nothing)."""
-INTERRUPTED_MARK = "—"
-GREET_NOTE = "[the call has just connected: greet the caller briefly]"
-NO_INPUT_NOTE = (
-    "[the caller has said nothing for a while (silence #{count}): in one short sentence, check "
-    "they are still there or repeat your last question]"
-)
-DTMF_NOTE = "[caller pressed keys: {digits}]"
-CLOSING_NOTE = (
-    "Ending or transferring the call cannot be undone, and you get the caller's words through"
-    " speech recognition, which mishears. Call end_call or transfer_call only when the caller"
-    " clearly asked for it; when their intent is unclear, ask first (for example: Did you want"
-    " to end the call?). Say a short closing line before you call it; if the caller speaks"
-    " right after it, the call goes on and you get what they said."
-)
-"""Added to the system prompt of an agent that can end or transfer calls."""
 
 _EXPECTED_ERRORS = (openai.APIError, TimeoutError, ValueError)
 
@@ -106,6 +103,12 @@ class _Round:
 
     text: list[str] = dataclasses.field(default_factory=list)
     calls: dict[int, _PendingCall] = dataclasses.field(default_factory=dict)
+    speculation: Speculation | None = None
+    """The reply's record while it is speculative: it counts the streamed deltas (tokens)."""
+
+    def delta(self) -> None:
+        if self.speculation is not None:
+            self.speculation.tokens += 1
 
     def tool_calls(self) -> list[ToolCall]:
         return [
@@ -122,24 +125,6 @@ class _Budget:
     """Tool calls the reply may still run (`llm.max_tool_calls`)."""
 
     left: int
-
-
-def _assistant_with_calls(text: str, calls: Sequence[ToolCall]) -> ChatCompletionMessageParam:
-    return cast(
-        ChatCompletionMessageParam,
-        {
-            "role": "assistant",
-            "content": text or None,
-            "tool_calls": [
-                {
-                    "id": call.id,
-                    "type": "function",
-                    "function": {"name": call.name, "arguments": call.arguments},
-                }
-                for call in calls
-            ],
-        },
-    )
 
 
 class LlmAgent(Agent):
@@ -164,12 +149,26 @@ class LlmAgent(Agent):
             access = ctx.llm or LlmAccess(url_allowlist=tuple(ctx.url_allowlist))
             client = access.open_client(self._settings, self._settings.total_timeout_s)
         self._client = client
+        self._ledger = SpeculationLedger()
 
     @property
     def _too_many(self) -> str:
         return f"at most {self._settings.max_tool_calls} tool calls per reply; this one was not run"
 
+    @property
+    def may_speculate(self) -> bool:
+        """`llm.speculate`; unset, when none of the agent's tools has side effects."""
+        if self._settings.speculate is not None:
+            return self._settings.speculate
+        return not self._toolbox.side_effects
+
+    def restore(self, checkpoint: object) -> None:
+        """Nothing to undo: the agent keeps no state besides the history, which the session
+        keeps. The session restores when it drops a speculative reply: it is counted here."""
+        self._ledger.settle()
+
     async def aclose(self) -> None:
+        self._ledger.settle()
         if self._owns_client:
             await self._client.close()
 
@@ -179,7 +178,21 @@ class LlmAgent(Agent):
         if isinstance(event, CallStarted) and self._spec.greeting:
             yield TextChunk(self._spec.greeting)
             return
-        messages = self._messages(history, event)
+        speculation = self._ledger.begin()
+        try:
+            async with contextlib.aclosing(self._turn(history, event, speculation)) as outputs:
+                async for out in outputs:
+                    yield out
+        except BaseException:  # cancelled (barge-in, the caller went on) or closed
+            self._ledger.end(speculation, finished=False)
+            raise
+        self._ledger.end(speculation, finished=True)
+
+    async def _turn(
+        self, history: Sequence[Message], event: AgentInput, speculation: Speculation | None
+    ) -> AsyncGenerator[AgentOutput, None]:
+        """One reply (see the module's docstring); `speculation`: the reply is held."""
+        messages = chat_messages(self._spec, history, event)
         loop = asyncio.get_running_loop()
         started = loop.time()
         deadline = started + self._settings.total_timeout_s
@@ -189,7 +202,7 @@ class LlmAgent(Agent):
         try:
             while True:
                 rounds += 1
-                current = _Round()
+                current = _Round(speculation=speculation)
                 async with contextlib.aclosing(self._stream(messages, current, deadline)) as tokens:
                     async for token in tokens:
                         spoke = True
@@ -199,7 +212,10 @@ class LlmAgent(Agent):
                     return
                 if rounds > MAX_TOOL_ROUNDS:
                     raise _TurnFailed("too_many_tool_rounds")
-                messages.append(_assistant_with_calls("".join(current.text), calls))
+                said = "".join(current.text)
+                messages.append(assistant_with_calls(said, calls))
+                if said and not said[-1].isspace() and self._held_for_endpoint(calls):
+                    yield TextChunk(" ")  # the round's words are whole: synthesized meanwhile
                 final: EndCall | Transfer | None = None
                 async for out in self._run_calls(calls, messages, deadline, budget):
                     if isinstance(out, EndCall | Transfer):
@@ -213,6 +229,10 @@ class LlmAgent(Agent):
             self._warn(failure.reason, failure.cause, spoke, rounds, loop.time() - started)
             if not spoke:
                 yield TextChunk(self._settings.fallback_line)
+
+    def _held_for_endpoint(self, calls: Sequence[ToolCall]) -> bool:
+        """The reply is held and some of `calls` must wait for the endpoint."""
+        return pending() and any(self._toolbox.acts(call) for call in calls)
 
     async def _run_calls(
         self,
@@ -230,6 +250,8 @@ class LlmAgent(Agent):
                 outcome = self._toolbox.refused(call, self._too_many)
             else:
                 budget.left -= 1
+                if self._toolbox.acts(call):
+                    await confirmed()  # in a speculative reply: once the endpoint confirms it
                 try:
                     async with asyncio.timeout_at(deadline):
                         outcome = await self._toolbox.run(call)
@@ -289,8 +311,10 @@ class LlmAgent(Agent):
                     raise _TurnFailed("unexpected_error", exc) from exc
                 for choice in chunk.choices[:1]:
                     delta = choice.delta
-                    for call_delta in delta.tool_calls or ():
+                    if delta.content or delta.tool_calls:
                         got_first = True
+                        into.delta()
+                    for call_delta in delta.tool_calls or ():
                         pending = into.calls.setdefault(call_delta.index, _PendingCall())
                         if call_delta.id:
                             pending.id = call_delta.id
@@ -298,47 +322,10 @@ class LlmAgent(Agent):
                             pending.name += call_delta.function.name or ""
                             pending.arguments += call_delta.function.arguments or ""
                     if delta.content:
-                        got_first = True
                         into.text.append(delta.content)
                         yield delta.content
         finally:
             await stream.close()
-
-    def _messages(
-        self, history: Sequence[Message], event: AgentInput
-    ) -> list[ChatCompletionMessageParam]:
-        messages: list[ChatCompletionMessageParam] = []
-        closing = {"end_call", "transfer_call"} & {
-            t.name for t in self._spec.tools if t.kind == "builtin"
-        }
-        system = "\n\n".join(p for p in (self._spec.prompt, CLOSING_NOTE if closing else "") if p)
-        if system:
-            messages.append({"role": "system", "content": system})
-        for entry in history:
-            if entry.role == "user":
-                messages.append({"role": "user", "content": entry.text})
-            else:
-                text = entry.text
-                if entry.interrupted:
-                    text = text.rstrip() + INTERRUPTED_MARK
-                messages.append({"role": "assistant", "content": text})
-        last = history[-1] if history else None
-        note: str | None = None
-        match event:
-            case CallStarted():
-                note = GREET_NOTE
-            case UserSaid(text=text):
-                if last is None or last.role != "user" or last.text != text:
-                    note = text
-            case DtmfPressed(digits=digits):
-                note = DTMF_NOTE.format(digits=digits)
-                if last is not None and last.role == "user" and last.text == note:
-                    note = None
-            case NoInput(count=count):
-                note = NO_INPUT_NOTE.format(count=count)
-        if note is not None:
-            messages.append({"role": "user", "content": note})
-        return messages
 
     def _fields(self, **fields: Any) -> dict[str, Any]:
         return {

@@ -84,6 +84,11 @@ class LlmSettings(_Spec, frozen=True):
     first_token_timeout_s: Annotated[float, Meta(gt=0, le=60)] = 2.5
     total_timeout_s: Annotated[float, Meta(gt=0, le=600)] = 20.0
     fallback_line: str = "Sorry, I'm having trouble right now. Could you say that again?"
+    speculate: bool | None = None
+    """Start the reply while the caller pauses (with `turn.preemptive`), before the turn is
+    surely over: its words are held until the endpoint confirms the turn, dropped (the request
+    cancelled) if the caller goes on, and a tool call with side effects waits for the endpoint.
+    None: on when none of the agent's tools has side effects (see `ToolSpec.read_only`)."""
 
     def __post_init__(self) -> None:
         if self.api_key_secret and self.api_key_env:
@@ -101,6 +106,14 @@ class ToolSpec(_Spec, frozen=True):
     parameters: dict[str, object] = msgspec.field(default_factory=dict)
     """JSON schema of the arguments (for HTTP tools)."""
     timeout_s: Annotated[float, Meta(gt=0, le=60)] = 5.0
+    read_only: bool = False
+    """The HTTP tool only reads (no effects outside the call: a lookup, not a booking): it may
+    run in a reply started before the caller's turn is surely over (`llm.speculate`). Tools
+    with side effects, and every built-in (they act on the call), wait for the endpoint."""
+
+    def __post_init__(self) -> None:
+        if self.kind == "builtin" and self.read_only:
+            raise ValueError(f"built-in tool {self.name!r} acts on the call; it is not read_only")
 
 
 class AgentSpec(_Spec, frozen=True):

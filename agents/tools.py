@@ -7,6 +7,11 @@ A tool call never raises: bad arguments, refused URLs, timeouts and HTTP errors 
 against the tool's JSON schema (`agents.argcheck`) before anything runs: a call that does not
 fit makes no request.
 
+Every built-in and every HTTP tool not declared `read_only` has side effects
+(`has_side_effects`): in a reply started before the caller's turn is surely over, its calls wait
+for the endpoint (`agents/speculation.py`), and an agent with such tools does not speculate
+unless `llm.speculate` asks for it.
+
 `end_call` always ends the call as `completed`: the reason the model gives is kept in the tool
 call's arguments (the `tool.called` event), never in the call's end reason, which feeds
 metrics labels and dispositions.
@@ -80,6 +85,13 @@ BUILTIN_SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
+def has_side_effects(tool: ToolSpec) -> bool:
+    """Whether calling `tool` has effects outside the reply: every built-in does (it acts on the
+    call), and every HTTP tool not declared `read_only`. Such calls wait for the endpoint in a
+    speculative reply (`agents.speculation`)."""
+    return tool.kind == "builtin" or not tool.read_only
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class ToolCall:
     """One tool call as the model asked for it (arguments are the raw JSON text)."""
@@ -118,6 +130,17 @@ class Toolbox:
 
     def __bool__(self) -> bool:
         return bool(self._tools)
+
+    @property
+    def side_effects(self) -> bool:
+        """Some tool of the agent has side effects (`has_side_effects`)."""
+        return any(has_side_effects(tool) for tool in self._tools.values())
+
+    def acts(self, call: ToolCall) -> bool:
+        """Whether running `call` may have side effects (a tool the agent lacks: no, it is not
+        run)."""
+        tool = self._tools.get(call.name)
+        return tool is not None and has_side_effects(tool)
 
     @staticmethod
     def _parameters(tool: ToolSpec) -> dict[str, Any]:

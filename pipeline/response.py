@@ -28,6 +28,7 @@ from agents.base import (
     ToolResult,
     Transfer,
 )
+from agents.speculation import held
 from media.clock import Clock
 from pipeline.marks import TurnMarks
 from pipeline.playout import Playout
@@ -111,7 +112,8 @@ class Response:
         """Generate, speak and act; returns once everything has been played and done.
 
         With `hold`, the agent and TTS run at once but nothing reaches playout (and no action is
-        carried out) until `hold` is set: a preemptive reply waiting for the endpoint."""
+        carried out) until `hold` is set: a preemptive reply waiting for the endpoint. The agent
+        sees the hold (`agents.speculation`) and keeps its own effects (tool calls) for then."""
         feeder = asyncio.create_task(self._feed(), name="response-feeder")
         try:
             await self._generate()
@@ -130,9 +132,10 @@ class Response:
         said_anything = False
         try:
             stream = self._agent.respond(self._history, self._event)
-            async with contextlib.aclosing(stream):
-                async for out in stream:
-                    said_anything |= self._handle(out, splitter)
+            with held(self._hold):  # the agent's effects wait for the release (see there)
+                async with contextlib.aclosing(stream):
+                    async for out in stream:
+                        said_anything |= self._handle(out, splitter)
         except asyncio.CancelledError:
             raise
         except Exception:
