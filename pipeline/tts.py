@@ -237,16 +237,34 @@ def trim_leading_silence(audio: Samples, *, threshold: int = 300, keep: int = 16
 _ABBREV = {"mr", "mrs", "ms", "dr", "st", "vs", "etc", "e.g", "i.e", "jr", "sr", "no"}
 _SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*\s")
 _CLAUSE_END = re.compile(r"[,;:—]\s")
+_SOFT_BREAKS = frozenset(
+    "and but so or because which that when while if to for with at on in about after before "
+    "until unless".split()
+)
+"""Words a long first clause may be cut before (the cut keeps them with what follows)."""
+_SOFT_MIN_WORDS = 4
+"""A first clause cut before a soft break has at least this many words."""
 
 
 class ClauseSplitter:
     """Feed streamed text; get back clauses ready to speak."""
 
-    def __init__(self, *, first_clause_min_words: int = 2, clause_min_words: int = 6) -> None:
+    def __init__(
+        self,
+        *,
+        first_clause_min_words: int = 2,
+        clause_min_words: int = 6,
+        first_clause_max_words: int = 8,
+    ) -> None:
+        """The first clause is cut at its first comma after `first_clause_min_words`, and, if a
+        long first sentence has none by `first_clause_max_words`, before a conjunction or
+        preposition (else at that word): the caller hears the reply start while the rest is
+        synthesized. Later clauses run to a comma after `clause_min_words`, or a sentence end."""
         self._buf = ""
         self._emitted = 0
         self._first_min = first_clause_min_words
         self._min = clause_min_words
+        self._first_max = first_clause_max_words
 
     def push(self, text: str) -> list[str]:
         self._buf += text
@@ -278,4 +296,16 @@ class ClauseSplitter:
         for m in _CLAUSE_END.finditer(self._buf):
             if len(self._buf[: m.start()].split()) >= min_words:
                 return m.end()
-        return None
+        return self._long_first_cut() if self._emitted == 0 else None
+
+    def _long_first_cut(self) -> int | None:
+        """Where a long first sentence without a comma is cut (None: not long yet). Only
+        whole words count (the last one may still be streaming)."""
+        words = list(re.finditer(r"\S+", self._buf))
+        whole = words if self._buf[-1:].isspace() else words[:-1]
+        if len(whole) <= self._first_max:
+            return None
+        for i in range(self._first_max, _SOFT_MIN_WORDS - 1, -1):
+            if whole[i].group().lower() in _SOFT_BREAKS:
+                return whole[i].start()
+        return whole[self._first_max].start()
