@@ -23,7 +23,7 @@ from media.pacer import Pacer
 from pipeline.engines import Engines
 from sip.ua import UserAgent
 from tests.control_api.harness import ADMIN_KEY, real_node_settings, serve_app
-from tests.sip.sipp import free_port
+from tests.support.ports import free_port
 from voicenode.node import Node, open_node
 
 Samples = npt.NDArray[np.int16]

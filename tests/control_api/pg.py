@@ -28,6 +28,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.ports import free_port
+
 BIN = Path(os.environ.get("VOICENODE_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 SYSTEM_USER = "postgres"
 
@@ -74,13 +76,6 @@ class PostgresServer:
         return out.stdout.strip()
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _run(cmd: list[str]) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     if proc.returncode != 0:
@@ -104,7 +99,7 @@ def postgres_server() -> Iterator[PostgresServer]:
         _run([*run_as, str(BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
               "-E", "UTF8", "--no-sync", "--no-instructions"])  # fmt: skip
         for attempt in range(5):
-            port = _free_port()
+            port = free_port(socket.SOCK_STREAM)
             opts = (
                 f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off"
                 " -c synchronous_commit=off -c full_page_writes=off"

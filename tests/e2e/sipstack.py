@@ -33,6 +33,8 @@ from typing import Protocol
 
 import pytest
 
+from tests.support.ports import free_port, free_port_run
+
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 HOST = "127.0.0.1"
@@ -54,14 +56,6 @@ def require(binary: str) -> str:
 # ---------------------------------------------------------------- ports and readiness
 
 
-def free_udp_port() -> int:
-    """A UDP port on 127.0.0.1 nobody holds right now (bind port 0, then close)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def udp_port_in_use(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         try:
@@ -73,14 +67,10 @@ def udp_port_in_use(port: int) -> bool:
         return False
 
 
-def free_udp_range(size: int, attempts: int = 50) -> tuple[int, int]:
+def free_udp_range(size: int) -> tuple[int, int]:
     """An even-aligned block of ``size`` free UDP ports (RTP/RTCP pairs) as (first, last)."""
-    for _ in range(attempts):
-        first = free_udp_port() & ~1
-        last = first + size - 1
-        if last < 65536 and not any(udp_port_in_use(p) for p in range(first, last + 1)):
-            return first, last
-    raise RuntimeError(f"no block of {size} free UDP ports found")
+    first = free_port_run(size)
+    return first, first + size - 1
 
 
 def poll(check: Callable[[], bool], what: str, timeout_s: float, interval_s: float = 0.05) -> None:
@@ -210,7 +200,7 @@ class RtpEngine:
 @contextlib.contextmanager
 def start_rtpengine(workdir: Path, media_ports: int = 40) -> Iterator[RtpEngine]:
     exe = require("rtpengine")
-    ng_port = free_udp_port()
+    ng_port = free_port()
     port_min, port_max = free_udp_range(media_ports)
     argv = [
         exe,
@@ -340,7 +330,7 @@ def start_kamailio(
     (ints as they are, strings quoted: ``{"DS_PING_INTERVAL": 1}``)."""
     exe = require("kamailio")
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_udp_port()
+    port = free_port()
     dispatcher_list = workdir / "dispatcher.list"
     write_dispatcher_list(dispatcher_list, nodes)
     write_numbers_db(workdir / "db", numbers)

@@ -24,7 +24,8 @@ from pipeline.events import CallEnded, ToolCalled
 from pipeline.tts import TtsEngine
 from sip.ua import UserAgent
 from tests.sip.baresip import baresip
-from tests.sip.sipp import free_port, listening_sipp
+from tests.sip.sipp import listening_sipp
+from tests.support.ports import free_port
 from voicenode.node import open_node
 
 from .test_audiosocket_call import Events, phone_line

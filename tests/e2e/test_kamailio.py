@@ -22,13 +22,13 @@ from typing import cast
 import numpy as np
 
 from media.g711 import ulaw_encode
+from tests.support.ports import free_port
 
 from .sipp import run_sipp, sipp_server
 from .sipstack import (
     HOST,
     KamailioFactory,
     RtpEngine,
-    free_udp_port,
     options_request,
     sip_options,
     wait_for,
@@ -160,7 +160,7 @@ class RtpEcho(asyncio.DatagramProtocol):
 @contextlib.asynccontextmanager
 async def fake_node(options_status: int = 200) -> AsyncIterator[FakeNode]:
     loop = asyncio.get_running_loop()
-    node = FakeNode(free_udp_port(), free_udp_port(), options_status)
+    node = FakeNode(free_port(), free_port(), options_status)
     sip, _ = await loop.create_datagram_endpoint(lambda: node, local_addr=(HOST, node.sip_port))
     rtp, _ = await loop.create_datagram_endpoint(
         lambda: RtpEcho(node), local_addr=(HOST, node.rtp_port)
@@ -306,7 +306,7 @@ async def test_node_refusing_an_invite_fails_over_to_the_next_node(
 async def test_silent_node_times_out_to_480_then_leaves_rotation(
     kamailio: KamailioFactory, tmp_path: Path
 ) -> None:
-    silent = f"sip:{HOST}:{free_udp_port()}"  # nobody listens there
+    silent = f"sip:{HOST}:{free_port()}"  # nobody listens there
     edge = kamailio([silent], DS_PING_INTERVAL=60)  # no probe before the calls
     first = await run_sipp("uac_refused.xml", edge.address, tmp_path / "first")
     assert first.returncode == 0, first.explain()

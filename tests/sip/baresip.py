@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .sipp import free_port, free_port_run, free_udp_tcp_port
+from tests.support.ports import free_port, free_port_run, free_udp_tcp_port
 
 
 def write_tone_wav(path: Path, rate: int = 8000, seconds: float = 30.0, hz: float = 440.0) -> Path:

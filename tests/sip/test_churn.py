@@ -18,9 +18,9 @@ from bench.churn.caller import Caller, CallerResult, Mix, scenario_text, write_w
 from control_api.host import NumberRoute
 from sip.endpoint import call_capacity
 from sip.ua import UserAgent
+from tests.support.ports import free_port, free_port_run
 from voicenode.sip_listener import sip_listener
 
-from .sipp import free_port, free_port_run
 from .test_ua import SignalHost, sip_settings, stored, tone_speech
 
 pytestmark = pytest.mark.timeout(400)  # a hang's bound, not a timed assertion

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from sip.ua import UserAgent
+from tests.support.ports import free_port
 from voicenode.sip_listener import sip_listener
 
-from .sipp import free_port, run_sipp
+from .sipp import run_sipp
 from .test_ua import SignalHost, sip_settings, stored
 
 pytestmark = pytest.mark.timeout(90)

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.ports import free_port_run
 from voicenode.sip_listener import sip_listener
 
-from .sipp import free_port_run, run_sipp, write_ulaw_wav
+from .sipp import run_sipp, write_ulaw_wav
 from .test_ua import SignalHost, sip_settings, stored, tone_speech
 
 pytestmark = pytest.mark.timeout(240)  # a hang's bound, not a timed assertion

@@ -24,9 +24,10 @@ from media.call import Direction
 from sip.ua import UserAgent
 from tests.control_api.fakes import FakeHost
 from tests.control_api.harness import Node, auth, node_settings, serve_node
+from tests.support.ports import free_port
 from voicenode.sip_listener import sip_listener
 
-from .sipp import SipMessage, SippResult, free_port, node_rtp_ports, run_sipp
+from .sipp import SipMessage, SippResult, node_rtp_ports, run_sipp
 
 pytestmark = pytest.mark.timeout(90)
 

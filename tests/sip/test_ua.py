@@ -27,17 +27,10 @@ from sip.calls import SipCall
 from sip.ua import UserAgent
 from tests.control_api.fakes import FakeHost, temp_store
 from tests.pipeline.load_fakes import LoadDriver
+from tests.support.ports import free_port
 from voicenode.sip_listener import sip_listener
 
-from .sipp import (
-    DTMF_PCAPS,
-    RtpTap,
-    free_port,
-    listening_sipp,
-    node_rtp_ports,
-    run_sipp,
-    write_ulaw_wav,
-)
+from .sipp import DTMF_PCAPS, RtpTap, listening_sipp, node_rtp_ports, run_sipp, write_ulaw_wav
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -23,7 +23,9 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..sipstack import HOST, STOP_TIMEOUT_S, free_udp_port, require, udp_port_in_use, wait_for
+from tests.support.ports import free_port
+
+from ..sipstack import HOST, STOP_TIMEOUT_S, require, udp_port_in_use, wait_for
 
 SCENARIOS = Path(__file__).resolve().parent
 
@@ -125,7 +127,7 @@ async def run_sipp(
         scenario,
         target,
         workdir,
-        local_port=local_port or free_udp_port(),
+        local_port=local_port or free_port(),
         service=service,
         calls=calls,
         timeout_s=timeout_s,
@@ -178,7 +180,7 @@ async def sipp_server(
     """Start a sipp UAS scenario on a free port; ready once the port is bound. On exit, waits
     (at most ``timeout_s``) for it to finish its ``calls`` and fills ``server.result``."""
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
-    port = free_udp_port()
+    port = free_port()
     argv = sipp_argv(
         scenario,
         HOST,
