@@ -1,6 +1,7 @@
 """The `voicenode-bench` command: latency and load benchmarks of a voice node.
 
-    voicenode-bench turns --out DIR [--runs N] [--scenario FILE] [--config FILE]
+    voicenode-bench turns --out DIR [--runs N] [--scenario FILE | --scenarios DIR
+                          [--voice piper|espeak]] [--config FILE]
     voicenode-bench wire --transport audiosocket|webrtc|sip (--spawn [--config FILE] | --target URL)
                          --out DIR [--calls N] [--sweep --target-p95-ms MS] [--scenario FILE]
                          [--llm-mock --ttft-ms MS --tokens-per-s N]
@@ -12,6 +13,9 @@
 the real pipeline and writes DIR/report.json and DIR/report.md with p50/p95/p99 of every
 TurnMarks interval, the node's own overhead and the issue 2 speed targets (reported, not
 asserted). Exit status: 0 when turns were measured, 1 when none were, 2 on bad arguments.
+With `--scenarios DIR` it runs every scenario file in DIR in both caller voices (Piper and
+espeak-ng; `--voice` picks one) and reports turn-taking per line category: premature cut-ins,
+missed and false barge-ins, voice to voice (`bench.turn_taking_run`).
 
 `wire` calls a node over a real transport the way callers do and measures from the audio on
 the wire (`bench.wire`): voice to voice, time to greeting, barge-in stop, packet gaps, caller
@@ -51,15 +55,9 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--config", metavar="FILE", help="node settings file (TOML) over the defaults"
-    )
-    p = argparse.ArgumentParser(
-        prog=PROG, description="Latency and load benchmarks of a voice node."
-    )
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def _add_turns_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     turns = sub.add_parser(
         "turns",
         parents=[common],
@@ -75,13 +73,39 @@ def _parser() -> argparse.ArgumentParser:
     turns.add_argument(
         "--runs", type=_positive_int, default=3, metavar="N", help="calls to run (default 3)"
     )
-    turns.add_argument(
+    which = turns.add_mutually_exclusive_group()
+    which.add_argument(
         "--scenario",
         type=Path,
         default=None,
         metavar="FILE",
         help="scenario TOML with caller lines (default: the receptionist booking flow)",
     )
+    which.add_argument(
+        "--scenarios",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="every scenario TOML in DIR: the turn-taking report (cut-ins, barge-ins, v2v)",
+    )
+    turns.add_argument(
+        "--voice",
+        choices=["piper", "espeak"],
+        default=None,
+        help="with --scenarios: speak the lines in this caller voice only (default: both)",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", metavar="FILE", help="node settings file (TOML) over the defaults"
+    )
+    p = argparse.ArgumentParser(
+        prog=PROG, description="Latency and load benchmarks of a voice node."
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_turns_parser(sub, common)
     from bench.wire.cli import add_mock_llm_parser, add_wire_parser
 
     add_wire_parser(sub, common)
@@ -116,6 +140,10 @@ def _fail(message: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "turns" and args.scenarios is not None:
+        from bench.turn_taking_run import turn_taking_cli
+
+        return turn_taking_cli(args, _fail)
     if args.command == "turns":
         return _turns(args)
     if args.command == "wire":

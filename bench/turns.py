@@ -2,26 +2,30 @@
 
 A scenario (TOML) lists caller lines. Each run is one call through `voicenode.simulate` (real
 VAD, Whisper, agent, Piper, paced playout, in real time); every caller turn the agent answered
-contributes its TurnMarks intervals to the report.
+contributes its TurnMarks intervals to the report. The turn-taking set (`--scenarios DIR`)
+runs its calls here too (`run_turn_taking`), classified by `bench.turn_taking`.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bench.report import TurnSample, build_report, machine_info, turn_stages_ms
 from bench.scenario import (
     DEFAULT_SCENARIO,
+    Render,
     Scenario,
     ScenarioError,
+    SpokenLine,
     default_scenario_path,
     load_scenario,
     speak_lines,
 )
+from bench.turn_taking import LineOutcome, Timeline, classify, reply_of
 
 __all__ = [
     "DEFAULT_SCENARIO",
@@ -37,7 +41,8 @@ __all__ = [
 
 if TYPE_CHECKING:
     from config import Settings
-    from voicenode.simulate import SimulationResult
+    from pipeline.tts import TtsEngine
+    from voicenode.simulate import CallerLine, SimulationResult
 
 
 @dataclass
@@ -170,3 +175,98 @@ async def run_turns(
     }
     machine["tts"] = {"voice": settings.tts.voice or "embedded en_US-joe-medium"}
     return records, machine
+
+
+# ---- the turn-taking set (`--scenarios DIR`): see bench/turn_taking_run.py ----
+
+
+def timeline_of(result: SimulationResult) -> Timeline:
+    """What `bench.turn_taking.classify` reads of one simulated call."""
+    replies = [
+        reply
+        for t, ev in result.turn_metrics()
+        if (reply := reply_of(t, ev.marks, ev.voice_to_voice_ms)) is not None
+    ]
+    return Timeline(states=result.state_changes(), replies=replies, spans=result.line_spans)
+
+
+def caller_voices(tts: TtsEngine) -> dict[str, Render]:
+    """The bench's two caller voices: Piper (pitched up, deterministic) and espeak-ng."""
+    from bench.understanding import espeak_voice
+    from voicenode.simulate import caller_voice
+
+    return {"piper": lambda text: caller_voice(tts, text), "espeak": espeak_voice}
+
+
+def to_caller_lines(spoken: Sequence[SpokenLine]) -> list[CallerLine]:
+    """The simulated caller's cues for the scenario's lines."""
+    from voicenode.simulate import CallerLine
+
+    return [
+        CallerLine(
+            line.samples,
+            barge_in_after=None if line.barge_in_ms is None else line.barge_in_ms / 1000.0,
+            pause_s=line.pause_ms / 1000.0,
+            backchannel=line.backchannel,
+        )
+        for line in spoken
+    ]
+
+
+def agent_names(settings: Settings) -> set[str]:
+    """The agents a scenario may name; ScenarioError for agent files that cannot be read."""
+    from agents.catalog import SpecError, load_specs
+
+    try:
+        return set(load_specs(settings.agents.dir or None))
+    except SpecError as exc:
+        raise ScenarioError(str(exc)) from exc
+
+
+Calls = Sequence[tuple[Scenario, str, list[SpokenLine]]]
+"""The calls of one run: a scenario, the voice, its lines as spoken."""
+
+
+async def run_turn_taking(
+    settings: Settings,
+    calls: Callable[[Mapping[str, Render]], Calls],
+    runs: int,
+    *,
+    progress: Callable[[str], None] = _say,
+) -> tuple[list[LineOutcome], list[dict[str, Any]], dict[str, Any]]:
+    """Load the engines, render the calls' lines (`calls(voices)`), then per run one simulated
+    call each. Returns every line's outcome, a record per call and the machine."""
+    from agents.catalog import load_specs
+    from pipeline.engines import Engines
+    from pipeline.tts import TtsEngine
+    from voicenode.simulate import simulate
+
+    specs = load_specs(settings.agents.dir or None)
+    machine = machine_info()
+    progress(f"loading engines (stt {settings.stt.device}, {settings.stt.cpu_threads} threads)")
+    engines = await Engines.load(settings)
+    outcomes: list[LineOutcome] = []
+    records: list[dict[str, Any]] = []
+    try:
+        tts = engines.tts
+        if not isinstance(tts, TtsEngine):
+            raise TypeError("the caller voice needs the embedded Piper TTS engine")
+        rendered = calls(caller_voices(tts))
+        for run in range(1, runs + 1):
+            for scenario, voice, lines in rendered:
+                started = time.perf_counter()
+                result = await simulate(engines, specs[scenario.agent], to_caller_lines(lines))
+                got = classify(timeline_of(result), lines, scenario=scenario.name, voice=voice)
+                outcomes += got
+                ended = result.ended.reason if result.ended is not None else "unknown"
+                records.append(
+                    {"run": run, "scenario": scenario.name, "voice": voice, "ended": ended}
+                    | {"wall_s": round(time.perf_counter() - started, 2)}
+                    | {"lines_spoken": sum(o.spoken for o in got), "lines": len(got)}
+                )
+                progress(f"run {run}: {scenario.name} ({voice}): ended {ended}")
+    finally:
+        engines.close()
+    machine["load_avg_1m_before"] = machine.pop("load_avg_1m")
+    machine["load_avg_1m_after"] = machine_info()["load_avg_1m"]
+    return outcomes, records, machine

@@ -105,6 +105,22 @@ class SimulationResult:
     """Per line spoken: the clock times its first frame and the frame after its last were sent
     (lines the script never reached are missing)."""
 
+    def state_changes(self) -> list[tuple[float, str]]:
+        """(clock time, new state) of every `StateChanged` of the call, in order."""
+        return [
+            (t, ev.state)
+            for ev, t in zip(self.events, self.event_times, strict=True)
+            if isinstance(ev, StateChanged)
+        ]
+
+    def turn_metrics(self) -> list[tuple[float, TurnMetrics]]:
+        """(clock time, event) of every `TurnMetrics`: emitted at its turn's first frame out."""
+        return [
+            (t, ev)
+            for ev, t in zip(self.events, self.event_times, strict=True)
+            if isinstance(ev, TurnMetrics)
+        ]
+
 
 class _Caller:
     """The scripted far end: feeds frames on the clock and follows the agent's state."""
