@@ -9,7 +9,7 @@ import pytest
 
 from tests.control_api.fakes import FakeHost
 from tests.control_api.harness import Node, serve_node
-from tests.media.webrtc_peer import read_wav_16k, speech_wav
+from tests.support.webrtc_peer import read_wav_16k, speech_wav
 
 
 @pytest.fixture

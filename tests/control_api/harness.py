@@ -19,7 +19,7 @@ from media.clock import Clock
 from media.webrtc import WebRtcOptions
 from pipeline.engines import Engines
 from tests.control_api.fakes import FakeHost, temp_store
-from tests.media.webrtc_peer import LOOPBACK
+from tests.support.webrtc_peer import LOOPBACK
 from voicenode.node import Node as VoiceNode
 from voicenode.node import open_node
 from voicenode.serve import AppServer, bind_listener, server_config

@@ -12,7 +12,7 @@ import pytest
 from tests.control_api.harness import Node, auth
 from tests.control_api.test_calls import place_call
 from tests.control_api.test_store import RECEPTIONIST
-from tests.media.webrtc_peer import TestPeer
+from tests.support.webrtc_peer import TestPeer
 
 LLM_AGENT: dict[str, Any] = {
     "name": "concierge",

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tests.control_api.harness import Node, auth
-from tests.media.webrtc_peer import TestPeer
+from tests.support.webrtc_peer import TestPeer
 
 
 @pytest.fixture

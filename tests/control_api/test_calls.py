@@ -13,8 +13,8 @@ import pytest
 from media.webrtc import WebRtcOptions
 from tests.control_api.fakes import AGENT_TEXT, USER_TEXT, VOICE_TO_VOICE_MS, FakeHost
 from tests.control_api.harness import Node, auth, serve_node
-from tests.media.webrtc_peer import LOOPBACK, TestPeer
 from tests.pipeline.load_fakes import LoadDriver
+from tests.support.webrtc_peer import LOOPBACK, TestPeer
 
 Samples = npt.NDArray[np.int16]
 

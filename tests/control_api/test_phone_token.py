@@ -13,7 +13,7 @@ from control_api.phone import PhoneTokens
 from media.clock import VirtualClock
 from tests.control_api.fakes import FakeHost
 from tests.control_api.harness import auth, serve_node
-from tests.media.webrtc_peer import TestPeer
+from tests.support.webrtc_peer import TestPeer
 
 TTL_S = 3600.0
 

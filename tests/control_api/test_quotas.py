@@ -9,7 +9,7 @@ import pytest
 from control_api.quotas import QuotaExceeded, Quotas, TenantQuota
 from tests.control_api.fakes import FakeHost
 from tests.control_api.harness import auth, serve_node
-from tests.media.webrtc_peer import TestPeer
+from tests.support.webrtc_peer import TestPeer
 
 
 class Clock:

@@ -27,8 +27,8 @@ from media.resample import resample
 from pipeline.engines import Engines
 from pipeline.events import CallEnded, CallEvent, DtmfReceived, Transcript
 from pipeline.tts import TtsEngine
-from tests.media.audiosocket_client import SLIN, AudioSocketClient
 from tests.sip.ami_double import AmiDouble
+from tests.support.audiosocket_client import SLIN, AudioSocketClient
 from voicenode.audiosocket_listener import audiosocket_listener
 from voicenode.node import Node, open_node
 from voicenode.simulate import caller_voice

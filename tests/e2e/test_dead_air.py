@@ -39,8 +39,8 @@ from config.schema import AmiSettings
 from pipeline.engines import Engines
 from pipeline.events import CallEnded, ToolCalled, TurnMetrics
 from pipeline.tts import TtsEngine
-from tests.media.audiosocket_client import SLIN, AudioSocketClient
 from tests.sip.ami_double import AmiDouble
+from tests.support.audiosocket_client import SLIN, AudioSocketClient
 from voicenode.audiosocket_listener import audiosocket_listener
 from voicenode.node import open_node
 from voicenode.simulate import simulate

@@ -27,7 +27,7 @@ from agents.spec import AgentSpec
 from pipeline.engines import Engines
 from pipeline.events import CallEnded, StateChanged, Transcript
 from pipeline.tts import TtsEngine
-from tests.media.audiosocket_client import SLIN, AudioSocketClient
+from tests.support.audiosocket_client import SLIN, AudioSocketClient
 from voicenode.simulate import simulate
 
 from ..agents.llm_double import LlmDouble, Reply, ScriptedToolCall

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from media.audiosocket_call import AudioSocketOptions
 from media.audiosocket_server import serve_audiosocket
 from media.call import Dtmf
-from tests.media.audiosocket_client import AudioSocketClient, message
 from tests.media.test_audiosocket_server import KNOWN, FakeRouter
+from tests.support.audiosocket_client import AudioSocketClient, message
 
 OTHER = uuid.UUID("00000001-0000-4000-8000-0000000000ff")
 

@@ -22,7 +22,7 @@ from media.audiosocket_server import (
 from media.call import CallControlError, CallInfo, Direction, Dtmf, RemoteHangup
 from media.clock import VirtualClock
 from media.frames import AudioFrame, frames_from_samples
-from tests.media.audiosocket_client import SLIN, AudioSocketClient
+from tests.support.audiosocket_client import SLIN, AudioSocketClient
 
 KNOWN = uuid.UUID("00000001-0000-4000-8000-000000000001")
 FULL = uuid.UUID("00000002-0000-4000-8000-000000000002")

@@ -15,7 +15,7 @@ from media.clock import VirtualClock
 from media.frames import AudioFrame
 from media.webrtc import HANGUP_GRACE_S, SdpError, WebRtcCall, WebRtcOptions, answer_offer
 from media.webrtc_sdp import check_offer, ice_host_addresses, is_loopback, keep_candidates
-from tests.media.webrtc_peer import LOOPBACK, TestPeer
+from tests.support.webrtc_peer import LOOPBACK, TestPeer
 
 INFO = CallInfo(call_id="c1", tenant_id="t1", direction=Direction.INBOUND, transport="webrtc")
 OPTIONS = WebRtcOptions(host_addresses=LOOPBACK)

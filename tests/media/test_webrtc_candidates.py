@@ -13,7 +13,7 @@ import pytest
 from media.call import CallInfo, Direction
 from media.webrtc import WebRtcCall, WebRtcOptions, answer_offer
 from media.webrtc_sdp import CandidatePolicy, keep_candidates
-from tests.media.webrtc_peer import LOOPBACK, TestPeer
+from tests.support.webrtc_peer import LOOPBACK, TestPeer
 
 INFO = CallInfo(call_id="c1", tenant_id="t1", direction=Direction.INBOUND, transport="webrtc")
 

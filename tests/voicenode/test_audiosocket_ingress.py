@@ -19,7 +19,7 @@ from config.schema import AudioSocketSettings, Settings
 from media.audiosocket import ErrorCode
 from media.audiosocket_server import AudioSocketServer
 from tests.control_api.fakes import FakeHost, temp_store
-from tests.media.audiosocket_client import AudioSocketClient
+from tests.support.audiosocket_client import AudioSocketClient
 from voicenode.audiosocket_listener import audiosocket_listener
 
 

@@ -19,9 +19,9 @@ from media.audiosocket import ErrorCode
 from media.call import Direction
 from tests.control_api.fakes import FakeHost, temp_store
 from tests.control_api.harness import auth, node_settings, serve_node
-from tests.media.audiosocket_client import AudioSocketClient
 from tests.pipeline.load_fakes import LoadDriver
 from tests.sip.ami_double import AmiDouble
+from tests.support.audiosocket_client import AudioSocketClient
 from voicenode.asterisk import AsteriskDialer
 from voicenode.audiosocket_listener import audiosocket_listener
 

@@ -19,7 +19,7 @@ import msgspec
 import numpy as np
 import pytest
 
-from tests.media.webrtc_peer import TestPeer
+from tests.support.webrtc_peer import TestPeer
 from voicenode.serve import phone_url
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -28,8 +28,8 @@ from media.transport import Transport
 from pipeline.events import EventCallback
 from tests.control_api.fakes import FakeHost, temp_store
 from tests.control_api.harness import Node, auth, node_settings, serve_node
-from tests.media.audiosocket_client import AudioSocketClient
 from tests.sip.ami_double import AmiDouble
+from tests.support.audiosocket_client import AudioSocketClient
 from voicenode.audiosocket_listener import audiosocket_listener
 
 pytestmark = pytest.mark.timeout(60)
