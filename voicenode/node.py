@@ -39,6 +39,7 @@ from pipeline.session import CallSession
 from voicenode.admission import Admission, AdmittingHost
 from voicenode.listeners import open_listeners
 from voicenode.live import Live
+from voicenode.tracing import open_call_tracing
 
 log = logging.getLogger(__name__)
 
@@ -205,15 +206,18 @@ async def open_node(settings: Settings, engines: Engines | None = None) -> Async
         node = Node(settings, store, http)
         await node.start(engines)
         try:
-            async with open_analytics(
-                settings,
-                store,
-                node.calls,
-                MonotonicClock(),
-                agents=node.agent_of,
-                http=None if settings.analytics.allow_private_urls else http,
-                urls=None if settings.analytics.allow_private_urls else node.tenant_urls,
-            ) as analytics:
+            async with (
+                open_call_tracing(node.calls, node.agent_of),  # off unless OTEL_* asks
+                open_analytics(
+                    settings,
+                    store,
+                    node.calls,
+                    MonotonicClock(),
+                    agents=node.agent_of,
+                    http=None if settings.analytics.allow_private_urls else http,
+                    urls=None if settings.analytics.allow_private_urls else node.tenant_urls,
+                ) as analytics,
+            ):
                 node.analytics = analytics
                 # Listeners stop (and LiveCalls shut down) before analytics records the end.
                 async with open_listeners(settings, node) as listeners:
