@@ -50,6 +50,10 @@ class TurnSettings(_Spec, frozen=True):
     """The model's probability at or above which "complete" is confident."""
     model_incomplete_threshold: Annotated[float, Meta(gt=0.0, lt=1.0)] = 0.2
     """At or below this the caller is taken to go on: the turn waits `incomplete_silence_ms`."""
+    echo_guard: bool = True
+    """Inbound audio that is the agent's own voice coming back (a speakerphone, a trunk's
+    echo: the outbound audio at one delay up to 300 ms and one gain) is not caller speech, so
+    the agent does not barge in on itself; the caller talking over it still does."""
 
     def __post_init__(self) -> None:
         if self.model_incomplete_threshold >= self.model_complete_threshold:

@@ -21,6 +21,7 @@ from prometheus_client import Counter
 from media.clock import Clock
 from media.frames import FRAME_SAMPLES, AudioFrame
 from media.transport import AudioSink
+from pipeline.echo import EchoGuard
 
 log = logging.getLogger(__name__)
 FRAME_S = 0.020
@@ -65,6 +66,7 @@ class Playout:
         self._first_sent = False
         self._resumed = asyncio.Event()
         self._resumed.set()
+        self.echo = EchoGuard()  # what went out, each frame at its slot (`pipeline.echo`)
 
     def start(self) -> None:
         if self._task is None:
@@ -184,6 +186,7 @@ class Playout:
             seg.written += 1
             self._seq += 1
             await self._sink.write(frame)
+            self.echo.played(frame.samples, self._next_at)
             self._written += 1
             self._next_at += FRAME_S
             if not self._first_sent:

@@ -38,7 +38,12 @@ class SessionTurns(SessionReplies):
         try:
             async for frame in self._transport.source.frames():
                 now = self._clock.now()  # the frame's arrival, not when its VAD batch ran
-                self._on_frame(frame, now, await self._vad.score(frame))
+                p = await self._vad.score(frame)
+                self._playout.echo.heard(frame.samples, now)
+                voiced = p >= self._turns.silence_threshold
+                if voiced and self._spec.turn.echo_guard and self._playout.echo.explains():
+                    p = 0.0  # the agent's own voice coming back: not caller speech
+                self._on_frame(frame, now, p)
         finally:
             self._vad.close()
         self.end("hangup")

@@ -26,7 +26,6 @@ import numpy.typing as npt
 import webrtcvad
 
 from media.frames import FRAME_SAMPLES, SAMPLE_RATE, AudioFrame
-from pipeline.devices import check_session, onnx_providers
 from pipeline.silero_graph import batched_silero
 from pipeline.vad_batch import BatchVadModel, VadBatcher, shared_batcher
 
@@ -53,11 +52,9 @@ class SileroModel:
     window, `run_batch` many calls' windows in one run. Thread-safe (onnxruntime sessions
     are)."""
 
-    def __init__(self, path: str | Path | None = None, *, device: str = "cpu") -> None:
-        """`device`: `vad.device` (`cuda`: onnxruntime's CUDA provider, or `DeviceError`)."""
+    def __init__(self, path: str | Path | None = None) -> None:
         import onnxruntime
 
-        providers = onnx_providers("vad.device", device)
         opts = onnxruntime.SessionOptions()
         opts.inter_op_num_threads = 1
         opts.intra_op_num_threads = 1
@@ -65,10 +62,9 @@ class SileroModel:
         raw = Path(path or default_silero_path()).read_bytes()
         self._session = onnxruntime.InferenceSession(
             batched_silero(raw),
-            providers=providers,
+            providers=["CPUExecutionProvider"],
             sess_options=opts,
         )
-        check_session("vad.device", device, self._session)
         self._lock = threading.Lock()
 
     def run(

@@ -33,7 +33,6 @@ from control_api.store.tenants import quota_lookup
 from media.call import Call, CallInfo
 from media.clock import MonotonicClock
 from media.transport import Transport
-from pipeline.devices import DeviceError, wants_gpu
 from pipeline.engines import Engines
 from pipeline.events import EventCallback
 from pipeline.session import CallSession
@@ -92,8 +91,7 @@ class Node(AdmittingHost):
 
     async def start(self, engines: Engines | None = None) -> None:
         """Load the models in the background, or take `engines` already loaded (tests share
-        one set across nodes). When a setting asks for a GPU the load is waited for: a
-        `DeviceError` (no device, no CUDA libraries) is raised, the node does not start."""
+        one set across nodes)."""
         if engines is not None:
             self._loading = asyncio.get_running_loop().create_future()
             self._loading.set_result(engines)
@@ -101,10 +99,6 @@ class Node(AdmittingHost):
             return
         self._loading = asyncio.create_task(Engines.load(self.settings), name="engines-load")
         self._loading.add_done_callback(self._loaded)
-        if wants_gpu(self.settings):  # a GPU asked for and unusable stops the start (exit 2)
-            await asyncio.wait({self._loading})
-            if isinstance(error := self._loading.exception(), DeviceError):
-                raise error
 
     def _loaded(self, task: asyncio.Future[Engines]) -> None:
         if task.cancelled():
