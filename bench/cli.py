@@ -8,6 +8,8 @@
     voicenode-bench mock-llm [--port P] [--ttft-ms MS] [--tokens-per-s N] [--reply TEXT]
     voicenode-bench churn [--calls N] [--concurrency C] [--rtp-timeout S] [--mix ...] [--out DIR]
     voicenode-bench understanding --out DIR [--lines FILE] [--limit N] [--config FILE]
+    voicenode-bench engines --out DIR [--device cpu|cuda] [--streams N[,N...]] [--seconds S]
+                            [--slo-ms MS] [--config FILE]
 
 `turns` runs a scripted conversation (default: the receptionist booking flow) N times through
 the real pipeline and writes DIR/report.json and DIR/report.md with p50/p95/p99 of every
@@ -33,6 +35,11 @@ against calls completed (`bench.sip_churn`).
 into the node's STT engine and its flow agents, and reports WER, intent accuracy and wrong
 ends/transfers before and after vocabulary biasing and number normalisation
 (`bench.understanding`). Exit status: 0 when lines were measured, 2 on bad arguments.
+
+`engines` drives the node's engines alone, in process, with N synthetic talking streams (real
+speech and models in real time) on `--device` and reports per N STT final and first-audio
+latency, VAD cost, batch sizes and streams per device, with a plot (`bench.engines`). Exit
+status: 0 when turns were measured, 1 when none were, 2 on bad arguments or a missing device.
 """
 
 from __future__ import annotations
@@ -130,6 +137,9 @@ def _parser() -> argparse.ArgumentParser:
     understanding.add_argument(
         "--limit", type=_positive_int, default=None, metavar="N", help="only the first N lines"
     )
+    from bench.engines_cli import add_engines_parser
+
+    add_engines_parser(sub, common)
     return p
 
 
@@ -156,6 +166,10 @@ def main(argv: list[str] | None = None) -> int:
         return run_cli(args)
     if args.command == "understanding":
         return _understanding(args)
+    if args.command == "engines":
+        from bench.engines_cli import engines_cli
+
+        return engines_cli(args, _fail)
     if args.command == "mock-llm":
         from bench.wire.cli import mock_llm
 

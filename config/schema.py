@@ -126,6 +126,8 @@ class TtsSettings(Section, frozen=True):
     """Text to speech. An empty `voice` means the embedded Piper voice en_US-joe-medium."""
 
     voice: str = ""
+    device: Literal["cpu", "cuda"] = "cpu"
+    """Where Piper runs: `cuda` is onnxruntime's CUDA provider (`voicenode[gpu]`), else no start."""
     speaker_id: Annotated[int, Meta(ge=0)] | None = None
     length_scale: Annotated[float, Meta(gt=0.2, le=4.0)] = 1.0
     queue_size: Annotated[int, Meta(ge=1, le=1024)] = 32
@@ -147,6 +149,8 @@ class VadSettings(Section, frozen=True):
     speech_threshold: Annotated[float, Meta(gt=0.0, lt=1.0)] = 0.5
     silence_threshold: Annotated[float, Meta(gt=0.0, lt=1.0)] = 0.35
     model: str = ""
+    device: Literal["cpu", "cuda"] = "cpu"
+    """Where Silero runs: `cuda`, onnxruntime's CUDA provider (`voicenode[gpu]`), else no start."""
 
 
 class TurnModelSettings(Section, frozen=True):

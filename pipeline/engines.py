@@ -21,6 +21,7 @@ import msgspec
 from prometheus_client import Gauge
 
 from config.schema import Settings
+from pipeline.devices import check_devices
 from pipeline.engine_metrics import observe_batch
 from pipeline.load import LoadEstimator
 from pipeline.response import Synthesizer
@@ -114,6 +115,7 @@ class Engines:
     @classmethod
     def load_blocking(cls, settings: Settings, *, warm_up: bool = True) -> Engines:
         started = time.perf_counter()
+        check_devices(settings)  # a GPU asked for and missing: DeviceError naming the setting
         budget = thread_budget(usable_cpus(), settings.stt, settings.tts)
         log.info("engine threads", extra=dataclasses.asdict(budget))
         stt_settings = msgspec.structs.replace(settings.stt, cpu_threads=budget.stt_threads)
@@ -121,7 +123,7 @@ class Engines:
         tts = MeasuredTtsEngine(
             settings.tts, workers=budget.tts_workers, threads=budget.tts_threads, on_job=_tts_job
         )
-        vad = SileroModel(settings.vad.model or None)
+        vad = SileroModel(settings.vad.model or None, device=settings.vad.device)
         turn = None
         if settings.turn_model.enabled:  # a missing file: TurnModelError naming the setting
             turn = load_engine(

@@ -29,6 +29,7 @@ from prometheus_client import Counter
 from config.schema import SttSettings
 from media.frames import SAMPLE_RATE
 from pipeline.batcher import Batch, Batcher, BatcherClosed, decode_each
+from pipeline.devices import DeviceError, stt_device
 from pipeline.engine_metrics import observe_call, observe_waits
 from pipeline.handoff import deliver
 from pipeline.whisper_full import FullWindowDecoder
@@ -76,15 +77,20 @@ class SttEngine:
         if not Path(path).is_dir():
             raise SttError(f"stt.model: {path} is not a CTranslate2 Whisper model directory")
         self._settings = settings
+        self.device = stt_device(settings.device)  # `cuda` without a device: DeviceError
         try:
             self._model = WhisperModel(
                 str(path),
-                device=settings.device,
+                device=self.device,
                 compute_type=settings.compute_type,
                 cpu_threads=settings.cpu_threads,
                 local_files_only=True,
             )
         except (ValueError, RuntimeError, OSError) as exc:
+            if self.device == "cuda":
+                raise DeviceError(
+                    f"stt.device = {settings.device}: CTranslate2 cannot load {path}: {exc}"
+                ) from exc
             raise SttError(f"stt.model: cannot load {path}: {exc}") from exc
         s = settings
         self._short = ShortWindowDecoder(
@@ -149,8 +155,15 @@ class SttEngine:
             self._thread = None
 
     def warm_up(self) -> None:
-        """One decode of silence so the first caller does not pay for lazy initialisation."""
-        self._decode_batch([Utterance(np.zeros(SAMPLE_RATE, dtype=np.float32))])
+        """One decode of silence so the first caller does not pay for lazy initialisation
+        (on `cuda`, where CTranslate2 first loads cuBLAS: missing, `DeviceError`)."""
+        try:
+            self._decode_batch([Utterance(np.zeros(SAMPLE_RATE, dtype=np.float32))])
+        except RuntimeError as exc:
+            if self.device != "cuda":
+                raise
+            key = f"stt.device = {self._settings.device}"
+            raise DeviceError(f"{key}: CTranslate2 cannot run on the GPU: {exc}") from exc
 
     async def transcribe(
         self,

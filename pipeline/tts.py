@@ -27,6 +27,7 @@ import soxr
 
 from config.schema import TtsSettings
 from media.frames import SAMPLE_RATE
+from pipeline.devices import DeviceError, check_session, onnx_providers
 from pipeline.handoff import deliver
 from pipeline.tts_pool import FIRST, LATER, SynthesisPool
 
@@ -73,20 +74,21 @@ def is_first_clause(text: str) -> bool:
     return not isinstance(text, Clause) or text.position == 0
 
 
-def load_piper(path: str, threads: int = 0) -> Any:
-    """A Piper voice on the CPU with `threads` onnxruntime intra-op threads (0: onnxruntime's
-    default, one per core), as `PiperVoice.load` builds it otherwise."""
+def load_piper(path: str, threads: int = 0, device: str = "cpu") -> Any:
+    """A Piper voice on `device` (`tts.device`: `cuda` is onnxruntime's CUDA provider, or
+    `DeviceError`) with `threads` onnxruntime intra-op threads (0: onnxruntime's default, one
+    per core), as `PiperVoice.load` builds it otherwise."""
     import onnxruntime
     from piper import PiperConfig, PiperVoice
 
+    providers = onnx_providers("tts.device", device)
     with open(f"{path}.json", encoding="utf-8") as f:
         config = PiperConfig.from_dict(json.load(f))
     opts = onnxruntime.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
-    session = onnxruntime.InferenceSession(
-        path, sess_options=opts, providers=["CPUExecutionProvider"]
-    )
+    session = onnxruntime.InferenceSession(path, sess_options=opts, providers=providers)
+    check_session("tts.device", device, session)
     return PiperVoice(session=session, config=config)
 
 
@@ -138,7 +140,9 @@ class TtsEngine:
                 if not Path(path).is_file():
                     raise TtsError(f"tts.voice: {path} is not a Piper .onnx voice file")
                 try:
-                    self._voices[path] = load_piper(path, self._threads)
+                    self._voices[path] = load_piper(path, self._threads, self._settings.device)
+                except DeviceError:
+                    raise
                 except Exception as exc:  # piper raises assorted errors for bad files
                     raise TtsError(f"tts.voice: cannot load {path}: {exc}") from exc
             return self._voices[path]

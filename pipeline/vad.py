@@ -26,6 +26,7 @@ import numpy.typing as npt
 import webrtcvad
 
 from media.frames import FRAME_SAMPLES, SAMPLE_RATE, AudioFrame
+from pipeline.devices import check_session, onnx_providers
 from pipeline.silero_graph import batched_silero
 from pipeline.vad_batch import BatchVadModel, VadBatcher, shared_batcher
 
@@ -52,9 +53,11 @@ class SileroModel:
     window, `run_batch` many calls' windows in one run. Thread-safe (onnxruntime sessions
     are)."""
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, *, device: str = "cpu") -> None:
+        """`device`: `vad.device` (`cuda`: onnxruntime's CUDA provider, or `DeviceError`)."""
         import onnxruntime
 
+        providers = onnx_providers("vad.device", device)
         opts = onnxruntime.SessionOptions()
         opts.inter_op_num_threads = 1
         opts.intra_op_num_threads = 1
@@ -62,9 +65,10 @@ class SileroModel:
         raw = Path(path or default_silero_path()).read_bytes()
         self._session = onnxruntime.InferenceSession(
             batched_silero(raw),
-            providers=["CPUExecutionProvider"],
+            providers=providers,
             sess_options=opts,
         )
+        check_session("vad.device", device, self._session)
         self._lock = threading.Lock()
 
     def run(

@@ -56,6 +56,11 @@ _BENCH_ENGINES = (
     "(no call path) to measure word errors and intents (issue 22)"
 )
 
+_BENCH_ENGINES_ALONE = (
+    "the engines bench drives the node's STT, TTS and VAD engines alone, in process, with "
+    "synthetic talking streams to measure streams per device (issue 21, GPU)"
+)
+
 WRONG_WAY: Final[dict[tuple[str, str], str]] = {
     # importer → imported: why it is allowed for now
     ("agents.catalog", "media.destination"): (
@@ -95,6 +100,12 @@ WRONG_WAY: Final[dict[tuple[str, str], str]] = {
     ("bench.understanding", "pipeline.tts"): _BENCH_ENGINES,
     ("bench.understanding_score", "agents.flow.digits"): _BENCH_ENGINES,
     ("bench.understanding_score", "agents.flow.text"): _BENCH_ENGINES,
+    ("bench.engines", "pipeline.engines"): _BENCH_ENGINES_ALONE,
+    ("bench.engines", "pipeline.stt"): _BENCH_ENGINES_ALONE,
+    ("bench.engines", "pipeline.stt_engine"): _BENCH_ENGINES_ALONE,
+    ("bench.engines", "pipeline.tts"): _BENCH_ENGINES_ALONE,
+    ("bench.engines", "pipeline.vad"): _BENCH_ENGINES_ALONE,
+    ("bench.engines_cli", "pipeline.devices"): _BENCH_ENGINES_ALONE + "; it reports DeviceError",
 }
 
 CYCLE_EDGES: Final[dict[tuple[str, str], str]] = {

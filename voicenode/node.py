@@ -33,6 +33,7 @@ from control_api.store.tenants import quota_lookup
 from media.call import Call, CallInfo
 from media.clock import MonotonicClock
 from media.transport import Transport
+from pipeline.devices import DeviceError, wants_gpu
 from pipeline.engines import Engines
 from pipeline.events import EventCallback
 from pipeline.session import CallSession
@@ -91,7 +92,8 @@ class Node(AdmittingHost):
 
     async def start(self, engines: Engines | None = None) -> None:
         """Load the models in the background, or take `engines` already loaded (tests share
-        one set across nodes)."""
+        one set across nodes). When a setting asks for a GPU the load is waited for: a
+        `DeviceError` (no device, no CUDA libraries) is raised, the node does not start."""
         if engines is not None:
             self._loading = asyncio.get_running_loop().create_future()
             self._loading.set_result(engines)
@@ -99,6 +101,10 @@ class Node(AdmittingHost):
             return
         self._loading = asyncio.create_task(Engines.load(self.settings), name="engines-load")
         self._loading.add_done_callback(self._loaded)
+        if wants_gpu(self.settings):  # a GPU asked for and unusable stops the start (exit 2)
+            await asyncio.wait({self._loading})
+            if isinstance(error := self._loading.exception(), DeviceError):
+                raise error
 
     def _loaded(self, task: asyncio.Future[Engines]) -> None:
         if task.cancelled():
