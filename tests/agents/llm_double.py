@@ -1,6 +1,6 @@
-"""The OpenAI-compatible streaming chat-completions server the tests script: it lives in the
-bench package (`bench.mock_llm`), where it is also the bench's mock LLM."""
+"""Moved to `tests.support.llm_double`. This alias stays only until the tests written while it
+moved import from there; `tests/test_support_imports.py` names them. Do not import it."""
 
-from bench.mock_llm import LlmDouble, RecordedRequest, Reply, Route, ScriptedToolCall
+from tests.support.llm_double import LlmDouble, RecordedRequest, Reply, Route, ScriptedToolCall
 
 __all__ = ["LlmDouble", "RecordedRequest", "Reply", "Route", "ScriptedToolCall"]

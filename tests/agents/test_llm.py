@@ -30,7 +30,7 @@ from agents.base import (
 from agents.llm import DTMF_NOTE, GREET_NOTE, INTERRUPTED_MARK, MAX_TOOL_ROUNDS, LlmAgent
 from agents.llm_access import LlmAccess
 from agents.spec import AgentSpec, LlmSettings, ToolSpec
-from tests.agents.llm_double import LlmDouble, Reply, Route, ScriptedToolCall
+from tests.support.llm_double import LlmDouble, Reply, Route, ScriptedToolCall
 
 FALLBACK = "Sorry, one moment please."
 PROMPT = "You are the receptionist of a dental practice."

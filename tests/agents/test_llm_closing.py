@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from agents.base import UserSaid
 from agents.llm import CLOSING_NOTE
-from tests.agents.llm_double import LlmDouble, Reply
 from tests.agents.test_llm import PROMPT, AgentFactory, builtin, collect, double, make_agent
+from tests.support.llm_double import LlmDouble, Reply
 
 __all__ = ["double", "make_agent"]  # the fixtures
 

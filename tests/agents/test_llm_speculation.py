@@ -17,7 +17,7 @@ from agents.base import AgentContext, AgentOutput, Message, TextChunk, ToolResul
 from agents.llm import LlmAgent
 from agents.spec import AgentSpec, LlmSettings, ToolSpec
 from agents.speculation import held
-from tests.agents.llm_double import LlmDouble, Reply, Route, ScriptedToolCall
+from tests.support.llm_double import LlmDouble, Reply, Route, ScriptedToolCall
 
 PROMPT = "You are the receptionist of a dental practice."
 LIMIT_S = 10.0

@@ -21,7 +21,7 @@ from agents.outcome import (
     rules_sentiment,
 )
 from agents.spec import AgentSpec, LlmSettings
-from tests.agents.llm_double import LlmDouble, Reply
+from tests.support.llm_double import LlmDouble, Reply
 
 BOOKING = (
     Message(role="assistant", text="Hi, how can I help?"),

@@ -32,7 +32,7 @@ from agents.tools import Toolbox, ToolCall
 from agents.urlguard import IpAddress, UnsafeUrlError, fetch, guarded_client
 from control_api.analytics.sinks import DeliveryError, WebhookSink
 from control_api.analytics.tables import OutboxRow
-from tests.agents.llm_double import LlmDouble, Reply, Route
+from tests.support.llm_double import LlmDouble, Reply, Route
 
 PUBLIC = "93.184.216.34"
 HOST = "rebind.test"

@@ -11,7 +11,7 @@ import pytest
 from agents.base import AgentContext, EndCall, SendDtmf, Transfer
 from agents.spec import AgentSpec, LlmSettings, ToolSpec
 from agents.tools import MAX_RESULT_CHARS, Toolbox, ToolCall
-from tests.agents.llm_double import LlmDouble, Route
+from tests.support.llm_double import LlmDouble, Route
 
 
 @pytest.fixture

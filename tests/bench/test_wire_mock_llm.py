@@ -8,7 +8,7 @@ import json
 import httpx
 import pytest
 
-import tests.agents.llm_double as llm_double
+import tests.support.llm_double as llm_double
 from bench.mock_llm import LlmDouble, MockLlm, Reply, tokens_of
 
 

@@ -11,9 +11,9 @@ import numpy.typing as npt
 import pytest
 
 from media.webrtc import WebRtcOptions
-from tests.control_api.fakes import AGENT_TEXT, USER_TEXT, VOICE_TO_VOICE_MS, FakeHost
-from tests.control_api.harness import Node, auth, serve_node
-from tests.pipeline.load_fakes import LoadDriver
+from tests.support.harness import Node, auth, serve_node
+from tests.support.host import AGENT_TEXT, USER_TEXT, VOICE_TO_VOICE_MS, FakeHost
+from tests.support.load_fakes import LoadDriver
 from tests.support.webrtc_peer import LOOPBACK, TestPeer
 
 Samples = npt.NDArray[np.int16]

@@ -7,9 +7,9 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from tests.agents.llm_double import LlmDouble, Reply, ScriptedToolCall
-from tests.control_api.harness import auth
 from tests.control_api.test_node_secrets import light_node, llm_spec, run_call
+from tests.support.harness import auth
+from tests.support.llm_double import LlmDouble, Reply, ScriptedToolCall
 
 
 async def test_the_end_call_reason_is_not_a_metrics_label(tmp_path: Path) -> None:

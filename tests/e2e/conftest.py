@@ -19,7 +19,7 @@ from media.wav import read_wav
 from pipeline.engines import Engines
 from pipeline.stt import SttEngine
 from pipeline.tts import TtsEngine
-from tests.pjsua_watch import pjsua_lifetimes
+from tests.support.pjsua_watch import pjsua_lifetimes
 from voicenode.simulate import caller_voice
 
 from .speech import DETERMINISTIC_VOICE

@@ -27,7 +27,7 @@ from media.resample import resample
 from pipeline.engines import Engines
 from pipeline.events import CallEnded, CallEvent, DtmfReceived, Transcript
 from pipeline.tts import TtsEngine
-from tests.sip.ami_double import AmiDouble
+from tests.support.ami_double import AmiDouble
 from tests.support.audiosocket_client import SLIN, AudioSocketClient
 from voicenode.audiosocket_listener import audiosocket_listener
 from voicenode.node import Node, open_node

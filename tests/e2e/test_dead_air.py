@@ -39,13 +39,13 @@ from config.schema import AmiSettings
 from pipeline.engines import Engines
 from pipeline.events import CallEnded, ToolCalled, TurnMetrics
 from pipeline.tts import TtsEngine
-from tests.sip.ami_double import AmiDouble
+from tests.support.ami_double import AmiDouble
 from tests.support.audiosocket_client import SLIN, AudioSocketClient
+from tests.support.llm_double import LlmDouble, Reply, Route, ScriptedToolCall
 from voicenode.audiosocket_listener import audiosocket_listener
 from voicenode.node import open_node
 from voicenode.simulate import simulate
 
-from ..agents.llm_double import LlmDouble, Reply, Route, ScriptedToolCall
 from .conftest import words
 from .speech import heard_of
 from .test_audiosocket_call import SECRET, Caller, Events, heard, phone_line, settings_for

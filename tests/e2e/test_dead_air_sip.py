@@ -23,8 +23,8 @@ from pipeline.engines import Engines
 from pipeline.events import CallEnded, ToolCalled
 from pipeline.tts import TtsEngine
 from sip.ua import UserAgent
-from tests.sip.baresip import baresip
 from tests.sip.sipp import listening_sipp
+from tests.support.baresip import baresip
 from tests.support.ports import free_port
 from voicenode.node import open_node
 

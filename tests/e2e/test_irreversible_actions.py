@@ -28,9 +28,9 @@ from pipeline.engines import Engines
 from pipeline.events import CallEnded, StateChanged, Transcript
 from pipeline.tts import TtsEngine
 from tests.support.audiosocket_client import SLIN, AudioSocketClient
+from tests.support.llm_double import LlmDouble, Reply, ScriptedToolCall
 from voicenode.simulate import simulate
 
-from ..agents.llm_double import LlmDouble, Reply, ScriptedToolCall
 from .conftest import words
 from .test_audiosocket_call import Caller, Env, Events, env, phone_line
 

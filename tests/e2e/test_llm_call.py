@@ -20,9 +20,9 @@ from agents.base import AgentContext
 from agents.llm import LlmAgent
 from agents.spec import AgentSpec
 from pipeline.engines import Engines
+from tests.support.llm_double import LlmDouble, Reply, Route, ScriptedToolCall
 from voicenode.simulate import simulate
 
-from ..agents.llm_double import LlmDouble, Reply, Route, ScriptedToolCall
 from .conftest import telephone, transcribe, words
 from .speech import heard_of
 

@@ -19,8 +19,8 @@ from agents.llm import LlmAgent
 from agents.spec import AgentSpec, LlmSettings, ToolSpec
 from pipeline.fakes import FakeTts
 from pipeline.session import State
-from tests.agents.llm_double import LlmDouble, Reply, Route, ScriptedToolCall
 from tests.pipeline.test_session import Harness
+from tests.support.llm_double import LlmDouble, Reply, Route, ScriptedToolCall
 
 PROMPT = "You answer for a dental clinic."
 LIMIT_S = 10.0

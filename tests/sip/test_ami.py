@@ -31,7 +31,7 @@ from sip.asterisk_calls import (
     ChannelUp,
     OriginateResult,
 )
-from tests.sip.ami_double import AmiDouble
+from tests.support.ami_double import AmiDouble
 
 SECRET = "s3cret-never-logged"
 CALL = str(uuid.UUID("00000001-0000-4000-8000-00000000abcd"))

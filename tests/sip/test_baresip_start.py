@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import baresip as baresip_module
+from tests.support.baresip import baresip
 from tests.support.ports import free_udp_tcp_port
-
-from . import baresip as baresip_module
-from .baresip import baresip
 
 
 async def test_a_port_taken_before_baresip_binds_it_is_picked_again(

@@ -16,10 +16,10 @@ from media.call import Direction
 from media.g711 import alaw_decode
 from sip.sdp import prefer_local_codec
 from sip.ua import UserAgent
+from tests.support.baresip import baresip
 from tests.support.ports import free_port
 from voicenode.sip_listener import sip_listener
 
-from .baresip import baresip
 from .sipp import RtpTap, SippResult, listening_sipp, run_sipp
 from .test_ua import SignalHost, sip_settings, stored, tone_speech
 

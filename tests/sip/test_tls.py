@@ -22,10 +22,10 @@ from media.call import Direction
 from sip.calls import SipCall
 from sip.endpoint import SipSettingsError, tls_enabled
 from sip.ua import Accept, IncomingInvite, Reject, UserAgent
+from tests.support.baresip import baresip
 from tests.support.ports import free_port
 from voicenode.sip_listener import sip_listener
 
-from .baresip import baresip
 from .test_ua import SignalHost, sip_settings, stored
 
 pytestmark = pytest.mark.timeout(60)

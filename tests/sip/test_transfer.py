@@ -11,10 +11,10 @@ import pytest
 
 from media.call import CallControlError
 from sip.calls import SipCall
+from tests.support.baresip import Baresip, baresip
 from tests.support.ports import free_port
 from voicenode.sip_listener import sip_listener
 
-from .baresip import Baresip, baresip
 from .sipp import SippResult, listening_sipp
 from .test_ua import SignalHost, sip_settings, stored
 

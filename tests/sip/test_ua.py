@@ -25,8 +25,8 @@ from media.transport import Transport
 from pipeline.events import EventCallback
 from sip.calls import SipCall
 from sip.ua import UserAgent
-from tests.control_api.fakes import FakeHost, temp_store
-from tests.pipeline.load_fakes import LoadDriver
+from tests.support.host import FakeHost, temp_store
+from tests.support.load_fakes import LoadDriver
 from tests.support.ports import free_port
 from voicenode.sip_listener import sip_listener
 

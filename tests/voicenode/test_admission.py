@@ -6,8 +6,8 @@ import pytest
 
 from control_api.host import OverCapacity
 from control_api.refusals import Draining, EngineSaturated
-from tests.control_api.fakes import FakeHost
-from tests.pipeline.load_fakes import LoadDriver
+from tests.support.host import FakeHost
+from tests.support.load_fakes import LoadDriver
 from voicenode.admission import Admission
 
 

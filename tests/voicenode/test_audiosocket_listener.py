@@ -17,11 +17,11 @@ from config.schema import AmiSettings, AudioSocketSettings, DialPlanSettings, Se
 from control_api.host import DialError, OverCapacity
 from media.audiosocket import ErrorCode
 from media.call import Direction
-from tests.control_api.fakes import FakeHost, temp_store
-from tests.control_api.harness import auth, node_settings, serve_node
-from tests.pipeline.load_fakes import LoadDriver
-from tests.sip.ami_double import AmiDouble
+from tests.support.ami_double import AmiDouble
 from tests.support.audiosocket_client import AudioSocketClient
+from tests.support.harness import auth, node_settings, serve_node
+from tests.support.host import FakeHost, temp_store
+from tests.support.load_fakes import LoadDriver
 from voicenode.asterisk import AsteriskDialer
 from voicenode.audiosocket_listener import audiosocket_listener
 

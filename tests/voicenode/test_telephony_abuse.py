@@ -26,10 +26,10 @@ from config.schema import (
 from media.call import Call, CallControlError, CallInfo
 from media.transport import Transport
 from pipeline.events import EventCallback
-from tests.control_api.fakes import FakeHost, temp_store
-from tests.control_api.harness import Node, auth, node_settings, serve_node
-from tests.sip.ami_double import AmiDouble
+from tests.support.ami_double import AmiDouble
 from tests.support.audiosocket_client import AudioSocketClient
+from tests.support.harness import Node, auth, node_settings, serve_node
+from tests.support.host import FakeHost, temp_store
 from voicenode.audiosocket_listener import audiosocket_listener
 
 pytestmark = pytest.mark.timeout(60)
