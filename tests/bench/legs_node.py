@@ -22,7 +22,7 @@ from media.clock import MonotonicClock
 from media.pacer import Pacer
 from pipeline.engines import Engines
 from sip.ua import UserAgent
-from tests.control_api.harness import ADMIN_KEY, real_node_settings, serve_app
+from tests.support.harness import ADMIN_KEY, real_node_settings, serve_app
 from tests.support.ports import free_port
 from voicenode.node import Node, open_node
 

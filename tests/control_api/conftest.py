@@ -7,8 +7,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from tests.control_api.fakes import FakeHost
-from tests.control_api.harness import Node, serve_node
+from tests.support.harness import Node, serve_node
+from tests.support.host import FakeHost
 from tests.support.webrtc_peer import read_wav_16k, speech_wav
 
 

@@ -9,8 +9,8 @@ import msgspec
 
 from config.schema import Settings
 from media.clock import VirtualClock
-from tests.control_api.fakes import FakeHost
-from tests.control_api.harness import ADMIN_KEY, auth, node_settings, serve_node
+from tests.support.harness import ADMIN_KEY, auth, node_settings, serve_node
+from tests.support.host import FakeHost
 
 METRICS_TOKEN = "scrape-token-0123456789abcdef"
 

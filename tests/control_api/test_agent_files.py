@@ -19,7 +19,7 @@ from control_api.store import agents as agent_rows
 from control_api.store.directory import Directory
 from control_api.store.file_agents import reconcile
 from control_api.store.seed import file_specs, node_store
-from tests.control_api.fakes import temp_store
+from tests.support.host import temp_store
 
 RECEPTIONIST = file_specs()["receptionist"]
 GREETING = 'greeting = "Thanks for calling Bright Smile Dental.'

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.control_api.harness import Node, auth
 from tests.control_api.test_calls import place_call
 from tests.control_api.test_store import RECEPTIONIST
+from tests.support.harness import Node, auth
 from tests.support.webrtc_peer import TestPeer
 
 LLM_AGENT: dict[str, Any] = {

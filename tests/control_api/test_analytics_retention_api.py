@@ -5,8 +5,8 @@ keys read their own and set nothing; another tenant's is a 404."""
 from __future__ import annotations
 
 from control_api.analytics.retention import retention_days
-from tests.control_api.harness import Node, auth
 from tests.control_api.test_isolation import new_tenant
+from tests.support.harness import Node, auth
 
 
 def path(tenant: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.control_api.harness import Node, auth
+from tests.support.harness import Node, auth
 from tests.support.webrtc_peer import TestPeer
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.control_api.harness import Node, auth
 from tests.control_api.test_store import spec
+from tests.support.harness import Node, auth
 
 TenantKeys = dict[str, str]
 """role -> key"""

@@ -8,7 +8,7 @@ import re
 from prometheus_client import REGISTRY
 
 from pipeline.engines import export_queue_depth
-from tests.control_api.harness import Node
+from tests.support.harness import Node
 
 FAMILIES = {
     "voicenode_active_calls": "gauge",

@@ -4,8 +4,8 @@ claimed by a tenant only within the ranges the platform admin gave it (403 other
 
 from __future__ import annotations
 
-from tests.control_api.harness import Node, auth
 from tests.control_api.test_isolation import new_tenant
+from tests.support.harness import Node, auth
 
 
 async def set_ranges(node: Node, tenant: str, ranges: list[str]) -> None:

@@ -15,8 +15,8 @@ import pytest
 
 from control_api.api_errors import ApiError
 from control_api.store.seed import file_specs
-from tests.control_api.fakes import FakeHost
-from tests.control_api.harness import auth, node_settings, serve_node
+from tests.support.harness import auth, node_settings, serve_node
+from tests.support.host import FakeHost
 
 ERROR = {"$ref": "#/components/schemas/ApiError"}
 RECEPTIONIST = file_specs()["receptionist"]

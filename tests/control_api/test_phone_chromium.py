@@ -14,8 +14,8 @@ from playwright.async_api import async_playwright, expect
 
 from control_api.phone import PhoneTokens
 from media.clock import MonotonicClock
-from tests.control_api.fakes import AGENT_TEXT, USER_TEXT, FakeHost
-from tests.control_api.harness import ADMIN_KEY, serve_node
+from tests.support.harness import ADMIN_KEY, serve_node
+from tests.support.host import AGENT_TEXT, USER_TEXT, FakeHost
 
 CHROMIUM = "/usr/bin/chromium"
 

@@ -11,8 +11,8 @@ import pytest
 
 from control_api.phone import PhoneTokens
 from media.clock import VirtualClock
-from tests.control_api.fakes import FakeHost
-from tests.control_api.harness import auth, serve_node
+from tests.support.harness import auth, serve_node
+from tests.support.host import FakeHost
 from tests.support.webrtc_peer import TestPeer
 
 TTL_S = 3600.0

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from control_api.quotas import QuotaExceeded, Quotas, TenantQuota
-from tests.control_api.fakes import FakeHost
-from tests.control_api.harness import auth, serve_node
+from tests.support.harness import auth, serve_node
+from tests.support.host import FakeHost
 from tests.support.webrtc_peer import TestPeer
 
 

@@ -36,8 +36,8 @@ from schemathesis.specs.openapi.checks import (
 
 from control_api.analytics import Analytics, open_analytics
 from tests.control_api.analytics_support import call_info, closing, opening, wait_for
-from tests.control_api.fakes import FakeHost, temp_store
-from tests.control_api.harness import auth, node_settings, serve_node
+from tests.support.harness import auth, node_settings, serve_node
+from tests.support.host import FakeHost, temp_store
 
 POSITIVE = 8
 NEGATIVE = 4

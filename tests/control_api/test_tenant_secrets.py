@@ -15,8 +15,8 @@ from sqlalchemy import select
 
 from config.schema import AnalyticsSettings, TtsSettings
 from control_api.store.models import TenantSecret
-from tests.control_api.fakes import FakeHost
-from tests.control_api.harness import Node, auth, node_settings, serve_node
+from tests.support.harness import Node, auth, node_settings, serve_node
+from tests.support.host import FakeHost
 
 SECRET_VALUE = "sk-acme-0123456789-do-not-echo"
 PUBLIC_BASE_URL = "https://93.184.216.34/v1"  # a public literal: the guard needs no DNS

@@ -32,8 +32,8 @@ from pipeline.events import CallEnded, CallEvent, Transcript
 from pipeline.tts import TtsEngine
 from tests.control_api.analytics_support import wait_for
 from tests.control_api.clickhouse_server import ClickHouseServer, clickhouse_server
-from tests.control_api.harness import auth, real_node_settings, serve_app
 from tests.support.audiosocket_client import AudioSocketClient
+from tests.support.harness import auth, real_node_settings, serve_app
 from voicenode.node import Node, open_node
 
 from .test_audiosocket_call import Caller, Events, phone_line

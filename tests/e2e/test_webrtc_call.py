@@ -21,7 +21,7 @@ import pytest
 
 from media.frames import SAMPLE_RATE
 from pipeline.tts import TtsEngine
-from tests.control_api.harness import RealNode, auth, real_node_settings, serve_real_node
+from tests.support.harness import RealNode, auth, real_node_settings, serve_real_node
 from tests.support.webrtc_peer import TestPeer
 from voicenode.simulate import caller_voice
 

@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 from config.schema import DialPlanSettings
-from tests.control_api.harness import auth, node_settings, serve_node
+from tests.support.harness import auth, node_settings, serve_node
 from voicenode.sip_listener import sip_listener
 
 from .sipp import node_rtp_ports, run_sipp

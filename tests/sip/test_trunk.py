@@ -22,8 +22,8 @@ import pytest
 from config.schema import DialPlanSettings, Settings, SipTrunkSettings
 from media.call import Direction
 from sip.ua import UserAgent
-from tests.control_api.fakes import FakeHost
-from tests.control_api.harness import Node, auth, node_settings, serve_node
+from tests.support.harness import Node, auth, node_settings, serve_node
+from tests.support.host import FakeHost
 from tests.support.ports import free_port
 from voicenode.sip_listener import sip_listener
 

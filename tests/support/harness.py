@@ -18,7 +18,7 @@ from control_api.phone import PhoneTokens
 from media.clock import Clock
 from media.webrtc import WebRtcOptions
 from pipeline.engines import Engines
-from tests.control_api.fakes import FakeHost, temp_store
+from tests.support.host import FakeHost, temp_store
 from tests.support.webrtc_peer import LOOPBACK
 from voicenode.node import Node as VoiceNode
 from voicenode.node import open_node

@@ -8,7 +8,7 @@ import logging
 import sys
 
 from config.loader import load_settings
-from tests.control_api.fakes import fake_host_factory
+from tests.support.host import fake_host_factory
 from voicenode.serve import main_serve
 
 

@@ -18,8 +18,8 @@ import pytest
 from config.schema import AudioSocketSettings, Settings
 from media.audiosocket import ErrorCode
 from media.audiosocket_server import AudioSocketServer
-from tests.control_api.fakes import FakeHost, temp_store
 from tests.support.audiosocket_client import AudioSocketClient
+from tests.support.host import FakeHost, temp_store
 from voicenode.audiosocket_listener import audiosocket_listener
 
 

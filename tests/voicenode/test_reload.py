@@ -36,8 +36,8 @@ from media.clock import VirtualClock
 from sip.message import parse_request
 from sip.ua import IncomingInvite, Reject
 from tests.control_api.analytics_support import NODE, T0, Receiver, WallClock, call_info, opening
-from tests.control_api.fakes import FakeHost, temp_store
-from tests.control_api.harness import ADMIN_KEY, auth, serve_app
+from tests.support.harness import ADMIN_KEY, auth, serve_app
+from tests.support.host import FakeHost, temp_store
 from voicenode.agents_cli import run_agents
 from voicenode.audiosocket_listener import NodeAudioSocketRouter
 from voicenode.cli import _parser

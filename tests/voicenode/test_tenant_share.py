@@ -17,7 +17,7 @@ from control_api.store import agents as agent_rows
 from control_api.store import tenants as tenant_rows
 from control_api.store.seed import file_specs
 from pipeline.fakes import fake_engines
-from tests.control_api.harness import auth, real_node_settings, serve_app
+from tests.support.harness import auth, real_node_settings, serve_app
 from tests.support.webrtc_peer import TestPeer
 from voicenode.node import Node, open_node
 
