@@ -1,8 +1,8 @@
 """`voicenode-bench engines`: the inference engines alone, driven by N synthetic talking streams.
 
 No call path, no transport: the node's own engines (`pipeline.engines.Engines`, loaded as a
-node loads them, on `--device`) and N streams in one event loop, each doing what a call's
-session does with them, in real time:
+node loads them, on `--device`, or per engine `--stt-device` etc.) and N streams in one event
+loop, each doing what a call's session does with them, in real time:
 
 - a caller line (real speech, pre-rendered by the node's Piper voice, noise off) fed as 20 ms
   frames at the frame rate into a `VadStream` (the loop's shared Silero batch) and an
@@ -26,7 +26,7 @@ import asyncio
 import collections
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -193,18 +193,18 @@ class _Stream:
 
 
 class EngineBench:
-    """The node's engines on one device, and the caller lines rendered once."""
+    """The node's engines on their devices (`devices`: "stt", "tts", "vad" to "cpu" or
+    "cuda"), and the caller lines rendered once."""
 
-    def __init__(self, settings: Settings, device: str) -> None:
+    def __init__(self, settings: Settings, devices: Mapping[str, str]) -> None:
         replace = msgspec.structs.replace
         self.settings = replace(
             settings,
-            stt=replace(settings.stt, device=device),
-            tts=replace(settings.tts, device=device),
-            vad=replace(settings.vad, device=device),
+            stt=replace(settings.stt, device=devices["stt"]),
+            tts=replace(settings.tts, device=devices["tts"]),
+            vad=replace(settings.vad, device=devices["vad"]),
             turn_model=replace(settings.turn_model, enabled=False),
         )
-        self.device = device
         engines = Engines.load_blocking(self.settings)
         assert isinstance(engines.vad, SileroModel)
         self.vad = TimedVad(engines.vad)
@@ -242,10 +242,10 @@ class EngineBench:
 
 
 def run_engines(
-    settings: Settings, device: str, streams: Sequence[int], seconds: float
+    settings: Settings, devices: Mapping[str, str], streams: Sequence[int], seconds: float
 ) -> list[StepResult]:
-    """Load the engines on `device`, run each stream count in turn, close them."""
-    bench = EngineBench(settings, device)
+    """Load the engines on `devices`, run each stream count in turn, close them."""
+    bench = EngineBench(settings, devices)
 
     async def sweep() -> list[StepResult]:
         return [await bench.step(n, seconds) for n in streams]

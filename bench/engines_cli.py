@@ -28,6 +28,11 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def device_label(devices: dict[str, str]) -> str:
+    """`stt=cuda tts=cuda vad=cpu`: where each engine ran, for the report's title."""
+    return " ".join(f"{engine}={device}" for engine, device in devices.items())
+
+
 def add_engines_parser(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
@@ -42,6 +47,13 @@ def add_engines_parser(
         ),
     )
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="default: cpu")
+    for engine in ("stt", "tts", "vad"):
+        p.add_argument(
+            f"--{engine}-device",
+            choices=["cpu", "cuda"],
+            default=None,
+            help=f"{engine.upper()} on this device instead of --device",
+        )
     p.add_argument(
         "--streams",
         type=stream_counts,
@@ -78,11 +90,13 @@ def engines_cli(args: argparse.Namespace, fail: Callable[[str], int]) -> int:
         return fail(f"configuration error: {exc}")
     if args.out.exists() and not args.out.is_dir():
         return fail(f"{args.out}: --out must be a directory")
+    devices = {e: getattr(args, f"{e}_device") or args.device for e in ("stt", "tts", "vad")}
     try:
-        results = run_engines(settings, args.device, args.streams, args.seconds)
+        results = run_engines(settings, devices, args.streams, args.seconds)
     except DeviceError as exc:
         return fail(str(exc))
-    report = build_report(results, device=args.device, slo_ms=args.slo_ms, seconds=args.seconds)
+    label = devices["stt"] if len(set(devices.values())) == 1 else device_label(devices)
+    report = build_report(results, device=label, slo_ms=args.slo_ms, seconds=args.seconds)
     paths = write_report(report, args.out)
     print(render_markdown(report), end="")
     print("wrote " + ", ".join(str(p) for p in paths))

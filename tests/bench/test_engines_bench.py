@@ -13,6 +13,7 @@ from bench.cli import main
 from bench.engines import StepResult
 from bench.engines_cli import stream_counts
 from bench.engines_report import build_report
+from pipeline.devices import CUDA_PROVIDER, cuda_device_count, onnx_providers_available
 
 
 def test_stream_counts() -> None:
@@ -60,3 +61,16 @@ def test_two_streams_three_seconds_on_the_cpu(
     assert report["streams_per_device"] in (None, 2)
     assert "| 2 |" in (out / "report.md").read_text()
     assert (out / "engines.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.skipif(
+    cuda_device_count() > 0 or CUDA_PROVIDER in onnx_providers_available(),
+    reason="this machine has CUDA: nothing is missing",
+)
+def test_an_engine_on_a_missing_device_exits_2_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["engines", "--vad-device", "cuda", "--streams", "1", "--seconds", "1"]
+    assert main([*args, "--out", str(tmp_path / "out")]) == 2
+    assert "vad.device = cuda: " in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
