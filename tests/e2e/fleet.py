@@ -34,8 +34,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from control_api.store.crypto import new_key
-from tests.sip.sipp import RtpTap, SippResult, run_sipp
 from tests.support.ports import free_port, free_port_run
+from tests.support.sipp import RtpTap, SippResult, run_sipp
 
 from .sipstack import HOST, REPO, Daemon, sip_options
 

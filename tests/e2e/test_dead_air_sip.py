@@ -23,9 +23,9 @@ from pipeline.engines import Engines
 from pipeline.events import CallEnded, ToolCalled
 from pipeline.tts import TtsEngine
 from sip.ua import UserAgent
-from tests.sip.sipp import listening_sipp
 from tests.support.baresip import baresip
 from tests.support.ports import free_port
+from tests.support.sipp import listening_sipp
 from voicenode.node import open_node
 
 from .test_audiosocket_call import Events, phone_line

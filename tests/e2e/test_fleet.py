@@ -27,7 +27,7 @@ import pytest
 from pipeline.engines import Engines
 from tests.control_api.pg import PostgresServer
 from tests.control_api.pg import pg_server as pg_server  # pytest fixture
-from tests.sip.sipp import write_ulaw_wav
+from tests.support.sipp import write_ulaw_wav
 
 from .conftest import transcribe, words
 from .fleet import (

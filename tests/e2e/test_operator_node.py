@@ -23,9 +23,9 @@ import numpy as np
 import pytest
 
 from control_api.store.seed import file_specs
-from tests.sip.sipp import node_rtp_ports, run_sipp, write_ulaw_wav
 from tests.support.audiosocket_client import AudioSocketClient
 from tests.support.ports import free_port
+from tests.support.sipp import node_rtp_ports, run_sipp, write_ulaw_wav
 
 from .node_process import NodeProcess, node_process
 

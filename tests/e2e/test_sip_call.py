@@ -21,8 +21,8 @@ from media.call import CallInfo
 from pipeline.engines import Engines
 from pipeline.events import CallEnded, CallEvent, Transcript
 from sip.ua import UserAgent
-from tests.sip.sipp import RtpTap, node_rtp_ports, run_sipp, write_ulaw_wav
 from tests.support.ports import free_port
+from tests.support.sipp import RtpTap, node_rtp_ports, run_sipp, write_ulaw_wav
 from voicenode.node import open_node
 
 from .conftest import transcribe, words

@@ -18,9 +18,9 @@ from sip.sdp import prefer_local_codec
 from sip.ua import UserAgent
 from tests.support.baresip import baresip
 from tests.support.ports import free_port
+from tests.support.sipp import RtpTap, SippResult, listening_sipp, run_sipp
 from voicenode.sip_listener import sip_listener
 
-from .sipp import RtpTap, SippResult, listening_sipp, run_sipp
 from .test_ua import SignalHost, sip_settings, stored, tone_speech
 
 pytestmark = pytest.mark.timeout(60)

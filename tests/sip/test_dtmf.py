@@ -12,9 +12,9 @@ import pytest
 from media.call import CallControlError, Direction
 from sip.calls import SipCall
 from tests.support.baresip import baresip, rfc4733_digits, rfc4733_events
+from tests.support.sipp import RtpTap
 from voicenode.sip_listener import sip_listener
 
-from .sipp import RtpTap
 from .test_ua import SignalHost, sip_settings, stored
 
 pytestmark = pytest.mark.timeout(60)

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from bench.sip_fuzz import fuzz
+from tests.support.sipp import run_sipp, write_ulaw_wav
 from voicenode.sip_listener import sip_listener
 
-from .sipp import run_sipp, write_ulaw_wav
 from .test_ua import SignalHost, sip_settings, stored, tone_speech
 from .torture import CORPUS
 

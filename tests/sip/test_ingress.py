@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
+from tests.support.sipp import run_sipp
 from voicenode.sip_listener import sip_listener
 
-from .sipp import run_sipp
 from .test_ua import SignalHost, sip_settings, stored
 
 pytestmark = pytest.mark.timeout(120)

@@ -13,9 +13,9 @@ import pytest
 
 from sip.ua import UserAgent
 from tests.support.ports import free_port
+from tests.support.sipp import run_sipp
 from voicenode.sip_listener import sip_listener
 
-from .sipp import run_sipp
 from .test_ua import SignalHost, sip_settings, stored
 
 pytestmark = pytest.mark.timeout(90)

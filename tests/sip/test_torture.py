@@ -16,9 +16,9 @@ from media.call import Direction
 from sip.message import parse_request
 from sip.ua import UserAgent
 from tests.support.ports import free_port
+from tests.support.sipp import RtpTap, run_sipp, write_ulaw_wav
 from voicenode.sip_listener import sip_listener
 
-from .sipp import RtpTap, run_sipp, write_ulaw_wav
 from .test_ua import SignalHost, sip_settings, stored, tone_speech
 from .torture import CORPUS, Parsed, Refused, Torture
 

@@ -13,9 +13,9 @@ from media.call import CallControlError
 from sip.calls import SipCall
 from tests.support.baresip import Baresip, baresip
 from tests.support.ports import free_port
+from tests.support.sipp import SippResult, listening_sipp
 from voicenode.sip_listener import sip_listener
 
-from .sipp import SippResult, listening_sipp
 from .test_ua import SignalHost, sip_settings, stored
 
 pytestmark = pytest.mark.timeout(60)

@@ -14,9 +14,9 @@ import pytest
 
 from config.schema import DialPlanSettings
 from tests.support.harness import auth, node_settings, serve_node
+from tests.support.sipp import node_rtp_ports, run_sipp
 from voicenode.sip_listener import sip_listener
 
-from .sipp import node_rtp_ports, run_sipp
 from .test_ua import SignalHost, stored
 
 pytestmark = pytest.mark.timeout(90)

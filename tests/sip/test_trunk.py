@@ -25,9 +25,8 @@ from sip.ua import UserAgent
 from tests.support.harness import Node, auth, node_settings, serve_node
 from tests.support.host import FakeHost
 from tests.support.ports import free_port
+from tests.support.sipp import SipMessage, SippResult, node_rtp_ports, run_sipp
 from voicenode.sip_listener import sip_listener
-
-from .sipp import SipMessage, SippResult, node_rtp_ports, run_sipp
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -28,9 +28,16 @@ from sip.ua import UserAgent
 from tests.support.host import FakeHost, temp_store
 from tests.support.load_fakes import LoadDriver
 from tests.support.ports import free_port
+from tests.support.sipp import (
+    DTMF_PCAPS,
+    SCENARIOS,
+    RtpTap,
+    listening_sipp,
+    node_rtp_ports,
+    run_sipp,
+    write_ulaw_wav,
+)
 from voicenode.sip_listener import sip_listener
-
-from .sipp import DTMF_PCAPS, RtpTap, listening_sipp, node_rtp_ports, run_sipp, write_ulaw_wav
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -188,7 +195,7 @@ async def test_dtmf_by_sip_info_and_rfc4733(
     ua: UserAgent, host: SignalHost, tmp_path: Path
 ) -> None:
     wav = write_ulaw_wav(tone_speech(0.2), tmp_path / "in.wav")
-    info_dtmf = (Path(__file__).parent / "scenarios" / "info_dtmf.fragment").read_text()
+    info_dtmf = (SCENARIOS / "info_dtmf.fragment").read_text()
     pcap = DTMF_PCAPS / "dtmf_2833_7.pcap"
     rfc4733 = f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>'
     result = await run_sipp(
@@ -329,7 +336,7 @@ async def test_garbage_and_torture_messages_do_not_stop_the_node(
         b"OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKx\r\n"
         b"Content-Length: 99999\r\n\r\nshort",
         b"NOTAMETHOD sip:x SIP/2.0\r\n" + b"X-Long: " + b"a" * 4000 + b"\r\n\r\n",
-        (Path(__file__).parent / "scenarios" / "torture_escaped.txt").read_bytes(),
+        (SCENARIOS / "torture_escaped.txt").read_bytes(),
     ]
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         for message in torture:

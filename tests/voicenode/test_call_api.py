@@ -14,10 +14,10 @@ import pytest
 from config.schema import DialPlanSettings
 from media.call import Direction
 from sip.ua import UserAgent
-from tests.sip.sipp import SippResult, listening_sipp, node_rtp_ports
 from tests.support.harness import ADMIN_KEY, Node, auth, node_settings, serve_node
 from tests.support.host import FakeHost
 from tests.support.ports import free_port
+from tests.support.sipp import SippResult, listening_sipp, node_rtp_ports
 from voicenode.cli import main
 from voicenode.sip_listener import sip_listener
 

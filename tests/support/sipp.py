@@ -1,6 +1,6 @@
 """Running sipp (Debian `sip-tester`) against the node from tests, and tapping RTP on loopback.
 
-Scenario templates live in `scenarios/`; `@NAME@` placeholders are filled per test (sipp
+Scenario templates live in `sipp_scenarios/`; `@NAME@` placeholders are filled per test (sipp
 reads `rtp_stream` and pause values when it loads the file, so they cannot be `-key`s).
 `RtpTap` reads every UDP datagram to one port on `lo` through an AF_PACKET socket, so the
 test hears the node's RTP exactly as it left the node, while sipp is the far end.
@@ -27,7 +27,7 @@ from media.g711 import ulaw_decode, ulaw_encode
 from media.resample import resample
 from tests.support.ports import free_port, free_port_run, udp_port_bound
 
-SCENARIOS = Path(__file__).parent / "scenarios"
+SCENARIOS = Path(__file__).parent / "sipp_scenarios"
 DTMF_PCAPS = Path("/usr/share/sip-tester")
 
 
@@ -132,7 +132,7 @@ async def run_sipp(
     timeout_s: float = 30,
     extra: list[str] | None = None,
 ) -> SippResult:
-    """Run a scenario (a template name in `scenarios/` or a sipp built-in like `uac`)."""
+    """Run a scenario (a template name in `sipp_scenarios/` or a sipp built-in like `uac`)."""
     exe = shutil.which("sipp")
     assert exe, "sipp is installed by `make test` (Debian package sip-tester)"
     os.makedirs(tmp, exist_ok=True)  # sipp exits at once if it cannot write its logs
