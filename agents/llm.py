@@ -68,9 +68,10 @@ from agents.llm_messages import GREET_NOTE as GREET_NOTE
 from agents.llm_messages import INTERRUPTED_MARK as INTERRUPTED_MARK
 from agents.llm_messages import NO_INPUT_NOTE as NO_INPUT_NOTE
 from agents.llm_messages import assistant_with_calls, chat_messages
+from agents.mcp import FILLER_LINE, with_filler
 from agents.spec import AgentSpec, LlmSettings
 from agents.speculation import Speculation, SpeculationLedger, confirmed, pending
-from agents.tools import Toolbox, ToolCall
+from agents.tools import Toolbox, ToolCall, ToolOutcome
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,7 @@ class _Budget:
     """Tool calls the reply may still run (`llm.max_tool_calls`)."""
 
     left: int
+    filler_said: bool = False
 
 
 class LlmAgent(Agent):
@@ -169,12 +171,14 @@ class LlmAgent(Agent):
 
     async def aclose(self) -> None:
         self._ledger.settle()
+        await self._toolbox.aclose()
         if self._owns_client:
             await self._client.close()
 
     async def respond(
         self, history: Sequence[Message], event: AgentInput
     ) -> AsyncGenerator[AgentOutput, None]:
+        self._toolbox.start()  # MCP tools' discovery, awaited by the first model request
         if isinstance(event, CallStarted) and self._spec.greeting:
             yield TextChunk(self._spec.greeting)
             return
@@ -193,6 +197,8 @@ class LlmAgent(Agent):
     ) -> AsyncGenerator[AgentOutput, None]:
         """One reply (see the module's docstring); `speculation`: the reply is held."""
         messages = chat_messages(self._spec, history, event)
+        if await self._toolbox.prepare():
+            self._tools = cast(list[ChatCompletionToolUnionParam], self._toolbox.schemas())
         loop = asyncio.get_running_loop()
         started = loop.time()
         deadline = started + self._settings.total_timeout_s
@@ -252,11 +258,12 @@ class LlmAgent(Agent):
                 budget.left -= 1
                 if self._toolbox.acts(call):
                     await confirmed()  # in a speculative reply: once the endpoint confirms it
-                try:
-                    async with asyncio.timeout_at(deadline):
-                        outcome = await self._toolbox.run(call)
-                except TimeoutError as exc:
-                    raise _TurnFailed("total_timeout", exc) from exc
+                ran: ToolOutcome | None = None
+                async for ran in self._run_one(call, deadline, budget):
+                    if ran is None:
+                        yield TextChunk(f" {FILLER_LINE} ")  # a slow MCP call, once a reply
+                assert ran is not None
+                outcome = ran
             self._log_tool(call.name, outcome.result.ok)
             yield outcome.result
             if outcome.action is not None:
@@ -265,14 +272,30 @@ class LlmAgent(Agent):
                 {"role": "tool", "tool_call_id": call.id, "content": outcome.result.result}
             )
 
+    async def _run_one(
+        self, call: ToolCall, deadline: float, budget: _Budget
+    ) -> AsyncGenerator[ToolOutcome | None, None]:
+        """Run `call` by the turn's deadline: its outcome, after None when the filler is due (an
+        MCP call still running after `agents.mcp.FILLER_AFTER_S`, the reply's first)."""
+        try:
+            if budget.filler_said or not self._toolbox.is_mcp(call):
+                async with asyncio.timeout_at(deadline):
+                    outcome = await self._toolbox.run(call)
+                yield outcome  # (no timeout scope across a yield)
+                return
+            async with contextlib.aclosing(with_filler(self._toolbox.run(call), deadline)) as steps:
+                async for step in steps:
+                    budget.filler_said = budget.filler_said or step is None
+                    yield step
+        except TimeoutError as exc:
+            raise _TurnFailed("total_timeout", exc) from exc
+
     async def _stream(
         self, messages: list[ChatCompletionMessageParam], into: _Round, deadline: float
     ) -> AsyncGenerator[str, None]:
-        """One completion round: yield content deltas, gather tool calls into `into`.
-
-        Raises `_TurnFailed` for every failure but cancellation. No timeout scope is held
-        across a `yield` (the consumer's awaits must not be cancelled by our deadlines).
-        """
+        """One completion round: yield content deltas, gather tool calls into `into`. Raises
+        `_TurnFailed` for every failure but cancellation. No timeout scope is held across a
+        `yield` (the consumer's awaits must not be cancelled by our deadlines)."""
         loop = asyncio.get_running_loop()
         first_deadline = min(deadline, loop.time() + self._settings.first_token_timeout_s)
         got_first = False

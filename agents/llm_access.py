@@ -78,6 +78,24 @@ class _PinnedTransport(httpx2.AsyncHTTPTransport):
         )
 
 
+def pinned_client(
+    allowlist: Sequence[str],
+    resolver: Resolver | None,
+    *,
+    timeout_s: float,
+    headers: Mapping[str, str] | None = None,
+) -> httpx2.AsyncClient:
+    """An httpx2 client whose connections are checked and pinned (`agents.urlguard`); no
+    redirects, no environment proxies. The model's client and MCP servers' (`agents.mcp`)."""
+    return httpx2.AsyncClient(
+        transport=_PinnedTransport(allowlist, resolver),
+        timeout=timeout_s,
+        headers=dict(headers or {}),
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class LlmAccess:
     api_key: str = dataclasses.field(default="", repr=False)
@@ -87,6 +105,8 @@ class LlmAccess:
     """Non-public hosts/CIDRs a tenant's `base_url` may reach anyway (the operator's)."""
     resolver: Resolver | None = None
     """DNS seam for the guard (None: the system's)."""
+    secrets: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
+    """The tenant secrets the spec names besides the key: its MCP servers' headers."""
 
     @classmethod
     def for_agent(
@@ -100,7 +120,8 @@ class LlmAccess:
         resolver: Resolver | None = None,
     ) -> LlmAccess:
         """The key a spec's `llm` section names: a tenant secret (from `secrets`), or for an
-        operator agent only, an environment variable (from `env`)."""
+        operator agent only, an environment variable (from `env`). `secrets` (those the spec
+        names) are kept for its MCP servers' headers."""
         key = ""
         if llm is not None and llm.api_key_secret:
             key = secrets.get(llm.api_key_secret, "")
@@ -111,18 +132,14 @@ class LlmAccess:
             operator_agent=operator_agent,
             url_allowlist=tuple(url_allowlist),
             resolver=resolver,
+            secrets=dict(secrets),
         )
 
     def open_client(self, settings: LlmSettings, timeout_s: float) -> openai.AsyncOpenAI:
         """An OpenAI client for `settings.base_url` (retries off; the caller closes it)."""
         http_client = None
         if not self.operator_agent:
-            http_client = httpx2.AsyncClient(
-                transport=_PinnedTransport(self.url_allowlist, self.resolver),
-                timeout=timeout_s,
-                follow_redirects=False,
-                trust_env=False,
-            )
+            http_client = pinned_client(self.url_allowlist, self.resolver, timeout_s=timeout_s)
         return openai.AsyncOpenAI(
             base_url=settings.base_url,
             api_key=self.api_key or "not-needed",

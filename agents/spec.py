@@ -8,6 +8,7 @@ import msgspec
 from msgspec import Meta
 
 from agents.flow.spec import FlowSpec
+from agents.mcp_spec import McpServerSpec, servers_problem
 from agents.vocabulary import check_vocabulary
 
 Name = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
@@ -140,6 +141,8 @@ class AgentSpec(_Spec, frozen=True):
     turn: TurnSettings = msgspec.field(default_factory=TurnSettings)
     tools: list[ToolSpec] = msgspec.field(default_factory=list)
     llm: LlmSettings | None = None
+    mcp: tuple[McpServerSpec, ...] = ()
+    """MCP tool servers (`[[mcp]]` tables, `agents/mcp_spec.py`); their tools join `tools`."""
     transfer_target: str = ""
     """Where `transfer_call` without a target goes (a SIP URI or number)."""
     action_failed_line: str = (
@@ -153,6 +156,8 @@ class AgentSpec(_Spec, frozen=True):
             raise ValueError("a flow agent needs a `flow` section")
         if self.kind == "llm" and self.llm is None:
             raise ValueError("an llm agent needs an `llm` section")
+        if (problem := servers_problem(self.mcp)) is not None:
+            raise ValueError(problem)
         problems = check_vocabulary(self.vocabulary)
         if problems:
             raise ValueError("; ".join(problems[:3]))

@@ -12,6 +12,9 @@ Every built-in and every HTTP tool not declared `read_only` has side effects
 for the endpoint (`agents/speculation.py`), and an agent with such tools does not speculate
 unless `llm.speculate` asks for it.
 
+The tools of the agent's MCP servers (`[[mcp]]`) come from `agents.mcp.McpTools`: discovered
+when the call starts (`start`, `prepare`), offered as `server__tool`, run by it.
+
 `end_call` always ends the call as `completed`: the reason the model gives is kept in the tool
 call's arguments (the `tool.called` event), never in the call's end reason, which feeds
 metrics labels and dispositions.
@@ -29,6 +32,7 @@ import httpx
 
 from agents.argcheck import argument_error
 from agents.base import AgentContext, EndCall, SendDtmf, ToolResult, Transfer
+from agents.mcp import McpTools
 from agents.spec import AgentSpec, ToolSpec
 from agents.urlguard import UnsafeUrlError, fetch
 
@@ -127,20 +131,41 @@ class Toolbox:
             if tool.name in self._tools:
                 raise ValueError(f"tool {tool.name!r} is listed twice")
             self._tools[tool.name] = tool
+        self._mcp = McpTools(spec.mcp, ctx, spec.name)
 
     def __bool__(self) -> bool:
-        return bool(self._tools)
+        return bool(self._tools) or bool(self._mcp)
 
     @property
     def side_effects(self) -> bool:
-        """Some tool of the agent has side effects (`has_side_effects`)."""
-        return any(has_side_effects(tool) for tool in self._tools.values())
+        """Some tool of the agent has side effects (`has_side_effects`; MCP tools not among
+        their server's `read_only_tools`)."""
+        tools = any(has_side_effects(tool) for tool in self._tools.values())
+        return tools or self._mcp.side_effects
 
     def acts(self, call: ToolCall) -> bool:
         """Whether running `call` may have side effects (a tool the agent lacks: no, it is not
         run)."""
         tool = self._tools.get(call.name)
-        return tool is not None and has_side_effects(tool)
+        if tool is None:
+            return self._mcp.acts(call.name)
+        return has_side_effects(tool)
+
+    def start(self) -> None:
+        """Start discovering the MCP servers' tools (`agents.mcp`)."""
+        self._mcp.start()
+
+    async def prepare(self) -> bool:
+        """Wait for the MCP tools' discovery; True when some MCP tools joined the schemas."""
+        await self._mcp.prepare()
+        return bool(self._mcp.schemas())
+
+    async def aclose(self) -> None:
+        await self._mcp.aclose()
+
+    def is_mcp(self, call: ToolCall) -> bool:
+        """`call` is to an MCP tool (slow ones get a spoken filler, `agents.mcp.with_filler`)."""
+        return call.name not in self._tools and self._mcp.owns(call.name)
 
     @staticmethod
     def _parameters(tool: ToolSpec) -> dict[str, Any]:
@@ -166,7 +191,7 @@ class Toolbox:
             if description:
                 function["description"] = description
             out.append({"type": "function", "function": function})
-        return out
+        return out + self._mcp.schemas()
 
     async def run(self, call: ToolCall) -> ToolOutcome:
         """Run one tool call. Never raises (except `CancelledError`)."""
@@ -178,6 +203,8 @@ class Toolbox:
             return self._failed(call.name, {}, "error: the arguments must be a JSON object")
         arguments: dict[str, Any] = parsed
         tool = self._tools.get(call.name)
+        if tool is None and self._mcp.owns(call.name):
+            return ToolOutcome(await self._mcp.run(call.name, arguments))
         if tool is None:
             return self._failed(call.name, arguments, f"error: there is no tool {call.name!r}")
         if (problem := argument_error(self._parameters(tool), arguments)) is not None:

@@ -14,7 +14,9 @@ secrets are never in a spec and never the node's — an LLM agent names a tenant
 (`llm.api_key_secret`, stored with `POST /v1/secrets`), `llm.api_key_env` is refused (the
 environment is for the operator's file agents); `llm.base_url` must pass the URL guard (public,
 or in `analytics.url_allowlist`; checked again at every request); `voice` and `stt_model` must
-be ones the operator installed (`tts.voice`/`tts.voices`, `stt.model`).
+be ones the operator installed (`tts.voice`/`tts.voices`, `stt.model`). Its MCP servers
+(`[[mcp]]`) are reached by `url` only (stdio `command` is for the operator's agent files), each
+URL passes the same guard, and the secrets their `headers` name must be stored.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from litestar.exceptions import NotFoundException, ValidationException
 from litestar.params import FromPath, JSONBody
 
 from agents.catalog import SpecError, parse_spec
+from agents.mcp_spec import secret_names, tenant_problem
 from agents.spec import AgentSpec
 from agents.urlguard import UnsafeUrlError, check_url
 from control_api.acting_tenant import TENANT_MUST_EXIST, ActingTenant
@@ -182,6 +185,17 @@ async def check_tenant_spec(api: ApiState, tenant_id: str, spec: AgentSpec, orig
         if not known:
             raise ValidationException(
                 f"{origin}: llm.api_key_secret: no secret {llm.api_key_secret!r} "
+                "(store it with POST /v1/secrets first)"
+            )
+    for server in spec.mcp:  # stdio refused; the URL guard, as for llm.base_url
+        if (problem := await tenant_problem(server, settings.analytics.url_allowlist)) is not None:
+            raise ValidationException(f"{origin}: {problem}")
+    for secret in secret_names(spec.mcp):
+        async with api.store.session() as session:
+            known = await secret_rows.has_secret(session, tenant_id, secret)
+        if not known:
+            raise ValidationException(
+                f"{origin}: mcp headers: no secret {secret!r} "
                 "(store it with POST /v1/secrets first)"
             )
     voices = {settings.tts.voice, *settings.tts.voices} - {""}

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agents.llm_access import LlmAccess
+from agents.mcp_spec import secret_names
 from agents.spec import AgentSpec
 from control_api.store.base import Store
 from control_api.store.crypto import (
@@ -141,9 +142,11 @@ async def llm_access_for(
     url_allowlist: Sequence[str],
 ) -> LlmAccess:
     """The model key and guard for a call of `spec` (see `LlmAccess.for_agent`): the tenant
-    secret it names, or — the operator's own agents only — the environment variable."""
+    secret it names, or — the operator's own agents only — the environment variable; and the
+    secrets its MCP servers' headers name."""
     llm = spec.llm
     names = [llm.api_key_secret] if llm is not None and llm.api_key_secret else []
+    names += secret_names(spec.mcp)  # its MCP servers' headers
     secrets = await read_secrets(store, tenant_id, names)
     return LlmAccess.for_agent(
         llm,
