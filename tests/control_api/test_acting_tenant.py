@@ -23,7 +23,7 @@ from control_api.acting_tenant import (
 from control_api.auth import BearerAuth, Principal
 from control_api.store import Store
 from control_api.store import tenants as tenant_rows
-from tests.control_api.analytics_support import ACME, ADMIN, KEYS, VIEWER, bearer
+from tests.support.analytics import ACME, ADMIN, KEYS, VIEWER, bearer
 from tests.support.host import temp_store
 
 REFUSED = "this key cannot act for another tenant"

@@ -26,10 +26,10 @@ from control_api.analytics.events import TranscriptFinalEvent, encode_event
 from control_api.analytics.retention import drop_expired
 from control_api.analytics.tables import OutboxRow
 from control_api.store import Store
-from tests.control_api.analytics_support import T0, FakeCalls, WallClock, settings, store, wait_for
 from tests.control_api.chdb_clickhouse import ChdbTransport, chdb_ch, chdb_transport, version
 from tests.control_api.test_analytics_retention import MONTHS, NOW, _fill
 from tests.control_api.test_analytics_summary import DAY, _calls, msgspec_dict
+from tests.support.analytics import T0, FakeCalls, WallClock, settings, store, wait_for
 
 __all__ = ["chdb_ch", "chdb_transport", "store"]
 

@@ -26,7 +26,8 @@ from control_api.analytics.events import TranscriptFinalEvent
 from control_api.analytics.outbox import write_events
 from control_api.analytics.tables import DeadLetterRow, OutboxRow
 from control_api.store import Store
-from tests.control_api.analytics_support import (
+from tests.control_api.clickhouse_server import ClickHouseServer, clickhouse_server
+from tests.support.analytics import (
     FakeCalls,
     WallClock,
     call_info,
@@ -36,7 +37,6 @@ from tests.control_api.analytics_support import (
     store,
     wait_for,
 )
-from tests.control_api.clickhouse_server import ClickHouseServer, clickhouse_server
 
 __all__ = ["clickhouse_server", "store"]
 

@@ -15,7 +15,7 @@ from control_api.analytics.events import (
 )
 from control_api.analytics.feed import LiveFeed
 from pipeline.events import CallEnded, StateChanged, TurnMetrics
-from tests.control_api.analytics_support import T0, call_info, closing, opening
+from tests.support.analytics import T0, call_info, closing, opening
 
 
 def test_a_call_becomes_numbered_versioned_events() -> None:

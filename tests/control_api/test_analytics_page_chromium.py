@@ -13,7 +13,9 @@ from playwright.async_api import async_playwright, expect
 from control_api.analytics import open_analytics
 from control_api.analytics_page import analytics_page_router
 from control_api.store import Store
-from tests.control_api.analytics_support import (
+from tests.control_api.test_analytics_summary import _calls
+from tests.control_api.test_phone_chromium import CHROMIUM, _chromium_installed
+from tests.support.analytics import (
     ACME,
     FakeCalls,
     WallClock,
@@ -22,13 +24,11 @@ from tests.control_api.analytics_support import (
     store,
     wait_for,
 )
-from tests.control_api.test_analytics_summary import _calls
-from tests.control_api.test_phone_chromium import CHROMIUM, _chromium_installed
 
 __all__ = ["_chromium_installed", "store"]
 
 RANGE = "from=2025-04-30&to=2025-05-03"
-"""T0 of analytics_support is 2025-05-01: acme has 3 calls that day and 1 the next."""
+"""T0 of tests.support.analytics is 2025-05-01: acme has 3 calls that day and 1 the next."""
 
 
 async def test_the_page_charts_the_key_tenants_summary(store: Store, tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ import redis.asyncio as aioredis
 from control_api.analytics import open_analytics
 from control_api.store import Store
 from media.clock import MonotonicClock
-from tests.control_api.analytics_support import (
+from tests.control_api.redis_server import RedisServer, redis_server
+from tests.support.analytics import (
     FakeCalls,
     WallClock,
     call_info,
@@ -20,7 +21,6 @@ from tests.control_api.analytics_support import (
     store,
     wait_for,
 )
-from tests.control_api.redis_server import RedisServer, redis_server
 
 __all__ = ["redis_server", "store"]
 

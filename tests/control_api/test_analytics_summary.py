@@ -15,7 +15,9 @@ import pytest
 from control_api.analytics import open_analytics
 from control_api.analytics import summary as summary_module
 from control_api.store import Store
-from tests.control_api.analytics_support import (
+from tests.control_api.clickhouse_server import ClickHouseServer, clickhouse_server
+from tests.control_api.test_analytics_clickhouse import ch_settings, count
+from tests.support.analytics import (
     ACME,
     ADMIN,
     T0,
@@ -30,8 +32,6 @@ from tests.control_api.analytics_support import (
     store,
     wait_for,
 )
-from tests.control_api.clickhouse_server import ClickHouseServer, clickhouse_server
-from tests.control_api.test_analytics_clickhouse import ch_settings, count
 
 __all__ = ["clickhouse_server", "store"]
 

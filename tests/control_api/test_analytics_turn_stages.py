@@ -23,7 +23,9 @@ from control_api.analytics.events import CallTrack, TranscriptFinalEvent
 from control_api.store import Store
 from pipeline.events import CallEnded, CallEvent, Transcript, TurnMetrics
 from pipeline.marks import STAGES
-from tests.control_api.analytics_support import (
+from tests.control_api.clickhouse_server import ClickHouseServer, clickhouse_server
+from tests.control_api.test_analytics_clickhouse import ch_settings, with_clickhouse
+from tests.support.analytics import (
     T0,
     FakeCalls,
     WallClock,
@@ -31,8 +33,6 @@ from tests.control_api.analytics_support import (
     store,
     wait_for,
 )
-from tests.control_api.clickhouse_server import ClickHouseServer, clickhouse_server
-from tests.control_api.test_analytics_clickhouse import ch_settings, with_clickhouse
 
 __all__ = ["clickhouse_server", "store"]
 

@@ -6,7 +6,7 @@ from control_api.analytics import open_analytics
 from control_api.app import analytics_routers
 from control_api.calls_history_api import MAX_PAGE_SIZE
 from control_api.store import Store
-from tests.control_api.analytics_support import (
+from tests.support.analytics import (
     ACME,
     ADMIN,
     VIEWER,
@@ -115,7 +115,7 @@ async def test_the_hangup_route_shares_the_call_path(store: Store) -> None:
     from control_api.auth import BearerAuth
     from control_api.call_control_api import hangup_call
     from control_api.state import ApiState
-    from tests.control_api.analytics_support import KEYS
+    from tests.support.analytics import KEYS
 
     hung_up: list[str] = []
 

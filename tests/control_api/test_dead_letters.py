@@ -14,7 +14,7 @@ from control_api.analytics.sinks import SIGNATURE_HEADER, verify_signature
 from control_api.analytics.tables import DeadLetterRow
 from control_api.store import Store
 from media.clock import MonotonicClock
-from tests.control_api.analytics_support import (
+from tests.support.analytics import (
     ACME,
     ADMIN,
     VIEWER,

@@ -14,7 +14,7 @@ from websockets.exceptions import ConnectionClosed
 from control_api.analytics import Analytics, open_analytics
 from control_api.events_ws import CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED
 from control_api.store import Store
-from tests.control_api.analytics_support import (
+from tests.support.analytics import (
     ACME,
     ADMIN,
     FakeCalls,

@@ -15,9 +15,9 @@ from control_api.analytics import Analytics, open_analytics
 from control_api.events_ws import CLOSE_TOO_MANY, CLOSE_UNAUTHORIZED
 from control_api.phone import PhoneTokens
 from media.clock import VirtualClock
-from tests.control_api.analytics_support import call_info, opening, wait_for
 from tests.control_api.test_events_ws import closed_with, receive
 from tests.control_api.test_isolation import new_tenant
+from tests.support.analytics import call_info, opening, wait_for
 from tests.support.harness import Node, auth, node_settings, serve_node
 from tests.support.host import FakeHost, temp_store
 

@@ -34,7 +34,7 @@ from media.clock import MonotonicClock
 from media.virtual import VirtualCall, VirtualTransport
 from pipeline.events import CallEvent
 from pipeline.fakes import fake_engines
-from tests.control_api.analytics_support import Receiver, wait_for
+from tests.support.analytics import Receiver, wait_for
 from tests.support.harness import auth, real_node_settings, serve_app
 from tests.support.llm_double import LlmDouble, Reply, ScriptedToolCall
 from voicenode.node import Node, open_node

@@ -22,7 +22,8 @@ from control_api.analytics.tables import CallRow, OutboxRow
 from control_api.store import Store
 from media.call import CallInfo
 from media.clock import VirtualClock
-from tests.control_api.analytics_support import (
+from tests.control_api.redis_server import RedisServer, redis_server
+from tests.support.analytics import (
     NODE,
     FakeCalls,
     WallClock,
@@ -34,7 +35,6 @@ from tests.control_api.analytics_support import (
     store,
     wait_for,
 )
-from tests.control_api.redis_server import RedisServer, redis_server
 
 __all__ = ["redis_server", "store"]
 
@@ -188,7 +188,7 @@ _CHILD = textwrap.dedent(
     """
     import asyncio, sys
     from control_api.analytics import open_analytics
-    from tests.control_api.analytics_support import (
+    from tests.support.analytics import (
         FakeCalls, WallClock, call_info, make_store, opening, settings, wait_for)
 
     async def main(path):

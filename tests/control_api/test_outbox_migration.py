@@ -18,7 +18,7 @@ from control_api.analytics import open_analytics
 from control_api.analytics.tables import CallRow, OutboxRow
 from control_api.store import Base, Store, open_store
 from control_api.store.migrate import current_revision, migrate
-from tests.control_api.analytics_support import (
+from tests.support.analytics import (
     FakeCalls,
     WallClock,
     call_info,
@@ -26,7 +26,7 @@ from tests.control_api.analytics_support import (
     opening,
     settings,
 )
-from tests.control_api.pg import PostgresServer, pg_server  # noqa: F401
+from tests.support.pg import PostgresServer, pg_server  # noqa: F401
 
 ANALYTICS_TABLES = {"calls", "outbox", "relay_marks", "dead_letters", "webhooks"}
 

@@ -35,7 +35,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from control_api.analytics import Analytics, open_analytics
-from tests.control_api.analytics_support import call_info, closing, opening, wait_for
+from tests.support.analytics import call_info, closing, opening, wait_for
 from tests.support.harness import auth, node_settings, serve_node
 from tests.support.host import FakeHost, temp_store
 

@@ -24,7 +24,7 @@ from control_api.store.errors import Conflict, NotFound
 from control_api.store.migrate import alembic_config, current_revision, migrate
 from control_api.store.models import Base
 from control_api.store.seed import file_specs, node_store, seed
-from tests.control_api.pg import PostgresServer, pg_server  # noqa: F401
+from tests.support.pg import PostgresServer, pg_server  # noqa: F401
 
 CORE_TABLES = {"tenants", "api_keys", "agents", "agent_versions", "numbers", "tenant_secrets"}
 RECEPTIONIST = file_specs()["receptionist"]

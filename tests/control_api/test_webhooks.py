@@ -19,7 +19,7 @@ from control_api.analytics.sinks import SIGNATURE_HEADER, sign, verify_signature
 from control_api.analytics.tables import DeadLetterRow, RelayMarkRow, WebhookRow
 from control_api.store import Store
 from media.clock import MonotonicClock, VirtualClock
-from tests.control_api.analytics_support import (
+from tests.support.analytics import (
     ACME,
     ADMIN,
     NODE,

@@ -25,8 +25,8 @@ import numpy.typing as npt
 import pytest
 
 from pipeline.engines import Engines
-from tests.control_api.pg import PostgresServer
-from tests.control_api.pg import pg_server as pg_server  # pytest fixture
+from tests.support.pg import PostgresServer
+from tests.support.pg import pg_server as pg_server  # pytest fixture
 from tests.support.sipp import write_ulaw_wav
 
 from .conftest import transcribe, words

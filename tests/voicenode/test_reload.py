@@ -35,7 +35,7 @@ from media.audiosocket_server import CallRefused as AudioSocketRefused
 from media.clock import VirtualClock
 from sip.message import parse_request
 from sip.ua import IncomingInvite, Reject
-from tests.control_api.analytics_support import NODE, T0, Receiver, WallClock, call_info, opening
+from tests.support.analytics import NODE, T0, Receiver, WallClock, call_info, opening
 from tests.support.harness import ADMIN_KEY, auth, serve_app
 from tests.support.host import FakeHost, temp_store
 from voicenode.agents_cli import run_agents
