@@ -81,7 +81,10 @@ UNIT_FAST_SKIP := tests/control_api/test_analytics_redis.py tests/control_api/te
                   tests/control_api/test_analytics_summary.py \
                   tests/control_api/test_analytics_backlog.py \
                   tests/control_api/test_analytics_retention.py \
-                  tests/control_api/test_analytics_page_chromium.py
+                  tests/control_api/test_analytics_page_chromium.py \
+                  tests/control_api/test_analytics_turn_stages.py \
+                  tests/control_api/test_analytics_cluster.py \
+                  tests/bench/test_analytics_bench.py
 .PHONY: unit-fast
 unit-fast: venv
 	$(BIN)/pytest -q -m "not slow" -k "not postgres" $(addprefix --ignore=,$(UNIT_FAST_SKIP)) \

@@ -10,6 +10,7 @@
     voicenode-bench understanding --out DIR [--lines FILE] [--limit N] [--config FILE]
     voicenode-bench engines --out DIR [--device cpu|cuda] [--streams N[,N...]] [--seconds S]
                             [--slo-ms MS] [--config FILE]
+    voicenode-bench analytics --out DIR [--url URL] [--calls N] [--turns N] [--summary-turns N]
 
 `turns` runs a scripted conversation (default: the receptionist booking flow) N times through
 the real pipeline and writes DIR/report.json and DIR/report.md with p50/p95/p99 of every
@@ -40,6 +41,11 @@ ends/transfers before and after vocabulary biasing and number normalisation
 speech and models in real time) on `--device` and reports per N STT final and first-audio
 latency, VAD cost, batch sizes and streams per device, with a plot (`bench.engines`). Exit
 status: 0 when turns were measured, 1 when none were, 2 on bad arguments or a missing device.
+
+`analytics` sends calls and turns through the node's ClickHouse sink into a real ClickHouse
+(its own clickhouse-server, or `--url`) and reports rows/s and the tenant summary query's
+p50/p95 over 30 days (`bench.analytics`). Exit status: 0 when the rows in ClickHouse match the
+rows sent, 1 when not, 2 on bad arguments or no server.
 """
 
 from __future__ import annotations
@@ -140,6 +146,9 @@ def _parser() -> argparse.ArgumentParser:
     from bench.engines_cli import add_engines_parser
 
     add_engines_parser(sub, common)
+    from bench.analytics_cli import add_parser as add_analytics_parser
+
+    add_analytics_parser(sub)
     return p
 
 
@@ -170,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.engines_cli import engines_cli
 
         return engines_cli(args, _fail)
+    if args.command == "analytics":
+        from bench.analytics_cli import run_cli as analytics
+
+        return analytics(args)
     if args.command == "mock-llm":
         from bench.wire.cli import mock_llm
 

@@ -61,6 +61,12 @@ _BENCH_ENGINES_ALONE = (
     "synthetic talking streams to measure streams per device (issue 21, GPU)"
 )
 
+_BENCH_SINK = (
+    "the analytics bench pushes its calls through the node's own ClickHouse sink (events, call "
+    "records in the SQL store, batched inserts) and times the node's summary query, to measure "
+    "that code and not a copy of it (issue 23)"
+)
+
 WRONG_WAY: Final[dict[tuple[str, str], str]] = {
     # importer → imported: why it is allowed for now
     ("agents.catalog", "media.destination"): (
@@ -100,6 +106,15 @@ WRONG_WAY: Final[dict[tuple[str, str], str]] = {
     ("bench.understanding", "pipeline.tts"): _BENCH_ENGINES,
     ("bench.understanding_score", "agents.flow.digits"): _BENCH_ENGINES,
     ("bench.understanding_score", "agents.flow.text"): _BENCH_ENGINES,
+    ("bench.analytics", "control_api.analytics.chsink"): _BENCH_SINK,
+    ("bench.analytics", "control_api.analytics.clickhouse"): _BENCH_SINK,
+    ("bench.analytics", "control_api.analytics.sinks"): _BENCH_SINK,
+    ("bench.analytics", "control_api.analytics.summary"): _BENCH_SINK,
+    ("bench.analytics", "control_api.analytics.tables"): _BENCH_SINK,
+    ("bench.analytics", "control_api.store"): _BENCH_SINK + "; the call records it reads",
+    ("bench.analytics_data", "agents.outcome"): _BENCH_SINK + "; a call.ended event's outcome",
+    ("bench.analytics_data", "control_api.analytics.events"): _BENCH_SINK,
+    ("bench.analytics_data", "control_api.analytics.tables"): _BENCH_SINK,
     ("bench.engines", "pipeline.engines"): _BENCH_ENGINES_ALONE,
     ("bench.engines", "pipeline.stt"): _BENCH_ENGINES_ALONE,
     ("bench.engines", "pipeline.stt_engine"): _BENCH_ENGINES_ALONE,
