@@ -85,8 +85,8 @@ class SessionTurns(SessionReplies):
         """At a pause, ask the audio turn model whether the caller is done (its verdict
         shortens or lengthens this pause's window; one for an earlier pause is dropped)."""
         model = self._engines.turn
-        if model is None or not self._spec.turn.audio_model:
-            return
+        if model is None or not self._spec.turn.audio_model or self._candidate:
+            return  # (over the agent's speech the usual windows join "Wait, ... what about")
         self._tasks.spawn(self._turn_verdict(model, stream.audio(), speech_end), "turn-model")
 
     async def _turn_verdict(

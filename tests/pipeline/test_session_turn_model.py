@@ -58,3 +58,32 @@ async def test_the_agent_can_turn_the_model_off() -> None:
 async def test_a_confident_incomplete_waits_the_longest_window() -> None:
     window = await endpoint_window([INCOMPLETE], "I need to cancel my appointment.")
     assert window == pytest.approx(1.5, abs=0.041)  # complete text, but the voice goes on
+
+
+async def test_a_line_with_a_comma_over_the_agent_is_not_cut_into_backchannels() -> None:
+    """Speech over the agent's reply ("Wait, what about Aetna?") in two short pieces, each
+    under the backchannel threshold: the model's quick "complete" after "Wait," must not end
+    that piece as a backchannel (and then the next): over the agent the usual windows apply,
+    the pieces make one line, long enough to barge in."""
+    reply = " ".join(f"w{i}" for i in range(40))  # 4 s of fake speech
+    agent = ScriptedAgent(greeting="Hello.", replies={"first": reply, "second": "Got it."})
+    h = Harness(["first line", "second line"], agent)
+    model = RecordedTurnModel([COMPLETE])
+    h.engines.turn = model
+    await h.start()
+    await h.until(State.LISTENING)
+    await h.say(0, 0.8)
+    await h.until(State.AGENT_SPEAKING)
+    asked = len(model.asked)
+    await h.silence(1.0)
+    await h.say(1, 0.4)  # "Wait,"
+    await h.silence(0.3)
+    await h.say(1, 0.45)  # "what about Aetna?"
+    await h.until(State.AGENT_SPEAKING)
+    await h.finish()
+    users = [t.text for t in h.finals("user")]
+    assert users == ["first line", "second line"]
+    # not asked at the comma (over the agent), only at the end of the line once it barged in,
+    # with both pieces' audio
+    assert len(model.asked) == asked + 1
+    assert model.asked[-1] >= int(0.85 * 16_000)
