@@ -4,8 +4,10 @@
                           [--voice piper|espeak]] [--config FILE]
     voicenode-bench wire --transport audiosocket|webrtc|sip (--spawn [--config FILE] | --target URL)
                          --out DIR [--calls N] [--sweep --target-p95-ms MS] [--scenario FILE]
-                         [--llm-mock --ttft-ms MS --tokens-per-s N]
-    voicenode-bench mock-llm [--port P] [--ttft-ms MS] [--tokens-per-s N] [--reply TEXT]
+                         [--arrivals burst|staggered|both] [--soak MINUTES]
+                         [--llm-mock --ttft-ms MS --tokens-per-s N [--fixed-reply TEXT]]
+    voicenode-bench mock-llm [--port P] [--ttft-ms MS] [--tokens-per-s N]
+                             [--fixed-reply TEXT | --reply-seed N]
     voicenode-bench churn [--calls N] [--concurrency C] [--rtp-timeout S] [--mix ...] [--out DIR]
     voicenode-bench understanding --out DIR [--lines FILE] [--limit N] [--config FILE]
     voicenode-bench engines --out DIR [--device cpu|cuda] [--streams N[,N...]] [--seconds S]
@@ -26,7 +28,8 @@ WER, node CPU and memory, capacity with `--sweep`. Writes report.json, report.md
 plots into DIR. Exit status: 0 when turns were measured, 1 when none were, 2 on bad
 arguments or a node that cannot be started or reached.
 
-`mock-llm` serves the bench's OpenAI-compatible streaming mock LLM until interrupted.
+`mock-llm` serves the bench's OpenAI-compatible streaming mock LLM until interrupted: a new
+two-sentence receptionist reply for each request (`--fixed-reply TEXT`: always TEXT).
 
 `churn` places many short SIP calls (a mix with BYE during the greeting, CANCEL before the
 answer, callers that vanish without a BYE) on one node process and reports RSS and bridge ports

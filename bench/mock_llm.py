@@ -4,9 +4,10 @@ for reproducible bench runs with LLM agents and for tests.
 `LlmDouble` (alias `MockLlm`) listens on `host` (127.0.0.1, a free port unless `port` is
 given) in the caller's event loop and answers `POST /v1/chat/completions` with SSE
 `chat.completion.chunk` events, following the `Reply` scripts queued with `script(...)` (one
-per request, in order; `default_reply` once they run out). Other paths answer from `routes`
-(for HTTP tools). Every request is recorded in `requests` (`record=False`: not kept, for long
-bench runs).
+per request, in order; once they run out, `reply_source()` when given, else `default_reply`:
+the bench passes `bench.mock_replies.varied_reply_source` so each request gets a new reply).
+Other paths answer from `routes` (for HTTP tools). Every request is recorded in `requests`
+(`record=False`: not kept, for long bench runs).
 
 Timing: `ttft_s` after the request arrived the first token goes out, then `tokens_per_s`
 tokens a second (None: all at once), on the injected clock. Defaults: no delay.
@@ -25,7 +26,7 @@ import dataclasses
 import json
 import re
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -118,6 +119,7 @@ class LlmDouble:
         host: str = "127.0.0.1",
         port: int = 0,
         record: bool = True,
+        reply_source: Callable[[], Reply] | None = None,
     ) -> None:
         if ttft_s < 0:
             raise ValueError(f"time to first token must be >= 0 s, got {ttft_s}")
@@ -133,6 +135,7 @@ class LlmDouble:
         self.ttft_s = ttft_s
         self.tokens_per_s = tokens_per_s
         self.default_reply = default_reply or Reply(tokens=["(no script)"])
+        self.reply_source = reply_source
         self.clock: Clock = clock or MonotonicClock()
         self.record = record
         self._host = host
@@ -259,7 +262,7 @@ class LlmDouble:
     ) -> None:
         arrived = self.clock.now()
         self.chat_count += 1
-        reply = self.replies.popleft() if self.replies else self.default_reply
+        reply = self._next_reply()
         if reply.before_headers is not None:
             await self._wait(reply.before_headers, reader)
         if reply.status != 200:
@@ -279,6 +282,11 @@ class LlmDouble:
         writer.write(b"0\r\n\r\n")
         await writer.drain()
         self.finished_streams += 1
+
+    def _next_reply(self) -> Reply:
+        if self.replies:
+            return self.replies.popleft()
+        return self.reply_source() if self.reply_source is not None else self.default_reply
 
     async def _open_stream(self, request: RecordedRequest, writer: asyncio.StreamWriter) -> _Sse:
         """Send the headers of a chunked event stream; its chunks name the requested model."""

@@ -126,7 +126,22 @@ def _add_load(w: argparse.ArgumentParser) -> None:
         type=_non_negative,
         default=500.0,
         metavar="MS",
-        help="time between the starts of concurrent calls (default 500)",
+        help="staggered arrivals: time between the starts of concurrent calls (default 500)",
+    )
+    w.add_argument(
+        "--arrivals",
+        choices=("burst", "staggered", "both"),
+        default="staggered",
+        help="burst: every call speaks each line at the same instant (the worst case); "
+        "staggered: calls start --stagger-ms apart; both: a series of each (default staggered)",
+    )
+    w.add_argument(
+        "--soak",
+        type=_positive,
+        default=None,
+        metavar="MINUTES",
+        help="keep --calls calls going for MINUTES (a new call replaces one that ends); "
+        "report RSS, the node's responsiveness and voice to voice over time",
     )
 
 
@@ -173,6 +188,7 @@ def _add_mock_llm(w: argparse.ArgumentParser) -> None:
         metavar="N",
         help="mock LLM tokens per second (default 40)",
     )
+    _add_replies(w)
     w.add_argument(
         "--llm-port",
         type=int,
@@ -182,17 +198,37 @@ def _add_mock_llm(w: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_replies(p: argparse.ArgumentParser) -> None:
+    """What the mock LLM says: varied replies (seeded) or one fixed reply."""
+    p.add_argument(
+        "--fixed-reply",
+        "--reply",
+        dest="fixed_reply",
+        default=None,
+        metavar="TEXT",
+        help="answer every request with TEXT (default: a new two-sentence reply each time)",
+    )
+    p.add_argument(
+        "--reply-seed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="seed of the varied replies (default: different each run)",
+    )
+
+
 def add_mock_llm_parser(sub: Any) -> None:
     m = sub.add_parser(
         "mock-llm",
         help="serve the OpenAI-compatible streaming mock LLM",
-        description="Serve POST /v1/chat/completions (SSE) with a fixed reply, paced.",
+        description="Serve POST /v1/chat/completions (SSE), paced: a new two-sentence "
+        "receptionist reply for each request, or --fixed-reply.",
     )
     m.add_argument("--host", default="127.0.0.1")
     m.add_argument("--port", type=int, default=8000)
     m.add_argument("--ttft-ms", type=_non_negative, default=300.0, metavar="MS")
     m.add_argument("--tokens-per-s", type=_positive, default=40.0, metavar="N")
-    m.add_argument("--reply", default=None, metavar="TEXT", help="what the model says")
+    _add_replies(m)
 
 
 def _fail(message: str) -> int:
@@ -230,6 +266,8 @@ def _wire_config(args: argparse.Namespace) -> WireConfig:
     config = getattr(args, "config", None)
     if config is not None and not args.spawn:
         raise _UsageError("--config applies to a node started with --spawn")
+    if args.soak is not None and args.sweep:
+        raise _UsageError("--soak and --sweep do not go together (soak at a fixed --calls)")
     open_transport(args.transport)
     fields: dict[str, Any] = {
         "tenant": args.tenant,
@@ -242,7 +280,11 @@ def _wire_config(args: argparse.Namespace) -> WireConfig:
     mock = None
     if args.llm_mock:
         mock = MockLlmOptions(
-            ttft_ms=args.ttft_ms, tokens_per_s=args.tokens_per_s, port=args.llm_port
+            ttft_ms=args.ttft_ms,
+            tokens_per_s=args.tokens_per_s,
+            reply=args.fixed_reply,
+            seed=args.reply_seed,
+            port=args.llm_port,
         )
     source = str(args.scenario) if args.scenario else str(default_scenario_path(WIRE_SCENARIO))
     return WireConfig(
@@ -259,6 +301,8 @@ def _wire_config(args: argparse.Namespace) -> WireConfig:
         max_calls=max(args.max_calls, args.calls),
         target_p95_ms=args.target_p95_ms,
         stagger_s=args.stagger_ms / 1000.0,
+        arrivals=args.arrivals,
+        soak_minutes=args.soak,
         mock_llm=mock,
         save_audio=args.save_audio,
     )
@@ -290,14 +334,17 @@ def _running_node(args: argparse.Namespace) -> dict[str, Any]:
 
 def mock_llm(args: argparse.Namespace) -> int:
     from bench.mock_llm import LlmDouble, Reply, tokens_of
+    from bench.mock_replies import varied_reply_source
     from bench.wire.run import DEFAULT_LLM_REPLY
 
     async def serve() -> None:
-        reply = Reply(tokens=tokens_of(args.reply or DEFAULT_LLM_REPLY))
+        fixed = args.fixed_reply
+        reply = Reply(tokens=tokens_of(fixed or DEFAULT_LLM_REPLY))
         async with LlmDouble(
             ttft_s=args.ttft_ms / 1000.0,
             tokens_per_s=args.tokens_per_s,
             default_reply=reply,
+            reply_source=None if fixed is not None else varied_reply_source(args.reply_seed),
             host=args.host,
             port=args.port,
             record=False,

@@ -4,7 +4,8 @@
 - `stages.png`: per step, the node's TurnMarks stages stacked (means, which add up to the
   node's mean voice to voice), topped by what the wire adds (the measured mean voice to voice
   less the node's own);
-- `concurrency.png`: p50 and p95 voice to voice against concurrent calls, with the target.
+- `concurrency.png`: p50 and p95 voice to voice against concurrent calls, with the target, one
+  pair of lines per arrivals series (burst, staggered).
 """
 
 from __future__ import annotations
@@ -57,7 +58,10 @@ def _cdf(plt: Any, steps: Sequence[StepResult], path: Path) -> Path:
             continue
         n = len(values)
         ax.step(
-            values, [(i + 1) / n for i in range(n)], where="post", label=f"{step.calls} call(s)"
+            values,
+            [(i + 1) / n for i in range(n)],
+            where="post",
+            label=f"{step.calls} call(s) {step.arrivals}",
         )
         drawn = True
     if not drawn:
@@ -110,10 +114,13 @@ def _concurrency(plt: Any, report: Mapping[str, Any], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     rows = report["capacity"]["by_calls"]
     calls = [r["calls"] for r in rows]
-    for key, label in (("v2v_p50_ms", "p50"), ("v2v_p95_ms", "p95")):
-        pts = [(c, r[key]) for c, r in zip(calls, rows, strict=True) if r[key] is not None]
-        if pts:
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
+    for arrivals in dict.fromkeys(r.get("arrivals", "") for r in rows):
+        series = [r for r in rows if r.get("arrivals", "") == arrivals]
+        for key, label in (("v2v_p50_ms", "p50"), ("v2v_p95_ms", "p95")):
+            pts = [(r["calls"], r[key]) for r in series if r[key] is not None]
+            if pts:
+                name = f"{label} {arrivals}".strip()
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
     target = float(report["capacity"]["target_p95_ms"])
     ax.axhline(target, color="red", linestyle="--", label=f"target p95 {target:g} ms")
     ax.set_xlabel("concurrent calls")

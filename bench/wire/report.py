@@ -73,11 +73,9 @@ def step_summary(step: StepResult) -> dict[str, Any]:
     expected = [e for tl in tls for e in check_expected(tl)]
     minutes = sum(call_minutes(tl) for tl in tls)
     stages = node_stages(tls)
-    share = None
-    if step.cpu_s is not None and step.wall_s > 0 and step.calls:
-        share = step.cpu_s / step.wall_s / step.calls
     return {
         "calls": step.calls,
+        "arrivals": step.arrivals,
         "completed_calls": sum(1 for t in tls if t.ended_by in ("caller", "agent")),
         "failed_calls": step.failed,
         "wall_s": round(step.wall_s, 2),
@@ -102,6 +100,20 @@ def step_summary(step: StepResult) -> dict[str, Any]:
             "matched": sum(1 for e in expected if e.ok),
             "total": len(expected),
         },
+        **_cpu(step, minutes),
+        "node_stages_ms": {s: summarize(v) for s, v in stages.items()},
+        "wire_added_ms_mean": _wire_added(v2v, stages["voice_to_voice"]),
+        "events_error": step.events_error,
+        "call_details": [call_summary(tl) for tl in tls],
+    }
+
+
+def _cpu(step: StepResult, minutes: float) -> dict[str, Any]:
+    """The node's CPU and memory in a step, and the bench process's CPU beside it."""
+    share = None
+    if step.cpu_s is not None and step.wall_s > 0 and step.calls:
+        share = step.cpu_s / step.wall_s / step.calls
+    return {
         "node": {
             "cpu_s": None if step.cpu_s is None else round(step.cpu_s, 3),
             "call_minutes": round(minutes, 3),
@@ -111,10 +123,10 @@ def step_summary(step: StepResult) -> dict[str, Any]:
             if step.peak_rss_bytes is None
             else round(step.peak_rss_bytes / 2**20, 1),
         },
-        "node_stages_ms": {s: summarize(v) for s, v in stages.items()},
-        "wire_added_ms_mean": _wire_added(v2v, stages["voice_to_voice"]),
-        "events_error": step.events_error,
-        "call_details": [call_summary(tl) for tl in tls],
+        "bench_process": {
+            "cpu_s": _round(step.bench_cpu_s),
+            "cpu_s_per_call_minute": _round(cpu_per_call_minute(step.bench_cpu_s, minutes)),
+        },
     }
 
 
@@ -148,8 +160,10 @@ def wire_report(
     capacity_calls: int | None,
     swept: bool,
     target_p95_ms: float,
+    capacity_by_arrivals: Mapping[str, int | None] | None = None,
 ) -> dict[str, Any]:
-    """The report.json document: the first step's metrics at the top, every step in `steps`."""
+    """The report.json document: the first step's metrics at the top, every step in `steps`
+    (with their arrivals, burst or staggered, and the node's and the bench's CPU)."""
     summaries = [step_summary(s) for s in steps]
     head = summaries[0] if summaries else step_summary(StepResult(calls=0, timelines=[]))
     return {
@@ -157,6 +171,7 @@ def wire_report(
         "transport": transport,
         "scenario": dict(scenario),
         "node": dict(node),
+        "arrivals": list(dict.fromkeys(s["arrivals"] for s in summaries)),
         "calls": head["calls"],
         "v2v_ms": head["v2v_ms"],
         "greeting_ms": head["greeting_ms"],
@@ -170,12 +185,16 @@ def wire_report(
             "swept": swept,
             "target_p95_ms": target_p95_ms,
             "calls": capacity_calls,
+            "by_arrivals": dict(capacity_by_arrivals or {}),
             "by_calls": [
                 {
                     "calls": s["calls"],
+                    "arrivals": s["arrivals"],
                     "v2v_p50_ms": s["v2v_ms"]["p50"],
                     "v2v_p95_ms": s["v2v_ms"]["p95"],
                     "failed_calls": s["failed_calls"],
+                    "node_cpu_s": s["node"]["cpu_s"],
+                    "bench_cpu_s": s["bench_process"]["cpu_s"],
                 }
                 for s in summaries
             ],
@@ -233,7 +252,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         "",
         f"Transport `{report['transport']}`, scenario `{sc.get('name')}` "
         f"(agent `{sc.get('agent')}`, {sc.get('lines')} lines), {report['calls']} concurrent "
-        f"call(s); node: {report['node'].get('mode')} {report['node'].get('url', '')}.",
+        f"call(s), arrivals {', '.join(report.get('arrivals', []))}; "
+        f"node: {report['node'].get('mode')} {report['node'].get('url', '')}.",
         *_md_latency(report),
         *_md_node(report),
         *_md_concurrency(report["capacity"]),
@@ -301,19 +321,20 @@ def _md_concurrency(cap: Mapping[str, Any]) -> list[str]:
         "",
         "## Concurrency",
         "",
-        "| calls | v2v p50 | v2v p95 | failed |",
-        "| ---: | ---: | ---: | ---: |",
+        "| calls | arrivals | v2v p50 | v2v p95 | failed | node CPU s | bench CPU s |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in cap["by_calls"]:
         out.append(
-            f"| {row['calls']} | {_cell(row['v2v_p50_ms'])} | {_cell(row['v2v_p95_ms'])} "
-            f"| {row['failed_calls']} |"
+            f"| {row['calls']} | {row.get('arrivals', '-')} | {_cell(row['v2v_p50_ms'])} "
+            f"| {_cell(row['v2v_p95_ms'])} | {row['failed_calls']} "
+            f"| {_cell(row.get('node_cpu_s'))} | {_cell(row.get('bench_cpu_s'))} |"
         )
+    out += ["", "Bench CPU: the callers (and the mock LLM when run here), one process."]
     if cap["swept"]:
-        out += [
-            "",
-            f"Capacity (p95 v2v <= {cap['target_p95_ms']:g} ms): {_cell(cap['calls'])} calls.",
-        ]
+        by = "".join(f", {a}: {_cell(n)}" for a, n in cap.get("by_arrivals", {}).items())
+        target = cap["target_p95_ms"]
+        out += ["", f"Capacity (p95 v2v <= {target:g} ms): {_cell(cap['calls'])} calls{by}."]
     return out
 
 

@@ -5,6 +5,11 @@ data dir (so the demo tenant, its agents and number 1000 are created), stopped w
 the end; its CPU and memory come from /proc. With `target_url`, the node is already running;
 CPU and memory come from its /metrics (the Prometheus process collector), peak RSS is the
 highest sample seen.
+
+The mock LLM answers each request with a new two-sentence reply (`bench.mock_replies`), so no
+TTS cache can serve it; `MockLlmOptions.reply` pins one fixed reply (regression checks).
+`arrivals` runs the steps (or the sweep) with burst or staggered callers, or a series of each
+("both"). `soak_minutes` keeps `calls` calls going that long instead (`bench.wire.soak`).
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ import msgspec
 
 from bench.report import machine_info
 from bench.scenario import Scenario, SpokenLine, speak_lines
-from bench.wire.caller import CallerOptions
+from bench.wire.arrivals import arrival_modes
+from bench.wire.caller import CallerOptions, PreparedLine, prepare_lines
 from bench.wire.leg import LegError, LegTarget, OpenLeg, open_transport
 from bench.wire.node import NodeStats, SpawnedNode
 from bench.wire.plots import write_plots
@@ -36,6 +42,7 @@ from bench.wire.runner import (
     next_step,
     run_step,
 )
+from bench.wire.soak import SoakOptions, run_soak
 
 MOCK_AGENT = "bench-llm"
 MOCK_NUMBER = "2000"
@@ -46,7 +53,10 @@ DEFAULT_LLM_REPLY = "Sure, I can help with that. What day would you like to come
 class MockLlmOptions:
     ttft_ms: float = 300.0
     tokens_per_s: float | None = 40.0
-    reply: str = DEFAULT_LLM_REPLY
+    reply: str | None = None
+    """A fixed reply for every request; None: a new varied reply each time."""
+    seed: int | None = None
+    """Seed of the varied replies (None: a new sequence each run)."""
     port: int = 0
 
 
@@ -66,6 +76,10 @@ class WireConfig:
     max_calls: int = 16
     target_p95_ms: float = 1500.0
     stagger_s: float = 0.5
+    arrivals: str = "staggered"
+    """burst | staggered | both (a series of each)."""
+    soak_minutes: float | None = None
+    """Keep `calls` calls going this long (a soak) instead of steps."""
     caller: CallerOptions = field(default_factory=CallerOptions)
     mock_llm: MockLlmOptions | None = None
     save_audio: bool = False
@@ -126,7 +140,28 @@ async def run_wire(
         target, node_info, pid = await _reach_node(stack, cfg, agent, mock_url, progress)
         stats = NodeStats(target.base_url, pid)
         node_info["stats_from"] = stats.source
-        steps = await _run_steps(cfg, opener, target, lines, stats, progress)
+        prepared = prepare_lines(lines)
+        if cfg.soak_minutes is not None:
+            node_info |= _mock_info(cfg)
+            return await run_soak(
+                SoakOptions(
+                    calls=cfg.calls,
+                    minutes=cfg.soak_minutes,
+                    transport=cfg.transport,
+                    out=cfg.out,
+                    caller=cfg.caller,
+                    expect_greeting=cfg.scenario.expect_greeting,
+                ),
+                opener,
+                target,
+                prepared,
+                stats,
+                node_info,
+                progress,
+            )
+        steps: list[StepResult] = []
+        for arrivals in arrival_modes(cfg.arrivals):
+            steps += await _run_steps(cfg, opener, target, prepared, stats, progress, arrivals)
     report = _report(cfg, steps, agent, node_info, machine)
     json_path, md_path = write_wire_report(report, cfg.out)
     plots = write_plots(report, steps, cfg.out)
@@ -142,17 +177,22 @@ async def _start_mock_llm(
 ) -> str:
     """The mock LLM, serving until `stack` closes; its base URL."""
     from bench.mock_llm import LlmDouble, Reply, tokens_of
+    from bench.mock_replies import varied_reply_source
 
     double = await stack.enter_async_context(
         LlmDouble(
             ttft_s=m.ttft_ms / 1000.0,
             tokens_per_s=m.tokens_per_s,
-            default_reply=Reply(tokens=tokens_of(m.reply)),
+            default_reply=Reply(tokens=tokens_of(m.reply or DEFAULT_LLM_REPLY)),
+            reply_source=None if m.reply is not None else varied_reply_source(m.seed),
             port=m.port,
             record=False,
         )
     )
-    progress(f"mock LLM at {double.base_url} (ttft {m.ttft_ms:g} ms, {m.tokens_per_s} tokens/s)")
+    kind = "fixed reply" if m.reply is not None else "varied replies"
+    progress(
+        f"mock LLM at {double.base_url} (ttft {m.ttft_ms:g} ms, {m.tokens_per_s} tokens/s, {kind})"
+    )
     return double.base_url
 
 
@@ -225,9 +265,10 @@ async def _run_steps(
     cfg: WireConfig,
     opener: OpenLeg,
     target: LegTarget,
-    lines: list[SpokenLine],
+    lines: list[PreparedLine],
     stats: NodeStats,
     progress: Callable[[str], None],
+    arrivals: str,
 ) -> list[StepResult]:
     """`cfg.calls` concurrent calls; with `sweep`, more step by step until the target fails."""
     sweep = SweepOptions(
@@ -236,7 +277,7 @@ async def _run_steps(
         max_calls=cfg.max_calls,
         target_p95_ms=cfg.target_p95_ms,
     )
-    options = StepOptions(stagger_s=cfg.stagger_s, caller=cfg.caller)
+    options = StepOptions(stagger_s=cfg.stagger_s, arrivals=arrivals, caller=cfg.caller)
     bar = ProgressBar()
     steps: list[StepResult] = []
     n: int | None = cfg.calls
@@ -250,12 +291,12 @@ async def _run_steps(
             options=options,
             stats=stats,
             progress=bar,
-            label=f"{cfg.transport} x{n}",
+            label=f"{cfg.transport} x{n} {arrivals}",
         )
         steps.append(result)
         p95 = result.v2v_p95_ms()
         progress(
-            f"{n} call(s): p95 voice to voice "
+            f"{n} call(s), {arrivals}: p95 voice to voice "
             f"{'-' if p95 is None else f'{p95:.0f}'} ms, {result.failed} failed"
         )
         n = next_step(result, sweep) if cfg.sweep else None
@@ -276,11 +317,7 @@ def _report(
         "phone_line": cfg.scenario.phone_line,
         "file": cfg.scenario_source,
     }
-    if cfg.mock_llm is not None:
-        node_info["mock_llm"] = {
-            "ttft_ms": cfg.mock_llm.ttft_ms,
-            "tokens_per_s": cfg.mock_llm.tokens_per_s,
-        }
+    node_info |= _mock_info(cfg)
     return wire_report(
         steps,
         transport=cfg.transport,
@@ -288,9 +325,30 @@ def _report(
         node=node_info,
         machine=machine,
         capacity_calls=capacity(steps, cfg.target_p95_ms) if cfg.sweep else None,
+        capacity_by_arrivals={
+            a: capacity([s for s in steps if s.arrivals == a], cfg.target_p95_ms)
+            for a in arrival_modes(cfg.arrivals)
+        }
+        if cfg.sweep
+        else None,
         swept=cfg.sweep,
         target_p95_ms=cfg.target_p95_ms,
     )
+
+
+def _mock_info(cfg: WireConfig) -> dict[str, Any]:
+    """What the report says of the mock LLM (nothing without one)."""
+    m = cfg.mock_llm
+    if m is None:
+        return {}
+    return {
+        "mock_llm": {
+            "ttft_ms": m.ttft_ms,
+            "tokens_per_s": m.tokens_per_s,
+            "replies": "fixed" if m.reply is not None else "varied",
+            "seed": m.seed,
+        }
+    }
 
 
 def _replace_target(target: LegTarget, **changes: Any) -> LegTarget:
@@ -326,4 +384,5 @@ def _save_audio(steps: list[StepResult], out: Path) -> None:
                 s = pcm_samples(p.pcm)
                 at = max(0, int((p.at - tl.answered) * 16_000))
                 track[at : at + len(s)] = s[: len(track) - at]
-            write_wav(audio_dir / f"step{step.calls}_call{tl.call}_received.wav", track)
+            name = f"{step.arrivals}_step{step.calls}_call{tl.call}_received.wav"
+            write_wav(audio_dir / name, track)

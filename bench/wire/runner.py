@@ -1,9 +1,13 @@
 """Runs bench calls against a node: N concurrent callers per step, and the capacity sweep.
 
-A step opens `calls` legs (started `stagger_s` apart so the callers' turns do not line up),
-runs a `Caller` on each, hangs up, then reads the node's events for the calls (transcripts,
-per-turn marks) and samples its CPU and memory before and after. A sweep runs steps with more
-and more calls until p95 voice to voice passes the target, a call fails or `max_calls`.
+A step opens `calls` legs and runs a `Caller` on each: with staggered arrivals the calls start
+`stagger_s` apart (their turns drift apart as real traffic does); with burst arrivals they start
+together and a `TurnGate` has every call speak each line at the same instant (the worst case).
+The lines are rendered into frames once (`prepare_lines`), not per call. The step hangs up,
+then reads the node's events for the calls (transcripts, per-turn marks) and samples its CPU
+and memory before and after, and the bench process's own CPU (`time.process_time`: the
+callers, and the mock LLM when it runs here) beside it. A sweep runs steps with more and more
+calls until p95 voice to voice passes the target, a call fails or `max_calls`.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import httpx
 
 from bench.report import percentile
 from bench.scenario import SpokenLine
-from bench.wire.caller import Caller, CallerOptions
+from bench.wire.arrivals import TurnGate
+from bench.wire.caller import Caller, CallerOptions, PreparedLine, prepare_lines
 from bench.wire.events import NodeEvents
 from bench.wire.leg import LegError, LegRefused, LegTarget, OpenLeg
 from bench.wire.measure import line_latencies
@@ -32,6 +37,9 @@ Progress = Callable[[str], None]
 @dataclass(frozen=True)
 class StepOptions:
     stagger_s: float = 0.5
+    """Staggered arrivals: time between call starts (burst arrivals start them together)."""
+    arrivals: str = "staggered"
+    """"burst" or "staggered" (`bench.wire.arrivals`)."""
     events_timeout_s: float = 20.0
     caller: CallerOptions = field(default_factory=CallerOptions)
 
@@ -45,6 +53,9 @@ class StepResult:
     """Node CPU seconds used during the step."""
     peak_rss_bytes: int | None = None
     events_error: str = ""
+    arrivals: str = "staggered"
+    bench_cpu_s: float | None = None
+    """CPU seconds of the bench process during the step (callers, and the mock LLM if here)."""
 
     @property
     def v2v_s(self) -> list[float]:
@@ -92,15 +103,18 @@ async def run_call(
     index: int,
     opener: OpenLeg,
     target: LegTarget,
-    lines: Sequence[SpokenLine],
+    lines: Sequence[SpokenLine | PreparedLine],
     *,
     clock: Clock,
     options: CallerOptions,
     expect_greeting: str = "",
     callers: list[Caller] | None = None,
+    gate: TurnGate | None = None,
 ) -> CallTimeline:
-    """One bench call: open the leg, speak the lines, hang up."""
-    caller = Caller(lines, clock, call=index, options=options, expect_greeting=expect_greeting)
+    """One bench call: open the leg, speak the lines, hang up (and leave `gate`)."""
+    caller = Caller(
+        lines, clock, call=index, options=options, expect_greeting=expect_greeting, gate=gate
+    )
     if callers is not None:
         callers.append(caller)
     tl = caller.timeline
@@ -117,6 +131,9 @@ async def run_call(
         tl.ended_by, tl.error = "refused", str(exc)
     except LegError as exc:
         tl.ended_by, tl.error = "error", str(exc)
+    finally:
+        if gate is not None:
+            gate.leave(index)
     if tl.ended is None:
         tl.ended = clock.now()
     return tl
@@ -126,7 +143,7 @@ async def run_step(
     calls: int,
     opener: OpenLeg,
     target: LegTarget,
-    lines: Sequence[SpokenLine],
+    lines: Sequence[SpokenLine | PreparedLine],
     *,
     expect_greeting: str = "",
     options: StepOptions | None = None,
@@ -142,11 +159,12 @@ async def run_step(
     async with NodeEvents(target.base_url, target.api_key, target.tenant) as events:
         async with httpx.AsyncClient() as http:
             before = await stats.sample(http) if stats else ProcSample(None, None)
+            cpu0 = time.process_time()
             step = _StepCalls(
                 calls,
                 opener,
                 target,
-                lines,
+                prepare_lines(lines),
                 expect_greeting,
                 opt,
                 clk,
@@ -156,6 +174,7 @@ async def run_step(
             )
             timelines = await step.run(stats, http)
             wall = time.monotonic() - step.started
+            bench_cpu = time.process_time() - cpu0
             after = await stats.sample(http) if stats else ProcSample(None, None)
         await _read_events(events, timelines, opt.events_timeout_s)
         cpu = None
@@ -168,18 +187,20 @@ async def run_step(
             cpu_s=cpu,
             peak_rss_bytes=stats.peak_rss_bytes if stats else None,
             events_error=events.error,
+            arrivals=opt.arrivals,
+            bench_cpu_s=bench_cpu,
         )
 
 
 @dataclass
 class _StepCalls:
-    """One step's calls in flight: started `stagger_s` apart, with the progress line redrawn
-    (and the node sampled) every second."""
+    """One step's calls in flight: started `stagger_s` apart (burst: together, lines gated),
+    with the progress line redrawn (and the node sampled) every second."""
 
     calls: int
     opener: OpenLeg
     target: LegTarget
-    lines: Sequence[SpokenLine]
+    lines: Sequence[PreparedLine]
     expect_greeting: str
     opt: StepOptions
     clk: Clock
@@ -188,9 +209,12 @@ class _StepCalls:
     started: float
     callers: list[Caller] = field(default_factory=list)
     results: list[CallTimeline | None] = field(init=False)
+    gate: TurnGate | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.results = [None] * self.calls
+        burst = self.opt.arrivals == "burst"
+        self.gate = TurnGate(range(self.calls)) if burst else None
 
     async def run(self, stats: NodeStats | None, http: httpx.AsyncClient) -> list[CallTimeline]:
         """Every call, to its end; their timelines."""
@@ -206,7 +230,8 @@ class _StepCalls:
         return [r for r in self.results if r is not None]
 
     async def _one(self, i: int, t0: float) -> None:
-        await self.clk.sleep_until(t0 + i * self.opt.stagger_s)
+        if self.gate is None:
+            await self.clk.sleep_until(t0 + i * self.opt.stagger_s)
         self.results[i] = await run_call(
             i,
             self.opener,
@@ -216,6 +241,7 @@ class _StepCalls:
             options=self.opt.caller,
             expect_greeting=self.expect_greeting,
             callers=self.callers,
+            gate=self.gate,
         )
 
     def _show(self) -> None:
