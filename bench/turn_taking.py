@@ -22,6 +22,7 @@ neither missed nor false barge-ins.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -56,6 +57,8 @@ class Timeline:
     states: Sequence[tuple[float, str]]
     replies: Sequence[Reply]
     spans: Sequence[tuple[float, float]]
+    agent_frames: Sequence[float] = ()
+    """When each agent frame went out: a gap is the reply paused or stopped, as heard."""
 
     def transitions(self) -> list[Transition]:
         out: list[Transition] = []
@@ -99,6 +102,9 @@ class LineOutcome:
     """The agent's reply stopped for this line (barge-in and backchannel lines over speech)."""
     stop_ms: float | None = None
     """The caller's first voiced sample to the session's barge-in (playout pauses earlier)."""
+    heard_stop_ms: float | None = None
+    """The caller's first voiced sample to the agent's last frame before it went quiet for
+    them (playout paused at speech onset): the stop the caller hears."""
     v2v_ms: float | None = None
     node_v2v_ms: float | None = None
 
@@ -148,10 +154,29 @@ def classify(
         following = timeline.spans[i + 1][0] if i + 1 < len(timeline.spans) else math.inf
         if o.kind != "turn":
             _barge(o, transitions, start, end)
+            if o.stopped:
+                o.heard_stop_ms = heard_stop_ms(timeline.agent_frames, start)
         if o.kind != "backchannel":
             _cut_in(o, transitions, start, end)
             _latency(o, replies, start, end, following)
     return out
+
+
+FRAME_S = 0.02
+QUIET_S = 0.06
+"""No agent frame for this long: the reply has gone quiet for the caller (3 frames)."""
+
+
+def heard_stop_ms(frames: Sequence[float], start: float) -> float | None:
+    """From `start` to the end of the last agent frame before the first gap of `QUIET_S`
+    after it (None: no frame went out after `start`, or no gap)."""
+    i = bisect.bisect_left(frames, start)
+    if i >= len(frames):
+        return None
+    for a, b in zip(frames[i:], frames[i + 1 :], strict=False):
+        if b - a - FRAME_S >= QUIET_S - 1e-9:  # silence between the two frames
+            return _ms(a + FRAME_S - start)
+    return None
 
 
 def state_at(transitions: Sequence[Transition], t: float) -> str:

@@ -187,7 +187,12 @@ def timeline_of(result: SimulationResult) -> Timeline:
         for t, ev in result.turn_metrics()
         if (reply := reply_of(t, ev.marks, ev.voice_to_voice_ms)) is not None
     ]
-    return Timeline(states=result.state_changes(), replies=replies, spans=result.line_spans)
+    return Timeline(
+        states=result.state_changes(),
+        replies=replies,
+        spans=result.line_spans,
+        agent_frames=result.agent_frame_times,
+    )
 
 
 def caller_voices(tts: TtsEngine) -> dict[str, Render]:

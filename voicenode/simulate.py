@@ -104,6 +104,8 @@ class SimulationResult:
     line_spans: list[tuple[float, float]] = field(default_factory=list)
     """Per line spoken: the clock times its first frame and the frame after its last were sent
     (lines the script never reached are missing)."""
+    agent_frame_times: list[float] = field(default_factory=list)
+    """The clock time each agent frame went out (a paused or stopped reply: a gap)."""
 
     def state_changes(self) -> list[tuple[float, str]]:
         """(clock time, new state) of every `StateChanged` of the call, in order."""
@@ -280,6 +282,7 @@ async def simulate(
         events=events,
         event_times=times,
         line_spans=list(caller.spans),
+        agent_frame_times=list(transport.sink.times),
     )
 
 
