@@ -14,7 +14,6 @@ from control_api.analytics import open_analytics
 from control_api.analytics_page import analytics_page_router
 from control_api.store import Store
 from tests.control_api.test_analytics_summary import _calls
-from tests.control_api.test_phone_chromium import CHROMIUM, _chromium_installed
 from tests.support.analytics import (
     ACME,
     FakeCalls,
@@ -24,6 +23,7 @@ from tests.support.analytics import (
     store,
     wait_for,
 )
+from tests.support.chromium import CHROMIUM, _chromium_installed
 
 __all__ = ["_chromium_installed", "store"]
 

@@ -6,44 +6,17 @@ transcript appears."""
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
-import pytest
 from playwright.async_api import async_playwright, expect
 
 from control_api.phone import PhoneTokens
 from media.clock import MonotonicClock
+from tests.support.chromium import CHROMIUM, _chromium_installed, chromium_args
 from tests.support.harness import ADMIN_KEY, serve_node
 from tests.support.host import AGENT_TEXT, USER_TEXT, FakeHost
 
-CHROMIUM = "/usr/bin/chromium"
-
-
-@pytest.fixture(autouse=True)
-def _chromium_installed() -> None:
-    """Chromium is a test dependency (`make test` installs it): missing, the tests fail."""
-    assert os.access(CHROMIUM, os.X_OK), (
-        f"{CHROMIUM} is missing: `make system-packages` installs Debian's chromium"
-    )
-
-
-def chromium_args(fake_audio: Path) -> list[str]:
-    return [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-audio-capture={fake_audio}",
-        # ICE on loopback only: gather 127.0.0.1 candidates, no mDNS names for host addresses
-        "--allow-loopback-in-peer-connection",
-        "--disable-features=WebRtcHideLocalIpsWithMdns",
-        "--autoplay-policy=no-user-gesture-required",
-    ]
+__all__ = ["_chromium_installed"]  # autouse
 
 
 async def test_phone_page_calls_the_node_in_chromium(utterance_wav: Path, tmp_path: Path) -> None:

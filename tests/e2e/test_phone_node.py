@@ -23,11 +23,10 @@ from playwright.async_api import async_playwright, expect
 from media.frames import SAMPLE_RATE
 from media.wav import write_wav
 from pipeline.tts import TtsEngine
-from tests.control_api.test_phone_chromium import CHROMIUM, chromium_args
+from tests.support.chromium import CHROMIUM, chromium_args
 from tests.support.harness import ADMIN_KEY, RealNode, real_node_settings, serve_real_node
+from tests.support.speech import words
 from voicenode.simulate import caller_voice
-
-from .conftest import words
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
