@@ -116,3 +116,25 @@ def test_the_report_has_both_series_and_the_bench_cpu(tmp_path: Path) -> None:
     assert "| bench CPU s |" in md and "| 2 | burst |" in md
     paths = write_plots(report, steps, tmp_path)
     assert all(p.exists() for p in paths)
+
+
+def test_a_sweep_of_both_reports_each_capacity_and_heads_with_the_staggered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bench.scenario import WIRE_SCENARIO, load_scenario
+
+    def fake_capacity(steps: list[StepResult], target_p95_ms: float) -> int:
+        return max(s.calls for s in steps)
+
+    monkeypatch.setattr(bench.wire.run, "capacity", fake_capacity)
+    cfg = WireConfig(
+        transport="audiosocket",
+        out=tmp_path,
+        scenario=load_scenario(None, default=WIRE_SCENARIO),
+        sweep=True,
+        arrivals="both",
+    )
+    steps = [_step(1, "burst"), _step(2, "burst"), _step(1, "staggered"), _step(3, "staggered")]
+    report = bench.wire.run._report(cfg, steps, "a", {}, {})
+    assert report["capacity"]["by_arrivals"] == {"burst": 2, "staggered": 3}
+    assert report["capacity"]["calls"] == 3
