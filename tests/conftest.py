@@ -1,4 +1,9 @@
-"""Whole-suite hooks: leave a trail that names the running test, for when the process dies.
+"""Whole-suite hooks and fixtures.
+
+The `engines` fixture: the real models, loaded once per test session (they are
+process-wide), with the agent's voice deterministic (`DETERMINISTIC_VOICE`).
+
+The trail: leave a trail that names the running test, for when the process dies.
 
 With `VOICENODE_TEST_TRAIL` set to a directory (`.ci/run` sets it), `running` in it holds
 `running <nodeid>` from the start of each test's setup until its teardown is over (then
@@ -14,9 +19,13 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import _pytest.logging
 import pytest
+
+if TYPE_CHECKING:
+    from pipeline.engines import Engines
 
 _TRAIL = os.environ.get("VOICENODE_TEST_TRAIL", "")
 
@@ -64,3 +73,15 @@ def _root_logging() -> Iterator[None]:
     yield
     root.handlers[:] = [h for h in root.handlers if isinstance(h, ours)] + handlers
     root.setLevel(level)
+
+
+@pytest.fixture(scope="session")
+def engines() -> Iterator[Engines]:
+    """The real models (loaded only by the tests that ask for them; imported here lazily)."""
+    from config import load_settings
+    from pipeline.engines import Engines
+    from tests.support.speech import DETERMINISTIC_VOICE
+
+    eng = Engines.load_blocking(load_settings(env=DETERMINISTIC_VOICE))
+    yield eng
+    eng.close()

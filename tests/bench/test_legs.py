@@ -46,8 +46,7 @@ from media.wav import read_wav, write_wav
 from pipeline.engines import Engines
 from pipeline.events import CallEnded, CallEvent, Transcript
 from pipeline.tts import TtsEngine
-from tests.e2e.conftest import engines as engines  # noqa: F401 (the session fixture)
-from tests.e2e.conftest import transcribe, words
+from tests.support.speech import transcribe, words
 from voicenode.simulate import caller_voice
 
 from .legs_node import Heard, LegNode, rms, serve_leg_node, speaking
@@ -296,7 +295,7 @@ async def test_the_rtp_socket_stamps_datagrams_with_the_kernels_receive_time(
 
 
 @pytest.fixture
-async def node(tmp_path: Path, engines: Engines) -> AsyncIterator[LegNode]:  # noqa: F811
+async def node(tmp_path: Path, engines: Engines) -> AsyncIterator[LegNode]:
     async with serve_leg_node(tmp_path / "node", engines) as n:
         yield n
 

@@ -1,44 +1,23 @@
-"""Real models, real audio: engines are loaded once per test session (they are process-wide)."""
+"""End-to-end fixtures: caller speech over a phone line (`say`), on the session's real models
+(the `engines` fixture of tests/conftest.py), and the pjsua2 lifetime watch."""
 
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
-from collections.abc import Iterator
-from pathlib import Path
-
-import numpy as np
-import numpy.typing as npt
 import pytest
 
-from config import load_settings
-from media.g711 import ulaw_decode, ulaw_encode
-from media.resample import resample
-from media.wav import read_wav
 from pipeline.engines import Engines
-from pipeline.stt import SttEngine
 from pipeline.tts import TtsEngine
 from tests.support.pjsua_watch import pjsua_lifetimes
+from tests.support.speech import Samples, telephone, transcribe, words
 from voicenode.simulate import caller_voice
 
-from .speech import DETERMINISTIC_VOICE
-
-Samples = npt.NDArray[np.int16]
-__all__ = ["pjsua_lifetimes"]  # autouse: SIP calls here are watched too
-
-
-@pytest.fixture(scope="session")
-def engines() -> Iterator[Engines]:
-    eng = Engines.load_blocking(load_settings(env=DETERMINISTIC_VOICE))
-    yield eng
-    eng.close()
-
-
-def telephone(samples: Samples) -> Samples:
-    """16 kHz audio through a G.711 mu-law phone line and back (8 kHz, companded)."""
-    narrow = resample(samples, 16_000, 8_000)
-    return resample(ulaw_decode(ulaw_encode(narrow)), 8_000, 16_000)
+__all__ = [
+    "pjsua_lifetimes",  # autouse: SIP calls here are watched too
+    # moved to tests.support.speech; named here only for tests added while they moved
+    "telephone",
+    "transcribe",
+    "words",
+]
 
 
 @pytest.fixture(scope="session")
@@ -51,22 +30,3 @@ def say(engines: Engines) -> object:
         return telephone(caller_voice(tts, text))
 
     return render
-
-
-def espeak(text: str, tmp: Path) -> Samples:
-    """A second, unrelated synthetic voice (espeak-ng), at 16 kHz."""
-    exe = shutil.which("espeak-ng")
-    assert exe, "espeak-ng is installed by `make test` (Debian package espeak-ng)"
-    out = tmp / "espeak.wav"
-    subprocess.run([exe, "-v", "en-us", "-s", "150", "-w", str(out), text], check=True)
-    return read_wav(out)
-
-
-async def transcribe(engines: Engines, audio: Samples) -> str:
-    stt = engines.stt
-    assert isinstance(stt, SttEngine)
-    return await stt.transcribe(audio, final=True) or ""
-
-
-def words(text: str) -> set[str]:
-    return set(re.findall(r"[a-z0-9']+", text.lower()))

@@ -29,12 +29,10 @@ from pipeline.events import CallEnded, CallEvent, DtmfReceived, Transcript
 from pipeline.tts import TtsEngine
 from tests.support.ami_double import AmiDouble
 from tests.support.audiosocket_client import SLIN, AudioSocketClient
+from tests.support.speech import heard_of, transcribe, words
 from voicenode.audiosocket_listener import audiosocket_listener
 from voicenode.node import Node, open_node
 from voicenode.simulate import caller_voice
-
-from .conftest import transcribe, words
-from .speech import heard_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 Samples = npt.NDArray[np.int16]

@@ -19,10 +19,8 @@ from agents.fake import ScriptedAgent
 from agents.spec import AgentSpec
 from media.frames import SAMPLE_RATE
 from pipeline.engines import Engines
+from tests.support.speech import espeak, heard_of, telephone, transcribe, words
 from voicenode.simulate import simulate, write_outputs
-
-from .conftest import espeak, telephone, transcribe, words
-from .speech import heard_of
 
 pytestmark = pytest.mark.slow
 Say = Callable[[str], npt.NDArray[np.int16]]
@@ -83,8 +81,8 @@ async def test_receptionist_books_a_cleaning_from_greeting_to_goodbye(
     assert len(heard_of(GREETING_WORDS, words(heard))) >= 4, heard
 
 
-async def test_hours_question_in_a_different_voice(engines: Engines, tmp_path: Path) -> None:
-    question = telephone(espeak("What are your opening hours?", tmp_path))
+async def test_hours_question_in_a_different_voice(engines: Engines) -> None:
+    question = telephone(espeak("What are your opening hours?"))
     result = await simulate(engines, receptionist(), [question])
     users = [t.text for t in result.turns if t.role == "user"]
     agents = [t.text for t in result.turns if t.role == "agent"]

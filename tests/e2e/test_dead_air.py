@@ -42,12 +42,11 @@ from pipeline.tts import TtsEngine
 from tests.support.ami_double import AmiDouble
 from tests.support.audiosocket_client import SLIN, AudioSocketClient
 from tests.support.llm_double import LlmDouble, Reply, Route, ScriptedToolCall
+from tests.support.speech import heard_of, words
 from voicenode.audiosocket_listener import audiosocket_listener
 from voicenode.node import open_node
 from voicenode.simulate import simulate
 
-from .conftest import words
-from .speech import heard_of
 from .test_audiosocket_call import SECRET, Caller, Events, heard, phone_line, settings_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]

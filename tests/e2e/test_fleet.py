@@ -28,8 +28,8 @@ from pipeline.engines import Engines
 from tests.support.pg import PostgresServer
 from tests.support.pg import pg_server as pg_server  # pytest fixture
 from tests.support.sipp import write_ulaw_wav
+from tests.support.speech import heard_of, transcribe, words
 
-from .conftest import transcribe, words
 from .fleet import (
     Caller,
     CallRecord,
@@ -45,7 +45,6 @@ from .sipp import run_sipp as run_e2e_sipp
 from .sipstack import Kamailio, KamailioFactory, RtpEngine, sip_options, wait_for
 from .sipstack import kamailio_fixture as kamailio_fixture  # pytest fixture
 from .sipstack import rtpengine_fixture as rtpengine_fixture  # pytest fixture
-from .speech import heard_of
 from .test_sip_call import GREETING
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(280)]

@@ -29,9 +29,9 @@ from pipeline.events import CallEnded, StateChanged, Transcript
 from pipeline.tts import TtsEngine
 from tests.support.audiosocket_client import SLIN, AudioSocketClient
 from tests.support.llm_double import LlmDouble, Reply, ScriptedToolCall
+from tests.support.speech import words
 from voicenode.simulate import simulate
 
-from .conftest import words
 from .test_audiosocket_call import Caller, Env, Events, env, phone_line
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]

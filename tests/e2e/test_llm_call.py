@@ -21,10 +21,8 @@ from agents.llm import LlmAgent
 from agents.spec import AgentSpec
 from pipeline.engines import Engines
 from tests.support.llm_double import LlmDouble, Reply, Route, ScriptedToolCall
+from tests.support.speech import heard_of, telephone, transcribe, words
 from voicenode.simulate import simulate
-
-from .conftest import telephone, transcribe, words
-from .speech import heard_of
 
 pytestmark = pytest.mark.slow
 Say = Callable[[str], npt.NDArray[np.int16]]

@@ -23,13 +23,12 @@ from pipeline.events import CallEnded, CallEvent, Transcript
 from sip.ua import UserAgent
 from tests.support.ports import free_port
 from tests.support.sipp import RtpTap, node_rtp_ports, run_sipp, write_ulaw_wav
+from tests.support.speech import heard_of, transcribe, words
 from voicenode.node import open_node
 
-from .conftest import transcribe, words
 from .sipstack import KamailioFactory, RtpEngine
 from .sipstack import kamailio_fixture as kamailio_fixture  # pytest fixture
 from .sipstack import rtpengine_fixture as rtpengine_fixture  # pytest fixture
-from .speech import heard_of
 
 GREETING = ("thanks", "calling", "bright", "smile", "dental")
 """The receptionist's greeting words; two of them (or their known confusions) must be heard."""

@@ -8,9 +8,7 @@ import pytest
 from pipeline.engines import Engines
 from pipeline.stt import SttEngine
 from pipeline.whisper_short import compression_ratio
-
-from .conftest import Samples, espeak, words
-from .speech import heard_of, word_error_rate
+from tests.support.speech import Samples, espeak, heard_of, word_error_rate, words
 
 pytestmark = pytest.mark.slow
 
@@ -71,16 +69,13 @@ async def test_a_prefix_is_kept_and_continued(engines: Engines, say: object) -> 
     assert {"appointment", "friday", "morning"} <= words(text)
 
 
-async def test_a_line_longer_than_the_window_takes_the_full_path(
-    engines: Engines, tmp_path: object
-) -> None:
+async def test_a_line_longer_than_the_window_takes_the_full_path(engines: Engines) -> None:
     stt = engines.stt
     assert isinstance(stt, SttEngine)
     long = espeak(
         "I would like to book a cleaning for my daughter and for my son, "
         "preferably on a Tuesday or a Thursday afternoon, after school, "
         "because they both have classes in the morning until three.",
-        tmp_path,  # type: ignore[arg-type]
     )
     assert len(long) / 16_000 > stt._short_window_s()
     before = stt.short_decodes

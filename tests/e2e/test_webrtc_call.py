@@ -22,10 +22,9 @@ import pytest
 from media.frames import SAMPLE_RATE
 from pipeline.tts import TtsEngine
 from tests.support.harness import RealNode, auth, real_node_settings, serve_real_node
+from tests.support.speech import transcribe, words
 from tests.support.webrtc_peer import TestPeer
 from voicenode.simulate import caller_voice
-
-from .conftest import transcribe, words
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 

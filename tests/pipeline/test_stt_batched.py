@@ -8,10 +8,7 @@ alone, and concurrent calls' streams each get their own words through the one en
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,11 +16,10 @@ import numpy.typing as npt
 import pytest
 
 from config.schema import SttSettings, TtsSettings
-from media.wav import read_wav
 from pipeline.stt import SttEngine, SttError, SttStream
 from pipeline.tts import TtsEngine
 from pipeline.whisper_short import Utterance
-from tests.e2e.speech import heard_of, spoken_words, word_error_rate
+from tests.support.speech import espeak, heard_of, spoken_words, word_error_rate
 from voicenode.simulate import caller_voice
 
 pytestmark = pytest.mark.slow
@@ -60,14 +56,6 @@ def engine() -> Iterator[SttEngine]:
     eng.start()
     yield eng
     eng.close()
-
-
-def espeak(text: str, tmp: Path) -> Samples:
-    exe = shutil.which("espeak-ng")
-    assert exe, "espeak-ng is installed by `make test` (Debian package espeak-ng)"
-    out = tmp / "espeak.wav"
-    subprocess.run([exe, "-v", "en-us", "-s", "150", "-w", str(out), text], check=True)
-    return read_wav(out)
 
 
 def floats(audio: Samples) -> npt.NDArray[np.float32]:
@@ -128,9 +116,9 @@ def full_window(engine: SttEngine, item: Utterance) -> str:
 
 
 def test_the_30s_window_batch_gives_faster_whispers_transcripts(
-    engine: SttEngine, voices: dict[str, Samples], tmp_path: Path
+    engine: SttEngine, voices: dict[str, Samples]
 ) -> None:
-    long = floats(espeak(LONG, tmp_path))
+    long = floats(espeak(LONG))
     assert engine._short_window_s() < len(long) / 16_000 < 30
     lines = list(LINES)
     items = [

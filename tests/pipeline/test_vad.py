@@ -8,16 +8,11 @@ probabilities (within 1e-5) while scoring several calls' windows in one run.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
-import wave
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import onnxruntime
 import pytest
-import soxr
 
 from config.schema import TtsSettings
 from media.frames import SAMPLE_RATE, frames_from_samples
@@ -26,22 +21,12 @@ from pipeline.tts import TtsEngine
 from pipeline.vad import SileroModel, VadStream, default_silero_path, webrtc_gate
 from pipeline.vad_batch import VadBatcher
 from tests.pipeline.vad_cost import LINES, ShippedSilero
+from tests.support.speech import espeak
 from voicenode.simulate import caller_voice
 
 Samples = npt.NDArray[np.int16]
 F32 = npt.NDArray[np.float32]
 TOLERANCE = 1e-5
-
-
-def espeak(text: str, tmp: Path) -> Samples:
-    exe = shutil.which("espeak-ng")
-    assert exe, "espeak-ng is installed by `make system-packages` (Debian package espeak-ng)"
-    out = tmp / "espeak.wav"
-    subprocess.run([exe, "-v", "en-us", "-s", "150", "-w", str(out), text], check=True)
-    with wave.open(str(out)) as w:
-        rate, raw = w.getframerate(), w.readframes(w.getnframes())
-    audio = np.frombuffer(raw, dtype=np.int16).astype(np.float32)
-    return np.asarray(soxr.resample(audio, rate, SAMPLE_RATE), dtype=np.int16)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +35,7 @@ def calls(tmp_path_factory: pytest.TempPathFactory) -> list[Samples]:
     a pause inside, so their gates open and close at different frames."""
     tts = TtsEngine(TtsSettings())
     speech = [caller_voice(tts, line) for line in LINES[:3]]
-    speech.append(espeak(LINES[3], tmp_path_factory.mktemp("espeak")))
+    speech.append(espeak(LINES[3]))
     out = []
     for k, s in enumerate(speech):
         lead = np.zeros(int(SAMPLE_RATE * (0.1 + 0.37 * k)), np.int16)

@@ -18,7 +18,7 @@ from config import load_settings
 from pipeline.engines import Engines
 from pipeline.events import StateChanged
 from pipeline.tts import TtsEngine
-from tests.e2e.speech import DETERMINISTIC_VOICE
+from tests.support.speech import DETERMINISTIC_VOICE
 from voicenode.simulate import (
     CallerLine,
     SimulationResult,
