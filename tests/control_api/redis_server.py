@@ -14,19 +14,15 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from tests.support.ports import free_port
+
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 HAVE_REDIS = os.path.exists(REDIS_SERVER)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class RedisServer:
     def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
+        self.port = port or free_port(socket.SOCK_STREAM)
         self._proc: asyncio.subprocess.Process | None = None
 
     @property

@@ -10,9 +10,9 @@ from prometheus_client import REGISTRY
 
 from control_api.analytics import open_analytics
 from control_api.store import Store
-from tests.control_api.clickhouse_server import ClickHouseServer, clickhouse_server
 from tests.control_api.test_analytics_clickhouse import _equals, run_call, with_clickhouse
 from tests.support.analytics import FakeCalls, WallClock, store, wait_for
+from tests.support.clickhouse_server import ClickHouseServer, clickhouse_server
 
 __all__ = ["clickhouse_server", "store"]
 

@@ -26,7 +26,6 @@ from control_api.analytics.events import TranscriptFinalEvent
 from control_api.analytics.outbox import write_events
 from control_api.analytics.tables import DeadLetterRow, OutboxRow
 from control_api.store import Store
-from tests.control_api.clickhouse_server import ClickHouseServer, clickhouse_server
 from tests.support.analytics import (
     FakeCalls,
     WallClock,
@@ -37,6 +36,7 @@ from tests.support.analytics import (
     store,
     wait_for,
 )
+from tests.support.clickhouse_server import ClickHouseServer, clickhouse_server
 
 __all__ = ["clickhouse_server", "store"]
 

@@ -29,10 +29,10 @@ from control_api.analytics.clickhouse import MIGRATIONS, ClickHouse, migrate
 from control_api.analytics.retention import drop_expired
 from control_api.analytics.tables import OutboxRow
 from control_api.store import Store
-from tests.control_api.clickhouse_server import HAVE_CLICKHOUSE, ClickHouseServer
 from tests.control_api.test_analytics_clickhouse import ch_settings, with_clickhouse
 from tests.control_api.test_analytics_summary import DAY, _calls, msgspec_dict
 from tests.support.analytics import T0, FakeCalls, WallClock, store, wait_for
+from tests.support.clickhouse_server import HAVE_CLICKHOUSE, ClickHouseServer
 
 __all__ = ["store"]
 

@@ -20,9 +20,9 @@ from control_api.analytics.retention import (
 )
 from control_api.store import Store
 from control_api.store.models import Tenant
-from tests.control_api.clickhouse_server import ClickHouseServer, clickhouse_server
 from tests.control_api.test_analytics_clickhouse import ch_settings
 from tests.support.analytics import FakeCalls, settings, store, wait_for
+from tests.support.clickhouse_server import ClickHouseServer, clickhouse_server
 
 __all__ = ["clickhouse_server", "store"]
 

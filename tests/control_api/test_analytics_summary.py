@@ -15,7 +15,6 @@ import pytest
 from control_api.analytics import open_analytics
 from control_api.analytics import summary as summary_module
 from control_api.store import Store
-from tests.control_api.clickhouse_server import ClickHouseServer, clickhouse_server
 from tests.control_api.test_analytics_clickhouse import ch_settings, count
 from tests.support.analytics import (
     ACME,
@@ -32,6 +31,7 @@ from tests.support.analytics import (
     store,
     wait_for,
 )
+from tests.support.clickhouse_server import ClickHouseServer, clickhouse_server
 
 __all__ = ["clickhouse_server", "store"]
 

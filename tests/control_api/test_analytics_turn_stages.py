@@ -23,7 +23,6 @@ from control_api.analytics.events import CallTrack, TranscriptFinalEvent
 from control_api.store import Store
 from pipeline.events import CallEnded, CallEvent, Transcript, TurnMetrics
 from pipeline.marks import STAGES
-from tests.control_api.clickhouse_server import ClickHouseServer, clickhouse_server
 from tests.control_api.test_analytics_clickhouse import ch_settings, with_clickhouse
 from tests.support.analytics import (
     T0,
@@ -33,6 +32,7 @@ from tests.support.analytics import (
     store,
     wait_for,
 )
+from tests.support.clickhouse_server import ClickHouseServer, clickhouse_server
 
 __all__ = ["clickhouse_server", "store"]
 

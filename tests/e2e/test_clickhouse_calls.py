@@ -30,9 +30,9 @@ from media.call import CallInfo
 from pipeline.engines import Engines
 from pipeline.events import CallEnded, CallEvent, Transcript
 from pipeline.tts import TtsEngine
-from tests.control_api.clickhouse_server import ClickHouseServer, clickhouse_server
 from tests.support.analytics import wait_for
 from tests.support.audiosocket_client import AudioSocketClient
+from tests.support.clickhouse_server import ClickHouseServer, clickhouse_server
 from tests.support.harness import auth, real_node_settings, serve_app
 from voicenode.node import Node, open_node
 
