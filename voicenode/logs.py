@@ -99,5 +99,7 @@ def setup_logging(level: str = "info", fmt: str = "auto", *, redact_pii: bool = 
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.captureWarnings(True)  # Python warnings as records of the `py.warnings` logger
-    for noisy in ("httpx", "httpcore", "aioice", "aiortc", "openai", "faster_whisper"):
+    # httpx2 (the OpenAI and MCP clients) and the mcp SDK log URLs and arguments below WARNING
+    noisy_loggers = ("httpx", "httpcore", "httpx2", "httpcore2", "mcp", "aioice", "aiortc")
+    for noisy in (*noisy_loggers, "openai", "faster_whisper"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
