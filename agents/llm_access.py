@@ -105,7 +105,7 @@ class LlmAccess:
     """Non-public hosts/CIDRs a tenant's `base_url` may reach anyway (the operator's)."""
     resolver: Resolver | None = None
     """DNS seam for the guard (None: the system's)."""
-    secrets: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
+    secrets: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False, compare=False)
     """The tenant secrets the spec names besides the key: its MCP servers' headers."""
 
     @classmethod
