@@ -15,8 +15,8 @@ from agents.llm_access import LlmAccess
 from agents.mcp import DISCOVERY, FILLER_LINE
 from agents.mcp_spec import McpServerSpec
 from agents.spec import AgentSpec, LlmSettings
-from tests.agents.mcp_server import RunningMcp, serve_mcp
 from tests.support.llm_double import LlmDouble, Reply, ScriptedToolCall
+from tests.support.mcp_server import RunningMcp, serve_mcp
 
 FALLBACK = "Sorry, one moment please."
 FILLER = TextChunk(f" {FILLER_LINE} ")

@@ -16,7 +16,7 @@ from agents.mcp import DISCOVERY, DiscoveryCache, McpTools
 from agents.mcp_spec import McpServerSpec
 from agents.spec import AgentSpec, LlmSettings
 from agents.tools import Toolbox, ToolCall
-from tests.agents.mcp_server import BIG, RunningMcp, serve_mcp
+from tests.support.mcp_server import BIG, RunningMcp, serve_mcp
 
 ALLOWED = ["next_appointment", "slow_lookup", "broken", "dump"]
 

@@ -96,7 +96,7 @@ async def test_tenant_agents_get_no_stdio_and_a_guarded_url() -> None:
 
 
 async def test_operator_agents_run_stdio_servers() -> None:
-    script = Path(__file__).with_name("mcp_stdio_server.py")
+    script = Path(__file__).parents[1] / "support" / "mcp_stdio_server.py"
     server = McpServerSpec(
         name="local", command=[sys.executable, str(script)], allowed_tools=["*"], timeout_s=30
     )

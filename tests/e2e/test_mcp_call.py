@@ -20,8 +20,8 @@ from agents.llm_access import LlmAccess
 from agents.mcp import DISCOVERY, FILLER_LINE
 from agents.spec import AgentSpec
 from pipeline.engines import Engines
-from tests.agents.mcp_server import RunningMcp, serve_mcp
 from tests.support.llm_double import LlmDouble, Reply, ScriptedToolCall
+from tests.support.mcp_server import RunningMcp, serve_mcp
 from voicenode.simulate import simulate
 
 from .conftest import telephone, transcribe, words
