@@ -26,6 +26,7 @@ from pipeline.turn import (
     SpeechResumed,
     SpeechStarted,
     TurnEnded,
+    is_backchannel,
 )
 from pipeline.turn_model import TurnModel, TurnModelError
 from pipeline.turn_taking import LastEndpoint
@@ -171,11 +172,32 @@ class SessionTurns(SessionReplies):
             return
         if self._candidate:
             self._candidate = False
-            if self._playout.speaking and not self._guard.closing.pending:  # a backchannel
-                stream.close()
-                self._guard.closing.caller_done()
+            if self._playout.speaking and not self._guard.closing.pending:  # a backchannel?
                 self._playout.resume()
+                self._tasks.spawn(self._backchannel_or_turn(stream, ev), "backchannel")
                 return
+        self._take_turn(stream, ev)
+
+    async def _backchannel_or_turn(self, stream: SttStream, ev: TurnEnded) -> None:
+        """Speech over the agent too short to barge in: a backchannel ("mhm", "okay") lets
+        the reply go on; other words (a line said faintly or in pieces: "Wait, ... what about
+        Aetna?") are a turn after all: the reply stops there and the line is answered."""
+        try:
+            text = await stream.final()
+        except BaseException:
+            stream.close()
+            self._guard.closing.caller_done()
+            raise
+        if is_backchannel(text) or self._utterance is not None:
+            stream.close()  # (speech that started since is judged by itself)
+            self._guard.closing.caller_done()
+            return
+        if self._playout.speaking:
+            self._barge_in()
+        self._take_turn(stream, ev, text)
+
+    def _take_turn(self, stream: SttStream, ev: TurnEnded, text: str | None = None) -> None:
+        """The caller's turn ended: answer it once its final transcript is in (`text`: in)."""
         self._turn += 1
         marks = TurnMarks(self._turn)
         marks.mark("speech_end", ev.speech_end)
@@ -189,11 +211,14 @@ class SessionTurns(SessionReplies):
         self._endpoint = LastEndpoint(stream.audio(), ev.decided_at, len(self.history), agent_state)
         # A reply paused for this speech is kept until the words are in (see `_no_words`).
         self._set_state(State.THINKING)
-        self._tasks.spawn(self._finish_turn(stream, marks), "final-transcript")
+        self._tasks.spawn(self._finish_turn(stream, marks, text), "final-transcript")
 
-    async def _finish_turn(self, stream: SttStream, marks: TurnMarks) -> None:
+    async def _finish_turn(
+        self, stream: SttStream, marks: TurnMarks, text: str | None = None
+    ) -> None:
         try:
-            text = await stream.final()
+            if text is None:
+                text = await stream.final()
         finally:
             stream.close()
             self._guard.closing.caller_done()

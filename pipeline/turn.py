@@ -111,6 +111,18 @@ _DIGIT_WORDS = {
     "triple",
 }
 _WORD = re.compile(r"[a-z0-9']+")
+_BACKCHANNEL_WORDS = frozenset(
+    "mhm mm mmm hmm hm uh huh um ah aha oh uhhuh yeah yes yep yup ok okay right sure alright "
+    "i see got it great cool fine good thanks thank you".split()
+)
+BACKCHANNEL_MAX_WORDS = 3
+
+
+def is_backchannel(text: str) -> bool:
+    """Whether words said over the agent only acknowledge it ("mhm", "okay", "I see", "got
+    it") rather than say something (no words at all: a noise, also nothing to answer)."""
+    words = _WORD.findall(text.lower().replace("-", ""))
+    return len(words) <= BACKCHANNEL_MAX_WORDS and all(w in _BACKCHANNEL_WORDS for w in words)
 
 
 def classify_ending(text: str) -> Ending:
@@ -166,6 +178,9 @@ class TurnDetector:
         self._ending = Ending.NEUTRAL
         self._model_p: float | None = None
         """The audio model's probability that the current pause ends the turn (None: none)."""
+        self._heard_pause = False
+        """A transcript came in during the current pause (the model's "complete" needs one:
+        without it "Great," reads as no words at all, not as an unfinished line)."""
 
     @property
     def silence_threshold(self) -> float:
@@ -193,7 +208,7 @@ class TurnDetector:
         s = self.settings
         ending, p = self._ending, self._model_p
         if p is not None and ending is not Ending.INCOMPLETE:
-            if p >= s.model_complete_threshold:
+            if p >= s.model_complete_threshold and self._heard_pause:
                 return min(s.model_complete_ms, s.complete_silence_ms, s.silence_ms) / 1000.0
             if p <= s.model_incomplete_threshold:
                 ending = Ending.INCOMPLETE
@@ -206,6 +221,7 @@ class TurnDetector:
 
     def update_transcript(self, text: str) -> None:
         self._ending = classify_ending(text)
+        self._heard_pause = self._paused
 
     def update_model(self, probability: float, speech_end: float) -> bool:
         """The audio model's verdict on the pause after `speech_end` (the `SpeechPaused` it was
@@ -246,6 +262,7 @@ class TurnDetector:
             silence = frame_end - self._last_voice_end
             if not self._paused and silence + 1e-9 >= min(self._pause_s, self.window_s()):
                 self._paused = True
+                self._heard_pause = False
                 events.append(SpeechPaused(self._last_voice_end))
             if silence + 1e-9 >= self.window_s():
                 self._speaking = False

@@ -58,6 +58,7 @@ def test_a_confident_complete_ends_the_turn_after_the_short_window() -> None:
     frames = Frames(detector())
     frames.feed(0.9, 1.0)
     paused = frames.pause()
+    frames.det.update_transcript("I need to cancel my appointment")  # the pause's decode
     assert frames.det.update_model(0.92, paused.speech_end)
     ended = frames.until_end()
     assert ended is not None
@@ -129,6 +130,7 @@ def test_a_verdict_arriving_late_ends_the_turn_at_the_next_frame() -> None:
     frames.feed(0.9, 1.0)
     paused = frames.pause()
     frames.feed(0.0, 0.2)  # the model took a while: 0.36 s of silence so far
+    frames.det.update_transcript("I need to cancel my appointment")
     assert frames.det.update_model(0.9, paused.speech_end)
     ended = frames.until_end()
     assert ended is not None
@@ -140,9 +142,25 @@ def test_the_agent_settings_bound_the_short_window() -> None:
     frames = Frames(detector(complete_silence_ms=150, model_complete_ms=300))
     frames.feed(0.9, 1.0)
     paused = frames.pause()
+    frames.det.update_transcript("I need to cancel my appointment")
     assert frames.det.update_model(0.9, paused.speech_end)
     ended = frames.until_end()
     # the pause is reported at 0.16 s; the verdict makes the window 0.15 s (the agent's
     # complete window, not the model's 0.3 s): the next frame ends the turn
     assert ended is not None and ended.window_s == 0.15
     assert round(ended.decided_at - ended.speech_end, 3) == 0.18
+
+
+def test_a_confident_complete_waits_for_the_pause_s_transcript() -> None:
+    """ "Great, thank you": at the comma the model may say "complete" before any words are
+    in; without a transcript of the pause the transcript's window holds (and once "Great,"
+    is in, its comma keeps the long one)."""
+    frames = Frames(detector())
+    frames.feed(0.9, 0.4)
+    paused = frames.pause()
+    assert frames.det.update_model(0.95, paused.speech_end)
+    frames.feed(0.0, 0.2)  # 0.36 s of silence: past the model's window, no words yet
+    assert frames.det.window_s() == 0.6
+    frames.det.update_transcript("Great,")
+    ended = frames.until_end()
+    assert ended is not None and ended.window_s == 1.5

@@ -95,11 +95,11 @@ def window_after(text: str, probability: float) -> float:
     for _ in range(50):  # a second of speech
         t += 0.02
         det.feed(0.9, t)
-    det.update_transcript(text)
     paused: list[SpeechPaused] = []
     while not paused:
         t += 0.02
         paused = [ev for ev in det.feed(0.0, t) if isinstance(ev, SpeechPaused)]
+    det.update_transcript(text)  # the pause's decode, as the session gets it
     assert det.update_model(probability, paused[0].speech_end)
     return det.window_s()
 
