@@ -35,7 +35,7 @@ from pipeline.session_core import PREROLL_FRAMES, State
 from pipeline.session_turns import SessionTurns
 from pipeline.turn import TurnDetector
 from pipeline.turn_taking import NoInputTimer
-from pipeline.vad import VadStream
+from pipeline.vad import VadStream, open_gate
 
 __all__ = ["CallSession", "State"]
 
@@ -67,7 +67,8 @@ class CallSession(SessionTurns):
         self._clock = clock
         self._emit = on_event
         vs = engines.settings.vad
-        self._vad = VadStream(engines.vad, gate=engines.vad_gate(vs.webrtc_mode))
+        gate = engines.vad_gate(vs.webrtc_mode) if vs.gate == "webrtcvad" else open_gate
+        self._vad = VadStream(engines.vad, gate=gate)
         self._turns = TurnDetector(
             spec.turn, speech_threshold=vs.speech_threshold, silence_threshold=vs.silence_threshold
         )

@@ -96,6 +96,11 @@ class SileroModel:
 Gate = Callable[[bytes], bool]
 
 
+def open_gate(pcm: bytes) -> bool:
+    """No gate: Silero scores every frame (`vad.gate = "none"`)."""
+    return True
+
+
 def webrtc_gate(mode: int) -> Gate:
     """webrtcvad's verdict on one 20 ms frame at 16 kHz."""
     vad = webrtcvad.Vad(mode)
