@@ -256,15 +256,9 @@ async def simulate(
         ctx = AgentContext(call_id=info.call_id, tenant_id=info.tenant_id, http=http, llm=access)
         agent = agent or build_agent(spec, ctx)
         session = CallSession(
-            info=info,
-            transport=transport,
-            call=call,
-            agent=agent,
-            spec=spec,
-            engines=engines,
-            clock=clock,
-            on_event=on_event,
-        )
+            info=info, transport=transport, call=call, agent=agent, spec=spec,
+            engines=engines, clock=clock, on_event=on_event,
+        )  # fmt: skip
         ended = await _converse(
             session,
             caller,

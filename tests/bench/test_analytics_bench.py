@@ -16,7 +16,7 @@ from bench.analytics import GROUP_BYS, INGEST_DB, SUMMARY_DB
 from bench.analytics_data import CHUNK_CALLS, TENANTS, Workload, generate, turn_counts
 from bench.cli import main
 from control_api.analytics.events import TranscriptFinalEvent, decode_event
-from tests.control_api.clickhouse_server import ClickHouseServer, clickhouse_server
+from tests.support.clickhouse_server import ClickHouseServer, clickhouse_server
 
 __all__ = ["clickhouse_server"]
 

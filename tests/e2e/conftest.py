@@ -8,16 +8,10 @@ import pytest
 from pipeline.engines import Engines
 from pipeline.tts import TtsEngine
 from tests.support.pjsua_watch import pjsua_lifetimes
-from tests.support.speech import Samples, telephone, transcribe, words
+from tests.support.speech import Samples, telephone
 from voicenode.simulate import caller_voice
 
-__all__ = [
-    "pjsua_lifetimes",  # autouse: SIP calls here are watched too
-    # moved to tests.support.speech; named here only for tests added while they moved
-    "telephone",
-    "transcribe",
-    "words",
-]
+__all__ = ["pjsua_lifetimes"]  # autouse: SIP calls here are watched too
 
 
 @pytest.fixture(scope="session")

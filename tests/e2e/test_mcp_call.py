@@ -22,10 +22,8 @@ from agents.spec import AgentSpec
 from pipeline.engines import Engines
 from tests.support.llm_double import LlmDouble, Reply, ScriptedToolCall
 from tests.support.mcp_server import RunningMcp, serve_mcp
+from tests.support.speech import heard_of, telephone, transcribe, words
 from voicenode.simulate import simulate
-
-from .conftest import telephone, transcribe, words
-from .speech import heard_of
 
 pytestmark = pytest.mark.slow
 Say = Callable[[str], npt.NDArray[np.int16]]

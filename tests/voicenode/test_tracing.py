@@ -30,8 +30,8 @@ from media.frames import FRAME_SAMPLES, SAMPLE_RATE, AudioFrame, frames_from_sam
 from media.virtual import VirtualCall, VirtualTransport
 from pipeline.events import CallEnded, CallEvent, StateChanged
 from pipeline.fakes import fake_engines, utterance_audio
-from tests.agents.llm_double import LlmDouble, Reply, ScriptedToolCall
-from tests.control_api.analytics_support import Receiver
+from tests.support.analytics import Receiver
+from tests.support.llm_double import LlmDouble, Reply, ScriptedToolCall
 from voicenode.node import Node, open_node
 from voicenode.tracing import STAGE_SPANS, exporter_from_env, open_call_tracing
 
