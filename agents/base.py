@@ -78,6 +78,8 @@ class ToolResult(msgspec.Struct, frozen=True, tag="tool_result"):
     arguments: dict[str, Any]
     result: str
     ok: bool = True
+    duration_ms: float | None = None
+    """How long the tool took (None: not timed)."""
 
 
 AgentOutput = TextChunk | EndCall | Transfer | SendDtmf | ToolResult

@@ -40,6 +40,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any, cast
 
@@ -259,11 +260,13 @@ class LlmAgent(Agent):
                 if self._toolbox.acts(call):
                     await confirmed()  # in a speculative reply: once the endpoint confirms it
                 ran: ToolOutcome | None = None
+                started = time.monotonic()
                 async for ran in self._run_one(call, deadline, budget):
                     if ran is None:
                         yield TextChunk(f" {FILLER_LINE} ")  # a slow MCP call, once a reply
                 assert ran is not None
-                outcome = ran
+                took = round((time.monotonic() - started) * 1000, 1)
+                outcome = ran.timed(took)
             self._log_tool(call.name, outcome.result.ok)
             yield outcome.result
             if outcome.action is not None:

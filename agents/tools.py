@@ -29,6 +29,7 @@ import re
 from typing import Any
 
 import httpx
+import msgspec
 
 from agents.argcheck import argument_error
 from agents.base import AgentContext, EndCall, SendDtmf, ToolResult, Transfer
@@ -112,6 +113,11 @@ class ToolOutcome:
 
     result: ToolResult
     action: CallAction | None = None
+
+    def timed(self, duration_ms: float) -> ToolOutcome:
+        """The same outcome with how long the tool ran on its result."""
+        result = msgspec.structs.replace(self.result, duration_ms=duration_ms)
+        return dataclasses.replace(self, result=result)
 
 
 class Toolbox:

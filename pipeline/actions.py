@@ -128,7 +128,11 @@ async def run_action(
 def tool_event(result: ToolResult) -> ToolCalled:
     """The call event for a tool the agent called."""
     return ToolCalled(
-        name=result.name, arguments=result.arguments, result=result.result, ok=result.ok
+        name=result.name,
+        arguments=result.arguments,
+        result=result.result,
+        ok=result.ok,
+        duration_ms=result.duration_ms,
     )
 
 

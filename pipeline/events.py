@@ -35,6 +35,8 @@ class ToolCalled(msgspec.Struct, frozen=True, tag="tool", kw_only=True):
     arguments: dict[str, Any]
     result: str
     ok: bool
+    duration_ms: float | None = None
+    """How long the tool ran (MCP and HTTP tools, built-ins), when the agent timed it."""
 
 
 class DtmfReceived(msgspec.Struct, frozen=True, tag="dtmf"):

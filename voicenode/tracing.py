@@ -220,11 +220,21 @@ class CallTracer:
         call.pending_tools.clear()
 
     def _tool_span(self, parent: trace.Span, at: int, event: ToolCalled) -> None:
+        """The tool's run, ending when its result was reported (`at`); an MCP tool
+        (`server__tool`) names its server."""
+        attributes: dict[str, str | bool] = {
+            "voicenode.tool": event.name,
+            "voicenode.tool_ok": event.ok,
+        }
+        server, sep, _ = event.name.partition("__")
+        if sep:
+            attributes["voicenode.mcp_server"] = server
+        took = int((event.duration_ms or 0.0) * 1e6)
         span = self._tracer.start_span(
-            "tool_call",
+            "mcp_call" if sep else "tool_call",
             context=trace.set_span_in_context(parent),
-            attributes={"voicenode.tool": event.name, "voicenode.tool_ok": event.ok},
-            start_time=at,
+            attributes=attributes,
+            start_time=at - took,
         )
         span.end(end_time=at)
 

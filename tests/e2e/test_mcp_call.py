@@ -13,6 +13,9 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from agents.base import AgentContext, AgentInput, AgentOutput, Message, TextChunk, UserSaid
 from agents.llm import LlmAgent
@@ -23,7 +26,8 @@ from pipeline.engines import Engines
 from tests.support.llm_double import LlmDouble, Reply, ScriptedToolCall
 from tests.support.mcp_server import RunningMcp, serve_mcp
 from tests.support.speech import heard_of, telephone, transcribe, words
-from voicenode.simulate import simulate
+from voicenode.simulate import SimulationResult, simulate
+from voicenode.tracing import CallTracer
 
 pytestmark = pytest.mark.slow
 Say = Callable[[str], npt.NDArray[np.int16]]
@@ -146,3 +150,45 @@ async def test_mcp_tools_in_a_real_audio_call(engines: Engines, say: Say) -> Non
     # ... and the caller: the agent's audio transcribes back.
     heard = words(await transcribe(engines, telephone(result.agent_audio)))
     assert len(heard_of(ANSWER_WORDS, heard)) >= 4, heard
+    # The call's trace: each MCP call is a span of its own inside the turn that made it.
+    spans = trace_of(result)
+    (root,) = [s for s in spans if s.name == "call"]
+    turns_ = [s for s in spans if s.name == "turn" and parent_of(spans, s) is root]
+    mcp_calls = [s for s in spans if s.name == "mcp_call"]
+    assert [(s.attributes or {}).get("voicenode.tool") for s in mcp_calls] == [
+        "crm__next_appointment",
+        "crm__slow_lookup",
+        "crm__next_appointment",
+    ]
+    for span in mcp_calls:
+        parent = parent_of(spans, span)
+        assert parent is not None and parent in turns_, "an MCP call outside its turn"
+        assert (span.attributes or {})["voicenode.mcp_server"] == "crm"
+        assert span.start_time is not None and span.end_time is not None
+        assert span.end_time > span.start_time  # it ran for a while: a span with a duration
+        assert parent.start_time is not None and span.start_time >= parent.start_time
+    assert [(s.attributes or {})["voicenode.tool_ok"] for s in mcp_calls] == [True, True, False]
+
+
+def trace_of(result: SimulationResult) -> list[ReadableSpan]:
+    """The call's events, as they came (at their clock times), through the node's tracer."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    now = [result.event_times[0]]
+    tracer = CallTracer(
+        provider.get_tracer("test"),
+        lambda info: None,
+        monotonic=lambda: now[0],
+        wall_ns=lambda: int(now[0] * 1e9),
+    )
+    for event, at in zip(result.events, result.event_times, strict=True):
+        now[0] = at
+        tracer.on_call_event(result.call.info, event)
+    tracer.close()
+    return list(exporter.get_finished_spans())
+
+
+def parent_of(spans: list[ReadableSpan], span: ReadableSpan) -> ReadableSpan | None:
+    by_id = {s.context.span_id: s for s in spans if s.context is not None}
+    return None if span.parent is None else by_id.get(span.parent.span_id)
