@@ -82,7 +82,16 @@ class ToolResult(msgspec.Struct, frozen=True, tag="tool_result"):
     """How long the tool took (None: not timed)."""
 
 
-AgentOutput = TextChunk | EndCall | Transfer | SendDtmf | ToolResult
+class ModelRound(msgspec.Struct, frozen=True, tag="model_round"):
+    """One request to the agent's model ended (reported for traces): how long it took, to
+    its first token, whether it answered."""
+
+    duration_ms: float
+    first_token_ms: float | None = None
+    ok: bool = True
+
+
+AgentOutput = TextChunk | EndCall | Transfer | SendDtmf | ToolResult | ModelRound
 
 
 class Message(msgspec.Struct, frozen=True, kw_only=True):

@@ -69,6 +69,7 @@ from agents.llm_messages import GREET_NOTE as GREET_NOTE
 from agents.llm_messages import INTERRUPTED_MARK as INTERRUPTED_MARK
 from agents.llm_messages import NO_INPUT_NOTE as NO_INPUT_NOTE
 from agents.llm_messages import assistant_with_calls, chat_messages
+from agents.llm_round import PendingCall, Round
 from agents.mcp import FILLER_LINE, with_filler
 from agents.spec import AgentSpec, LlmSettings
 from agents.speculation import Speculation, SpeculationLedger, confirmed, pending
@@ -90,36 +91,6 @@ class _TurnFailed(Exception):
         super().__init__(reason)
         self.reason = reason
         self.cause = cause
-
-
-@dataclasses.dataclass(slots=True)
-class _PendingCall:
-    id: str = ""
-    name: str = ""
-    arguments: str = ""
-
-
-@dataclasses.dataclass(slots=True)
-class _Round:
-    """What one streamed completion produced."""
-
-    text: list[str] = dataclasses.field(default_factory=list)
-    calls: dict[int, _PendingCall] = dataclasses.field(default_factory=dict)
-    speculation: Speculation | None = None
-    """The reply's record while it is speculative: it counts the streamed deltas (tokens)."""
-
-    def delta(self) -> None:
-        if self.speculation is not None:
-            self.speculation.tokens += 1
-
-    def tool_calls(self) -> list[ToolCall]:
-        return [
-            ToolCall(
-                id=pending.id or f"call_{index}", name=pending.name, arguments=pending.arguments
-            )
-            for index, pending in sorted(self.calls.items())
-            if pending.name
-        ]
 
 
 @dataclasses.dataclass(slots=True)
@@ -209,11 +180,16 @@ class LlmAgent(Agent):
         try:
             while True:
                 rounds += 1
-                current = _Round(speculation=speculation)
-                async with contextlib.aclosing(self._stream(messages, current, deadline)) as tokens:
-                    async for token in tokens:
-                        spoke = True
-                        yield TextChunk(token)
+                current = Round(speculation=speculation)
+                try:
+                    async with contextlib.aclosing(self._stream(messages, current, deadline)) as s:
+                        async for token in s:
+                            spoke = True
+                            yield TextChunk(token)
+                except _TurnFailed:
+                    yield current.report(ok=False)
+                    raise
+                yield current.report()
                 calls = current.tool_calls()
                 if not calls:
                     return
@@ -294,7 +270,7 @@ class LlmAgent(Agent):
             raise _TurnFailed("total_timeout", exc) from exc
 
     async def _stream(
-        self, messages: list[ChatCompletionMessageParam], into: _Round, deadline: float
+        self, messages: list[ChatCompletionMessageParam], into: Round, deadline: float
     ) -> AsyncGenerator[str, None]:
         """One completion round: yield content deltas, gather tool calls into `into`. Raises
         `_TurnFailed` for every failure but cancellation. No timeout scope is held across a
@@ -341,7 +317,7 @@ class LlmAgent(Agent):
                         got_first = True
                         into.delta()
                     for call_delta in delta.tool_calls or ():
-                        pending = into.calls.setdefault(call_delta.index, _PendingCall())
+                        pending = into.calls.setdefault(call_delta.index, PendingCall())
                         if call_delta.id:
                             pending.id = call_delta.id
                         if call_delta.function is not None:

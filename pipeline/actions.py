@@ -33,6 +33,7 @@ from agents.base import (
     AgentOutput,
     EndCall,
     Message,
+    ModelRound,
     NoInput,
     SendDtmf,
     TextChunk,
@@ -45,7 +46,7 @@ from media.clock import Clock
 from media.frames import AudioFrame
 from media.transport import AudioSink
 from pipeline.closing import ClosingActions, PendingClose, closing_kind
-from pipeline.events import EventCallback, ToolCalled
+from pipeline.events import EventCallback, ModelCalled, ToolCalled
 from pipeline.response import Action, Synthesizer
 from pipeline.tts import ClauseSplitter
 
@@ -125,8 +126,12 @@ async def run_action(
     return None
 
 
-def tool_event(result: ToolResult) -> ToolCalled:
-    """The call event for a tool the agent called."""
+def tool_event(result: ToolResult | ModelRound) -> ToolCalled | ModelCalled:
+    """The call event for a tool the agent called (or a request to its model)."""
+    if isinstance(result, ModelRound):
+        return ModelCalled(
+            duration_ms=result.duration_ms, first_token_ms=result.first_token_ms, ok=result.ok
+        )
     return ToolCalled(
         name=result.name,
         arguments=result.arguments,

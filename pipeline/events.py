@@ -39,6 +39,14 @@ class ToolCalled(msgspec.Struct, frozen=True, tag="tool", kw_only=True):
     """How long the tool ran (MCP and HTTP tools, built-ins), when the agent timed it."""
 
 
+class ModelCalled(msgspec.Struct, frozen=True, tag="model", kw_only=True):
+    """One request to the agent's model ended (LLM agents): for traces."""
+
+    duration_ms: float
+    first_token_ms: float | None = None
+    ok: bool = True
+
+
 class DtmfReceived(msgspec.Struct, frozen=True, tag="dtmf"):
     digits: str
 
@@ -50,5 +58,7 @@ class CallEnded(msgspec.Struct, frozen=True, tag="ended", kw_only=True):
     slots: dict[str, str] = msgspec.field(default_factory=dict)
 
 
-CallEvent = StateChanged | Transcript | TurnMetrics | ToolCalled | DtmfReceived | CallEnded
+CallEvent = (
+    StateChanged | Transcript | TurnMetrics | ToolCalled | ModelCalled | DtmfReceived | CallEnded
+)
 EventCallback = Callable[[CallEvent], None]

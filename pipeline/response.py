@@ -23,6 +23,7 @@ from agents.base import (
     AgentOutput,
     EndCall,
     Message,
+    ModelRound,
     SendDtmf,
     TextChunk,
     ToolResult,
@@ -62,7 +63,7 @@ class Response:
         clock: Clock,
         marks: TurnMarks | None,
         on_audio_start: Callable[[], None],
-        on_tool: Callable[[ToolResult], None],
+        on_tool: Callable[[ToolResult | ModelRound], None],
         run_action: Callable[[Action], Awaitable[str | None]],
         hold: asyncio.Event | None = None,
     ) -> None:
@@ -157,7 +158,7 @@ class Response:
                 for clause in splitter.flush():
                     self._say(clause)
                 self._items.put_nowait(out)
-            case ToolResult():
+            case ToolResult() | ModelRound():
                 self._on_tool(out)
         return False
 

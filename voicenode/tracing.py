@@ -43,7 +43,7 @@ from opentelemetry.sdk.trace.export import (
 
 from control_api.analytics.recorder import AgentLookup
 from media.call import CallInfo
-from pipeline.events import CallEnded, CallEvent, ToolCalled, Transcript, TurnMetrics
+from pipeline.events import CallEnded, CallEvent, ModelCalled, ToolCalled, Transcript, TurnMetrics
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class _CallTrace:
     """The caller's latest turn (its final transcript's number)."""
     last_turn: tuple[int, trace.Span] | None = None
     """The latest turn span made (turn number, span): tools reported later go inside it."""
-    pending_tools: list[tuple[int, ToolCalled]] = field(default_factory=list)
+    pending_tools: list[tuple[int, ToolCalled | ModelCalled]] = field(default_factory=list)
     """Tools reported in a turn whose span is not made yet: (epoch ns, event)."""
 
     def ns(self, seconds_since_start: float) -> int:
@@ -145,7 +145,7 @@ class CallTracer:
         match event:
             case TurnMetrics():
                 self._turn(info, call, event)
-            case ToolCalled():
+            case ToolCalled() | ModelCalled():
                 self._tool(call, event)
             case Transcript(role="user", final=True, turn=turn):
                 self._flush_tools(call, None)  # a turn that never replied keeps its tools
@@ -205,7 +205,7 @@ class CallTracer:
         call.last_turn = (event.turn, span)
         self._flush_tools(call, span)
 
-    def _tool(self, call: _CallTrace, event: ToolCalled) -> None:
+    def _tool(self, call: _CallTrace, event: ToolCalled | ModelCalled) -> None:
         at = call.origin_ns + int((self._monotonic() - call.origin_mono) * 1e9)
         if call.last_turn is not None and call.last_turn[0] == call.turn:
             self._tool_span(call.last_turn[1], at, event)
@@ -219,19 +219,13 @@ class CallTracer:
             self._tool_span(parent, at, event)
         call.pending_tools.clear()
 
-    def _tool_span(self, parent: trace.Span, at: int, event: ToolCalled) -> None:
-        """The tool's run, ending when its result was reported (`at`); an MCP tool
-        (`server__tool`) names its server."""
-        attributes: dict[str, str | bool] = {
-            "voicenode.tool": event.name,
-            "voicenode.tool_ok": event.ok,
-        }
-        server, sep, _ = event.name.partition("__")
-        if sep:
-            attributes["voicenode.mcp_server"] = server
+    def _tool_span(self, parent: trace.Span, at: int, event: ToolCalled | ModelCalled) -> None:
+        """The tool's run (or the model request), ending when its result was reported (`at`);
+        an MCP tool (`server__tool`) names its server."""
+        name, attributes = _tool_attributes(event)
         took = int((event.duration_ms or 0.0) * 1e6)
         span = self._tracer.start_span(
-            "mcp_call" if sep else "tool_call",
+            name,
             context=trace.set_span_in_context(parent),
             attributes=attributes,
             start_time=at - took,
@@ -245,6 +239,20 @@ class CallTracer:
         self._flush_tools(call, None)
         call.root.set_attribute("voicenode.end_reason", reason)
         call.root.end(end_time=max(end_ns, call.origin_ns))
+
+
+def _tool_attributes(event: ToolCalled | ModelCalled) -> tuple[str, dict[str, str | bool | float]]:
+    """A tool's or model request's span name and attributes (labels only, no arguments)."""
+    if isinstance(event, ModelCalled):
+        attributes: dict[str, str | bool | float] = {"voicenode.llm_ok": event.ok}
+        if event.first_token_ms is not None:
+            attributes["voicenode.llm_first_token_ms"] = event.first_token_ms
+        return "llm_request", attributes
+    attributes = {"voicenode.tool": event.name, "voicenode.tool_ok": event.ok}
+    server, sep, _ = event.name.partition("__")
+    if sep:
+        attributes["voicenode.mcp_server"] = server
+    return ("mcp_call" if sep else "tool_call"), attributes
 
 
 @contextlib.asynccontextmanager

@@ -21,6 +21,7 @@ from agents.base import (
     DtmfPressed,
     EndCall,
     Message,
+    ModelRound,
     NoInput,
     SendDtmf,
     TextChunk,
@@ -106,7 +107,13 @@ async def collect(
 ) -> list[AgentOutput]:
     if history is None:
         history = [Message(role="user", text=event.text)] if isinstance(event, UserSaid) else []
-    return [out async for out in agent.respond(history, event)]
+    return [out async for out in agent.respond(history, event) if not isinstance(out, ModelRound)]
+
+
+async def rounds(agent: LlmAgent, event: AgentInput) -> list[ModelRound]:
+    """The `ModelRound`s a reply reports (one per request to the model)."""
+    history = [Message(role="user", text=event.text)] if isinstance(event, UserSaid) else []
+    return [out async for out in agent.respond(history, event) if isinstance(out, ModelRound)]
 
 
 def texts(outputs: Sequence[AgentOutput]) -> list[str]:
@@ -587,3 +594,17 @@ async def test_at_most_max_tool_calls_run_per_reply(
     assert [r.ok for r in results] == [True, True, False, False, False]
     refused = [m for m in double.chat_requests[2]["messages"] if m["role"] == "tool"][2:]
     assert all(m["content"].startswith("error: at most 2 tool calls") for m in refused)
+
+
+async def test_each_request_to_the_model_is_reported_with_its_timing(
+    double: LlmDouble, make_agent: AgentFactory
+) -> None:
+    double.script(Reply(tool_calls=[ScriptedToolCall("end_call")]))
+    agent = make_agent(tools=[ToolSpec(name="end_call")])
+    first, *rest = await rounds(agent, UserSaid("that's all"))
+    assert rest == []  # end_call ends the reply after its round
+    assert first.ok and first.first_token_ms is not None
+    assert first.duration_ms >= first.first_token_ms >= 0
+    double.script(Reply(status=500))
+    (failed,) = await rounds(agent, UserSaid("hello"))
+    assert not failed.ok and failed.first_token_ms is None

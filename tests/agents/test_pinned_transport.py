@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from agents.base import AgentContext, UserSaid
+from agents.base import AgentContext, TextChunk, UserSaid
 from agents.flow.spec import WebhookSpec
 from agents.flow.webhook import post_webhook
 from agents.llm import LlmAgent
@@ -185,7 +185,7 @@ async def test_a_tenant_llm_base_url_that_rebinds_gets_no_request() -> None:
                 await client.models.list()
         finally:
             await client.close()
-    assert [getattr(o, "text", None) for o in said] == ["Sorry."]
+    assert [o.text for o in said if isinstance(o, TextChunk)] == ["Sorry."]
     assert double.requests == []
 
 

@@ -198,7 +198,9 @@ async def test_a_real_call_makes_one_trace_with_turn_stage_and_tool_spans(tmp_pa
     call_start, call_end = times(root)
     turn_start, turn_end = times(turn)
     assert call_start <= turn_start <= turn_end <= call_end
-    stages = {s.name: s for s in children(spans, turn) if s.name != "tool_call"}
+    stages = {
+        s.name: s for s in children(spans, turn) if s.name not in ("tool_call", "llm_request")
+    }
     assert set(stages) == {name for name, _, _ in STAGE_SPANS}
     previous_end = turn_start
     for name, _, _ in STAGE_SPANS:  # back to back, in pipeline order, inside the turn
@@ -206,6 +208,10 @@ async def test_a_real_call_makes_one_trace_with_turn_stage_and_tool_spans(tmp_pa
         assert start == previous_end and end <= turn_end, name
         previous_end = end
     assert previous_end == turn_end
+    (llm,) = [s for s in children(spans, turn) if s.name == "llm_request"]
+    llm_start, llm_end = times(llm)
+    assert llm_start < llm_end and (llm.attributes or {})["voicenode.llm_ok"] is True
+    assert "voicenode.llm_first_token_ms" in (llm.attributes or {})
     (tool,) = [s for s in children(spans, turn) if s.name == "tool_call"]
     assert (tool.attributes or {})["voicenode.tool"] == "end_call"
     assert turn_start <= times(tool)[0] <= call_end
