@@ -6,7 +6,8 @@ has finished (`update_model`). The end-of-turn window is the agent's silence win
 when the transcript reads as a complete sentence and lengthened after fillers, conjunctions and
 unfinished digit strings (phone, card and order numbers). The audio model's verdict on the
 current pause comes on top (`window_s`): confident "complete" ends the turn after the agent's
-`model_complete_ms`, confident "incomplete" waits the agent's longest window; a transcript
+`model_complete_ms`, confident "incomplete" waits the agent's longest window when the transcript
+cannot tell (a sentence it punctuates as whole is not held); a transcript
 that ends unfinished (a filler, a digit string) keeps the long window whatever the model says.
 """
 
@@ -210,8 +211,8 @@ class TurnDetector:
         if p is not None and ending is not Ending.INCOMPLETE:
             if p >= s.model_complete_threshold and self._heard_pause:
                 return min(s.model_complete_ms, s.complete_silence_ms, s.silence_ms) / 1000.0
-            if p <= s.model_incomplete_threshold:
-                ending = Ending.INCOMPLETE
+            if p <= s.model_incomplete_threshold and ending is Ending.NEUTRAL:
+                ending = Ending.INCOMPLETE  # (a sentence the transcript reads as whole stays so)
         ms = {
             Ending.COMPLETE: min(s.complete_silence_ms, s.silence_ms),
             Ending.NEUTRAL: s.silence_ms,
