@@ -150,6 +150,9 @@ class SpawnedNode:
             "VOICENODE_HTTP__ADMIN_KEY": self.admin_key,
             "VOICENODE_NODE__DATA_DIR": str(data_dir),
             "VOICENODE_NODE__MAX_CALLS": str(max_calls),
+            # every bench call is the demo tenant's: its share of max_calls is all of it (the
+            # default 0.5 refused the burst's calls past half as `max_concurrent_calls`)
+            "VOICENODE_NODE__TENANT_SHARE": "1.0",
             "VOICENODE_NODE__DRAIN_TIMEOUT_S": "5",
             "VOICENODE_AUDIOSOCKET__HOST": "127.0.0.1",
             "VOICENODE_AUDIOSOCKET__PORT": str(self.audiosocket_port),
