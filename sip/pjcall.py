@@ -108,7 +108,13 @@ class PjCall(pj.Call):  # type: ignore[misc]
         remote = prm.remSdp.wholeSdp
         if not remote:
             return  # the node's own offer: already in `sip.codecs` order
-        prm.sdp.wholeSdp = prefer_local_codec(prm.sdp.wholeSdp, remote)
+        local = prm.sdp.wholeSdp
+        if not (local.isascii() and remote.isascii()):
+            # a mangled offer (bytes that are not text): leave pjsua's answer as it made it;
+            # setting a rewritten SDP of such bytes fails in SWIG, and pjmedia then aborted
+            # the process in create_answer (bench/reports/sip_fuzz, "refused")
+            return
+        prm.sdp.wholeSdp = prefer_local_codec(local, remote)
 
     @sip_callback
     def onCallMediaState(self, prm: Any) -> None:  # noqa: N802
