@@ -14,7 +14,7 @@ Ingest: `--calls` calls of several tenants over 30 days with `--turns` transcrip
 the node's own code: events decoded, call records read from the node's SQL store (SQLite in a
 temporary directory, filled before the batch that needs them, untimed), rows inserted as
 `JSONEachRow` over HTTP. Batches are what the relay hands the sink: outbox rows in order,
-`[analytics.clickhouse] batch_size` at a time (1000, or `--batch-size`), every event type
+`[analytics.clickhouse] batch_size` at a time (50,000, or `--batch-size`), every event type
 mixed (those the sink has no row for count as delivered); a batch ClickHouse does not take is
 sent again after the relay's backoff. What is left out of the node's path: reading the outbox
 from the SQL store and moving the relay's marks after each batch. Reported: rows/s through the

@@ -55,7 +55,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=None,
         metavar="N",
         help="outbox rows per insert batch, at most 100000 "
-        "(default: the node's [analytics.clickhouse] batch_size, 1000)",
+        "(default: the node's [analytics.clickhouse] batch_size, 50000)",
     )
     p.add_argument("--seed", type=int, default=23, help="the workload's seed (default 23)")
 

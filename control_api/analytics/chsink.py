@@ -6,19 +6,20 @@ row, completed from the node's call record (which `call.ended` closes in the sam
 transaction, so it is complete when the event is relayed). Other events carry nothing these
 tables keep and count as delivered.
 
-A batch is two inserts (`calls`, then `turns`). Unreachable, or any error but a refused value:
-`DeliveryError`, the relay retries the whole batch; rows that landed before land again, and
-ReplacingMergeTree keeps one per key (`SELECT ... FINAL` never counts them twice). A refused
-value (`ROW_REFUSAL_CODES`): the insert is split in halves until the refused rows are alone;
-they are returned (dead letters) and the rest lands.
+A batch is two inserts (`calls` and `turns`, at once). Unreachable, or any error but a
+refused value: `DeliveryError`, the relay retries the whole batch; rows that landed before land
+again, and ReplacingMergeTree keeps one per key (`SELECT ... FINAL` never counts them twice).
+A refused value (`ROW_REFUSAL_CODES`): the insert is split in halves until the refused rows are
+alone; they are returned (dead letters) and the rest lands.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 import httpx
 import msgspec
@@ -43,8 +44,11 @@ log = logging.getLogger(__name__)
 _Item = tuple[OutboxRow, dict[str, Any]]
 
 
+_STAGE_COLUMNS: Final = tuple((stage, f"{stage}_ms") for stage in TURN_STAGES)
+
+
 def turn_row(event: TranscriptFinalEvent) -> dict[str, Any]:
-    return {
+    row = {
         "call_id": event.call_id,
         "tenant_id": event.tenant_id,
         "seq": event.seq,
@@ -54,7 +58,11 @@ def turn_row(event: TranscriptFinalEvent) -> dict[str, Any]:
         "interrupted": int(event.interrupted),
         "at": to_datetime(event.at),
         "version": event.seq,
-    } | {f"{stage}_ms": event.stages_ms.get(stage) for stage in TURN_STAGES}
+    }
+    stages = event.stages_ms
+    for stage, column in _STAGE_COLUMNS:  # names made once, not per row
+        row[column] = stages.get(stage)
+    return row
 
 
 def call_row(call: CallRow, event: CallEndedEvent) -> dict[str, Any]:
@@ -113,9 +121,18 @@ class ClickHouseSink:
             if not self._migrated:
                 await self.migrate()
             calls, turns, refused = await self._items(rows)
-            for table, items in (("calls", calls), ("turns", turns)):
-                if items:
-                    await self._insert(table, items, refused)
+            inserts = [
+                self._insert(table, items, refused)
+                for table, items in (("calls", calls), ("turns", turns))
+                if items
+            ]
+            # Both at once (the server writes one table's parts while the other's rows travel);
+            # both finish before a failure is raised, so a retry never overlaps a late insert.
+            failures = [
+                r for r in await asyncio.gather(*inserts, return_exceptions=True) if r is not None
+            ]
+            if failures:
+                raise failures[0]
         except ClickHouseError as exc:
             raise DeliveryError(exc.detail) from exc
         return refused

@@ -75,7 +75,7 @@ async def test_tiny_bench_lands_every_row_and_reports(
     out = tmp_path / "report"
     argv = ["analytics", "--out", str(out), "--url", clickhouse_server.url]
     argv += ["--calls", str(CALLS), "--turns", str(TURNS), "--summary-turns", str(SUMMARY_TURNS)]
-    argv += ["--summary-runs", str(RUNS)]
+    argv += ["--summary-runs", str(RUNS), "--batch-size", "1000"]  # several batches
     assert await asyncio.to_thread(main, argv) == 0  # its own event loop, as from the shell
 
     report = json.loads((out / "report.json").read_text())

@@ -21,6 +21,7 @@ from control_api.analytics.clickhouse import (
     ClickHouse,
     ClickHouseSchemaError,
     migrate,
+    to_datetime,
 )
 from control_api.analytics.events import TranscriptFinalEvent
 from control_api.analytics.outbox import write_events
@@ -227,3 +228,17 @@ def test_the_password_comes_from_the_environment_only(tmp_path: Path) -> None:
     loaded = load_settings(path, env={"VOICENODE_ANALYTICS__CLICKHOUSE__PASSWORD": "pw"})
     assert loaded.analytics.clickhouse.password == "pw"
     assert "pw" not in repr(loaded.analytics.clickhouse)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-10-05T12:34:56+00:00", "2026-10-05 12:34:56"),
+        ("2026-10-05T12:34:56.999999+00:00", "2026-10-05 12:34:56"),
+        ("2026-10-05T12:34:56.5Z", "2026-10-05 12:34:56"),
+        ("2026-10-05T23:34:56-02:00", "2026-10-06 01:34:56"),
+        ("2026-10-05T00:30:00.25+01:00", "2026-10-04 23:30:00"),
+    ],
+)
+def test_event_times_become_utc_whole_seconds(text: str, expected: str) -> None:
+    assert to_datetime(text) == expected
