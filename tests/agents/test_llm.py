@@ -6,15 +6,12 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
 
-import httpx
 import msgspec
 import pytest
 
 from agents.base import (
-    AgentContext,
     AgentInput,
     AgentOutput,
     CallStarted,
@@ -30,76 +27,18 @@ from agents.base import (
     UserSaid,
 )
 from agents.llm import DTMF_NOTE, GREET_NOTE, INTERRUPTED_MARK, MAX_TOOL_ROUNDS, LlmAgent
-from agents.llm_access import LlmAccess
-from agents.spec import AgentSpec, LlmSettings, ToolSpec
+from agents.spec import ToolSpec
+from tests.support.llm_agents import PROMPT, AgentFactory, llm_agents
 from tests.support.llm_double import LlmDouble, Reply, Route, ScriptedToolCall
 
 FALLBACK = "Sorry, one moment please."
-PROMPT = "You are the receptionist of a dental practice."
 DESK = "sip:desk@example.com"
-
-AgentFactory = Callable[..., LlmAgent]
-
-
-@pytest.fixture
-async def double() -> AsyncIterator[LlmDouble]:
-    async with LlmDouble() as server:
-        yield server
 
 
 @pytest.fixture
 async def make_agent(double: LlmDouble) -> AsyncIterator[AgentFactory]:
-    agents: list[LlmAgent] = []
-    async with httpx.AsyncClient() as http:
-
-        def make(
-            *,
-            tools: Sequence[ToolSpec] = (),
-            greeting: str = "",
-            base_url: str | None = None,
-            allowlist: Sequence[str] = (),
-            env: dict[str, str] | None = None,
-            secrets: dict[str, str] | None = None,
-            operator: bool = False,
-            llm_allowlist: Sequence[str] = ("127.0.0.1",),  # the double: a tenant's endpoint
-            **llm: Any,
-        ) -> LlmAgent:
-            settings = LlmSettings(
-                base_url=base_url or double.base_url,
-                model="test-model",
-                fallback_line=FALLBACK,
-                **llm,
-            )
-            spec = AgentSpec(
-                name="dental",
-                kind="llm",
-                prompt=PROMPT,
-                greeting=greeting,
-                llm=settings,
-                tools=list(tools),
-                transfer_target=DESK,
-            )
-            ctx = AgentContext(
-                call_id="call-1",
-                tenant_id="tenant-1",
-                http=http,
-                url_allowlist=allowlist,
-                env=env or {},
-                llm=LlmAccess.for_agent(
-                    settings,
-                    operator_agent=operator,
-                    secrets=secrets or {},
-                    env=env or {},
-                    url_allowlist=llm_allowlist,
-                ),
-            )
-            agent = LlmAgent(spec, ctx)
-            agents.append(agent)
-            return agent
-
+    async with llm_agents(double, fallback_line=FALLBACK, transfer_target=DESK) as make:
         yield make
-        for agent in agents:
-            await agent.aclose()
 
 
 async def collect(

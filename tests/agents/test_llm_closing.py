@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from agents.base import UserSaid
 from agents.llm import CLOSING_NOTE
-from tests.agents.test_llm import PROMPT, AgentFactory, builtin, collect, double, make_agent
+from tests.agents.test_llm import builtin, collect, make_agent
+from tests.support.llm_agents import PROMPT, AgentFactory
 from tests.support.llm_double import LlmDouble, Reply
 
-__all__ = ["double", "make_agent"]  # the fixtures
+__all__ = ["make_agent"]  # the fixture
 
 
 async def test_an_agent_that_can_hang_up_is_told_to_confirm_first(

@@ -3,31 +3,21 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 
-from agents.base import AgentContext, AgentOutput, Message, TextChunk, ToolResult, UserSaid
+from agents.base import AgentOutput, Message, TextChunk, ToolResult, UserSaid
 from agents.llm import LlmAgent
-from agents.llm_access import LlmAccess
 from agents.mcp import DISCOVERY, FILLER_LINE
 from agents.mcp_spec import McpServerSpec
-from agents.spec import AgentSpec, LlmSettings
+from tests.support.llm_agents import AgentFactory, llm_agents
 from tests.support.llm_double import LlmDouble, Reply, ScriptedToolCall
 from tests.support.mcp_server import RunningMcp, serve_mcp
 
 FALLBACK = "Sorry, one moment please."
 FILLER = TextChunk(f" {FILLER_LINE} ")
-
-AgentFactory = Callable[..., LlmAgent]
-
-
-@pytest.fixture
-async def double() -> AsyncIterator[LlmDouble]:
-    async with LlmDouble() as server:
-        yield server
 
 
 @pytest.fixture
@@ -38,37 +28,17 @@ async def mcp() -> AsyncIterator[RunningMcp]:
 
 @pytest.fixture
 async def make_agent(double: LlmDouble, mcp: RunningMcp) -> AsyncIterator[AgentFactory]:
-    agents: list[LlmAgent] = []
     DISCOVERY.clear()
-    async with httpx.AsyncClient() as http:
+    # The allowlist (`analytics.url_allowlist`) lets the tenant's agent reach the test servers
+    # on 127.0.0.1: the model double and the MCP server.
+    options = {"prompt": "You are a receptionist.", "model": "m", "fallback_line": FALLBACK}
+    async with llm_agents(double, allowlist=("127.0.0.1",), **options) as agent:
 
         def make(**server: Any) -> LlmAgent:
             server.setdefault("allowed_tools", ["next_appointment", "slow_lookup", "broken"])
-            settings = LlmSettings(base_url=double.base_url, model="m", fallback_line=FALLBACK)
-            spec = AgentSpec(
-                name="dental",
-                kind="llm",
-                prompt="You are a receptionist.",
-                llm=settings,
-                mcp=(McpServerSpec(name="crm", url=mcp.url, **server),),
-            )
-            # The allowlist (`analytics.url_allowlist`) lets the tenant's agent reach the test
-            # servers on 127.0.0.1: the model double and the MCP server.
-            access = LlmAccess(url_allowlist=("127.0.0.1",))
-            ctx = AgentContext(
-                call_id="call-1",
-                tenant_id="tenant-1",
-                http=http,
-                url_allowlist=("127.0.0.1",),
-                llm=access,
-            )
-            agent = LlmAgent(spec, ctx)
-            agents.append(agent)
-            return agent
+            return agent(mcp=(McpServerSpec(name="crm", url=mcp.url, **server),))
 
         yield make
-        for agent in agents:
-            await agent.aclose()
     DISCOVERY.clear()
 
 

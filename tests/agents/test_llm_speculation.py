@@ -5,25 +5,22 @@ the endpoint, the wasted tokens counted, and when an agent speculates by default
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-import httpx
 import msgspec
 import pytest
 from prometheus_client import REGISTRY
 
-from agents.base import AgentContext, AgentOutput, Message, TextChunk, ToolResult, UserSaid
+from agents.base import AgentOutput, Message, TextChunk, ToolResult, UserSaid
 from agents.llm import LlmAgent
-from agents.spec import AgentSpec, LlmSettings, ToolSpec
+from agents.spec import ToolSpec
 from agents.speculation import held
+from tests.support.llm_agents import PROMPT, AgentFactory, llm_agents
 from tests.support.llm_double import LlmDouble, Reply, Route, ScriptedToolCall
 
-PROMPT = "You are the receptionist of a dental practice."
 LIMIT_S = 10.0
 """Bound on every wait for the double or the agent (they answer in milliseconds)."""
-
-AgentFactory = Callable[..., LlmAgent]
 
 
 class Release(asyncio.Event):
@@ -39,29 +36,9 @@ class Release(asyncio.Event):
 
 
 @pytest.fixture
-async def double() -> AsyncIterator[LlmDouble]:
-    async with LlmDouble() as server:
-        yield server
-
-
-@pytest.fixture
 async def make_agent(double: LlmDouble) -> AsyncIterator[AgentFactory]:
-    agents: list[LlmAgent] = []
-    async with httpx.AsyncClient() as http:
-
-        def make(*, tools: Sequence[ToolSpec] = (), **llm: Any) -> LlmAgent:
-            settings = LlmSettings(base_url=double.base_url, model="test-model", **llm)
-            spec = AgentSpec(name="dental", kind="llm", prompt=PROMPT, llm=settings, tools=[*tools])
-            ctx = AgentContext(
-                call_id="call-1", tenant_id="tenant-1", http=http, url_allowlist=["127.0.0.1"]
-            )
-            agent = LlmAgent(spec, ctx)
-            agents.append(agent)
-            return agent
-
+    async with llm_agents(double, allowlist=("127.0.0.1",)) as make:
         yield make
-        for agent in agents:
-            await agent.aclose()
 
 
 def metric(outcome: str | None = None) -> float:

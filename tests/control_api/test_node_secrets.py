@@ -13,7 +13,6 @@ import logging
 import os
 import stat
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,73 +28,27 @@ from control_api.analytics.sinks import SIGNATURE_HEADER, verify_signature
 from control_api.analytics.tables import WebhookRow
 from control_api.store import agents as agent_rows
 from control_api.store.crypto import KEY_FILE, SecretBox, new_key
-from media.call import CallInfo, Direction
-from media.clock import MonotonicClock
-from media.virtual import VirtualCall, VirtualTransport
-from pipeline.events import CallEvent
-from pipeline.fakes import fake_engines
 from tests.support.analytics import Receiver, wait_for
-from tests.support.harness import auth, real_node_settings, serve_app
+from tests.support.harness import auth
 from tests.support.llm_double import LlmDouble, Reply, ScriptedToolCall
-from voicenode.node import Node, open_node
+from tests.support.served_node import (
+    light_node,
+    light_node_settings,
+    run_call,
+    served_light_node,
+)
+from voicenode.node import Node
 
 PLATFORM_SECRET = "vn-platform-admin-key-from-the-environment-0123"
 TENANT_SECRET = "sk-acme-tenant-key-0123456789"
 
 
-class VirtualLiveCall:
-    """A call `LiveCalls` can run: virtual audio and call control."""
-
-    def __init__(self, info: CallInfo) -> None:
-        self.info = info
-        self.control = VirtualCall(info)
-        self.transport = VirtualTransport(MonotonicClock())
-
-    def publish(self, event: CallEvent) -> None:
-        pass
-
-    async def close(self, outcome: str) -> None:
-        await self.control.hangup(outcome)
-        await self.transport.close()
-
-
 @asynccontextmanager
-async def light_node(data_dir: Path) -> AsyncIterator[tuple[Node, httpx.AsyncClient]]:
+async def api_node(data_dir: Path) -> AsyncIterator[tuple[Node, httpx.AsyncClient]]:
     """The real node and its HTTP API, with fake speech engines (no models loaded)."""
-    settings = real_node_settings(data_dir)
-    settings = msgspec.structs.replace(
-        settings,
-        analytics=msgspec.structs.replace(
-            settings.analytics,
-            url_allowlist=("127.0.0.1",),
-            webhook_require_https=False,
-            relay_interval_s=0.2,
-        ),
-    )
-    async with (
-        open_node(settings, fake_engines([], settings)) as node,
-        serve_app(node, settings) as url,
-        httpx.AsyncClient(base_url=url, timeout=20) as http,
-    ):
-        yield node, http
-
-
-async def run_call(node: Node, tenant_id: str, agent: str, *, hang_up: bool = False) -> None:
-    """Run one call on the node to its end (`hang_up`: the caller hangs up at once)."""
-    call_id = f"call-{uuid.uuid4().hex[:8]}"
-    info = CallInfo(
-        call_id=call_id,
-        tenant_id=tenant_id,
-        direction=Direction.INBOUND,
-        from_uri="sip:caller@test",
-        to_uri=f"agent:{agent}",
-    )
-    node.admit(call_id)
-    call = VirtualLiveCall(info)
-    task = node.calls.start(call, agent)
-    if hang_up:
-        call.control.remote_hangup()
-    await task
+    settings = light_node_settings(data_dir, webhook_require_https=False, relay_interval_s=0.2)
+    async with served_light_node(settings) as served:
+        yield served
 
 
 def llm_spec(name: str, double: LlmDouble, **llm: Any) -> dict[str, Any]:
@@ -116,7 +69,7 @@ async def test_a_tenant_cannot_obtain_the_node_environment_as_its_key(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("VOICENODE_ADMIN_KEY", PLATFORM_SECRET)
-    async with LlmDouble() as double, light_node(tmp_path) as (node, http):
+    async with LlmDouble() as double, api_node(tmp_path) as (node, http):
         tenant = (await http.post("/v1/tenants", json={"name": "acme"}, headers=auth())).json()
         key = await http.post(
             "/v1/keys", json={"tenant": tenant["id"], "role": "admin"}, headers=auth()
@@ -180,7 +133,7 @@ async def test_the_key_file_is_generated_private_and_webhook_secrets_are_sealed(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.INFO):
-        async with Receiver() as receiver, light_node(tmp_path) as (node, http):
+        async with Receiver() as receiver, api_node(tmp_path) as (node, http):
             created = await http.post(
                 "/v1/webhooks", json={"url": receiver.url("/hook")}, headers=auth()
             )
@@ -214,9 +167,9 @@ async def test_a_configured_key_is_used_and_a_malformed_one_stops_the_node(tmp_p
     key = new_key()
     loaded = load_settings(env={"VOICENODE_STORE__SECRETS_KEY": key})
     assert loaded.store.secrets_key == key
-    settings = real_node_settings(tmp_path)
+    settings = light_node_settings(tmp_path)
     settings = msgspec.structs.replace(settings, store=loaded.store)
-    async with open_node(settings, fake_engines([], settings)) as node:
+    async with light_node(settings) as node:
         assert node.store.box is not None
         sealed = node.store.box.seal("x", "ctx")
     assert SecretBox(key).open(sealed, "ctx") == "x"
@@ -225,6 +178,6 @@ async def test_a_configured_key_is_used_and_a_malformed_one_stops_the_node(tmp_p
         settings, store=msgspec.structs.replace(settings.store, secrets_key="not-a-key-0123")
     )
     with pytest.raises(ConfigError, match="store.secrets_key") as refused:
-        async with open_node(bad, fake_engines([], bad)):
+        async with light_node(bad):
             pass
     assert "not-a-key-0123" not in str(refused.value)

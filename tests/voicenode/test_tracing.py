@@ -8,12 +8,10 @@ and no transcript or phone number anywhere."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import msgspec
 import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -21,18 +19,15 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from config import load_settings
-from config.schema import Settings
 from control_api.store import agents as agent_rows
-from media.call import CallInfo, Direction
-from media.clock import MonotonicClock
+from media.call import CallInfo
 from media.frames import FRAME_SAMPLES, SAMPLE_RATE, AudioFrame, frames_from_samples
-from media.virtual import VirtualCall, VirtualTransport
 from pipeline.events import CallEnded, CallEvent, StateChanged
-from pipeline.fakes import fake_engines, utterance_audio
+from pipeline.fakes import utterance_audio
 from tests.support.analytics import Receiver
 from tests.support.llm_double import LlmDouble, Reply, ScriptedToolCall
-from voicenode.node import Node, open_node
+from tests.support.served_node import light_node, light_node_settings, run_call, start_call
+from voicenode.node import Node
 from voicenode.tracing import STAGE_SPANS, exporter_from_env, open_call_tracing
 
 CALLER_LINE = "I want to cancel, my number is 555 867 5309"
@@ -69,22 +64,6 @@ async def test_off_subscribes_nothing() -> None:
     assert calls.subscribed == 0
 
 
-class VirtualLiveCall:
-    """A call `LiveCalls` can run: virtual audio and call control."""
-
-    def __init__(self, info: CallInfo) -> None:
-        self.info = info
-        self.control = VirtualCall(info)
-        self.transport = VirtualTransport(MonotonicClock())
-
-    def publish(self, event: CallEvent) -> None:
-        pass
-
-    async def close(self, outcome: str) -> None:
-        await self.control.hangup(outcome)
-        await self.transport.close()
-
-
 def agent_toml(double: LlmDouble) -> str:
     return (
         'name = "tracer"\nkind = "llm"\nprompt = "You are tracer."\ngreeting = "Hello there."\n'
@@ -93,27 +72,13 @@ def agent_toml(double: LlmDouble) -> str:
     )
 
 
-def node_settings(data_dir: Path) -> Settings:
-    """The embedded defaults, the store under `data_dir`, telephony off; the LLM double on
-    127.0.0.1 allowed."""
-    s = load_settings(env={})
-    return msgspec.structs.replace(
-        s,
-        node=msgspec.structs.replace(s.node, data_dir=str(data_dir), drain_timeout_s=10),
-        sip=msgspec.structs.replace(s.sip, enabled=False),
-        audiosocket=msgspec.structs.replace(s.audiosocket, enabled=False),
-        analytics=msgspec.structs.replace(s.analytics, url_allowlist=("127.0.0.1",)),
-    )
-
-
 @asynccontextmanager
 async def traced_node(data_dir: Path) -> AsyncIterator[tuple[Node, InMemorySpanExporter]]:
-    settings = node_settings(data_dir)
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     async with (
-        open_node(settings, fake_engines([CALLER_LINE], settings)) as node,
+        light_node(light_node_settings(data_dir), [CALLER_LINE]) as node,
         open_call_tracing(node.calls, node.agent_of, provider=provider),
     ):
         yield node, exporter
@@ -122,26 +87,17 @@ async def traced_node(data_dir: Path) -> AsyncIterator[tuple[Node, InMemorySpanE
 async def call_and_speak(node: Node) -> CallEnded:
     """One inbound call: the agent greets, the caller says its line (20 ms frames on the real
     clock), the agent answers and ends the call with its tool."""
-    info = CallInfo(
-        call_id=f"call-{uuid.uuid4().hex[:8]}",
-        tenant_id="demo",
-        direction=Direction.INBOUND,
-        from_uri=CALLER_URI,
-        to_uri="agent:tracer",
-    )
     states: asyncio.Queue[CallEvent] = asyncio.Queue()
     ended: list[CallEnded] = []
+    call, task = start_call(node, "demo", "tracer", from_uri=CALLER_URI)
 
     def watch(seen: CallInfo, event: CallEvent) -> None:
-        if seen.call_id == info.call_id:
+        if seen.call_id == call.info.call_id:
             states.put_nowait(event)
             if isinstance(event, CallEnded):
                 ended.append(event)
 
-    unsubscribe = node.calls.subscribe(watch)
-    node.admit(info.call_id)
-    call = VirtualLiveCall(info)
-    task = node.calls.start(call, "tracer")
+    unsubscribe = node.calls.subscribe(watch)  # before the call's task first runs
     try:
         async with asyncio.timeout(30):
             while await states.get() != StateChanged("listening"):
@@ -234,21 +190,8 @@ async def test_the_node_exports_over_otlp_http_when_the_endpoint_is_set(
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.url(""))
         monkeypatch.delenv("OTEL_TRACES_EXPORTER", raising=False)
         monkeypatch.setenv("OTEL_SERVICE_NAME", "voicenode-test")
-        settings = node_settings(tmp_path)
-        async with open_node(settings, fake_engines([], settings)) as node:
-            info = CallInfo(
-                call_id=f"call-{uuid.uuid4().hex[:8]}",
-                tenant_id="demo",
-                direction=Direction.INBOUND,
-                from_uri=CALLER_URI,
-                to_uri="agent:receptionist",
-            )
-            node.admit(info.call_id)
-            call = VirtualLiveCall(info)
-            task = node.calls.start(call, "receptionist")
-            call.control.remote_hangup()
-            async with asyncio.timeout(30):
-                await task
+        async with light_node(light_node_settings(tmp_path)) as node:
+            info = await run_call(node, "demo", "receptionist", hang_up=True, from_uri=CALLER_URI)
         exports = [r for r in collector.requests if r.path == "/v1/traces"]
     assert exports, collector.requests
     assert exports[0].headers["content-type"] == "application/x-protobuf"

@@ -1,0 +1,108 @@
+"""The real node (its store, admission, analytics, `LiveCalls`) with fake speech engines (no
+models loaded), alone or served with its HTTP API; and calls on virtual audio run through it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+
+from config.schema import Settings
+from media.call import CallInfo, Direction
+from media.clock import MonotonicClock
+from media.virtual import VirtualCall, VirtualTransport
+from pipeline.events import CallEvent
+from pipeline.fakes import fake_engines
+from tests.support.harness import real_node_settings, serve_app
+from voicenode.node import Node, open_node
+
+CALL_LIMIT_S = 60.0
+"""Bound on a call run to its end (fake engines: seconds, on a loaded machine)."""
+
+
+class VirtualLiveCall:
+    """A call `LiveCalls` can run: virtual audio and call control."""
+
+    def __init__(self, info: CallInfo) -> None:
+        self.info = info
+        self.control = VirtualCall(info)
+        self.transport = VirtualTransport(MonotonicClock())
+
+    def publish(self, event: CallEvent) -> None:
+        pass
+
+    async def close(self, outcome: str) -> None:
+        await self.control.hangup(outcome)
+        await self.transport.close()
+
+
+def light_node_settings(data_dir: Path, **analytics: Any) -> Settings:
+    """`real_node_settings` (the embedded defaults, the store under `data_dir`, HTTP on
+    127.0.0.1) with telephony off (no SIP, no AudioSocket) and 127.0.0.1 on the analytics URL
+    allowlist (the LLM double, a webhook receiver); `analytics`: more of that section."""
+    s = real_node_settings(data_dir)
+    return msgspec.structs.replace(
+        s,
+        audiosocket=msgspec.structs.replace(s.audiosocket, enabled=False),
+        analytics=msgspec.structs.replace(
+            s.analytics, **{"url_allowlist": ("127.0.0.1",), **analytics}
+        ),
+    )
+
+
+@asynccontextmanager
+async def light_node(settings: Settings, lines: Sequence[str] = ()) -> AsyncIterator[Node]:
+    """The node with fake speech engines: the caller's recognized `lines`, in order."""
+    async with open_node(settings, fake_engines(list(lines), settings)) as node:
+        yield node
+
+
+@asynccontextmanager
+async def served_light_node(settings: Settings) -> AsyncIterator[tuple[Node, httpx.AsyncClient]]:
+    """`light_node` and its HTTP API on a free 127.0.0.1 port, with a client for it."""
+    async with (
+        light_node(settings) as node,
+        serve_app(node, settings) as url,
+        httpx.AsyncClient(base_url=url, timeout=20) as http,
+    ):
+        yield node, http
+
+
+def start_call(
+    node: Node, tenant_id: str, agent: str, *, from_uri: str = "sip:caller@test"
+) -> tuple[VirtualLiveCall, asyncio.Task[None]]:
+    """An inbound call to `agent`, admitted and started: the call and the task that runs it."""
+    info = CallInfo(
+        call_id=f"call-{uuid.uuid4().hex[:8]}",
+        tenant_id=tenant_id,
+        direction=Direction.INBOUND,
+        from_uri=from_uri,
+        to_uri=f"agent:{agent}",
+    )
+    node.admit(info.call_id)
+    call = VirtualLiveCall(info)
+    return call, node.calls.start(call, agent)
+
+
+async def run_call(
+    node: Node,
+    tenant_id: str,
+    agent: str,
+    *,
+    hang_up: bool = False,
+    from_uri: str = "sip:caller@test",
+) -> CallInfo:
+    """Run one call on the node to its end, within `CALL_LIMIT_S` (`hang_up`: the caller hangs
+    up at once); its `CallInfo`."""
+    call, task = start_call(node, tenant_id, agent, from_uri=from_uri)
+    if hang_up:
+        call.control.remote_hangup()
+    async with asyncio.timeout(CALL_LIMIT_S):
+        await task
+    return call.info
