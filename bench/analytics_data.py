@@ -1,13 +1,14 @@
 """The analytics benchmark's calls: what a fleet's outbox holds after N calls of several tenants
 over D days, made from a seed (the same seed gives the same calls, events and bytes).
 
-Each call is the node's own events (`control_api.analytics.events`), encoded as the node encodes
-them into outbox rows: `call.started`, its `transcript.final` lines (the agent's greeting
-first, then caller and agent in turn; an agent line carries its reply's stage timings and is
-cut by the caller now and then), a `tool.called` in some calls, and `call.ended` with the
-outcome and the call's voice-to-voice summary. Beside them, the call's record (`CallRow`) as
-`outbox.write_events` leaves it when the call has ended: the sink completes a `calls` row from
-it. The turns are spread over the calls so that they add up to exactly the number asked for.
+Each call is the node's own events (`control_api.analytics.events`), made into outbox rows by
+the node's own code (`outbox.outbox_columns`): `call.started`, its `transcript.final` lines (the
+agent's greeting first, then caller and agent in turn; an agent line carries its reply's stage
+timings and is cut by the caller now and then), a `tool.called` in some calls, and `call.ended`
+with the outcome and the call's voice-to-voice summary. Beside them, the call's record
+(`CallRow`) as `outbox.write_events` leaves it when the call has ended (made by its
+`started_record` and `end_record`): the sink completes a `calls` row from it. The turns are
+spread over the calls so that they add up to exactly the number asked for.
 
 Calls are made in start order, a chunk at a time (`CHUNK_CALLS`); within a chunk the events are
 in time order, so calls that overlap interleave as they do in a node's outbox.
@@ -20,7 +21,6 @@ import random
 from collections.abc import Iterator
 from typing import Final, NamedTuple, TypedDict
 
-import msgspec
 from sqlalchemy.orm import configure_mappers
 
 from agents.outcome import DISPOSITIONS, Outcome, Sentiment, SentimentLabel
@@ -31,9 +31,13 @@ from control_api.analytics.events import (
     LatencySummary,
     ToolCalledEvent,
     TranscriptFinalEvent,
-    encode_event,
-    event_type,
     iso,
+)
+from control_api.analytics.outbox import (
+    end_record,
+    outbox_columns,
+    started_record,
+    transcript_line,
 )
 from control_api.analytics.tables import CallRow, OutboxRow
 
@@ -185,30 +189,10 @@ class _Call:
         self.events.append(started)
         transcript, v2v, last = self._lines(lines)
         ended = self._ended(last + datetime.timedelta(seconds=rng.uniform(1, 6)), v2v)
-        outcome = ended.outcome
-        return CallRow(
-            id=self.id,
-            tenant_id=self.tenant,
-            agent=started.agent,
-            agent_version=started.agent_version,
-            node=NODE,
-            direction=started.direction,
-            transport=started.transport,
-            from_uri=started.from_uri,
-            to_uri=started.to_uri,
-            started_at=self.started,
-            ended_at=self.started + datetime.timedelta(seconds=ended.duration_s),
-            end_reason=ended.reason,
-            duration_s=ended.duration_s,
-            disposition=outcome.disposition,
-            summary=outcome.summary,
-            sentiment=outcome.sentiment.label,
-            sentiment_score=outcome.sentiment.score,
-            outcome_source=outcome.source,
-            slots=dict(outcome.slots),
-            latency=msgspec.to_builtins(ended.latency),
-            transcript=transcript,
-        )
+        record = started_record(started, NODE)
+        end_record(record, ended)
+        record.transcript = transcript
+        return record
 
     def _lines(self, lines: int) -> tuple[list[dict[str, object]], list[float], datetime.datetime]:
         """The transcript as `outbox.transcript_of` gives it, the replies' voice to voice, and
@@ -232,10 +216,7 @@ class _Call:
             self.events.append(line)
             if stages:
                 v2v.append(stages["voice_to_voice"])
-            transcript.append(
-                {"role": line.role, "text": line.text, "turn": line.turn}
-                | {"interrupted": line.interrupted, "at": line.at}
-            )
+            transcript.append(transcript_line(line))
             if index == tool_after:
                 self.events.append(
                     ToolCalledEvent(
@@ -276,17 +257,7 @@ def outbox_row(event: AnalyticsEvent, row_id: int) -> OutboxRow:
     from the store: its values in place, nothing to flush (made without the ORM's per-attribute
     change tracking, several times faster; `configure_mappers()` must have run)."""
     row: OutboxRow = OutboxRow.__mapper__.class_manager.new_instance()
-    row.__dict__.update(
-        id=row_id,
-        event_id=event.id,
-        call_id=event.call_id,
-        tenant_id=event.tenant_id,
-        node=NODE,
-        seq=event.seq,
-        type=event_type(event),
-        payload=encode_event(event).decode(),
-        created_at=datetime.datetime.fromisoformat(event.at.replace("Z", "+00:00")),
-    )
+    row.__dict__.update(outbox_columns(event, NODE), id=row_id)
     return row
 
 

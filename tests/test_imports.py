@@ -114,6 +114,9 @@ WRONG_WAY: Final[dict[tuple[str, str], str]] = {
     ("bench.analytics", "control_api.store"): _BENCH_SINK + "; the call records it reads",
     ("bench.analytics_data", "agents.outcome"): _BENCH_SINK + "; a call.ended event's outcome",
     ("bench.analytics_data", "control_api.analytics.events"): _BENCH_SINK,
+    ("bench.analytics_data", "control_api.analytics.outbox"): (
+        _BENCH_SINK + "; its outbox rows and call records are made by the node's own builders"
+    ),
     ("bench.analytics_data", "control_api.analytics.tables"): _BENCH_SINK,
     ("bench.engines", "pipeline.engines"): _BENCH_ENGINES_ALONE,
     ("bench.engines", "pipeline.stt"): _BENCH_ENGINES_ALONE,

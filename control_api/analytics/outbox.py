@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 import msgspec
 from sqlalchemy import func, select
@@ -51,49 +51,86 @@ async def transcript_of(session: AsyncSession, call_id: str) -> list[dict[str, A
     for payload in rows:
         event = decode_event(payload)
         assert isinstance(event, TranscriptFinalEvent)
-        lines.append(
-            {
-                "role": event.role,
-                "text": event.text,
-                "turn": event.turn,
-                "interrupted": event.interrupted,
-                "at": event.at,
-            }
-        )
+        lines.append(transcript_line(event))
     return lines
+
+
+def transcript_line(event: TranscriptFinalEvent) -> dict[str, Any]:
+    """A line of a call record's transcript (`CallRow.transcript`)."""
+    return {
+        "role": event.role,
+        "text": event.text,
+        "turn": event.turn,
+        "interrupted": event.interrupted,
+        "at": event.at,
+    }
+
+
+class OutboxColumns(TypedDict):
+    """An outbox row's values but its id (the store gives it)."""
+
+    event_id: str
+    call_id: str
+    tenant_id: str
+    node: str
+    seq: int
+    type: str
+    payload: str
+    created_at: datetime.datetime
+
+
+def outbox_columns(event: AnalyticsEvent, node: str) -> OutboxColumns:
+    """The outbox row of `event`, written by `node` (`write_events` adds it)."""
+    return OutboxColumns(
+        event_id=event.id,
+        call_id=event.call_id,
+        tenant_id=event.tenant_id,
+        node=node,
+        seq=event.seq,
+        type=event_type(event),
+        payload=encode_event(event).decode(),
+        created_at=_when(event.at),
+    )
+
+
+def started_record(event: CallStartedEvent, node: str) -> CallRow:
+    """The call's record as `call.started` inserts it."""
+    return CallRow(
+        id=event.call_id,
+        tenant_id=event.tenant_id,
+        agent=event.agent,
+        agent_version=event.agent_version,
+        node=node,
+        direction=event.direction,
+        transport=event.transport,
+        from_uri=event.from_uri,
+        to_uri=event.to_uri,
+        started_at=_when(event.at),
+    )
+
+
+def end_record(call: CallRow, event: CallEndedEvent) -> None:
+    """Complete the call's record with its `call.ended` (all but the transcript, which
+    `write_events` reads from the outbox: `transcript_of`)."""
+    outcome = event.outcome
+    call.ended_at = _when(event.at)
+    call.end_reason = event.reason
+    call.duration_s = event.duration_s
+    call.disposition = outcome.disposition
+    call.summary = outcome.summary
+    call.sentiment = outcome.sentiment.label
+    call.sentiment_score = outcome.sentiment.score
+    call.outcome_source = outcome.source
+    call.slots = dict(outcome.slots)
+    call.latency = msgspec.to_builtins(event.latency)
 
 
 async def write_events(session: AsyncSession, events: Sequence[AnalyticsEvent], node: str) -> None:
     """Add `events` (and the call-record changes they carry) to the session's transaction."""
     for event in events:
-        at = _when(event.at)
-        session.add(
-            OutboxRow(
-                event_id=event.id,
-                call_id=event.call_id,
-                tenant_id=event.tenant_id,
-                node=node,
-                seq=event.seq,
-                type=event_type(event),
-                payload=encode_event(event).decode(),
-                created_at=at,
-            )
-        )
+        session.add(OutboxRow(**outbox_columns(event, node)))
         if isinstance(event, CallStartedEvent):
-            session.add(
-                CallRow(
-                    id=event.call_id,
-                    tenant_id=event.tenant_id,
-                    agent=event.agent,
-                    agent_version=event.agent_version,
-                    node=node,
-                    direction=event.direction,
-                    transport=event.transport,
-                    from_uri=event.from_uri,
-                    to_uri=event.to_uri,
-                    started_at=at,
-                )
-            )
+            session.add(started_record(event, node))
         elif isinstance(event, CallEndedEvent):
             await session.flush()
             call = await session.get(CallRow, event.call_id)
@@ -105,20 +142,10 @@ async def write_events(session: AsyncSession, events: Sequence[AnalyticsEvent], 
                     node=node,
                     direction="",
                     transport="",
-                    started_at=at,
+                    started_at=_when(event.at),
                 )
                 session.add(call)
-            outcome = event.outcome
-            call.ended_at = at
-            call.end_reason = event.reason
-            call.duration_s = event.duration_s
-            call.disposition = outcome.disposition
-            call.summary = outcome.summary
-            call.sentiment = outcome.sentiment.label
-            call.sentiment_score = outcome.sentiment.score
-            call.outcome_source = outcome.source
-            call.slots = dict(outcome.slots)
-            call.latency = msgspec.to_builtins(event.latency)
+            end_record(call, event)
             call.transcript = await transcript_of(session, event.call_id)
 
 
