@@ -39,6 +39,7 @@ from agents.base import AgentContext, ToolResult
 from agents.llm_access import pinned_client
 from agents.mcp_spec import SEPARATOR, McpServerSpec
 from agents.urlguard import UnsafeUrlError, check_url
+from core.errors import Refused
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,10 @@ MAX_PAGES = 10
 """Pages of a server's tool listing read at most."""
 
 
-class McpFailed(Exception):
-    """A server could not be used (the text is for the model and the log; no secrets)."""
+class McpFailed(Refused):
+    """The node will not use a server by its own rules: a stdio server for a tenant's agent, an
+    address the URL guard refuses, a header secret not stored (the text is for the model and
+    the log; no secrets)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

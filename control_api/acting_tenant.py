@@ -27,12 +27,10 @@ from typing import Any, Final
 from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import NotFoundException
 
 from control_api.auth import Principal
 from control_api.store import Store
-from control_api.store import tenants as tenant_rows
-from control_api.tenants_api import TenantQuery
+from control_api.tenants_api import TenantQuery, tenant_or_404
 
 TENANT_IN_BODY: Final = "tenant_in_body"
 """`opt` key: the request body's `tenant` field names the acting tenant."""
@@ -50,8 +48,7 @@ async def resolve_tenant(user: Principal, requested: str | None, store: Store | 
     tenant_id = user.tenant_for(requested)
     if user.is_admin and store is not None:
         async with store.session() as session:
-            if await tenant_rows.get_tenant(session, tenant_id) is None:
-                raise NotFoundException(f"tenant: no tenant {tenant_id!r}")
+            await tenant_or_404(session, tenant_id, field="tenant")
     return tenant_id
 
 

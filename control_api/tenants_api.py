@@ -24,6 +24,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.types import ExceptionHandlersMap
 from msgspec import Meta
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_api.api_errors import errors
 from control_api.auth import Principal, platform_only
@@ -66,6 +67,25 @@ def _error(status: int) -> Any:
 def store_errors() -> ExceptionHandlersMap:
     """Router `exception_handlers` for the store's errors."""
     return {Conflict: _error(409), NotFound: _error(404)}
+
+
+async def tenant_or_404(
+    session: AsyncSession,
+    tenant_id: str,
+    *,
+    user: Principal | None = None,
+    field: str | None = None,
+) -> Tenant:
+    """The tenant `tenant_id`; 404 when there is none, or when `user` (if given) may not act
+    for it (a tenant's key does not learn whether another tenant exists). `field`, the request
+    field that named it, leads the message (`tenant: no tenant 'x'`)."""
+    row = None
+    if user is None or user.may_act_for(tenant_id):
+        row = await tenant_rows.get_tenant(session, tenant_id)
+    if row is None:
+        prefix = f"{field}: " if field else ""
+        raise NotFoundException(f"{prefix}no tenant {tenant_id!r}")
+    return row
 
 
 class TenantIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -122,13 +142,8 @@ async def list_tenants(api: Api) -> list[TenantOut]:
 async def show_tenant(
     tenant_id: FromPath[str], request: Request[Principal, None, State], api: Api
 ) -> TenantOut:
-    row = None
-    if request.user.may_act_for(tenant_id):
-        async with api.store.session() as session:
-            row = await tenant_rows.get_tenant(session, tenant_id)
-    if row is None:
-        raise NotFoundException(f"no tenant {tenant_id!r}")
-    return TenantOut.of(row)
+    async with api.store.session() as session:
+        return TenantOut.of(await tenant_or_404(session, tenant_id, user=request.user))
 
 
 @put(
@@ -139,14 +154,9 @@ async def show_tenant(
 )
 async def set_quotas(tenant_id: FromPath[str], data: JSONBody[QuotasIn], api: Api) -> TenantOut:
     async with api.store.session() as session:
-        row = await tenant_rows.set_quotas(
-            session,
-            tenant_id,
-            max_concurrent_calls=data.max_concurrent_calls,
-            calls_per_minute=data.calls_per_minute,
-        )
-    if row is None:
-        raise NotFoundException(f"no tenant {tenant_id!r}")
+        row = await tenant_or_404(session, tenant_id)
+        row.max_concurrent_calls = data.max_concurrent_calls
+        row.calls_per_minute = data.calls_per_minute
     log.info("tenant quotas set", extra={"tenant_id": tenant_id})
     return TenantOut.of(row)
 
@@ -166,10 +176,7 @@ async def show_number_ranges(
     tenant_id: FromPath[str], request: Request[Principal, None, State], api: Api
 ) -> NumberRanges:
     async with api.store.session() as session:
-        if not request.user.may_act_for(tenant_id) or not await tenant_rows.get_tenant(
-            session, tenant_id
-        ):
-            raise NotFoundException(f"no tenant {tenant_id!r}")
+        await tenant_or_404(session, tenant_id, user=request.user)
         return NumberRanges(ranges=await ranges_of(session, tenant_id))
 
 
@@ -183,8 +190,7 @@ async def put_number_ranges(
     tenant_id: FromPath[str], data: JSONBody[NumberRanges], api: Api
 ) -> NumberRanges:
     async with api.store.session() as session:
-        if await tenant_rows.get_tenant(session, tenant_id) is None:
-            raise NotFoundException(f"no tenant {tenant_id!r}")
+        await tenant_or_404(session, tenant_id)
         ranges = await set_ranges(session, tenant_id, data.ranges)
     log.info("tenant number ranges set", extra={"tenant_id": tenant_id, "count": len(ranges)})
     return NumberRanges(ranges=ranges)
@@ -205,12 +211,8 @@ class AnalyticsRetention(msgspec.Struct, frozen=True, forbid_unknown_fields=True
 async def show_analytics_retention(
     tenant_id: FromPath[str], request: Request[Principal, None, State], api: Api
 ) -> AnalyticsRetention:
-    row = None
-    if request.user.may_act_for(tenant_id):
-        async with api.store.session() as session:
-            row = await tenant_rows.get_tenant(session, tenant_id)
-    if row is None:
-        raise NotFoundException(f"no tenant {tenant_id!r}")
+    async with api.store.session() as session:
+        row = await tenant_or_404(session, tenant_id, user=request.user)
     return AnalyticsRetention(days=row.analytics_retention_days)
 
 
@@ -224,9 +226,7 @@ async def put_analytics_retention(
     tenant_id: FromPath[str], data: JSONBody[AnalyticsRetention], api: Api
 ) -> AnalyticsRetention:
     async with api.store.session() as session:
-        row = await tenant_rows.get_tenant(session, tenant_id)
-        if row is None:
-            raise NotFoundException(f"no tenant {tenant_id!r}")
+        row = await tenant_or_404(session, tenant_id)
         row.analytics_retention_days = data.days
     log.info("tenant analytics retention set", extra={"tenant_id": tenant_id, "days": data.days})
     return AnalyticsRetention(days=data.days)

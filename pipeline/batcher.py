@@ -27,13 +27,16 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from core.errors import EngineError
+
 J = TypeVar("J")
 In = TypeVar("In")
 Out = TypeVar("Out")
 
 
-class BatcherClosed(RuntimeError):
-    """A job was offered to a batcher that has been closed."""
+class BatcherClosed(EngineError, RuntimeError):
+    """A job was offered to a batcher that has been closed (its engine has stopped; a
+    `RuntimeError` too, as it always was)."""
 
 
 @dataclass(slots=True)

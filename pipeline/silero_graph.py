@@ -18,6 +18,8 @@ TypeProto.Tensor.shape = 2; TensorShapeProto.dim = 1; Dimension.dim_param = 2).
 
 from __future__ import annotations
 
+from core.errors import EngineError
+
 Field = tuple[int, int, int | bytes]
 
 _VARINT, _FIXED64, _LEN, _FIXED32 = 0, 1, 2, 5
@@ -26,8 +28,9 @@ SERIAL_PERM = (0, 2, 1)
 BATCH_PERM = (2, 0, 1)
 
 
-class NotSileroV6(ValueError):
-    """The model is not the graph this edit knows (a Transpose into an LSTM, state h/c)."""
+class NotSileroV6(EngineError, ValueError):
+    """The model is not the graph this edit knows (a Transpose into an LSTM, state h/c; a
+    `ValueError` too, as it always was)."""
 
 
 def _varint(buf: bytes, i: int) -> tuple[int, int]:

@@ -27,6 +27,7 @@ import numpy.typing as npt
 from prometheus_client import Counter
 
 from config.schema import SttSettings
+from core.errors import EngineError
 from media.frames import SAMPLE_RATE
 from pipeline.batcher import Batch, Batcher, BatcherClosed, decode_each
 from pipeline.devices import DeviceError, stt_device
@@ -44,7 +45,10 @@ PARTIALS_SKIPPED = Counter(
 )
 
 
-class SttError(RuntimeError):
+class SttError(EngineError, RuntimeError):
+    """The STT engine could not load its model, is not running, or failed a decode (a
+    `RuntimeError` too, as it always was)."""
+
     retryable = True
 
 

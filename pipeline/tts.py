@@ -26,6 +26,7 @@ import numpy.typing as npt
 import soxr
 
 from config.schema import TtsSettings
+from core.errors import EngineError
 from media.frames import SAMPLE_RATE
 from pipeline.devices import DeviceError, check_session, onnx_providers
 from pipeline.handoff import deliver
@@ -36,7 +37,10 @@ log = logging.getLogger(__name__)
 Samples = npt.NDArray[np.int16]
 
 
-class TtsError(RuntimeError):
+class TtsError(EngineError, RuntimeError):
+    """The TTS engine could not load its voice, is not running, or failed a clause (a
+    `RuntimeError` too, as it always was)."""
+
     retryable = False
 
 

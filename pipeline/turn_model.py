@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 from prometheus_client import Counter, Histogram
 
+from core.errors import EngineError
 from media.frames import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,10 @@ BATCH_SIZE = Histogram(
 )
 
 
-class TurnModelError(RuntimeError):
+class TurnModelError(EngineError, RuntimeError):
+    """The turn model could not load, has stopped, or failed a run (a `RuntimeError` too, as
+    it always was)."""
+
     retryable = False
 
 

@@ -25,6 +25,7 @@ import msgspec
 
 from config.clickhouse import ClickHouseSettings
 from config.loader import ConfigError
+from core.errors import TransportError
 
 _CODE = re.compile(r"Code: (\d+)")
 _KEY = re.compile(r"while read(?:ing)? the value of key (\w+)")
@@ -35,11 +36,13 @@ ROW_REFUSAL_CODES: Final = frozenset({6, 26, 27, 36, 38, 41, 49, 53, 69, 70, 72,
 element): the row is refused, not the server unavailable."""
 
 
-class ClickHouseError(Exception):
-    """ClickHouse answered with an error, or could not be reached (`code` None)."""
+class ClickHouseError(TransportError):
+    """ClickHouse answered with an error, or could not be reached (`code` None).
+
+    Retryable unless it `refuses_rows` (the same rows would be refused again)."""
 
     def __init__(self, detail: str, *, code: int | None = None, key: str | None = None) -> None:
-        super().__init__(detail)
+        super().__init__(detail, retryable=code not in ROW_REFUSAL_CODES)
         self.detail = detail
         self.code = code
         self.key = key

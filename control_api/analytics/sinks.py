@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 from agents.urlguard import UnsafeUrlError, check_url
 from config.schema import AnalyticsSettings
 from control_api.analytics.tables import OutboxRow
+from core.errors import TransportError
 
 SIGNATURE_HEADER: Final = "X-Voicenode-Signature"
 EVENT_ID_HEADER: Final = "X-Voicenode-Event-Id"
@@ -32,8 +33,10 @@ TenantUrls: TypeAlias = Callable[[], tuple[Sequence[str], httpx.AsyncClient]]
 together (a node's reload replaces both; a relay pass reads them once)."""
 
 
-class DeliveryError(Exception):
-    """A sink did not take an event; `detail` is safe to store (no secrets, no payload)."""
+class DeliveryError(TransportError):
+    """A sink did not take an event; `detail` is safe to store (no secrets, no payload).
+
+    Retryable: the relay sends the event or batch again after a backoff."""
 
     retryable = True
 

@@ -29,6 +29,7 @@ from agents.outcome import DISPOSITIONS, SentimentLabel
 from control_api.analytics.clickhouse import ClickHouse
 from control_api.analytics.tables import CallRow
 from control_api.store import Store
+from core.errors import Refused
 
 GroupBy = Literal["day", "agent", "disposition", "transport"]
 SENTIMENTS: Final[tuple[str, ...]] = get_args(SentimentLabel)
@@ -36,8 +37,9 @@ MAX_RANGE_DAYS: Final = 366
 MAX_GROUPS: Final = 1000
 
 
-class TooManyGroups(ValueError):
-    """More than `MAX_GROUPS` groups (narrow the range or pick another grouping)."""
+class TooManyGroups(Refused, ValueError):
+    """More than `MAX_GROUPS` groups (narrow the range or pick another grouping; a
+    `ValueError` too, as it always was)."""
 
 
 class SummaryGroup(msgspec.Struct, frozen=True, kw_only=True):

@@ -64,20 +64,6 @@ async def list_tenants(session: AsyncSession) -> Sequence[Tenant]:
     return (await session.scalars(select(Tenant).order_by(Tenant.created_at, Tenant.id))).all()
 
 
-async def set_quotas(
-    session: AsyncSession,
-    tenant_id: str,
-    *,
-    max_concurrent_calls: int | None,
-    calls_per_minute: int | None,
-) -> Tenant | None:
-    tenant = await session.get(Tenant, tenant_id)
-    if tenant is not None:
-        tenant.max_concurrent_calls = max_concurrent_calls
-        tenant.calls_per_minute = calls_per_minute
-    return tenant
-
-
 async def create_key(session: AsyncSession, tenant_id: str, role: str) -> tuple[ApiKey, str]:
     """A new key for the tenant; returns the row and the key itself (not stored)."""
     key = new_key()

@@ -9,9 +9,13 @@ import pytest
 
 from agents.base import AgentError as AgentsAgentError
 from agents.catalog import SpecError
+from agents.mcp import McpFailed
 from agents.outcome import OutcomeError
 from agents.urlguard import UnsafeUrlError
 from config import ConfigError as ConfigConfigError
+from control_api.analytics.clickhouse import ClickHouseError
+from control_api.analytics.sinks import DeliveryError
+from control_api.analytics.summary import TooManyGroups
 from control_api.host import DialError
 from control_api.refusals import CallRefused, OverCapacity, QuotaExceeded, UnknownRoute
 from control_api.store.crypto import SealError, SecretsKeyError
@@ -29,6 +33,11 @@ from core.errors import (
 from media.call import CallControlError
 from media.dialplan import DestinationInvalid, DestinationRefused, RateLimited
 from media.webrtc_sdp import SdpError
+from pipeline.batcher import BatcherClosed
+from pipeline.silero_graph import NotSileroV6
+from pipeline.stt_engine import SttError
+from pipeline.tts import TtsBusy, TtsError
+from pipeline.turn_model import TurnModelError
 from sip.ami import AmiError, AmiLoginFailed, AmiNotConnected
 
 KINDS = (ConfigError, TransportError, EngineError, AgentError, StoreError, Refused)
@@ -107,3 +116,34 @@ def test_what_says_try_again() -> None:
     assert DialError("the PBX is not reachable", 503).retryable is True
     assert DialError("the PBX refused the call", 502).retryable is False
     assert CallControlError("refused", kind="refused").retryable is False
+
+
+@pytest.mark.parametrize(
+    ("error", "kind", "builtin", "retryable"),
+    [
+        (SttError("decode failed"), EngineError, RuntimeError, True),
+        (TtsError("the TTS engine closed"), EngineError, RuntimeError, False),
+        (TtsBusy("4 clauses already wait"), EngineError, RuntimeError, True),
+        (TurnModelError("the turn model has stopped"), EngineError, RuntimeError, False),
+        (BatcherClosed("the engine is closed"), EngineError, RuntimeError, False),
+        (NotSileroV6("expected one LSTM"), EngineError, ValueError, False),
+        (DeliveryError("http status 503"), TransportError, Exception, True),
+        (TooManyGroups("more than 1000 groups"), Refused, ValueError, False),
+        (McpFailed("stdio servers are for the operator's agents"), Refused, Exception, False),
+    ],
+)
+def test_the_engines_sinks_and_tools_errors_joined_the_hierarchy(
+    error: VoicenodeError, kind: type, builtin: type, retryable: bool
+) -> None:
+    assert isinstance(error, kind) and isinstance(error, builtin)
+    assert error.retryable is retryable
+
+
+def test_clickhouse_retries_unless_it_refused_the_rows() -> None:
+    unreachable = ClickHouseError("clickhouse unreachable: ConnectError")
+    assert isinstance(unreachable, TransportError)
+    assert not unreachable.refuses_rows and unreachable.retryable is True
+    refused = ClickHouseError("Code: 27", code=27, key="duration_s")
+    assert refused.refuses_rows and refused.retryable is False
+    other = ClickHouseError("Code: 241", code=241)  # memory limit: the server, not the rows
+    assert not other.refuses_rows and other.retryable is True
