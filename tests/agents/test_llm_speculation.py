@@ -217,15 +217,22 @@ def book_script(double: LlmDouble) -> None:
     )
 
 
-async def test_a_side_effecting_tool_call_waits_for_the_endpoint(
-    double: LlmDouble, make_agent: AgentFactory
-) -> None:
-    counts = Counts()
+async def held_booking(double: LlmDouble, make_agent: AgentFactory) -> tuple[LlmAgent, HeldReply]:
+    """A speculating agent's held reply to `book_script`, waiting for its release at the
+    side-effecting tool call."""
     book_script(double)
     agent = make_agent(tools=[booking_tool(double)], speculate=True)
     reply = HeldReply(agent, "Book me for Monday")
     async with asyncio.timeout(LIMIT_S):
         await reply.release.awaited.wait()  # the tool call waits for the release
+    return agent, reply
+
+
+async def test_a_side_effecting_tool_call_waits_for_the_endpoint(
+    double: LlmDouble, make_agent: AgentFactory
+) -> None:
+    counts = Counts()
+    _, reply = await held_booking(double, make_agent)
     # The words went ahead, a space after them (the sentence is whole: it is synthesized now).
     assert texts(reply.outputs) == ["Let me book that.", " "]
     assert tool_requests(double) == []
@@ -242,11 +249,7 @@ async def test_a_side_effecting_tool_call_never_runs_when_the_reply_is_dropped(
     double: LlmDouble, make_agent: AgentFactory
 ) -> None:
     counts = Counts()
-    book_script(double)
-    agent = make_agent(tools=[booking_tool(double)], speculate=True)
-    reply = HeldReply(agent, "Book me for Monday")
-    async with asyncio.timeout(LIMIT_S):
-        await reply.release.awaited.wait()
+    agent, reply = await held_booking(double, make_agent)
     await reply.drop()
     agent.restore(None)
     assert tool_requests(double) == []

@@ -163,37 +163,34 @@ async def test_sigterm_drains_live_call_refuses_new_ones_and_exits_0() -> None:
     assert not any(KEY in line for line in node.log), "the admin key reached a log"
 
 
+@asynccontextmanager
+async def connected_call(node: Proc) -> AsyncIterator[TestPeer]:
+    """A browser call to the node (the admin key), connected; the peer closed at the end."""
+    async with httpx.AsyncClient(base_url=node.base, timeout=20) as http:
+        peer = TestPeer(speech())
+        try:
+            resp = await place_call(http, KEY, peer)
+            assert resp.status_code == 200
+            await peer.accept(resp.json()["sdp"])
+            await peer.wait_state("connected")
+            yield peer
+        finally:
+            await peer.close()
+
+
 async def test_drain_timeout_ends_calls_and_exits_0() -> None:
-    async with node_process(drain_s=0.5) as node:
-        async with httpx.AsyncClient(base_url=node.base, timeout=20) as http:
-            peer = TestPeer(speech())
-            try:
-                resp = await place_call(http, KEY, peer)
-                assert resp.status_code == 200
-                await peer.accept(resp.json()["sdp"])
-                await peer.wait_state("connected")
-                node.proc.send_signal(signal.SIGTERM)
-                assert await wait_exit(node.proc) == 0
-                await peer.wait_state("closed", "failed", limit_s=10)
-            finally:
-                await peer.close()
+    async with node_process(drain_s=0.5) as node, connected_call(node) as peer:
+        node.proc.send_signal(signal.SIGTERM)
+        assert await wait_exit(node.proc) == 0
+        await peer.wait_state("closed", "failed", limit_s=10)
 
 
 async def test_second_signal_stops_at_once() -> None:
-    async with node_process(drain_s=300) as node:
-        async with httpx.AsyncClient(base_url=node.base, timeout=20) as http:
-            peer = TestPeer(speech())
-            try:
-                resp = await place_call(http, KEY, peer)
-                assert resp.status_code == 200
-                await peer.accept(resp.json()["sdp"])
-                await peer.wait_state("connected")
-                node.proc.send_signal(signal.SIGTERM)
-                await node.wait_log("signal: draining")
-                node.proc.send_signal(signal.SIGINT)
-                assert await wait_exit(node.proc, limit_s=10) == 1
-            finally:
-                await peer.close()
+    async with node_process(drain_s=300) as node, connected_call(node):
+        node.proc.send_signal(signal.SIGTERM)
+        await node.wait_log("signal: draining")
+        node.proc.send_signal(signal.SIGINT)
+        assert await wait_exit(node.proc, limit_s=10) == 1
 
 
 async def test_the_printed_link_places_calls_and_nothing_else() -> None:
