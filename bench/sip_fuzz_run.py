@@ -19,7 +19,8 @@ sampled every second. Afterwards an OPTIONS must still be answered 200, the node
 to holding only the live calls (the fuzz's answered INVITEs are never ACKed: pjsip ends them
 after 32 s), and the live calls hang up normally.
 
-The fuzz runs in `--parts` parts (each with its own seed, `seed * 1000 + part`), and the
+The fuzz runs in `--parts` parts (each with its own seed, `seed * 1000 + part`; with
+`--cycle N` the seeds repeat every N parts), and the
 node's RSS is noted after each: growth from the first part's end to the last's is the memory
 the fuzz kept. The report (DIR/report.json, DIR/rss.png): datagrams and streams sent, the
 node's exit code and whether it stayed up, the live calls' outbound packet gaps and losses
@@ -96,9 +97,10 @@ async def settle(node: ChurnNode, live: int, timeout_s: float = 120) -> dict[str
 async def run_fuzzer(port: int, args: argparse.Namespace, part: int) -> dict[str, Any]:
     """Part `part` of `--parts`: its share of the datagrams and streams, its own seed."""
     count, tcp = args.count // args.parts, args.tcp // args.parts
+    seed = args.seed * 1000 + part % (args.cycle or args.parts)
     cmd = [
         sys.executable, "-m", "bench.sip_fuzz", "--target", f"127.0.0.1:{port}",
-        "--count", str(count), "--seed", str(args.seed * 1000 + part), "--tcp", str(tcp),
+        "--count", str(count), "--seed", str(seed), "--tcp", str(tcp),
     ]  # fmt: skip
     if args.seeds_dir:
         cmd += ["--seeds-dir", str(args.seeds_dir)]
@@ -203,6 +205,7 @@ async def _fuzz_during_calls(
         "fuzz": {
             **sent,
             "seed": args.seed,
+            "cycle": args.cycle,
             "refuse_fuzzed": args.refuse_fuzzed,
             "parts": by_part,
             "window_s": [fuzz_t0, fuzz_t1],
@@ -249,6 +252,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tcp", type=int, default=2000)
     p.add_argument("--calls", type=int, default=4)
     p.add_argument("--parts", type=int, default=10, help="fuzzer runs, RSS noted after each")
+    p.add_argument(
+        "--cycle", type=int, default=0,
+        help="part seeds repeat every N parts (memory that grows again on the same datagrams is "
+        "a leak; memory that stops growing is pools kept); default: every part its own seed",
+    )  # fmt: skip
     p.add_argument("--seeds-dir", type=Path)
     p.add_argument(
         "--refuse-fuzzed",
