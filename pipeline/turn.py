@@ -113,7 +113,8 @@ _DIGIT_WORDS = {
 }
 _WORD = re.compile(r"[a-z0-9']+")
 _BACKCHANNEL_WORDS = frozenset(
-    "mhm mm mmm hmm hm uh huh um ah aha oh uhhuh yeah yes yep yup ok okay right sure alright "
+    "mhm mm mmm hmm hm uh huh um ah aha oh uhhuh mmhmm mmhm mhmm yeah yes yep yup ok okay right "
+    "sure alright "
     "i see got it great cool fine good thanks thank you".split()
 )
 BACKCHANNEL_MAX_WORDS = 3
