@@ -111,6 +111,18 @@ _DIGIT_WORDS = {
     "double",
     "triple",
 }
+_HOLDS = tuple(
+    tuple(phrase.split())
+    for phrase in (
+        "let me think", "let me see", "let me check", "let me look", "hold on", "hang on",
+        "one moment", "one second", "one sec", "just a moment", "just a second", "just a sec",
+        "give me a second", "give me a moment", "bear with me",
+    )
+)  # fmt: skip
+"""Words with which a caller says more is coming ("Let me think. ... Next Tuesday")."""
+_NUMBER_LEADS = frozenset({"number", "is", "was", "id", "code"})
+"""A short digit string right after these ("my order number is 47") is a number being read
+out, which goes on in groups; other short numbers ("two people") are whole answers."""
 _WORD = re.compile(r"[a-z0-9']+")
 _BACKCHANNEL_WORDS = frozenset(
     "mhm mm mmm hmm hm uh huh um ah aha oh uhhuh mmhmm mmhm mhmm yeah yes yep yup ok okay right "
@@ -138,8 +150,9 @@ def classify_ending(text: str) -> Ending:
     last = words[-1]
     if last in _FILLERS or stripped.endswith((",", "-", "...", "…")):
         return Ending.INCOMPLETE
-    # Unfinished digit strings: several digits or digit words at the end, not yet 10+ digits.
-    tail_digits = 0
+    # Unfinished digit strings: several digits or digit words at the end, not yet 10+ digits,
+    # or any after "number is"; then the words a caller says to hold the line.
+    tail_digits = tail_words = 0
     for w in reversed(words):
         if w.isdigit():
             tail_digits += len(w)
@@ -147,7 +160,11 @@ def classify_ending(text: str) -> Ending:
             tail_digits += 1
         else:
             break
-    if 3 <= tail_digits < 10:
+        tail_words += 1
+    lead = words[-tail_words - 1] if tail_words < len(words) else ""
+    if 3 <= tail_digits < 10 or (0 < tail_digits < 10 and lead in _NUMBER_LEADS):
+        return Ending.INCOMPLETE
+    if any(tuple(words[-len(hold) :]) == hold for hold in _HOLDS):
         return Ending.INCOMPLETE
     if stripped.endswith((".", "?", "!")):
         return Ending.COMPLETE

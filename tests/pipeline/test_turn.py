@@ -120,6 +120,15 @@ def test_clicks_shorter_than_min_speech_are_discarded() -> None:
         ("call me on five five five one two", Ending.INCOMPLETE),
         ("my order number is 1234567890.", Ending.COMPLETE),
         ("well,", Ending.INCOMPLETE),
+        ("Let me think.", Ending.INCOMPLETE),
+        ("Hold on.", Ending.INCOMPLETE),
+        ("Okay, one second.", Ending.INCOMPLETE),
+        ("That works.", Ending.COMPLETE),
+        ("My order number is 47.", Ending.INCOMPLETE),
+        ("My member ID is 77", Ending.INCOMPLETE),
+        ("The code is four one.", Ending.INCOMPLETE),
+        ("Table for two.", Ending.COMPLETE),
+        ("Two.", Ending.COMPLETE),
     ],
 )
 def test_classify_ending(text: str, ending: Ending) -> None:
