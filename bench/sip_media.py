@@ -5,10 +5,10 @@
 
 Starts the node's SIP user agent in its own process (`bench.sip_media_node`: a trivial agent
 on every call, so only pjsua2, the bridge port and the asyncio handover do work), measures
-that process's CPU with no call for `--idle-seconds`, then places N concurrent calls from
-an asyncio SIP UAC (`bench.sip_media_peer`) that streams PCMU into each call every 20 ms (the
-calls' packets spread over the 20 ms, as independent callers' are; the calls are placed at
-`SETUP_RATE` a second) and stamps every RTP
+that process's CPU with no call for `--idle-seconds`, then places N concurrent calls from one
+sipp (`bench.sip_media_peer`: `bench/sipp/media_uac.xml`, `SETUP_RATE` calls a second), while
+this process streams PCMU into each call every 20 ms from the call's own RTP socket (the
+calls' packets spread over the 20 ms, as independent callers' are) and stamps every RTP
 packet the node sends with the kernel's receive time. After `--warmup` seconds, CPU and
 packets are measured for `--seconds`. The node holds as many SIP calls as pjsua2 was built
 for (`sip.endpoint.call_capacity()`: 512 with the server build in `deploy/pjsua2`).
@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Any, Self, TextIO
 
-from bench.sip_media_peer import PeerCall, SipPeer, send_rtp, tone_payload
+from bench.sip_media_peer import PeerCall, SippUac, send_rtp, tone_payload
 from bench.sip_media_report import (
     TARGET_CPU_PCT,
     TARGET_GAP_P99_MS,
@@ -116,13 +116,9 @@ def node_rss_mb(pid: int) -> float:
 
 
 SETUP_RATE = 50.0
-"""Calls placed a second: callers arrive spread out, and the far end does not retransmit, so a
-burst of hundreds of INVITEs at once would overflow a UDP buffer and fail calls."""
-
-
-async def _paced(peer: SipPeer, number: str, after_s: float) -> PeerCall:
-    await asyncio.sleep(after_s)
-    return await peer.call(number)
+"""Calls placed a second (sipp's `-r`): callers arrive spread out, and a burst of hundreds of
+INVITEs at once would overflow a UDP buffer (sipp retransmits, but the calls' set-up would
+then measure the burst)."""
 
 
 class NodeProcess:
@@ -247,33 +243,30 @@ async def _measure(
     idle_b = CpuSample(node.pid)
     idle = _window(idle_a, idle_b, labels, node_rss_mb(node.pid))
 
-    peer = await SipPeer.open(("127.0.0.1", int(node.hello["sip_port"])))
-    placed: list[PeerCall] = []
+    node_address = ("127.0.0.1", int(node.hello["sip_port"]))
+    uac = await SippUac.start(node_address, number, calls, rate=SETUP_RATE)
     own_a = resource.getrusage(resource.RUSAGE_SELF)
     try:
-        await _place_calls(peer, number, calls, placed)
+        placed = await _answered(uac, calls)
         loaded, own_wall = await _with_media(node, placed, labels, warmup_s, seconds)
     finally:
-        await asyncio.gather(*(peer.hang_up(call) for call in placed))
+        await uac.hang_up()
         own_b = resource.getrusage(resource.RUSAGE_SELF)
-        peer.close()
     own_cpu = (own_b.ru_utime + own_b.ru_stime) - (own_a.ru_utime + own_a.ru_stime)
     return build_report(calls, idle, loaded, placed, 100 * own_cpu / max(own_wall, 1e-9))
 
 
-async def _place_calls(peer: SipPeer, number: str, calls: int, placed: list[PeerCall]) -> None:
-    """Place `calls` calls at `SETUP_RATE`; the answered ones go into `placed` (for the caller
-    to hang up) also when some fail, which raises `BenchError`."""
-    results = await asyncio.gather(
-        *(_paced(peer, number, i / SETUP_RATE) for i in range(calls)), return_exceptions=True
-    )
-    placed.extend(r for r in results if isinstance(r, PeerCall))
-    failed = [r for r in results if not isinstance(r, PeerCall)]
+async def _answered(uac: SippUac, calls: int) -> list[PeerCall]:
+    """The calls, once sipp has placed them at `SETUP_RATE` and the node answered each;
+    `BenchError` when any was not answered."""
+    placed = await uac.answered()
+    failed = [call.failure for call in uac.calls if not call.answered]
     if failed:
         raise BenchError(
-            f"{len(failed)} of {calls} calls failed: {failed[0]!r} (pjsua2 holds at most"
+            f"{len(failed)} of {calls} calls failed: {failed[0]} (pjsua2 holds at most"
             " sip.endpoint.call_capacity() calls: 512 with the server build)"
         )
+    return placed
 
 
 async def _with_media(

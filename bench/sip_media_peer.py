@@ -1,30 +1,51 @@
-"""The far end of the SIP media bench: a minimal SIP UAC over UDP with one RTP socket per call.
+"""The far end of the SIP media bench: one sipp for the signalling of all the calls, and one RTP
+socket per call in this process.
 
-It speaks real SIP to the node (INVITE with a PCMU offer, ACK, BYE; requests from the node
-such as a BYE or a session refresh get 200 OK), sends one PCMU packet per call every 20 ms,
-and records every RTP packet the node sends with the kernel's receive time
-(`SO_TIMESTAMPNS`), so the packet gaps measured are the node's pacing, not this process's
-scheduling. Loopback only: no retransmission or loss handling beyond what UDP on `lo` needs.
+sipp (Debian `sip-tester`) runs `bench/sipp/media_uac.xml`: an INVITE with a PCMU offer per
+call, `rate` calls a second, at most `calls` open at once (`-l`). Each call's offer carries the
+port of that call's RTP socket here (the injection file's field0), and sipp logs each answer
+(the node's RTP address) or refusal, which `SippUac` reads back. The calls hold until
+`SippUac.hang_up`: sipp, told twice to quit (SIGUSR1), aborts each open call with a BYE and
+exits. This process sends one PCMU packet per call every 20 ms (aiortc's `RtpPacket`) and
+records every RTP packet the node sends with the kernel's receive time (`SO_TIMESTAMPNS`), so
+the packet gaps measured are the node's pacing, not this process's scheduling. Loopback only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
+import re
 import secrets
+import shutil
+import signal
 import socket
 import struct
+import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+from aiortc.rtp import RtpPacket, is_rtcp
 
+from bench.churn.caller import free_udp_port
 from media.g711 import ulaw_encode
 
+SCENARIO = Path(__file__).resolve().parent / "sipp" / "media_uac.xml"
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 """Linux: the kernel stamps each datagram with its receive time (CLOCK_REALTIME, ns)."""
 PCMU_PAYLOAD = 160
 """8 kHz mu-law, 20 ms."""
+SETUP_TIMEOUT_S = 10.0
+"""How long a call may take to be answered after its INVITE was due."""
+HOLD_S = 12 * 3600
+"""sipp's `-d` and `-timeout`: an answered call holds until `SippUac.hang_up`, and a sipp whose
+bench died ends its calls (BYE) after this long."""
+_ANSWERED = re.compile(r"answered (\d+) ([0-9.]+) (\d+)")
+_REFUSED = re.compile(r"refused (\d+) (\d{3})")
 
 
 def tone_payload(hz: float = 400.0, level: float = 6000.0) -> bytes:
@@ -34,76 +55,21 @@ def tone_payload(hz: float = 400.0, level: float = 6000.0) -> bytes:
 
 
 @dataclass
-class SipResponse:
-    status: int
-    headers: dict[str, str]
-    body: str
-
-
-@dataclass
-class SipRequestIn:
-    method: str
-    headers: dict[str, str]
-    raw_headers: list[tuple[str, str]]
-
-
-_COMPACT = {
-    "i": "call-id",
-    "f": "from",
-    "t": "to",
-    "v": "via",
-    "m": "contact",
-    "l": "content-length",
-}
-
-
-def parse_message(data: bytes) -> SipResponse | SipRequestIn:
-    """A SIP message's start line, headers (lower-case names; the first of each) and body."""
-    text = data.decode("utf-8", errors="replace")
-    head, _, body = text.partition("\r\n\r\n")
-    lines = head.split("\r\n")
-    headers: dict[str, str] = {}
-    raw: list[tuple[str, str]] = []
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if not sep:
-            continue
-        key = _COMPACT.get(name.strip().lower(), name.strip().lower())
-        raw.append((key, value.strip()))
-        headers.setdefault(key, value.strip())
-    start = lines[0].split(" ", 2)
-    if start[0].startswith("SIP/"):
-        if len(start) < 2 or not start[1].isdigit():
-            raise ValueError(f"bad status line: {lines[0]!r}")
-        return SipResponse(int(start[1]), headers, body)
-    return SipRequestIn(start[0], headers, raw)
-
-
-def sdp_audio_address(sdp: str) -> tuple[str, int]:
-    """(connection address, audio port) of an SDP body."""
-    host, port = "", 0
-    for line in sdp.splitlines():
-        if line.startswith("c=IN IP4 "):
-            host = line.split()[2]
-        elif line.startswith("m=audio "):
-            port = int(line.split()[1])
-    if not host or not port:
-        raise ValueError("the SDP answer has no IPv4 audio address")
-    return host, port
-
-
-def _angle_uri(value: str) -> str:
-    start, end = value.find("<"), value.find(">")
-    return value[start + 1 : end] if 0 <= start < end else value.split(";")[0].strip()
-
-
-@dataclass
 class Received:
     """RTP packets from the node on one call: kernel receive times (s) and sequence numbers."""
 
     times: list[float] = field(default_factory=list)
     seqs: list[int] = field(default_factory=list)
     payload_types: set[int] = field(default_factory=set)
+
+
+def _kernel_time(ancdata: list[tuple[int, int, bytes]]) -> float:
+    """A datagram's `SO_TIMESTAMPNS` receive time (s), or now when the kernel gave none."""
+    for level, kind, cdata in ancdata:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(cdata) >= 16:
+            sec, nsec = struct.unpack("@qq", cdata[:16])
+            return float(sec + nsec / 1e9)
+    return time.time()
 
 
 class RtpEndpoint:
@@ -117,22 +83,30 @@ class RtpEndpoint:
         self.sock.setblocking(False)
         self.port = int(self.sock.getsockname()[1])
         self.remote: tuple[str, int] | None = None
+        """The node's RTP address, from its answer: set once the call is answered."""
         self.received = Received()
         self.recording = False
         self.sent = 0
         self._seq = secrets.randbelow(1 << 16)
         self._ts = secrets.randbelow(1 << 32)
         self._ssrc = secrets.randbelow(1 << 32)
+        self._closed = False
         loop.add_reader(self.sock.fileno(), self._read)
 
     def send(self, payload: bytes) -> None:
-        if self.remote is None:
+        if self.remote is None or self._closed:
             return
-        header = struct.pack("!BBHII", 0x80, 0, self._seq, self._ts, self._ssrc)
+        packet = RtpPacket(
+            payload_type=0,
+            sequence_number=self._seq,
+            timestamp=self._ts,
+            ssrc=self._ssrc,
+            payload=payload,
+        )
         self._seq = (self._seq + 1) & 0xFFFF
         self._ts = (self._ts + PCMU_PAYLOAD) & 0xFFFFFFFF
         try:
-            self.sock.sendto(header + payload, self.remote)
+            self.sock.sendto(packet.serialize(), self.remote)
             self.sent += 1
         except OSError:
             pass
@@ -141,210 +115,220 @@ class RtpEndpoint:
         while True:
             try:
                 data, ancdata, _, _ = self.sock.recvmsg(2048, socket.CMSG_SPACE(16))
-            except (BlockingIOError, InterruptedError):
+            except OSError:  # nothing left to read (BlockingIOError), or closed
                 return
-            except OSError:
-                return
-            if not self.recording or len(data) < 12 or data[0] >> 6 != 2:
+            # RTCP (RFC 5761): the node's, for the call whose RTP port is one below this
+            # socket's (the kernel picks the ports of these sockets).
+            if not self.recording or is_rtcp(data):
                 continue
-            if 200 <= data[1] <= 204:  # RTCP (RFC 5761): the node's, for the call whose RTP
-                continue  # port is one below this socket's (the kernel picks our ports)
-            stamp = time.time()
-            for level, kind, cdata in ancdata:
-                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(cdata) >= 16:
-                    sec, nsec = struct.unpack("@qq", cdata[:16])
-                    stamp = sec + nsec / 1e9
-            self.received.times.append(stamp)
-            self.received.seqs.append(struct.unpack("!H", data[2:4])[0])
-            self.received.payload_types.add(data[1] & 0x7F)
+            try:
+                packet = RtpPacket.parse(data)
+            except ValueError:
+                continue
+            self.received.times.append(_kernel_time(ancdata))
+            self.received.seqs.append(int(packet.sequence_number))
+            self.received.payload_types.add(int(packet.payload_type))
 
     def close(self) -> None:
-        self._loop.remove_reader(self.sock.fileno())
-        self.sock.close()
+        if not self._closed:
+            self._closed = True
+            self._loop.remove_reader(self.sock.fileno())
+            self.sock.close()
 
 
+@dataclass
 class PeerCall:
-    """One outgoing call's dialog state."""
+    """One call of a `SippUac`: its RTP socket, whose port the call's offer carries, and why
+    it was not answered (empty while it is, or may still be)."""
 
-    def __init__(self, peer: SipPeer, number: str) -> None:
-        self.peer = peer
-        self.call_id = secrets.token_hex(8) + "@bench"
-        self.tag = secrets.token_hex(4)
-        self.number = number
-        self.rtp = RtpEndpoint(peer.loop)
-        self.remote_tag = ""
-        self.target = ""
-        self.cseq = 1
-        self.answered: asyncio.Future[int] = peer.loop.create_future()
-        self.bye_done: asyncio.Future[int] = peer.loop.create_future()
-        self.ended_by_node = False
+    rtp: RtpEndpoint
+    failure: str = ""
 
-    def _headers(self, method: str, cseq: int, to_tag: str = "") -> str:
-        p = self.peer
-        to = f"<sip:{self.number}@{p.node[0]}:{p.node[1]}>" + (f";tag={to_tag}" if to_tag else "")
-        return (
-            f"Via: SIP/2.0/UDP 127.0.0.1:{p.port};branch=z9hG4bK{secrets.token_hex(8)};rport\r\n"
-            "Max-Forwards: 70\r\n"
-            f"From: <sip:bench@127.0.0.1:{p.port}>;tag={self.tag}\r\n"
-            f"To: {to}\r\n"
-            f"Call-ID: {self.call_id}\r\n"
-            f"CSeq: {cseq} {method}\r\n"
-            f"Contact: <sip:bench@127.0.0.1:{p.port}>\r\n"
-        )
-
-    def sdp(self) -> str:
-        return (
-            "v=0\r\no=bench 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-            f"m=audio {self.rtp.port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
-            "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\n"
-            "a=sendrecv\r\n"
-        )
-
-    def invite(self) -> None:
-        p = self.peer
-        body = self.sdp()
-        msg = (
-            f"INVITE sip:{self.number}@{p.node[0]}:{p.node[1]} SIP/2.0\r\n"
-            + self._headers("INVITE", 1)
-            + f"Content-Type: application/sdp\r\nContent-Length: {len(body)}\r\n\r\n{body}"
-        )
-        p.send(msg)
-
-    def on_response(self, response: SipResponse) -> None:
-        method = response.headers.get("cseq", "").split()[-1:]
-        if method == ["INVITE"]:
-            if response.status < 200:
-                return
-            if 200 <= response.status < 300:
-                self.remote_tag = _tag(response.headers.get("to", ""))
-                self.target = _angle_uri(response.headers.get("contact", ""))
-                self.ack()  # also for a retransmitted 200 (our ACK was lost or late)
-                if not self.answered.done():
-                    try:
-                        self.rtp.remote = sdp_audio_address(response.body)
-                    except ValueError as exc:
-                        self.answered.set_exception(exc)
-                        return
-                    self.answered.set_result(response.status)
-            elif not self.answered.done():
-                self.answered.set_result(response.status)
-        elif method == ["BYE"] and response.status >= 200 and not self.bye_done.done():
-            self.bye_done.set_result(response.status)
-
-    def ack(self) -> None:
-        p = self.peer
-        p.send(
-            f"ACK {self.target} SIP/2.0\r\n"
-            + self._headers("ACK", 1, self.remote_tag)
-            + "Content-Length: 0\r\n\r\n"
-        )
-
-    def bye(self) -> None:
-        p = self.peer
-        self.cseq += 1
-        p.send(
-            f"BYE {self.target} SIP/2.0\r\n"
-            + self._headers("BYE", self.cseq, self.remote_tag)
-            + "Content-Length: 0\r\n\r\n"
-        )
-
-    def on_request(self, request: SipRequestIn) -> None:
-        body = self.sdp() if request.method == "INVITE" else ""
-        if request.method == "BYE":
-            self.ended_by_node = True
-        if request.method != "ACK":
-            self.peer.reply(request, 200, body)
+    @property
+    def answered(self) -> bool:
+        return self.rtp.remote is not None
 
 
-def _tag(value: str) -> str:
-    for part in value.split(";")[1:]:
-        name, _, tag = part.strip().partition("=")
-        if name.lower() == "tag":
-            return tag
-    return ""
+def sipp_command(exe: str, node: tuple[str, int], number: str, calls: int, rate: float,
+                 workdir: Path) -> list[str]:  # fmt: skip
+    """sipp's command line: `calls` calls to `number` at the node, `rate` a second."""
+    return [
+        exe, "-sf", str(SCENARIO), f"{node[0]}:{node[1]}", "-s", number,
+        "-r", f"{rate:g}", "-l", str(calls), "-d", str(HOLD_S * 1000), "-timeout", f"{HOLD_S}s",
+        "-i", "127.0.0.1", "-mi", "127.0.0.1", "-t", "u1",
+        "-mp", str(free_udp_port()), "-cp", str(free_udp_port()),
+        "-inf", str(workdir / "calls.csv"), "-aa", "-nostdin",
+        "-trace_logs", "-log_file", str(workdir / "calls.log"),
+        "-trace_err", "-error_file", str(workdir / "errors.log"),
+    ]  # fmt: skip
 
 
-class SipPeer(asyncio.DatagramProtocol):
-    """The bench's SIP UAC: one UDP socket for the signalling of every call."""
+class SippUac:
+    """One sipp placing calls to the node (`start`), and the calls' RTP sockets."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, node: tuple[str, int]) -> None:
-        self.loop = loop
+    def __init__(
+        self,
+        proc: asyncio.subprocess.Process,
+        calls: list[PeerCall],
+        workdir: tempfile.TemporaryDirectory[str],
+        rate: float,
+    ) -> None:
+        self.proc = proc
+        self.calls = calls
+        self.rate = rate
+        self.started = time.monotonic()
+        self._workdir = workdir
+        self._by_port = {call.rtp.port: call for call in calls}
+        self._log_offset = 0
+        self._closed = False
+
+    @property
+    def dir(self) -> Path:
+        """sipp's injection file and logs."""
+        return Path(self._workdir.name)
+
+    @classmethod
+    async def start(
+        cls, node: tuple[str, int], number: str, calls: int, rate: float = 50.0
+    ) -> SippUac:
+        """Start sipp placing `calls` calls to `number` at `node`, `rate` a second."""
+        exe = shutil.which("sipp")
+        if exe is None:
+            raise RuntimeError("sipp is not installed (Debian package sip-tester)")
+        loop = asyncio.get_running_loop()
+        placed = [PeerCall(RtpEndpoint(loop)) for _ in range(calls)]
+        workdir = tempfile.TemporaryDirectory(prefix="voicenode-sip-media-")
+        d = Path(workdir.name)
+        try:
+            ports = "".join(f"{call.rtp.port};\n" for call in placed)
+            (d / "calls.csv").write_text("SEQUENTIAL\n" + ports)
+            with (d / "stderr.log").open("w") as err:
+                proc = await asyncio.create_subprocess_exec(
+                    *sipp_command(exe, node, number, calls, rate, d),
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                )  # fmt: skip
+        except BaseException:
+            for call in placed:
+                call.rtp.close()
+            workdir.cleanup()
+            raise
+        return cls(proc, placed, workdir, rate)
+
+    async def answered(self, timeout_s: float = SETUP_TIMEOUT_S) -> list[PeerCall]:
+        """Wait until each call is answered or refused, sipp has exited, or `timeout_s` have
+        passed since the last call's INVITE was due: the answered calls (for each of the
+        others, `failure` says why)."""
+        deadline = self.started + len(self.calls) / self.rate + timeout_s
+        while self.proc.returncode is None and time.monotonic() < deadline:
+            self._read_log()
+            if all(call.answered or call.failure for call in self.calls):
+                break
+            await asyncio.sleep(0.02)  # sipp's log is a file: read what it has added
+        self._read_log()
+        why = self.explain() if self.proc.returncode is not None else ""
+        for call in self.calls:
+            if not call.answered and not call.failure:
+                call.failure = why or f"no answer in {timeout_s:g} s"
+        return [call for call in self.calls if call.answered]
+
+    def _read_log(self) -> None:
+        try:
+            with (self.dir / "calls.log").open("rb") as log:
+                log.seek(self._log_offset)
+                added = log.read()
+        except FileNotFoundError:
+            return
+        whole = added[: added.rfind(b"\n") + 1]  # a line sipp has not finished waits
+        self._log_offset += len(whole)
+        for line in whole.decode(errors="replace").splitlines():
+            self._on_line(line.strip())
+
+    def _on_line(self, line: str) -> None:
+        """One call's answer or refusal (the first word on each call counts: sipp places a
+        new call for each one that ended, with a port already in use, until `hang_up`)."""
+        answered, refused = _ANSWERED.fullmatch(line), _REFUSED.fullmatch(line)
+        match = answered or refused
+        call = self._by_port.get(int(match[1])) if match else None
+        if call is None or call.answered or call.failure:
+            return
+        if answered:
+            call.rtp.remote = (answered[2], int(answered[3]))
+        elif refused:
+            call.failure = f"the node answered {refused[2]}"
+
+    def explain(self) -> str:
+        """sipp's exit status and the end of what it wrote to stderr and its error log."""
+        text = "".join(_read(self.dir / name) for name in ("stderr.log", "errors.log"))
+        return f"sipp exit status {self.proc.returncode}: {text.strip()[-800:]}"
+
+    async def hang_up(self, timeout_s: float = 5.0) -> None:
+        """End every call: sipp, told twice to quit (SIGUSR1), aborts each open call with a
+        BYE and exits (it is killed if it has not within `timeout_s`). Closes the sockets."""
+        loop = asyncio.get_running_loop()
+        exited = loop.create_task(self.proc.wait())
+        deadline = loop.time() + timeout_s
+        try:
+            while not exited.done() and loop.time() < deadline:
+                with contextlib.suppress(ProcessLookupError):  # it has just exited
+                    self.proc.send_signal(signal.SIGUSR1)
+                # Signals sent before sipp has handled the first merge into one: repeat.
+                await asyncio.wait([exited], timeout=0.2)
+            if not exited.done():
+                with contextlib.suppress(ProcessLookupError):
+                    self.proc.kill()
+            await exited
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Kill sipp if it still runs (its calls then end without a BYE), close the sockets
+        and remove sipp's files."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+        for call in self.calls:
+            call.rtp.close()
+        self._workdir.cleanup()
+
+
+def _read(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+class SipPeer:
+    """Calls placed one by one, each from a sipp of its own (a `SippUac` of one call), for
+    callers that place and hang up each call themselves (`bench.sip_fuzz_run`)."""
+
+    def __init__(self, node: tuple[str, int]) -> None:
         self.node = node
-        self.port = 0
-        self.calls: dict[str, PeerCall] = {}
-        self._transport: asyncio.DatagramTransport | None = None
+        self._uacs: dict[int, SippUac] = {}
 
     @classmethod
     async def open(cls, node: tuple[str, int]) -> SipPeer:
-        loop = asyncio.get_running_loop()
-        peer = cls(loop, node)
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: peer, local_addr=("127.0.0.1", 0)
-        )
-        peer._transport = transport
-        peer.port = int(transport.get_extra_info("sockname")[1])
-        return peer
+        return cls(node)
 
-    def send(self, text: str) -> None:
-        assert self._transport is not None
-        self._transport.sendto(text.encode(), self.node)
-
-    def reply(self, request: SipRequestIn, status: int, body: str = "") -> None:
-        lines = [f"SIP/2.0 {status} OK"]
-        for name in ("via", "from", "to", "call-id", "cseq"):
-            lines += [f"{name.title()}: {v}" for n, v in request.raw_headers if n == name]
-        if body:
-            lines.append(f"Contact: <sip:bench@127.0.0.1:{self.port}>")
-            lines.append("Content-Type: application/sdp")
-        lines.append(f"Content-Length: {len(body)}")
-        self.send("\r\n".join(lines) + "\r\n\r\n" + body)
-
-    def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
-        if len(data) < 16:
-            return  # keep-alive
-        try:
-            message = parse_message(data)
-        except ValueError:
-            return
-        call = self.calls.get(message.headers.get("call-id", ""))
-        if isinstance(message, SipResponse):
-            if call is not None:
-                call.on_response(message)
-        elif call is not None:
-            call.on_request(message)
-        elif message.method != "ACK":
-            self.reply(message, 481 if message.method != "OPTIONS" else 200)
-
-    async def call(self, number: str, timeout_s: float = 10.0) -> PeerCall:
-        """Place a call and wait for its answer; ValueError when it is not answered 2xx."""
-        call = PeerCall(self, number)
-        self.calls[call.call_id] = call
-        call.invite()
-        async with asyncio.timeout(timeout_s):
-            status = await call.answered
-        if not 200 <= status < 300:
-            call.rtp.close()
-            del self.calls[call.call_id]
-            raise ValueError(f"the node answered {status}")
-        return call
+    async def call(self, number: str, timeout_s: float = SETUP_TIMEOUT_S) -> PeerCall:
+        """Place a call and wait for its answer; ValueError when it is not answered."""
+        uac = await SippUac.start(self.node, number, calls=1)
+        placed = await uac.answered(timeout_s)
+        if not placed:
+            await uac.hang_up()
+            raise ValueError(uac.calls[0].failure)
+        self._uacs[id(placed[0])] = uac
+        return placed[0]
 
     async def hang_up(self, call: PeerCall, timeout_s: float = 5.0) -> None:
-        if not call.ended_by_node:
-            call.bye()
-            try:
-                async with asyncio.timeout(timeout_s):
-                    await call.bye_done
-            except TimeoutError:
-                pass
-        call.rtp.close()
-        self.calls.pop(call.call_id, None)
+        uac = self._uacs.pop(id(call), None)
+        if uac is not None:
+            await uac.hang_up(timeout_s)
 
     def close(self) -> None:
-        for call in list(self.calls.values()):
-            call.rtp.close()
-        self.calls.clear()
-        if self._transport is not None:
-            self._transport.close()
+        for uac in self._uacs.values():
+            uac.close()
+        self._uacs.clear()
 
 
 async def send_rtp(

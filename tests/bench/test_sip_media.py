@@ -1,16 +1,22 @@
 """`python -m bench.sip_media` end to end with one call for a few seconds: the node's SIP
-user agent in its own process, the bench's SIP/RTP far end, and a report with the expected
-keys and values that make sense (how fast is the bench's business, not this test's)."""
+user agent in its own process, the bench's far end (sipp for the signalling, RTP sockets in
+the bench), and a report with the expected keys and values that make sense (how fast is the
+bench's business, not this test's). And the far end alone against the bench node: answers,
+refusals and the hang-up."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from bench.sip_churn import ChurnNode
 from bench.sip_media import gaps_ms, lost_packets, main
-from bench.sip_media_peer import parse_message, sdp_audio_address
+from bench.sip_media_peer import PeerCall, SippUac, send_rtp, tone_payload
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -66,17 +72,64 @@ def test_gaps_and_losses_from_arrival_times_and_sequence_numbers() -> None:
     assert lost_packets([5, 4, 6]) == 0  # reordered, not lost
 
 
-def test_the_far_end_reads_sip_responses_and_sdp() -> None:
-    sdp = "v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 40000 RTP/AVP 0\r\n"
-    raw = (
-        "SIP/2.0 200 OK\r\nCall-ID: abc\r\nt: <sip:1000@node>;tag=xyz\r\n"
-        f"CSeq: 1 INVITE\r\nContent-Length: {len(sdp)}\r\n\r\n{sdp}"
-    ).encode()
-    message = parse_message(raw)
-    assert getattr(message, "status", None) == 200
-    assert message.headers["to"].endswith("tag=xyz")  # compact form expanded
-    assert sdp_audio_address(message.body) == ("127.0.0.1", 40000)  # type: ignore[union-attr]
-    with pytest.raises(ValueError, match="status line"):
-        parse_message(b"SIP/2.0 abc\r\n\r\n")
-    with pytest.raises(ValueError, match="no IPv4 audio"):
-        sdp_audio_address("v=0\r\n")
+async def _heard(calls: list[PeerCall], packets: int, timeout_s: float = 10) -> None:
+    """Stream into the calls until each has heard `packets` RTP packets from the node."""
+    stop = asyncio.Event()
+    sender = asyncio.create_task(send_rtp(calls, stop, tone_payload()))
+    for call in calls:
+        call.rtp.recording = True
+    try:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                if all(len(call.rtp.received.seqs) >= packets for call in calls):
+                    break
+                await asyncio.sleep(0.05)  # polls the counts, bounded by the timeout
+    finally:
+        stop.set()
+        await sender
+
+
+async def _no_calls_left(node: ChurnNode, timeout_s: float = 5) -> dict[str, Any]:
+    """The node's counts once pjsua2 holds no call (or at `timeout_s`: well before the node's
+    own RTP timeout, 60 s, could end a call)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        stats = await node.stats()
+        if stats["pjsua_calls"] == 0 or asyncio.get_running_loop().time() > deadline:
+            return stats
+        await asyncio.sleep(0.1)  # polls the node, bounded by the deadline
+
+
+async def test_sipp_places_the_calls_and_hangs_them_up_with_bye() -> None:
+    """One sipp for the calls: each answered call has the node's RTP address and hears the
+    node on its own socket; a refused call carries the node's status; `hang_up` ends the
+    answered calls with a BYE each, so the node holds none afterwards."""
+    with tempfile.TemporaryFile("w+") as log:
+        node = await ChurnNode.start(["--agent", "echo", "--answer-only", "7000"], log)
+        try:
+            address = ("127.0.0.1", int(node.hello["sip_port"]))
+            refused = await SippUac.start(address, "1000", calls=1)
+            try:
+                assert await refused.answered() == []
+            finally:
+                await refused.hang_up()
+            uac = await SippUac.start(address, "7000", calls=2)
+            try:
+                placed = await uac.answered()
+                held = await node.stats()
+                await _heard(placed, 10)
+            finally:
+                await uac.hang_up()
+            after = await _no_calls_left(node)
+        finally:
+            code = await node.stop()
+            log.seek(0)
+            tail = log.read()[-2000:]
+    assert refused.calls[0].failure == "the node answered 404"
+    assert [call.failure for call in uac.calls] == ["", ""]
+    assert len(placed) == 2 and len({call.rtp.port for call in placed}) == 2
+    assert all(call.rtp.remote and call.rtp.remote[0] == "127.0.0.1" for call in placed)
+    assert held["pjsua_calls"] == 2, held
+    assert all(call.rtp.received.payload_types == {0} for call in placed)
+    assert after["pjsua_calls"] == 0 and after["live"] == 0, after
+    assert code == 0, tail
