@@ -7,14 +7,16 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from tests.control_api.test_node_secrets import light_node, llm_spec, run_call
+from tests.control_api.test_node_secrets import llm_spec
 from tests.support.harness import auth
 from tests.support.llm_double import LlmDouble, Reply, ScriptedToolCall
+from tests.support.served_node import light_node_settings, run_call, served_light_node
 
 
 async def test_the_end_call_reason_is_not_a_metrics_label(tmp_path: Path) -> None:
     reason = f'pwned-{uuid.uuid4().hex}"}} 1\nvoicenode_fake_metric{{x="1'
-    async with LlmDouble() as double, light_node(tmp_path) as (node, http):
+    settings = light_node_settings(tmp_path)
+    async with LlmDouble() as double, served_light_node(settings) as (node, http):
         created = await http.post(
             "/v1/agents", json={"spec": llm_spec("closer", double)}, headers=auth()
         )
