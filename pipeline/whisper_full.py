@@ -24,6 +24,7 @@ from pipeline.whisper_short import (
     NO_SPEECH_THRESHOLD,
     Utterance,
     same_start,
+    token_budget,
 )
 
 if TYPE_CHECKING:
@@ -67,7 +68,8 @@ class FullWindowDecoder:
         for group in same_start(prompts, self._tokenizer.sot):
             self.last_calls.append(len(group))
             features = np.stack([windows[i] for i in group])
-            results = self._generate(features, [prompts[i] for i in group])
+            budgets = [len(prompts[i]) + token_budget(len(items[i].audio)) for i in group]
+            results = self._generate(features, [prompts[i] for i in group], max(budgets))
             for i, result in zip(group, results, strict=True):
                 out[i] = self._text(result)
         return out
@@ -93,7 +95,10 @@ class FullWindowDecoder:
         )
         return prompt
 
-    def _generate(self, features: npt.NDArray[np.float32], prompts: list[list[int]]) -> list[Any]:
+    def _generate(
+        self, features: npt.NDArray[np.float32], prompts: list[list[int]], max_length: int
+    ) -> list[Any]:
+        """`max_length` (prompt included): a loop stops at the token budget, not at 448."""
         import ctranslate2
 
         encoded = self._model.model.encode(
@@ -108,7 +113,7 @@ class FullWindowDecoder:
                 length_penalty=1,
                 repetition_penalty=1,
                 no_repeat_ngram_size=0,
-                max_length=self._model.max_length,
+                max_length=min(self._model.max_length, max_length),
                 return_scores=True,
                 return_no_speech_prob=True,
                 suppress_blank=True,

@@ -20,6 +20,7 @@ prompt): the transcripts are those each utterance gets alone.
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,6 +38,12 @@ NO_SPEECH_THRESHOLD = 0.6
 LOG_PROB_THRESHOLD = -1.0
 COMPRESSION_RATIO_THRESHOLD = 2.4
 MAX_LENGTH = 448
+BUDGET_BASE_TOKENS = 16
+BUDGET_TOKENS_PER_S = 10
+"""A decode may generate at most `BUDGET_BASE_TOKENS + BUDGET_TOKENS_PER_S` per second of audio
+(`token_budget`). Speech, digits read one by one included, comes to 2-5 tokens a second; a
+decode that reaches the budget is a repetition loop, which would otherwise run on to Whisper's
+448 tokens (seconds of a shared engine's time, every other call's decodes waiting behind it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +54,13 @@ class Utterance:
     audio: npt.NDArray[np.float32]
     prefix: str = ""
     context: str = ""
+    final: bool = True
+    """False for a partial: a partial that loops is skipped, not decoded again in 30 s."""
+
+
+def token_budget(samples: int) -> int:
+    """The most tokens a decode of `samples` (16 kHz) may generate (see `BUDGET_TOKENS_PER_S`)."""
+    return BUDGET_BASE_TOKENS + math.ceil(BUDGET_TOKENS_PER_S * samples / 16000)
 
 
 def compression_ratio(text: str) -> float:
@@ -98,9 +112,10 @@ class ShortWindowDecoder:
         for group in same_start(prompts, self._tokenizer.sot):
             self.last_calls.append(len(group))
             features = np.stack([self._window(items[i].audio) for i in group])
-            results = self._generate(features, [prompts[i] for i in group])
-            for i, result in zip(group, results, strict=True):
-                out[i] = self._text(result)
+            budgets = [token_budget(len(items[i].audio)) for i in group]
+            results = self._generate(features, [prompts[i] for i in group], budgets)
+            for i, result, budget in zip(group, results, budgets, strict=True):
+                out[i] = self._text(result, budget)
         return out
 
     def _window(self, audio: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -120,9 +135,14 @@ class ShortWindowDecoder:
             prompt += tok.encode(" " + item.prefix.strip())
         return prompt
 
-    def _generate(self, features: npt.NDArray[np.float32], prompts: list[list[int]]) -> list[Any]:
+    def _generate(
+        self, features: npt.NDArray[np.float32], prompts: list[list[int]], budgets: list[int]
+    ) -> list[Any]:
+        """One encoder call and one `generate` for the group. CTranslate2's `max_length`
+        counts the prompt: each prompt gets its own budget, the group the largest of them."""
         import ctranslate2
 
+        longest = max(len(p) + b for p, b in zip(prompts, budgets, strict=True))
         window = ctranslate2.StorageView.from_array(np.ascontiguousarray(features))
         encoded = self._model.model.encode(window, to_cpu=False)
         return list(
@@ -130,7 +150,7 @@ class ShortWindowDecoder:
                 encoded,
                 prompts,
                 beam_size=self._beam_size,
-                max_length=MAX_LENGTH,
+                max_length=min(MAX_LENGTH, longest),
                 suppress_blank=True,
                 suppress_tokens=[-1],
                 return_scores=True,
@@ -138,9 +158,11 @@ class ShortWindowDecoder:
             )
         )
 
-    def _text(self, result: Any) -> str | None:
+    def _text(self, result: Any, budget: int) -> str | None:
         tok = self._tokenizer
         tokens = [t for t in result.sequences_ids[0] if t < tok.eot]
+        if len(tokens) >= budget:
+            return None  # ran to its budget: a repetition loop
         text = str(tok.decode(tokens)).strip()
         avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
         if result.no_speech_prob > NO_SPEECH_THRESHOLD and avg_logprob < LOG_PROB_THRESHOLD:

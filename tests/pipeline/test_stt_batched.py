@@ -51,7 +51,7 @@ def voices() -> dict[str, Samples]:
 
 @pytest.fixture(scope="module")
 def engine() -> Iterator[SttEngine]:
-    eng = SttEngine(SttSettings())
+    eng = SttEngine(SttSettings(max_batch=8))  # batching as on CUDA (the CPU default is 1)
     eng.warm_up()
     eng.start()
     yield eng
