@@ -31,6 +31,7 @@ from agents.base import (
 )
 from agents.speculation import held
 from media.clock import Clock
+from pipeline.load import LoadEstimator
 from pipeline.marks import TurnMarks
 from pipeline.playout import Playout
 from pipeline.tts import ClauseSplitter, trim_leading_silence
@@ -38,6 +39,20 @@ from pipeline.tts import ClauseSplitter, trim_leading_silence
 log = logging.getLogger(__name__)
 
 FALLBACK_LINE = "Sorry, something went wrong on my side. Could you say that again?"
+
+FIRST_CLAUSE_WORDS_UNDER_LOAD = 5
+"""A reply that starts while syntheses are in the TTS engine cuts its first clause at this
+many words (else at `ClauseSplitter`'s 8, which keeps short sentences whole): the caller's
+first audio waits for the syntheses ahead of it and then for its own, so a shorter first
+clause is the part of that wait a reply controls. Wire bench, 12 staggered LLM calls: first
+clause 248 vs 353 ms a synthesis, tts_first p95 808 vs 1072 ms."""
+
+
+def first_clause_words(load: LoadEstimator | None) -> int | None:
+    """The first clause's word limit for a reply starting now (None: the splitter's own)."""
+    if load is not None and load.depth("tts") > 0:
+        return FIRST_CLAUSE_WORDS_UNDER_LOAD
+    return None
 
 
 class Synthesizer(Protocol):
@@ -66,8 +81,10 @@ class Response:
         on_tool: Callable[[ToolResult | ModelRound], None],
         run_action: Callable[[Action], Awaitable[str | None]],
         hold: asyncio.Event | None = None,
+        first_clause_max_words: int | None = None,
     ) -> None:
         self._hold = hold
+        self._first_words = first_clause_max_words
         self._agent = agent
         self._history = list(history)
         self._event = event
@@ -129,7 +146,10 @@ class Response:
                 await feeder
 
     async def _generate(self) -> None:
-        splitter = ClauseSplitter()
+        first = self._first_words
+        splitter = (
+            ClauseSplitter() if first is None else ClauseSplitter(first_clause_max_words=first)
+        )
         said_anything = False
         try:
             stream = self._agent.respond(self._history, self._event)

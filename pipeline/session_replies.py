@@ -13,7 +13,7 @@ from agents.base import AgentInput, CallStarted, Message, UserSaid
 from pipeline.actions import ReplyWatch, SpokenLine, WatchedAgent, tool_event
 from pipeline.events import Transcript
 from pipeline.marks import TurnMarks
-from pipeline.response import Response
+from pipeline.response import Response, first_clause_words
 from pipeline.session_core import SessionCore, State
 from pipeline.stt import SttStream
 from pipeline.turn_taking import HeldReply
@@ -120,6 +120,7 @@ class SessionReplies(SessionCore):
                 before_hold=lambda: self._report(response),
             ),
             hold=hold,
+            first_clause_max_words=first_clause_words(self._engines.estimator),
         )
         return response, watch
 
