@@ -1,0 +1,79 @@
+"""Per-tenant retention of call recordings: what is older than its tenant keeps goes.
+
+`expired` is the decision, sans-IO: the stored recordings, each tenant's retention in days (a
+tenant not in the mapping keeps its recordings), and the time now; it returns the keys to
+delete. `RecordingRetention` applies it to a `RecordingStore`: `pass_once` lists, decides and
+deletes; `run` is a pass now and every `every_s` on the injected clock, until cancelled (a store
+that fails is tried again at the next pass). The wall clock (`wall`) says what "now" is.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Final
+
+from control_api.recordings.store import RecordingKey, RecordingStore, StoredRecording
+from core.errors import StoreError
+from media.clock import Clock
+
+__all__ = ["RETENTION_EVERY_S", "RecordingRetention", "expired"]
+
+log = logging.getLogger(__name__)
+
+RETENTION_EVERY_S: Final = 3600.0
+
+
+def expired(
+    recordings: Iterable[StoredRecording],
+    days: Mapping[str, int],
+    now: datetime.datetime,
+) -> list[RecordingKey]:
+    """The recordings stored more than their tenant's `days` before `now`."""
+    gone = []
+    for rec in recordings:
+        keep = days.get(rec.key.tenant_id)
+        if keep is not None and rec.stored_at < now - datetime.timedelta(days=keep):
+            gone.append(rec.key)
+    return gone
+
+
+class RecordingRetention:
+    """Deletes each tenant's recordings past its retention."""
+
+    def __init__(
+        self,
+        store: RecordingStore,
+        days: Callable[[], Awaitable[Mapping[str, int]]],
+        wall: Callable[[], datetime.datetime],
+    ) -> None:
+        self._store = store
+        self._days = days
+        self._wall = wall
+
+    async def pass_once(self) -> list[RecordingKey]:
+        days = await self._days()
+        if not days:
+            return []
+        deleted = []
+        for key in expired(await self._store.list(), days, self._wall()):
+            if await self._store.delete(key):
+                log.info(
+                    "recording past retention deleted",
+                    extra={"tenant_id": key.tenant_id, "call_id": key.call_id},
+                )
+                deleted.append(key)
+        return deleted
+
+    async def run(self, clock: Clock, every_s: float = RETENTION_EVERY_S) -> None:
+        """A pass now and every `every_s` until cancelled."""
+        while True:
+            try:
+                await self.pass_once()
+            except StoreError as exc:
+                log.warning(
+                    "recording retention pass failed; next pass retries",
+                    extra={"error": type(exc).__name__},
+                )
+            await clock.sleep_until(clock.now() + every_s)
