@@ -1,0 +1,10 @@
+"""Outbound campaigns (issue 17): the campaign as data and the dialler's sans-IO core.
+
+- `model.py`: the `POST /v1/campaigns` body as msgspec Structs, validated (`parse_campaign`).
+- `lifecycle.py`: the campaign's states and their transitions, the contacts' dispositions and
+  the retry rules (`record_attempt`), as pure functions.
+- `windows.py`: calling windows in a time zone (wall-clock, DST-correct).
+- `pacing.py`: which contacts to dial now and when to look again (`plan`), on an injected now.
+
+These modules do no I/O and import only `core`: the store and the node's dialler drive them.
+"""
