@@ -2,7 +2,8 @@
 
 Speech-to-text output varies in case, punctuation and spelling ("Two PM.", "2 p.m.", "2pm",
 "I'd like..."), so everything is lowercased, punctuation is dropped, "a.m."/"p.m." become
-"am"/"pm", common contractions are expanded and digits are split from units. Pure functions.
+"am"/"pm", common contractions are expanded, digits are split from units and a few words
+written two ways get one spelling ("alright" as "all right"). Pure functions.
 """
 
 from __future__ import annotations
@@ -36,8 +37,31 @@ CONTRACTIONS = {
     "aren't": "are not",
     "wasn't": "was not",
     "name's": "name is",
+    "where's": "where is",
+    "how's": "how is",
+    "here's": "here is",
+    "when's": "when is",
+    "hasn't": "has not",
+    "haven't": "have not",
+    "hadn't": "had not",
+    "couldn't": "could not",
+    "wouldn't": "would not",
+    "shouldn't": "should not",
+    "weren't": "were not",
+    "we've": "we have",
+    "you've": "you have",
+    "they've": "they have",
+    "we'll": "we will",
+    "you'll": "you will",
+    "they'll": "they will",
+    "you'd": "you would",
+    "we'd": "we would",
+    "they'd": "they would",
     "o'clock": "oclock",
 }
+
+SPELLINGS = {"alright": "all right", "good bye": "goodbye"}
+"""One spelling for what recognisers write several ways."""
 
 _MERIDIEM = re.compile(r"\b([ap])\s?\.\s?m\b\.?")
 _DIGIT_UNIT = re.compile(r"(\d)([a-z])")
@@ -45,6 +69,7 @@ _NON_WORD = re.compile(r"[^a-z0-9':\s]")
 _STRAY_COLON = re.compile(r"(?<!\d):|:(?!\d)")
 _CONTRACTION = re.compile(r"\b(" + "|".join(re.escape(k) for k in CONTRACTIONS) + r")\b")
 _ORDINAL = re.compile(r"\b(\d+)(st|nd|rd|th)\b")
+_SPELLING = re.compile(r"\b(" + "|".join(re.escape(k) for k in SPELLINGS) + r")\b")
 
 
 def normalize(text: str) -> str:
@@ -58,7 +83,8 @@ def normalize(text: str) -> str:
     t = _STRAY_COLON.sub(" ", t)
     t = _ORDINAL.sub(r"\1", t)
     t = _DIGIT_UNIT.sub(r"\1 \2", t)
-    return " ".join(t.split())
+    t = " ".join(t.split())
+    return _SPELLING.sub(lambda m: SPELLINGS[m.group(1)], t)
 
 
 def tokens(text: str) -> list[str]:

@@ -31,6 +31,11 @@ SUNDAY = datetime.date(2026, 5, 17)
         ("Bye-bye.", "bye bye"),
         ("\u201cHello\u201d \u2014 what\u2019s up?", "hello what is up"),
         ("the 3rd", "the 3"),
+        # spelled several ways by the recogniser (the understanding bench's transcripts)
+        ("Where's my order? It's been an hour.", "where is my order it is been an hour"),
+        ("My delivery hasn't arrived yet.", "my delivery has not arrived yet"),
+        ("Alright, good bye.", "all right goodbye"),
+        ("All right, goodbye.", "all right goodbye"),
     ],
 )
 def test_normalize(said: str, value: str) -> None:
