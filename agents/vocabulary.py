@@ -6,10 +6,11 @@ products), used twice on every call.
   "metal to metal". Kept short: a long prompt costs decode time and invites the model to
   repeat it over silence.
 - The flow matcher snaps near misses back to the terms (`Vocabulary.snap`): a run of words that
-  looks or sounds like a term (character similarity, or similarity of a rough consonant
-  skeleton in which d/t, b/p, m/n... are one sound) becomes the term, so an intent whose
-  examples name it still matches. Only close matches snap, and never a run that starts or ends
-  with a function word ("the dental" stays).
+  looks or sounds like a term (character similarity, similarity of a rough consonant skeleton
+  in which d/t, b/p, m/n... are one sound, or the phoneme distance of `agents.flow.phonetic`,
+  weighted by what a phone line confuses: "melter mendel" for "delta dental") becomes the
+  term, so an intent whose examples name it still matches. Only close matches snap, and never
+  a run that starts or ends with a function word ("the dental" stays).
 
 Pure functions over text (sans-IO).
 """
@@ -21,6 +22,7 @@ import re
 from collections.abc import Sequence
 from difflib import SequenceMatcher
 
+from agents.flow import phonetic
 from agents.flow.text import normalize
 
 MAX_TERMS = 50
@@ -33,6 +35,14 @@ SNAP_THRESHOLD = 0.85
 ("feeling" is not "filling")."""
 MIN_KEY_LEN = 4
 """Sound skeletons shorter than this say too little to compare ("at now" ~ "Aetna")."""
+PHONETIC_THRESHOLD = 0.8
+"""A run of as many words as the term snaps from this close by `agents.flow.phonetic`
+(telephone confusions weighted: "melter mendel" ~ "delta dental" 0.80, "front neck" ~ "front
+desk" 0.86), if both have `MIN_PHONETIC_CONSONANTS`; a single word needs 0.05 more."""
+MIN_PHONETIC_CONSONANTS = 4
+"""Fewer consonants sound like too much ("time" ~ "Tony", "clone" ~ "calzone")."""
+MAX_EXTRA_SOUNDS = 3
+"""A run with this many more (or fewer) consonants than the term is not compared by sound."""
 
 _TERM = re.compile(r"^[\w][\w .,'&+/-]*$")
 _FUNCTION_WORDS = frozenset(
@@ -98,20 +108,33 @@ class _Term:
     words: tuple[str, ...]
     letters: str
     key: str
+    phones: str
 
 
 def similarity(words: Sequence[str], term: _Term) -> float:
-    """How close a run of words is to `term` (0..1): spelling or sound, whichever is closer;
-    one word to a one-word term by spelling only (by sound, "calling" and "clinic" would both
-    be "cleaning")."""
+    """How close a run of words is to `term` (0..1): spelling or sound, whichever is closer.
+    Sound is the consonant skeleton (not for one word against a one-word term: "calling" and
+    "clinic" would both be "cleaning") or the phoneme distance (word for word, and only where
+    both have enough consonants to tell them apart), each scaled to its own threshold."""
     letters = "".join(words)
     spelled = SequenceMatcher(None, letters, term.letters).ratio()
     key = sound_key(letters)
-    if len(words) == 1 and len(term.words) == 1:
-        return spelled
-    if min(len(key), len(term.key)) < MIN_KEY_LEN:
-        return spelled
-    return max(spelled, SequenceMatcher(None, key, term.key).ratio())
+    best = spelled
+    if not (len(words) == 1 and len(term.words) == 1) and min(len(key), len(term.key)) >= (
+        MIN_KEY_LEN
+    ):
+        best = max(best, SequenceMatcher(None, key, term.key).ratio())
+    sounds = phonetic.phones(" ".join(words))
+    counts = phonetic.consonants(sounds), phonetic.consonants(term.phones)
+    if (
+        len(words) == len(term.words)  # "need a dental" is not "delta dental"
+        and min(counts) >= MIN_PHONETIC_CONSONANTS
+        and abs(counts[0] - counts[1]) <= MAX_EXTRA_SOUNDS
+    ):
+        # on the snapping scale: PHONETIC_THRESHOLD here is SNAP_THRESHOLD there
+        near = phonetic.similarity(sounds, term.phones)
+        best = max(best, near + SNAP_THRESHOLD - PHONETIC_THRESHOLD)
+    return best
 
 
 class Vocabulary:
@@ -124,7 +147,15 @@ class Vocabulary:
             text = normalize(raw)
             if text:
                 letters = text.replace(" ", "")
-                self._terms.append(_Term(text, tuple(text.split()), letters, sound_key(letters)))
+                self._terms.append(
+                    _Term(
+                        text,
+                        tuple(text.split()),
+                        letters,
+                        sound_key(letters),
+                        phonetic.phones(text),
+                    )
+                )
 
     def __bool__(self) -> bool:
         return bool(self._terms)

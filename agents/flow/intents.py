@@ -10,6 +10,13 @@ whole utterance); a keyword present as whole words of the line scores 0.8. The b
 also reports the margin to the runner-up, which the flow uses before acting irreversibly.
 With the agent's vocabulary, near misses of its terms are snapped to the terms first
 ("metal to metal" → "delta dental", see `agents.vocabulary`).
+
+Examples long enough to be told apart by sound (`MIN_SOUND_CONSONANTS`) also match by how
+they sound (`agents.flow.phonetic`): a stretch of the line that sounds like the whole example
+("work at leading" for "book a cleaning", "is he eating except" for "is Aetna accepted")
+scores `SOUND_SCORE_LOW`..`SOUND_SCORE_HIGH`: above the default threshold, below a keyword and
+below what ends or transfers a call without asking (`flow.ending.min_score`), so a line heard
+this way is routed, or asked about, never acted on irreversibly by sound alone.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 
+from agents.flow import phonetic
 from agents.flow.slots import extract_yes_no
 from agents.flow.spec import IntentSpec
 from agents.flow.text import normalize, similar, stem
@@ -37,6 +45,17 @@ AGREEMENT_BONUS = 0.1
 """Added when both a keyword and an example match."""
 MIN_SHARED_WORDS = 2
 """Word overlap with an example counts only from this many shared content words."""
+MIN_SOUND_CONSONANTS = 6
+"""An example matches by sound only with this many consonant sounds ("bye", "no thanks",
+"opening hours" are too short: some stretch of many a line sounds like them)."""
+SOUND_MATCH = 0.8
+"""How close (`phonetic.contained`) a stretch of the line must sound to the example."""
+MAX_SOUND_LINE = 160
+"""Lines with more phonemes than this (about 40 words) are not matched by sound: the cost
+grows with the length, and a line that long has words enough."""
+SOUND_SCORE_LOW = 0.6
+SOUND_SCORE_HIGH = 0.75
+"""The score of a match by sound at `SOUND_MATCH` and at a perfect match (linear between)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -64,11 +83,25 @@ def _contains(haystack: str, needle: str) -> bool:
 class _Phrase:
     text: str
     words: tuple[str, ...]
+    sounds: str
+    """Its phonemes, when it is long enough to match by sound; else ""."""
 
 
 def _phrase(raw: str) -> _Phrase:
     text = normalize(raw)
-    return _Phrase(text, tuple(content(text.split())))
+    sounds = phonetic.phones(text)
+    if phonetic.consonants(sounds) < MIN_SOUND_CONSONANTS:
+        sounds = ""
+    return _Phrase(text, tuple(content(text.split())), sounds)
+
+
+def sound_score(example: str, line: str) -> float:
+    """The score of phonemes `example` heard somewhere in phonemes `line` (0: not close)."""
+    near = phonetic.contained(example, line)
+    if near < SOUND_MATCH:
+        return 0.0
+    span = (near - SOUND_MATCH) / (1 - SOUND_MATCH)
+    return SOUND_SCORE_LOW + (SOUND_SCORE_HIGH - SOUND_SCORE_LOW) * span
 
 
 class IntentMatcher:
@@ -117,7 +150,10 @@ class IntentMatcher:
         example = self._example_score(intent, norm, words)
         if keyword and example:  # two kinds of evidence agree
             return min(1.0, max(KEYWORD_SCORE, example) + AGREEMENT_BONUS)
-        return KEYWORD_SCORE if keyword else example
+        worded = KEYWORD_SCORE if keyword else example
+        if worded >= SOUND_SCORE_HIGH:  # the words say more than a match by sound could
+            return worded
+        return max(worded, self._sound_score(intent, norm))
 
     def _example_score(self, intent: str, norm: str, words: list[str]) -> float:
         best = 0.0
@@ -137,6 +173,14 @@ class IntentMatcher:
             precision = explained / len(words)
             best = max(best, RECALL_WEIGHT * recall + (1 - RECALL_WEIGHT) * precision)
         return best
+
+    def _sound_score(self, intent: str, norm: str) -> float:
+        """The best match by sound of `intent`'s examples in the line (0: none)."""
+        sounds = phonetic.phones(norm)
+        if len(sounds) > MAX_SOUND_LINE:
+            return 0.0
+        examples = self._examples.get(intent, ())
+        return max((sound_score(ex.sounds, sounds) for ex in examples if ex.sounds), default=0.0)
 
     def unexplained(self, intent: str, text: str) -> int:
         """How many content words of `text` none of `intent`'s examples or keywords has

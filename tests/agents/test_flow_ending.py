@@ -170,6 +170,20 @@ async def test_a_clear_goodbye_still_ends_the_call(caller: Caller) -> None:
     assert caller.actions == [EndCall(reason="completed")]
 
 
+async def test_a_goodbye_heard_only_by_sound_is_asked_about(caller: Caller) -> None:
+    """espeak-ng's "All right, that's it for today, I'll call back later." as Whisper wrote it:
+    it sounds like the example "I'll call back later", which is never sure enough to hang up."""
+    said = await caller.say("All right, I'll see you for the May, I'll call my later.")
+    assert said == "Did you want to end the call?"
+    assert caller.actions == []
+
+
+async def test_a_transfer_heard_only_by_sound_is_asked_about(caller: Caller) -> None:
+    said = await caller.say("Can I peek to someone at the front there?")
+    assert said == "Did you want me to put you through?"
+    assert caller.actions == []
+
+
 def test_words_the_intent_does_not_account_for(matcher: IntentMatcher) -> None:
     assert matcher.unexplained("goodbye", "No, that's all. Goodbye.") == 0
     assert matcher.unexplained("goodbye", "Goodbye, wait, one more thing.") == 4

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agents.catalog import embedded_specs
-from agents.flow.intents import IntentMatcher
+from agents.flow.intents import KEYWORD_SCORE, SOUND_SCORE_HIGH, SOUND_SCORE_LOW, IntentMatcher
 from agents.flow.spec import IntentSpec
 
 INTENTS = ["book", "hours", "human", "goodbye", "change"]
@@ -112,3 +112,77 @@ def test_keywords_and_near_spellings() -> None:
     assert matcher.score("cancel", "I need a cancelation") == 0.8
     assert matcher.score("cancel", "can you cancel it") == 0.8
     assert matcher.score("cancel", "candles") == 0.0
+
+
+# ---- heard by sound ----
+# Real transcripts from `voicenode-bench understanding` (espeak-ng and Piper through G.711, as
+# Whisper tiny.en wrote them; bench/reports/understanding/report.json), with what was said.
+
+FIRST_QUESTION = ["book", "hours", "human", "goodbye", "change", "insurance"]
+
+
+@pytest.fixture(scope="module")
+def heard() -> IntentMatcher:
+    """The receptionist's matcher as the node builds it: with its vocabulary."""
+    spec = embedded_specs()["receptionist"]
+    assert spec.flow is not None
+    return IntentMatcher(spec.flow.intents, spec.flow.match_threshold, spec.vocabulary)
+
+
+@pytest.mark.parametrize(
+    ("transcript", "intent"),
+    [
+        ("I'd like to work at leading.", "book"),  # "I'd like to book a cleaning."
+        ("So, let's find, what time can I come in for a care cup?", "book"),  # "... checkup?"
+        ("Is he eating except to that bright smile, dental?", "insurance"),  # "Is Aetna accepted"
+        ("Do you take Melter Mendel?", "insurance"),  # "Do you take Delta Dental?"
+        ("Can I peek to someone at the front there?", "human"),  # "Can I speak to someone..."
+        ("All right, I'll see you for the May, I'll call my later.", "goodbye"),  # "call back"
+    ],
+)
+def test_a_misheard_line_matches_by_sound(
+    heard: IntentMatcher, transcript: str, intent: str
+) -> None:
+    found = heard.best(transcript, FIRST_QUESTION)
+    assert found is not None, transcript
+    assert found.intent == intent
+
+
+@pytest.mark.parametrize(
+    "transcript",
+    [
+        "Is they're parking near the clinic?",
+        "It is now parking near, not lit.",
+        "I'm calling about my deal from last month.",
+        "Dont, Doctor Patel, where come thriving?",
+        "Does Docker Patel work on Fridays?",
+        "My phone number in time, time, time, one, two, one, two.",
+        "Do you do why turning orange with a line?",
+        "Wait, one more thing.",
+        "Sorry, I'm not sure yet.",
+    ],
+)
+def test_a_line_that_asks_for_nothing_matches_nothing_by_sound(
+    heard: IntentMatcher, transcript: str
+) -> None:
+    assert heard.best(transcript, FIRST_QUESTION) is None
+
+
+def test_a_match_by_sound_is_weaker_than_words_and_never_sure_enough_to_end() -> None:
+    spec = embedded_specs()["receptionist"]
+    assert spec.flow is not None
+    matcher = IntentMatcher(spec.flow.intents, spec.flow.match_threshold, spec.vocabulary)
+    by_sound = matcher.score("goodbye", "All right, I'll see you for the May, I'll call my later.")
+    assert SOUND_SCORE_LOW <= by_sound <= SOUND_SCORE_HIGH < KEYWORD_SCORE
+    assert SOUND_SCORE_HIGH < spec.flow.ending.min_score
+    # Words that agree still score as words: the sound match adds nothing to them.
+    assert matcher.score("change", "Can I reschedule my appointment to Friday?") == pytest.approx(1)
+    assert matcher.score("book", "Can I reschedule my appointment to Friday?") == KEYWORD_SCORE
+
+
+def test_short_examples_do_not_match_by_sound() -> None:
+    matcher = IntentMatcher({"goodbye": IntentSpec(examples=["goodbye", "no thanks"])}, 0.6)
+    assert matcher.score("goodbye", "good pie") == 0.0
+    assert matcher.score("goodbye", "no tanks") == 0.0
+    long = IntentMatcher({"book": IntentSpec(examples=["I'd like to book a cleaning"])}, 0.6)
+    assert long.score("book", "I'd like to work at leading") >= SOUND_SCORE_LOW
