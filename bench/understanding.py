@@ -181,7 +181,7 @@ def expected_action(spec: AgentSpec, intent: str) -> str | None:
     return None if route is None else route_ending(spec.flow, route)
 
 
-async def _condition(
+async def condition_result(
     line: LineSpec,
     spec: AgentSpec,
     hyp: str,
@@ -231,10 +231,10 @@ async def run_line(
         "digits": line.digits,
         "ref_written": words_as_written(line.text),
         "ref_words": words_normalised(line.text),
-        "before": await _condition(line, spec, plain, http, improved=False),
-        "context_only": await _condition(line, spec, biased, http, improved=False),
-        "after": await _condition(line, spec, biased, http, improved=True),
-        "linear_upsampling": await _condition(line, spec, linear, http, improved=False),
+        "before": await condition_result(line, spec, plain, http, improved=False),
+        "context_only": await condition_result(line, spec, biased, http, improved=False),
+        "after": await condition_result(line, spec, biased, http, improved=True),
+        "linear_upsampling": await condition_result(line, spec, linear, http, improved=False),
     }
 
 

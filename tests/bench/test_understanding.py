@@ -3,7 +3,9 @@ models: the bench itself runs them)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -16,6 +18,8 @@ from bench.understanding import (
     telephone,
     understand,
 )
+from bench.understanding_rescore import compare, rescore
+from bench.understanding_rescore import main as rescore_main
 from bench.understanding_score import (
     edit_distance,
     wer,
@@ -78,3 +82,55 @@ def test_wer_normalisation() -> None:
     assert edit_distance(["a", "b", "c"], ["a", "x", "c", "d"]) == 2
     assert wer([(["a", "b"], ["a", "b"]), (["c", "d"], ["d"])]) == 0.25
     assert wer([]) is None
+
+
+def _saved_record(text: str, heard: str, intent: str, got: str) -> dict[str, Any]:
+    """One utterance as report.json saves it, with the 'after' condition only."""
+    return {
+        "domain": "clinic",
+        "voice": "espeak-ng",
+        "text": text,
+        "intent": intent,
+        "digits": "",
+        "ref_written": words_as_written(text),
+        "ref_words": words_normalised(text),
+        "after": {
+            "hyp": heard,
+            "hyp_written": words_as_written(heard),
+            "hyp_words": words_normalised(heard),
+            "intent": got,
+            "action": None,
+            "wrong_irreversible": False,
+            "digits": None,
+            "digits_ok": False,
+        },
+    }
+
+
+async def test_rescore_routes_the_saved_transcripts_again() -> None:
+    saved = [
+        _saved_record(
+            "Do you take Delta Dental?", "Do you take Melter Mendel?", "insurance", "none"
+        ),
+        _saved_record("No, that's all. Goodbye.", "No, that's all. Goodbye.", "goodbye", "goodbye"),
+    ]
+    again = await rescore(saved, default_lines_path())
+    assert again[0]["after"]["intent"] == "insurance"  # heard by sound today
+    assert again[0]["after"]["hyp_words"] == words_normalised("do you take delta dental")
+    assert again[1]["after"]["intent"] == "goodbye"
+    assert again[1]["after"]["action"] == "end"
+    assert saved[0]["after"]["intent"] == "none"  # the saved records are left as they were
+    out = compare(saved, again)
+    assert "all saved: intent 50.0 % (2)" in out[0]
+    assert "all now:   intent 100.0 % (2)" in out[1]
+    assert any(line.startswith("  fixed (was none) [espeak-ng] 'Do you take") for line in out)
+    assert out[-1] == "missed:"
+
+
+def test_rescore_cli_reads_a_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = tmp_path / "report.json"
+    record = _saved_record("What are your hours?", "What are your hours?", "hours", "hours")
+    report.write_text(json.dumps({"records": [record]}))
+    assert rescore_main([str(report)]) == 0
+    assert "all now:   intent 100.0 % (1)" in capsys.readouterr().out
+    assert rescore_main([str(report), "--condition", "before"]) == 2
