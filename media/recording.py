@@ -97,6 +97,15 @@ class StereoTimeline:
         self._pending[channel][slot] = pcm
         self._head = max(self._head, slot)
 
+    def retract(self, channel: Channel, from_s: float) -> int:
+        """Take back `channel`'s frames from media time `from_s` on that are not written yet
+        (agent audio dropped before it was played, at a barge-in); how many."""
+        first = max(round((from_s - self._start_s) / FRAME_S), self._next)
+        gone = [slot for slot in self._pending[channel] if slot >= first]
+        for slot in gone:
+            del self._pending[channel][slot]
+        return len(gone)
+
     def pause(self, at_s: float) -> bool:
         """Mute from `at_s` on; False if already paused."""
         if self.paused:

@@ -160,6 +160,10 @@ class CallRecorder:
         self._timeline.feed(channel, at_s, pcm)
         self._write(final=False)
 
+    def retract(self, channel: Channel, from_s: float) -> int:
+        """`channel`'s frames from `from_s` on, not yet written, taken back (see the timeline)."""
+        return 0 if self._info is not None else self._timeline.retract(channel, from_s)
+
     def pause(self, at_s: float) -> bool:
         return self._info is None and self._timeline.pause(at_s)
 

@@ -104,3 +104,14 @@ def test_the_wav_header_describes_stereo_16_bit_16_khz() -> None:
         assert w.readframes(w.getnframes()) == pcm
     with pytest.raises(ValueError, match="WAV holds"):
         wav_header(-1)
+
+
+def test_retract_takes_back_only_frames_not_yet_written() -> None:
+    timeline = StereoTimeline(start_s=0.0, lag_frames=3)
+    for slot in range(6):
+        timeline.feed("caller", slot * 0.02, tone(1))
+        timeline.feed("agent", slot * 0.02, tone(2))
+    list(timeline.drain())  # slots 0-2 written
+    assert timeline.retract("agent", 0.02) == 3  # slots 3-5; 1-2 are in the file already
+    assert timeline.retract("agent", 0.0) == 0
+    assert frame_values(b"".join(timeline.drain(final=True))) == [(1, 0)] * 3
