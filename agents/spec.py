@@ -67,6 +67,38 @@ class TurnSettings(_Spec, frozen=True):
     line or this time cancel it and the conversation goes on."""
 
 
+class AmdSettings(_Spec, frozen=True):
+    """Answering-machine detection on outbound calls (`pipeline/amd.py`): the first seconds
+    after the answer are classified human, machine or unknown, and a machine either gets a
+    hang-up or, after its beep (or its greeting's end), the voicemail message."""
+
+    enabled: bool = False
+    """Classify the start of this agent's outbound calls (inbound calls never are). Off by
+    default: a screened call's agent speaks only once the far end is known to be a person
+    (about a second after their "Hello?", `decision_ms` at most)."""
+    decision_ms: Annotated[int, Meta(ge=500, le=10000)] = 3500
+    """Decide by this long after the answer; undecided then: machine if a long greeting is
+    still going on, human if someone spoke briefly, unknown if nobody spoke."""
+    machine_speech_ms: Annotated[int, Meta(ge=500, le=10000)] = 2500
+    """One greeting spoken without a longer pause for this long is a machine's."""
+    human_silence_ms: Annotated[int, Meta(ge=200, le=5000)] = 800
+    """Silence after a short first utterance ("Hello?") that makes it a human's."""
+    on_machine: Literal["hang_up", "leave_message"] = "hang_up"
+    voicemail_message: str = ""
+    """What `leave_message` says. A template: `$name`-style variables are filled in from the
+    call's variables when it has them (campaign contacts); unknown ones stay as written."""
+    beep_wait_ms: Annotated[int, Meta(ge=0, le=10000)] = 2500
+    """After a machine's greeting, how long a silence without a beep starts the message."""
+    max_greeting_s: Annotated[float, Meta(ge=5, le=120)] = 30.0
+    """The longest wait for a machine's greeting and beep before the message starts anyway."""
+
+    def __post_init__(self) -> None:
+        if self.on_machine == "leave_message" and not self.voicemail_message.strip():
+            raise ValueError('amd.on_machine = "leave_message" needs an amd.voicemail_message')
+        if self.machine_speech_ms >= self.decision_ms:
+            raise ValueError("amd.machine_speech_ms must be below amd.decision_ms")
+
+
 class LlmSettings(_Spec, frozen=True):
     """An OpenAI-compatible chat-completions endpoint and where its API key comes from.
 
@@ -145,6 +177,8 @@ class AgentSpec(_Spec, frozen=True):
     """MCP tool servers (`[[mcp]]` tables, `agents/mcp_spec.py`); their tools join `tools`."""
     transfer_target: str = ""
     """Where `transfer_call` without a target goes (a SIP URI or number)."""
+    amd: AmdSettings = msgspec.field(default_factory=AmdSettings)
+    """Answering-machine detection and voicemail on outbound calls (`[amd]`)."""
     action_failed_line: str = (
         "Sorry, I couldn't do that just now. Is there anything else I can help you with?"
     )
