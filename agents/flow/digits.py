@@ -53,17 +53,18 @@ SEPARATORS = frozenset({"dash", "hyphen", "space", "point"})
 """Words said between groups that are not digits themselves."""
 HOMOPHONES = {"to": "2", "too": "2", "for": "4", "won": "1", "ate": "8"}
 """Trusted only between two digits ("five to one" in a number is 5 2 1)."""
-_ZERO_ONLY_INSIDE = frozenset({"oh", "o"})
+ZERO_ONLY_INSIDE = frozenset({"oh", "o"})
 """Zero only inside a run of digits ("oh, it's five five five" does not start with 0)."""
 
 
-def _token_digits(toks: list[str], i: int) -> tuple[str, int] | None:
-    """The digits the words at `toks[i]` stand for, and how many words they take."""
+def token_digits(toks: list[str], i: int) -> tuple[str, int] | None:
+    """The digits the words at `toks[i]` stand for, and how many words they take (`toks`
+    normalised: lower case, no punctuation); None when `toks[i]` is not a digit word."""
     tok = toks[i]
     nxt = toks[i + 1] if i + 1 < len(toks) else ""
     if tok.isdigit():
         return tok, 1
-    if tok in REPEATS and nxt in DIGIT_WORDS and nxt not in _ZERO_ONLY_INSIDE:
+    if tok in REPEATS and nxt in DIGIT_WORDS and nxt not in ZERO_ONLY_INSIDE:
         return DIGIT_WORDS[nxt] * REPEATS[tok], 2
     if tok in REPEATS and (nxt in ("oh", "o") or (nxt.isdigit() and len(nxt) == 1)):
         return (DIGIT_WORDS.get(nxt) or nxt) * REPEATS[tok], 2
@@ -87,10 +88,10 @@ def _runs(toks: list[str]) -> list[str]:
     i = 0
     while i < len(toks):
         tok = toks[i]
-        got = _token_digits(toks, i)
+        got = token_digits(toks, i)
         inside = bool(current)
-        nxt_is_digit = i + 1 < len(toks) and _token_digits(toks, i + 1) is not None
-        if got is not None and tok in _ZERO_ONLY_INSIDE and not (inside or nxt_is_digit):
+        nxt_is_digit = i + 1 < len(toks) and token_digits(toks, i + 1) is not None
+        if got is not None and tok in ZERO_ONLY_INSIDE and not (inside or nxt_is_digit):
             got = None
         if got is not None and tok == "hundred" and not inside:
             got = None
@@ -176,9 +177,9 @@ def _run_at(toks: list[str], i: int) -> tuple[int, str]:
     parts: list[str] = []
     j = i
     while j < len(toks):
-        got = _token_digits(toks, j)
-        if got is not None and toks[j] in _ZERO_ONLY_INSIDE and not parts:
-            nxt = _token_digits(toks, j + 1) if j + 1 < len(toks) else None
+        got = token_digits(toks, j)
+        if got is not None and toks[j] in ZERO_ONLY_INSIDE and not parts:
+            nxt = token_digits(toks, j + 1) if j + 1 < len(toks) else None
             got = got if nxt is not None else None
         if got is None or (toks[j] == "hundred" and not parts):
             break
