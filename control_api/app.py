@@ -46,6 +46,7 @@ from control_api.metrics import ACTIVE_CALLS
 from control_api.numbers_api import numbers_router
 from control_api.openapi_doc import Layers, document
 from control_api.phone import PhoneTokens, phone_router
+from control_api.redaction_api import redaction_router
 from control_api.secrets_api import secrets_router
 from control_api.state import ApiState
 from control_api.tenants_api import tenants_router
@@ -96,6 +97,7 @@ def api_routers(
         make(tags=[tag], dependencies=deps, **router_kwargs)
         for make, tag, deps in [
             (tenants_router, "tenants", None),  # its paths name a tenant themselves
+            (redaction_router, "tenants", None),
             (keys_router, "keys", scoped),
             (agents_router, "agents", scoped),
             (numbers_router, "numbers", scoped),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -42,6 +43,9 @@ class Tenant(Base):
     """At most this many calls started in any 60 s on a node (None: no tenant limit)."""
     analytics_retention_days: Mapped[int | None] = mapped_column(Integer, default=None)
     """Keep the tenant's ClickHouse analytics this many days, in whole months (None: forever)."""
+    pii_redaction: Mapped[list[str] | None] = mapped_column(JSON, default=None)
+    """The kinds of personal data redacted from the tenant's transcripts, events, history and
+    LLM context (`agents.pii`; None: every kind)."""
 
 
 class ApiKey(Base):
