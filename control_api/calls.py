@@ -89,7 +89,17 @@ class MediaPending(Protocol):
 
 
 ENDED_OUTCOMES = frozenset(
-    {"completed", "hangup", "transferred", "no_input", "max_duration", "failed", "interrupted"}
+    {
+        "completed",
+        "hangup",
+        "transferred",
+        "no_input",
+        "max_duration",
+        "failed",
+        "interrupted",
+        "machine",  # an answering machine, hung up on (`[amd]`, pipeline/screening.py)
+        "voicemail",  # an answering machine that got the voicemail message
+    }
 )
 """The `outcome` label values of `voicenode_calls_ended_total`: a fixed set, so no reason an
 agent or a spec gives (a flow's `end = "..."`) becomes a label; anything else is `other`."""

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from pipeline.amd import AmdDecision, AmdEvidence
+
 
 class StateChanged(msgspec.Struct, frozen=True, tag="state"):
     state: str
@@ -53,12 +55,41 @@ class DtmfReceived(msgspec.Struct, frozen=True, tag="dtmf"):
 
 class CallEnded(msgspec.Struct, frozen=True, tag="ended", kw_only=True):
     reason: str
-    """completed | hangup | transferred | no_input | max_duration | failed"""
+    """completed | hangup | transferred | no_input | max_duration | failed; an outbound call
+    screened as an answering machine (`[amd]`): machine (hung up on) | voicemail (message left)"""
     duration_s: float
     slots: dict[str, str] = msgspec.field(default_factory=dict)
 
 
+class AmdDetected(msgspec.Struct, frozen=True, tag="amd", kw_only=True):
+    """An outbound call's answering-machine detection decided (`pipeline/screening.py`)."""
+
+    result: str
+    """human | machine | unknown"""
+    reason: str
+    """beep | greeting_phrase | long_greeting | short_greeting | deadline | silence"""
+    decided_ms: float
+    """From the answer."""
+    evidence: AmdEvidence
+
+    @classmethod
+    def of(cls, decision: AmdDecision) -> AmdDetected:
+        return cls(
+            result=decision.result,
+            reason=decision.reason,
+            decided_ms=decision.decided_ms,
+            evidence=decision.evidence,
+        )
+
+
 CallEvent = (
-    StateChanged | Transcript | TurnMetrics | ToolCalled | ModelCalled | DtmfReceived | CallEnded
+    StateChanged
+    | Transcript
+    | TurnMetrics
+    | ToolCalled
+    | ModelCalled
+    | DtmfReceived
+    | AmdDetected
+    | CallEnded
 )
 EventCallback = Callable[[CallEvent], None]

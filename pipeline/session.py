@@ -23,7 +23,7 @@ import logging
 from agents.base import Agent, CallStarted, DtmfPressed, Message, NoInput
 from agents.spec import AgentSpec
 from core.tasks import OwnedTasks
-from media.call import Call, CallControlError, CallInfo, Dtmf, RemoteHangup
+from media.call import Call, CallControlError, CallInfo, Direction, Dtmf, RemoteHangup
 from media.clock import Clock
 from media.transport import Transport
 from pipeline.actions import CallLog, DeadAirGuard
@@ -31,6 +31,7 @@ from pipeline.dtmf import DtmfCollector
 from pipeline.engines import Engines
 from pipeline.events import CallEnded, DtmfReceived, EventCallback
 from pipeline.playout import Playout
+from pipeline.screening import screen_call
 from pipeline.session_core import PREROLL_FRAMES, State
 from pipeline.session_turns import SessionTurns
 from pipeline.turn import TurnDetector
@@ -109,8 +110,13 @@ class CallSession(SessionTurns):
     # ---- lifecycle -------------------------------------------------------------------
 
     async def run(self) -> CallEnded:
-        """Hold the conversation until the call ends; return how it ended."""
+        """Hold the conversation until the call ends; return how it ended. An outbound call
+        is screened first (`[amd]`): a machine's call may end there, unheard by the agent."""
         self._started_at = self._clock.now()
+        if self.info.direction == Direction.OUTBOUND and self._spec.amd.enabled:
+            screened = await self._screen()
+            if screened is not None:
+                return screened
         self._playout.start()
         self._tasks.spawn(self._inbound(), "inbound")
         self._tasks.spawn(self._signals(), "signals")
@@ -135,6 +141,24 @@ class CallSession(SessionTurns):
         )
         self._emit(ended)
         self._log.info("call ended", extra={"reason": reason, "turns": self._turn})
+        return ended
+
+    async def _screen(self) -> CallEnded | None:
+        """Answering-machine detection; the call's end if a machine's call ended there."""
+        ended = await screen_call(
+            info=self.info,
+            transport=self._transport,
+            call=self._call,
+            spec=self._spec,
+            engines=self._engines,
+            clock=self._clock,
+            on_event=self._emit,
+        )
+        if ended is not None:
+            self._set_state(State.ENDED)
+            await self._shutdown()
+            self._emit(ended)
+            self._log.info("call ended", extra={"reason": ended.reason, "turns": 0})
         return ended
 
     async def _shutdown(self) -> None:
