@@ -5,6 +5,10 @@
   the retry rules (`record_attempt`), as pure functions.
 - `windows.py`: calling windows in a time zone (wall-clock, DST-correct).
 - `pacing.py`: which contacts to dial now and when to look again (`plan`), on an injected now.
+- `rows.py`: the campaign, contacts and attempts in the store (migration `0008_campaigns`),
+  and the dialler's lease on a contact (`claim`, `finish`, `recover`), safe across nodes on
+  PostgreSQL.
 
-These modules do no I/O and import only `core`: the store and the node's dialler drive them.
+`model`, `lifecycle`, `windows` and `pacing` do no I/O and import only `core` (and each other);
+`rows.py` is their side in the store, and the node's dialler drives both.
 """
