@@ -117,6 +117,9 @@ class AgentContext:
     llm: LlmAccess | None = None
     """The model's key and guard (`LlmAccess.for_agent`); None: no key, `base_url` guarded
     with `url_allowlist`."""
+    pii: frozenset[str] = frozenset()
+    """The kinds of personal data (`agents.pii`) replaced by placeholders in what the caller
+    said before a model sees it (the tenant's policy, which the node passes); empty: none."""
 
 
 class Agent(abc.ABC):

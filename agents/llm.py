@@ -168,7 +168,7 @@ class LlmAgent(Agent):
         self, history: Sequence[Message], event: AgentInput, speculation: Speculation | None
     ) -> AsyncGenerator[AgentOutput, None]:
         """One reply (see the module's docstring); `speculation`: the reply is held."""
-        messages = chat_messages(self._spec, history, event)
+        messages = chat_messages(self._spec, history, event, pii=self._ctx.pii)
         if await self._toolbox.prepare():
             self._tools = cast(list[ChatCompletionToolUnionParam], self._toolbox.schemas())
         loop = asyncio.get_running_loop()

@@ -6,16 +6,20 @@
 - `NoInput`: a bracketed note asks for a short reprompt.
 - Assistant turns flagged `interrupted` are sent as heard, with a trailing "—".
 - An agent that can end or transfer calls gets `CLOSING_NOTE` after its prompt.
+- The caller's words (and keys) reach the model with the personal data of the kinds in `pii`
+  (the tenant's policy, `AgentContext.pii`) replaced by placeholders (`agents.pii`: "my card
+  is [CARD]").
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import cast
 
 from openai.types.chat import ChatCompletionMessageParam
 
 from agents.base import AgentInput, CallStarted, DtmfPressed, Message, NoInput, UserSaid
+from agents.pii import redact_text
 from agents.spec import AgentSpec
 from agents.tools import ToolCall
 
@@ -37,10 +41,15 @@ CLOSING_NOTE = (
 
 
 def chat_messages(
-    spec: AgentSpec, history: Sequence[Message], event: AgentInput
+    spec: AgentSpec,
+    history: Sequence[Message],
+    event: AgentInput,
+    *,
+    pii: Collection[str] = (),
 ) -> list[ChatCompletionMessageParam]:
     """The request's messages: the system prompt, the history as the caller heard it, and a
-    user message for `event` unless the history already ends with it."""
+    user message for `event` unless the history already ends with it; the caller's lines with
+    the kinds of personal data in `pii` redacted."""
     messages: list[ChatCompletionMessageParam] = []
     closing = {"end_call", "transfer_call"} & {t.name for t in spec.tools if t.kind == "builtin"}
     system = "\n\n".join(p for p in (spec.prompt, CLOSING_NOTE if closing else "") if p)
@@ -48,7 +57,7 @@ def chat_messages(
         messages.append({"role": "system", "content": system})
     for entry in history:
         if entry.role == "user":
-            messages.append({"role": "user", "content": entry.text})
+            messages.append({"role": "user", "content": redact_text(entry.text, pii)})
         else:
             text = entry.text
             if entry.interrupted:
@@ -69,7 +78,7 @@ def chat_messages(
         case NoInput(count=count):
             note = NO_INPUT_NOTE.format(count=count)
     if note is not None:
-        messages.append({"role": "user", "content": note})
+        messages.append({"role": "user", "content": redact_text(note, pii)})
     return messages
 
 

@@ -72,6 +72,9 @@ class TranscriptLine(msgspec.Struct, frozen=True, kw_only=True):
     turn: int
     interrupted: bool = False
     at: str | None = None
+    redacted: list[str] = []
+    """The kinds of personal data replaced by placeholders in `text` (`[CARD]`, `[EMAIL]`, ...);
+    the text was redacted before it was stored."""
 
 
 class CallDetail(CallSummary, frozen=True, kw_only=True):

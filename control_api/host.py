@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from agents.pii import ALL_KINDS
 from agents.spec import AgentSpec
 from control_api.calls import CallRunner, LiveCalls
 from control_api.refusals import OverCapacity as OverCapacity
@@ -34,6 +35,9 @@ class AgentRef:
     environment and reach private LLM endpoints; a tenant's may not."""
     llm_access: LlmAccess | None = field(default=None, repr=False, compare=False)
     """The model key and guard a running call's agent got (the outcome model uses them)."""
+    pii: frozenset[str] = field(default=ALL_KINDS, compare=False)
+    """The kinds of personal data redacted from the call's events and its agent's LLM context:
+    the tenant's policy when the call started (`control_api.store.redaction`)."""
 
     @property
     def pinned(self) -> str:

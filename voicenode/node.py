@@ -27,6 +27,7 @@ from control_api.quotas import Quotas, tenant_cap
 from control_api.refusals import OverCapacity
 from control_api.store import Store
 from control_api.store.directory import Directory
+from control_api.store.redaction import redaction_kinds
 from control_api.store.secrets import llm_access_for
 from control_api.store.seed import node_store
 from control_api.store.tenants import quota_lookup
@@ -172,7 +173,8 @@ class Node(AdmittingHost):
             env=os.environ,
             url_allowlist=allowlist,
         )
-        ref = dataclasses.replace(ref, llm_access=access)
+        pii = await redaction_kinds(self.store, info.tenant_id)
+        ref = dataclasses.replace(ref, llm_access=access, pii=pii)
         ctx = AgentContext(
             call_id=info.call_id,
             tenant_id=info.tenant_id,
@@ -180,6 +182,7 @@ class Node(AdmittingHost):
             url_allowlist=allowlist,
             env=os.environ if ref.operator else {},
             llm=access,
+            pii=pii,
         )
         session = CallSession(
             info=info,

@@ -7,20 +7,24 @@ schema version), `call_id`, `tenant_id`, `seq` (0, 1, 2, ... per call, in order)
 version; a change that breaks consumers bumps `v`.
 
 `CallTrack` follows one call: it turns the session's `CallEvent`s into analytics events (a
-sans-IO class: no clock, no I/O — the time is passed in).
+sans-IO class: no clock, no I/O — the time is passed in). Personal data is redacted there, by
+the tenant's policy (`agents.pii`), before anything is built from a line: `transcript.final`'s
+text, `tool.called`'s arguments and result, `call.ended`'s summary and slots carry placeholders
+(`[CARD]`, `[EMAIL]`, ...), and each says in `redacted` which kinds it replaced.
 """
 
 from __future__ import annotations
 
 import datetime
 import statistics
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, Final
 
 import msgspec
 
 from agents.base import Message
 from agents.outcome import CallFacts, Outcome
+from agents.pii import ALL_KINDS, merge_kinds, redact
 from media.call import CallInfo
 from pipeline.events import CallEnded, CallEvent, ToolCalled, Transcript, TurnMetrics
 from pipeline.marks import STAGES
@@ -76,6 +80,9 @@ class TranscriptFinalEvent(_Event, frozen=True, kw_only=True, tag="transcript.fi
     """An agent line's reply latency per stage (`pipeline.marks.STAGES`: `turn_window`,
     `stt_wait`, `agent`, `tts_first`, `playout`, `voice_to_voice`), in ms, from its turn's
     TurnMarks; empty when the reply had none (a reprompt, a keypad entry, a user line)."""
+    redacted: list[str] = msgspec.field(default_factory=list)
+    """The kinds of personal data replaced by placeholders in `text` (`agents.pii`: `card`,
+    `email`, ...); empty when none was."""
 
 
 class ToolCalledEvent(_Event, frozen=True, kw_only=True, tag="tool.called"):
@@ -83,6 +90,8 @@ class ToolCalledEvent(_Event, frozen=True, kw_only=True, tag="tool.called"):
     arguments: dict[str, Any]
     result: str
     ok: bool
+    redacted: list[str] = msgspec.field(default_factory=list)
+    """The kinds of personal data replaced in `arguments` and `result`."""
 
 
 class CallTransferredEvent(_Event, frozen=True, kw_only=True, tag="call.transferred"):
@@ -94,6 +103,8 @@ class CallEndedEvent(_Event, frozen=True, kw_only=True, tag="call.ended"):
     duration_s: float
     outcome: Outcome
     latency: LatencySummary
+    redacted: list[str] = msgspec.field(default_factory=list)
+    """The kinds of personal data replaced in the outcome's summary and slots."""
 
 
 AnalyticsEvent = (
@@ -156,14 +167,36 @@ def stages_ms(marks: dict[str, float]) -> dict[str, float]:
     }
 
 
+def redact_value(value: Any, kinds: Collection[str], found: list[str]) -> Any:
+    """`value` (a string, or lists and dicts of them) with personal data redacted; the kinds
+    replaced are added to `found`."""
+    if isinstance(value, str):
+        redaction = redact(value, kinds)
+        found.extend(redaction.kinds)
+        return redaction.text
+    if isinstance(value, dict):
+        return {key: redact_value(item, kinds, found) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact_value(item, kinds, found) for item in value]
+    return value
+
+
 class CallTrack:
     """One call's analytics state: the next `seq`, what the outcome needs (transcript, slots)
-    and the latency of its turns."""
+    and the latency of its turns. `pii`: the kinds of personal data redacted from what it
+    builds (the tenant's policy; every kind by default)."""
 
     def __init__(
-        self, info: CallInfo, *, agent: str, node: str, agent_version: int | None = None
+        self,
+        info: CallInfo,
+        *,
+        agent: str,
+        node: str,
+        agent_version: int | None = None,
+        pii: Collection[str] = ALL_KINDS,
     ) -> None:
         self.info = info
+        self.pii = pii
         self.agent = agent
         self.agent_version = agent_version
         self.node = node
@@ -208,23 +241,33 @@ class CallTrack:
             return None
         match event:
             case Transcript(final=True, role=role, text=text, turn=turn, interrupted=cut):
+                line = redact(text, self.pii)
                 self.transcript.append(
                     Message(
-                        role="user" if role == "user" else "assistant", text=text, interrupted=cut
+                        role="user" if role == "user" else "assistant",
+                        text=line.text,
+                        interrupted=cut,
                     )
                 )
                 stages = self._stages.pop(turn, {}) if role == "agent" else {}
                 return TranscriptFinalEvent(
                     **self._head(at),
                     role=role,
-                    text=text,
+                    text=line.text,
                     turn=turn,
                     interrupted=cut,
                     stages_ms=stages,
+                    redacted=list(line.kinds),
                 )
             case ToolCalled(name=name, arguments=arguments, result=result, ok=ok):
+                found: list[str] = []
                 return ToolCalledEvent(
-                    **self._head(at), name=name, arguments=arguments, result=result, ok=ok
+                    **self._head(at),
+                    name=name,
+                    arguments=redact_value(arguments, self.pii, found),
+                    result=redact_value(result, self.pii, found),
+                    ok=ok,
+                    redacted=merge_kinds(found),
                 )
             case TurnMetrics(turn=turn, marks=marks):
                 self.turns.append(event)
@@ -236,12 +279,21 @@ class CallTrack:
                         return CallTransferredEvent(**self._head(at))
         return None
 
+    def live(self, event: CallEvent) -> CallEvent:
+        """`event` as the live feed may show it: a partial transcript's text redacted."""
+        if isinstance(event, Transcript) and not event.final:
+            return msgspec.structs.replace(event, text=redact(event.text, self.pii).text)
+        return event
+
     def facts(self, reason: str | None = None) -> CallFacts:
+        """What the outcome is extracted from: the redacted transcript and slots."""
         ended = self.ended
+        raw = ended.slots if ended else {}
+        slots = {key: redact(value, self.pii).text for key, value in raw.items()}
         return CallFacts(
             reason=reason or (ended.reason if ended else "interrupted"),
             duration_s=ended.duration_s if ended else 0.0,
-            slots=dict(ended.slots) if ended else {},
+            slots=slots,
             transcript=tuple(self.transcript),
         )
 
@@ -255,10 +307,19 @@ class CallTrack:
     ) -> CallEndedEvent:
         self.closed = True
         ended = self.ended
+        found: list[str] = []
+        if ended is not None:  # the slots the outcome was made from (`facts`) had these kinds
+            redact_value(dict(ended.slots), self.pii, found)
+        outcome = msgspec.structs.replace(
+            outcome,
+            summary=redact_value(outcome.summary, self.pii, found),
+            slots=redact_value(outcome.slots, self.pii, found),
+        )
         return CallEndedEvent(
             **self._head(at),
             reason=reason or (ended.reason if ended else "interrupted"),
             duration_s=duration_s if duration_s is not None else (ended.duration_s if ended else 0),
             outcome=outcome,
             latency=summarise_latency(self.turns),
+            redacted=merge_kinds(found),
         )

@@ -63,6 +63,7 @@ def transcript_line(event: TranscriptFinalEvent) -> dict[str, Any]:
         "turn": event.turn,
         "interrupted": event.interrupted,
         "at": event.at,
+        "redacted": list(event.redacted),
     }
 
 

@@ -12,6 +12,10 @@ At a call's end its outcome is extracted in an owned task (an LLM agent asks its
 `analytics.outcome_timeout_s`), then `call.ended` is queued. A call that ends without a
 `CallEnded` (its task failed) is closed as failed by `sweep`; calls still open when the
 recorder closes are closed as `interrupted`.
+
+Personal data is redacted in each call's `CallTrack` by its tenant's policy (the lookup's
+`pii`, read when the call started; every kind when the lookup has none), so the outbox, the
+call records, the live feed and the outcome model only ever get placeholders.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from sqlalchemy.exc import IntegrityError
 
 from agents.llm_access import LlmAccess
 from agents.outcome import Outcome, extract_outcome, rules_outcome
+from agents.pii import ALL_KINDS
 from agents.spec import AgentSpec
 from config.schema import AnalyticsSettings
 from control_api.analytics.events import AnalyticsEvent, CallTrack, event_type
@@ -60,6 +65,8 @@ class AgentRef:
     name: str
     spec: AgentSpec | None = None
     version: int | None = None
+    pii: frozenset[str] = ALL_KINDS
+    """The kinds of personal data redacted from the call's events (the tenant's policy)."""
 
 
 class AgentOfCall(Protocol):
@@ -141,13 +148,14 @@ class CallRecorder:
                 agent=ref.name if ref else "",
                 agent_version=ref.version if ref else None,
                 node=self._node,
+                pii=getattr(ref, "pii", ALL_KINDS),
             )
             self._tracks[info.call_id] = track
             self._specs[info.call_id] = ref.spec if ref else None
             self._access[info.call_id] = getattr(ref, "llm_access", None)
             self._put(track.started(now))
         if self._feed is not None:
-            self._feed.publish_live(info, event)
+            self._feed.publish_live(info, track.live(event))
         out = track.feed(event, now)
         if out is not None:
             self._put(out)

@@ -44,12 +44,14 @@ def llm_agent(
     secrets: Mapping[str, str] | None = None,
     operator: bool = False,
     llm_allowlist: Sequence[str] = ("127.0.0.1",),  # the double: a tenant's endpoint
+    pii: frozenset[str] = frozenset(),
     **llm: Any,
 ) -> LlmAgent:
     """The agent "dental" of call "call-1" (tenant "tenant-1") whose model is the double (or
     `base_url`); `llm`: the rest of its `LlmSettings` (model "test-model" unless given).
     `allowlist`: the hosts its tools may reach; `llm_allowlist`: the model's; `env`, `secrets`,
-    `operator`: where its key comes from (`LlmAccess.for_agent`)."""
+    `operator`: where its key comes from (`LlmAccess.for_agent`); `pii`: the kinds of personal
+    data redacted from what the model gets (`AgentContext.pii`)."""
     llm = {"base_url": base_url or double.base_url, "model": "test-model", **llm}
     settings = LlmSettings(**llm)
     spec = AgentSpec(
@@ -76,6 +78,7 @@ def llm_agent(
         url_allowlist=allowlist,
         env=env or {},
         llm=access,
+        pii=pii,
     )
     return LlmAgent(spec, ctx)
 

@@ -16,9 +16,10 @@ import msgspec
 from config.schema import Settings
 from media.call import CallInfo, Direction
 from media.clock import MonotonicClock
+from media.frames import FRAME_SAMPLES, SAMPLE_RATE, AudioFrame, frames_from_samples
 from media.virtual import VirtualCall, VirtualTransport
-from pipeline.events import CallEvent
-from pipeline.fakes import fake_engines
+from pipeline.events import CallEnded, CallEvent, StateChanged
+from pipeline.fakes import fake_engines, utterance_audio
 from tests.support.harness import real_node_settings, serve_app
 from voicenode.node import Node, open_node
 
@@ -106,3 +107,40 @@ async def run_call(
     async with asyncio.timeout(CALL_LIMIT_S):
         await task
     return call.info
+
+
+async def call_and_speak(
+    node: Node, tenant_id: str, agent: str, *, from_uri: str = "sip:caller@test"
+) -> CallEnded:
+    """One inbound call: the agent greets, the caller says its first line (the node's fake STT
+    hears `lines[0]` of `light_node`; 20 ms frames on the real clock) and silence after it, until
+    the call ends (the agent ends it); its `CallEnded`."""
+    states: asyncio.Queue[CallEvent] = asyncio.Queue()
+    ended: list[CallEnded] = []
+    call, task = start_call(node, tenant_id, agent, from_uri=from_uri)
+
+    def watch(seen: CallInfo, event: CallEvent) -> None:
+        if seen.call_id == call.info.call_id:
+            states.put_nowait(event)
+            if isinstance(event, CallEnded):
+                ended.append(event)
+
+    unsubscribe = node.calls.subscribe(watch)  # before the call's task first runs
+    try:
+        async with asyncio.timeout(CALL_LIMIT_S):
+            while await states.get() != StateChanged("listening"):
+                pass  # the greeting plays first
+            line = frames_from_samples(utterance_audio(0, 0.8))
+            seq = 0
+            next_at = asyncio.get_running_loop().time()
+            while not task.done():
+                frame = line.pop(0) if line else AudioFrame.silence()
+                await call.transport.source.send(AudioFrame(frame.pcm, seq))
+                seq += 1
+                next_at += FRAME_SAMPLES / SAMPLE_RATE
+                await asyncio.sleep(max(0.0, next_at - asyncio.get_running_loop().time()))
+            await task
+    finally:
+        unsubscribe()
+    assert len(ended) == 1
+    return ended[0]

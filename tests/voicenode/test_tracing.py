@@ -7,7 +7,6 @@ and no transcript or phone number anywhere."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,13 +19,14 @@ from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProces
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from control_api.store import agents as agent_rows
-from media.call import CallInfo
-from media.frames import FRAME_SAMPLES, SAMPLE_RATE, AudioFrame, frames_from_samples
-from pipeline.events import CallEnded, CallEvent, StateChanged
-from pipeline.fakes import utterance_audio
 from tests.support.analytics import Receiver
 from tests.support.llm_double import LlmDouble, Reply, ScriptedToolCall
-from tests.support.served_node import light_node, light_node_settings, run_call, start_call
+from tests.support.served_node import (
+    call_and_speak,
+    light_node,
+    light_node_settings,
+    run_call,
+)
 from voicenode.node import Node
 from voicenode.tracing import STAGE_SPANS, exporter_from_env, open_call_tracing
 
@@ -84,40 +84,6 @@ async def traced_node(data_dir: Path) -> AsyncIterator[tuple[Node, InMemorySpanE
         yield node, exporter
 
 
-async def call_and_speak(node: Node) -> CallEnded:
-    """One inbound call: the agent greets, the caller says its line (20 ms frames on the real
-    clock), the agent answers and ends the call with its tool."""
-    states: asyncio.Queue[CallEvent] = asyncio.Queue()
-    ended: list[CallEnded] = []
-    call, task = start_call(node, "demo", "tracer", from_uri=CALLER_URI)
-
-    def watch(seen: CallInfo, event: CallEvent) -> None:
-        if seen.call_id == call.info.call_id:
-            states.put_nowait(event)
-            if isinstance(event, CallEnded):
-                ended.append(event)
-
-    unsubscribe = node.calls.subscribe(watch)  # before the call's task first runs
-    try:
-        async with asyncio.timeout(30):
-            while await states.get() != StateChanged("listening"):
-                pass  # the greeting plays first
-            line = frames_from_samples(utterance_audio(0, 0.8))
-            seq = 0
-            next_at = asyncio.get_running_loop().time()
-            while not task.done():
-                frame = line.pop(0) if line else AudioFrame.silence()
-                await call.transport.source.send(AudioFrame(frame.pcm, seq))
-                seq += 1
-                next_at += FRAME_SAMPLES / SAMPLE_RATE
-                await asyncio.sleep(max(0.0, next_at - asyncio.get_running_loop().time()))
-            await task
-    finally:
-        unsubscribe()
-    assert len(ended) == 1
-    return ended[0]
-
-
 def children(spans: list[ReadableSpan], parent: ReadableSpan) -> list[ReadableSpan]:
     assert parent.context is not None
     return [s for s in spans if s.parent is not None and s.parent.span_id == parent.context.span_id]
@@ -136,7 +102,7 @@ async def test_a_real_call_makes_one_trace_with_turn_stage_and_tool_spans(tmp_pa
         double.script(
             Reply(tokens=["Okay, ", "it is cancelled."], tool_calls=[ScriptedToolCall("end_call")])
         )
-        ended = await call_and_speak(node)
+        ended = await call_and_speak(node, "demo", "tracer", from_uri=CALLER_URI)
     spans = list(exporter.get_finished_spans())
     (root,) = [s for s in spans if s.parent is None]
     assert root.name == "call" and root.context is not None
