@@ -10,8 +10,13 @@ Ranges (RFC 9110): one range `bytes=a-b`, `bytes=a-` or `bytes=-n` is answered 2
 header that is not one byte range is ignored (the whole file, 200). The body is streamed from
 the store `CHUNK_BYTES` at a time.
 
-`recording_router(store, **router_kwargs)` builds the router; the router kwargs are the bearer
-auth middleware and the acting-tenant dependency, as for the other `/v1` routers.
+`POST /v1/calls/{call_id}/recording/pause` and `.../resume` (with `live`, the node's
+`LiveRecordings`) mute and unmute a live call's recording from now on (a sensitive moment), for
+operator and admin keys of the call's tenant; the answer says whether it is paused now and
+whether the request changed that; 404 when the tenant has no live recording of that call.
+
+`recording_router(store, live, **router_kwargs)` builds the router; the router kwargs are the
+bearer auth middleware and the acting-tenant dependency, as for the other `/v1` routers.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any, Final
 
-from litestar import Request, Router, get
+import msgspec
+from litestar import Request, Router, get, post
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.params import FromPath
@@ -30,15 +36,28 @@ from litestar.response import Stream
 from control_api.acting_tenant import ActingTenant
 from control_api.api_errors import errors
 from control_api.auth import Principal, can_operate
+from control_api.recordings.live import LiveRecordings
 from control_api.recordings.store import FORMATS, ID_PATTERN, RecordingKey, RecordingStore
 
-__all__ = ["CHUNK_BYTES", "RangeNotSatisfiable", "byte_range", "recording_router"]
+__all__ = [
+    "CHUNK_BYTES",
+    "RangeNotSatisfiable",
+    "RecordingState",
+    "byte_range",
+    "recording_router",
+]
 
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES: Final = 256 * 1024
 MEDIA_TYPES: Final = {"wav": "audio/wav", "ogg": "audio/ogg"}
 _RANGE: Final = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+class RecordingState(msgspec.Struct, frozen=True, kw_only=True):
+    paused: bool
+    changed: bool
+    """False: it already was paused (or recording)."""
 
 
 class RangeNotSatisfiable(ValueError):
@@ -90,8 +109,50 @@ async def _find(store: RecordingStore, tenant_id: str, call_id: str) -> tuple[Re
     raise NotFoundException(f"no recording of call {call_id!r}")
 
 
-def recording_router(store: RecordingStore, **router_kwargs: Any) -> Router:
-    """The recording route on `store` (see the module docstring)."""
+def _pause_handlers(live: LiveRecordings) -> list[Any]:
+    async def switch(
+        pause: bool, tenant_id: str, call_id: str, request: Request[Principal, None, State]
+    ) -> RecordingState:
+        changed = (live.pause if pause else live.resume)(tenant_id, call_id)
+        if changed is None:
+            raise NotFoundException(f"no live recording of call {call_id!r}")
+        log.info(
+            "recording paused" if pause else "recording resumed",
+            extra={"tenant_id": tenant_id, "call_id": call_id, "key_id": request.user.key_id},
+        )
+        return RecordingState(paused=pause, changed=changed)
+
+    @post(
+        "/calls/{call_id:str}/recording/pause",
+        status_code=200,
+        guards=[can_operate],
+        responses=errors(404),
+        summary="Mute a live call's recording from now on",
+    )
+    async def pause_recording(
+        call_id: FromPath[str], tenant_id: ActingTenant, request: Request[Principal, None, State]
+    ) -> RecordingState:
+        return await switch(True, tenant_id, call_id, request)
+
+    @post(
+        "/calls/{call_id:str}/recording/resume",
+        status_code=200,
+        guards=[can_operate],
+        responses=errors(404),
+        summary="Record a live call again from now on",
+    )
+    async def resume_recording(
+        call_id: FromPath[str], tenant_id: ActingTenant, request: Request[Principal, None, State]
+    ) -> RecordingState:
+        return await switch(False, tenant_id, call_id, request)
+
+    return [pause_recording, resume_recording]
+
+
+def recording_router(
+    store: RecordingStore, live: LiveRecordings | None = None, **router_kwargs: Any
+) -> Router:
+    """The recording routes on `store` and `live` (see the module docstring)."""
 
     @get(
         "/calls/{call_id:str}/recording",
@@ -131,4 +192,5 @@ def recording_router(store: RecordingStore, **router_kwargs: Any) -> Router:
             headers=headers,
         )
 
-    return Router(path="/v1", route_handlers=[get_recording], **router_kwargs)
+    handlers = [get_recording, *(_pause_handlers(live) if live is not None else [])]
+    return Router(path="/v1", route_handlers=handlers, **router_kwargs)
