@@ -26,7 +26,11 @@ MIGRATIONS: Final = Path(__file__).with_name("migrations")
 LOCK_ID: Final = 0x766F6963  # "voic": one fleet-wide advisory lock for schema changes
 
 
-TABLE_MODULES: Final = ("control_api.store.models", "control_api.analytics.tables")
+TABLE_MODULES: Final = (
+    "control_api.store.models",
+    "control_api.analytics.tables",
+    "control_api.campaigns.rows",
+)
 """Every module that declares tables on `Base` (what autogenerate and the schema test see)."""
 
 
