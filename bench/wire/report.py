@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.report import Summary, summarize, turn_stages_ms
+from bench.report import STAGES, Summary, summarize, turn_stages_ms
 from bench.wire.call_report import call_summary
 from bench.wire.measure import (
     call_minutes,
@@ -24,7 +24,6 @@ from bench.wire.measure import (
 )
 from bench.wire.runner import StepResult
 from bench.wire.timeline import CallTimeline
-from pipeline.marks import STAGES
 
 LATE_GAP_MS = 40.0
 """A gap between received packets longer than two frames counts as late."""

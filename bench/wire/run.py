@@ -90,16 +90,11 @@ def _say(message: str) -> None:
 
 
 def render_scenario(scenario: Scenario) -> list[SpokenLine]:
-    """The scenario's lines in the caller voice (the embedded Piper voice, pitched up)."""
-    from config.schema import TtsSettings
-    from pipeline.tts import TtsEngine
-    from voicenode.simulate import caller_voice
+    """The scenario's lines in the caller voice (`media.speech`: the embedded Piper voice,
+    pitched up, noise off), loaded here: the bench starts no TTS engine of the node's."""
+    from media.speech import CallerVoice
 
-    tts = TtsEngine(TtsSettings())
-    try:
-        return speak_lines(scenario, lambda text: caller_voice(tts, text))
-    finally:
-        tts.close()
+    return speak_lines(scenario, CallerVoice.load())
 
 
 def mock_agent_toml(base_url: str, ttft_ms: float) -> str:

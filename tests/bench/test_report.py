@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+import bench.report
+import pipeline.marks
 from bench.report import (
     OVERHEAD,
+    STAGES,
     TurnSample,
     build_report,
     node_overhead_ms,
@@ -15,7 +18,6 @@ from bench.report import (
     summarize,
     turn_stages_ms,
 )
-from pipeline.marks import STAGES
 
 MACHINE = {"cpu_count": 2, "load_avg_1m": 0.5}
 
@@ -42,6 +44,14 @@ def marks(
         at += dt
         out[name] = at
     return out
+
+
+def test_the_bench_reads_the_nodes_marks_and_stages() -> None:
+    """The bench's copy of the node's turn vocabulary (it does not import the pipeline) is the
+    node's: the same marks and stages, in the same order, so the reports name what the node
+    measures."""
+    assert bench.report.MARKS == pipeline.marks.MARKS
+    assert list(bench.report.STAGES.items()) == list(pipeline.marks.STAGES.items())
 
 
 def sample(turn: int = 1, **durations: float) -> TurnSample:
