@@ -4,8 +4,10 @@ At a pause in the caller's speech the session asks `TurnModelEngine.probability`
 it is that the caller has finished, from the last 8 s of the caller's audio (prosody, not only
 words). The model takes Whisper-style log-mel features (80 bins x 800 frames of 10 ms) of the
 zero-mean, unit-variance waveform, left-padded with silence to 8 s, and returns the
-probability of "complete". One onnxruntime session per process on one owned worker thread;
-requests from all calls that wait while it runs are scored together as one batch.
+probability of "complete" (its graph ends in a sigmoid). `features` follows the reference's
+recipe exactly (tests/pipeline/test_turn_model_features.py pins it). One onnxruntime session
+per process on one owned worker thread; requests from all calls that wait while it runs are
+scored together as one batch.
 
 The model file ships inside the `pipecat-ai` wheel on PyPI; `make venv`
 (`deploy/models/fetch_smart_turn.py`) takes it from there at install time (checksummed) and
@@ -22,7 +24,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +38,7 @@ log = logging.getLogger(__name__)
 MODEL_FILE = "smart-turn-v3.2-cpu.onnx"
 WINDOW_S = 8
 WINDOW_SAMPLES = WINDOW_S * SAMPLE_RATE
+N_FFT, HOP, N_MELS = 400, 160, 80
 
 PREDICTIONS = Counter(
     "voicenode_turn_model_predictions_total", "End-of-turn predictions of the audio turn model"
@@ -65,21 +68,47 @@ class TurnModel(Protocol):
     async def probability(self, audio: npt.NDArray[np.int16]) -> float: ...
 
 
-def features(audio: npt.NDArray[np.int16]) -> npt.NDArray[np.float32]:
-    """The model's input for one pause: [80, 800] log-mel of the last 8 s (16 kHz int16)."""
-    global _EXTRACTOR
-    if _EXTRACTOR is None:
-        from faster_whisper.feature_extractor import FeatureExtractor
+def _hz_to_mel(hz: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """The Slaney mel scale (Whisper's): linear below 1 kHz, logarithmic above."""
+    log = 15.0 + np.log(np.maximum(hz, 1e-9) / 1000.0) * 27.0 / np.log(6.4)
+    return np.where(hz < 1000.0, 3.0 * hz / 200.0, log)
 
-        _EXTRACTOR = FeatureExtractor(feature_size=80, chunk_length=WINDOW_S)
+
+def _mel_to_hz(mel: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    exp = 1000.0 * np.exp((mel - 15.0) * np.log(6.4) / 27.0)
+    return np.where(mel < 15.0, 200.0 * mel / 3.0, exp)
+
+
+def _mel_filters() -> npt.NDArray[np.float64]:
+    """[80 mel bins, 201 FFT bins]: Slaney-normalised triangles from 0 to 8 kHz."""
+    edges = _mel_to_hz(np.linspace(0.0, _hz_to_mel(np.array([SAMPLE_RATE / 2.0]))[0], N_MELS + 2))
+    bins = np.linspace(0.0, SAMPLE_RATE / 2.0, N_FFT // 2 + 1)[:, None]
+    rise = (bins - edges[None, :-2]) / (edges[1:-1] - edges[:-2])
+    fall = (edges[None, 2:] - bins) / (edges[2:] - edges[1:-1])
+    triangles = np.maximum(0.0, np.minimum(rise, fall)) * (2.0 / (edges[2:] - edges[:-2]))
+    return np.ascontiguousarray(triangles.T, dtype=np.float64)
+
+
+_MEL = _mel_filters()
+_HANN = np.hanning(N_FFT + 1)[:-1]  # periodic, as torch's
+
+
+def features(audio: npt.NDArray[np.int16]) -> npt.NDArray[np.float32]:
+    """The model's input for one pause: [80, 800] log-mel of the last 8 s (16 kHz int16).
+
+    The reference's recipe step for step (pipecat's `LocalSmartTurnAnalyzerV3`, i.e.
+    transformers' `WhisperFeatureExtractor(chunk_length=8)`, `do_normalize=True`): zero-mean,
+    unit-variance in float32 over the 8 s, the spectrogram in float64. The model is quantized
+    (int8): features 1e-5 apart (a float32 FFT) move its output by up to 0.05."""
     x = audio[-WINDOW_SAMPLES:].astype(np.float32) / 32768.0
     x = np.pad(x, (WINDOW_SAMPLES - x.size, 0))
     x = (x - x.mean()) / np.sqrt(x.var() + 1e-7)
-    mel = _EXTRACTOR(x, padding=0)  # Whisper's log-mel (as transformers' extractor computes it)
-    return np.asarray(mel, dtype=np.float32)[:, : WINDOW_S * 100]
-
-
-_EXTRACTOR: Any = None
+    padded = np.pad(x.astype(np.float64), N_FFT // 2, mode="reflect")
+    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP]
+    power = np.abs(np.fft.rfft(frames * _HANN, axis=-1)) ** 2
+    log = np.log10(np.maximum(_MEL @ power.T, 1e-10))[:, :-1]  # (the last frame dropped)
+    log = np.maximum(log, log.max() - 8.0)
+    return np.asarray((log + 4.0) / 4.0, dtype=np.float32)
 
 
 class SmartTurnModel:
