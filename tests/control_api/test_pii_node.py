@@ -2,16 +2,18 @@
 `CallSession`; fake speech engines on the real clock; an LLM agent against the `LlmDouble`):
 the caller reads a card number and an email, and the model (its turn and the outcome after the
 call) and the history API get placeholders; after the platform admin narrows the policy to
-emails, the next call's card number is left as said."""
+emails, the next call's card number is left as said. The node's logs carry neither."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from agents.outcome import OUTCOME_PROMPT
 from control_api.store import agents as agent_rows
@@ -19,6 +21,7 @@ from tests.support.analytics import wait_for
 from tests.support.harness import auth, serve_app
 from tests.support.llm_double import LlmDouble, Reply, ScriptedToolCall
 from tests.support.served_node import call_and_speak, light_node, light_node_settings
+from voicenode.logs import JsonFormatter
 from voicenode.node import Node
 
 CARD = "4111 1111 1111 1111"
@@ -87,8 +90,9 @@ def user_lines(requests: list[dict[str, Any]]) -> list[str]:
 
 
 async def test_the_model_and_the_history_get_placeholders_by_the_tenants_policy(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO)  # the node's default `node.log_level`
     async with LlmDouble() as double, served(tmp_path) as (node, http):
         async with node.store.session() as session:
             await agent_rows.create_agent(session, "demo", "payments", agent_toml(double))
@@ -117,3 +121,8 @@ async def test_the_model_and_the_history_get_placeholders_by_the_tenants_policy(
             f"My card is {CARD} and my email is [EMAIL]",
             ["email"],
         )
+    # the node's log lines (as its JSON formatter writes them) never carry what was said, not
+    # even the card the narrowed policy left in the second call's records
+    formatter = JsonFormatter(redact_pii=True)
+    written = "\n".join(formatter.format(record) for record in caplog.records)
+    assert caplog.records and "4111" not in written and "example dot com" not in written
