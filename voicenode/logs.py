@@ -99,7 +99,9 @@ def setup_logging(level: str = "info", fmt: str = "auto", *, redact_pii: bool = 
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.captureWarnings(True)  # Python warnings as records of the `py.warnings` logger
-    # httpx2 (the OpenAI and MCP clients) and the mcp SDK log URLs and arguments below WARNING
+    # httpx2 (the OpenAI and MCP clients) and the mcp SDK log URLs and arguments below WARNING;
+    # aiosqlite and SQLAlchemy log statements with their parameters (transcripts, numbers)
     noisy_loggers = ("httpx", "httpcore", "httpx2", "httpcore2", "mcp", "aioice", "aiortc")
-    for noisy in (*noisy_loggers, "openai", "faster_whisper"):
+    database_loggers = ("aiosqlite", "sqlalchemy", "asyncpg")
+    for noisy in (*noisy_loggers, *database_loggers, "openai", "faster_whisper"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -1,5 +1,7 @@
-"""The HTTP stacks and the MCP SDK log URLs and tool arguments below WARNING: the node's
-logging keeps them at WARNING (no MCP server URL, header or argument in an INFO log)."""
+"""The HTTP stacks and the MCP SDK log URLs and tool arguments below WARNING, and the database
+drivers log statements with their parameters (a transcript, a caller's number): the node's
+logging keeps them at WARNING even at `log_level = "debug"` (no MCP server URL, header,
+argument or stored line in the node's log)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,16 @@ import logging
 
 from voicenode.logs import setup_logging
 
-QUIET = ("httpx", "httpx2", "httpcore2", "mcp", "mcp.client.streamable_http")
+QUIET = (
+    "httpx",
+    "httpx2",
+    "httpcore2",
+    "mcp",
+    "mcp.client.streamable_http",
+    "aiosqlite",
+    "sqlalchemy.engine.Engine",
+    "asyncpg",
+)
 
 
 def test_http_and_mcp_loggers_stay_at_warning() -> None:
