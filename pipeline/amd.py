@@ -10,10 +10,11 @@ The rules, in the order they are tried (times from the answer):
 3. **long_greeting**: one utterance (speech whose pauses are all shorter than
    `human_silence_ms`) of `machine_speech_ms` or more is a machine's greeting;
 4. **short_greeting**: a shorter utterance followed by `human_silence_ms` of silence ("Hello?"
-   and a wait for an answer) is a person's;
-5. **deadline** at `decision_ms`: an utterance still going on after 60 % of
-   `machine_speech_ms` is a machine's, a shorter one a person's; **silence**: nobody spoke,
-   unknown.
+   and a wait for an answer) is a person's, unless a tone is playing then (it may be the
+   beep after a short greeting: its end decides);
+5. **deadline** at `decision_ms`: a tone still playing, or an utterance still going on after
+   60 % of `machine_speech_ms`, is a machine's, a shorter one a person's; **silence**: nobody
+   spoke, unknown.
 
 After "machine" the detector keeps listening for the moment to start a voicemail message
 (`VoicemailCue`): the end of the beep; without one, `beep_wait_ms` of silence after the
@@ -248,10 +249,13 @@ class AnsweringMachineDetector:
             return "machine", "greeting_phrase"
         if self._greeting_ms >= s.machine_speech_ms:
             return "machine", "long_greeting"
-        if spoke and self._silence_ms(now) >= s.human_silence_ms:
+        tone = self._beeps.in_tone  # a tone going on may be the beep: its end decides
+        if spoke and not tone and self._silence_ms(now) >= s.human_silence_ms:
             return "human", "short_greeting"
         if self._ms(now) < s.decision_ms:
             return None
+        if tone:
+            return "machine", "deadline"
         if not spoke:
             return "unknown", "silence"
         going_on = self._silence_ms(now) < s.human_silence_ms

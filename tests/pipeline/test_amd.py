@@ -155,6 +155,33 @@ def test_a_beep_alone_is_a_machine_and_the_message_starts_at_once(silero: Silero
     assert got.outputs == [d, got.cue]
 
 
+def test_a_short_greeting_then_a_beep_is_a_machine(silero: SileroModel) -> None:
+    """No transcript: the greeting is too short for a machine's, but the tone that starts
+    before `human_silence_ms` has passed holds the decision until it ends."""
+    greeting = espeak("Hey, it's Sam, leave a message.", words_per_minute=175)
+    assert len(greeting) < SAMPLE_RATE * 2.5  # shorter than `machine_speech_ms`, silences too
+    got = classify(silero, line(silence(0.3), greeting, silence(0.5), beep(1000.0, 400)))
+    d = got.decision  # the beep ends just before the deadline or after it (still playing)
+    assert d.result == "machine" and d.reason in {"beep", "deadline"}, d
+    assert d.decided_ms <= 3500
+    assert got.cue is not None and got.cue.after == "beep"
+
+
+def test_a_tone_playing_at_the_deadline_is_a_machine() -> None:
+    detector = AnsweringMachineDetector(AmdSettings(), answered_at=0.0)
+    t = np.arange(320) / SAMPLE_RATE
+    out = []
+    for i in range(250):  # silence, a 1000 Hz tone from 3.0 s to 4.0 s, silence
+        at = i * 0.02
+        tone = 150 <= i < 200
+        samples = (8000 * np.sin(2 * np.pi * 1000 * (t + at))).astype(np.int16)
+        out += detector.feed(samples if tone else np.zeros(320, np.int16), at, speech=False)
+    d, cue = out
+    assert isinstance(d, AmdDecision) and isinstance(cue, VoicemailCue)
+    assert (d.result, d.reason, d.decided_ms) == ("machine", "deadline", 3500.0)
+    assert (cue.after, cue.at_ms) == ("beep", 4000.0)
+
+
 def test_a_greeting_starting_late_is_a_machine_at_the_deadline(silero: SileroModel) -> None:
     d = classify(silero, line(silence(1.6), espeak(GREETING))).decision
     assert (d.result, d.reason, d.decided_ms) == ("machine", "deadline", 3500.0), d
