@@ -49,7 +49,7 @@ MAX_WEBHOOKS_PER_TENANT: Final = 20
 MAX_DEAD_LETTER_PAGE: Final = 200
 
 EventType = Literal[
-    "call.started", "transcript.final", "tool.called", "call.transferred", "call.ended"
+    "call.started", "call.amd", "transcript.final", "tool.called", "call.transferred", "call.ended"
 ]
 TenantName = Annotated[str, Meta(min_length=1, max_length=64)]
 AnalyticsDep = NamedDependency[Analytics]

@@ -2,7 +2,8 @@
 
 Every event carries `id` (`call_id:seq`, unique; consumers dedupe on it), `type`, `v` (the
 schema version), `call_id`, `tenant_id`, `seq` (0, 1, 2, ... per call, in order) and `at`
-(UTC, ISO 8601). Types: `call.started`, `transcript.final`, `tool.called`, `call.transferred`,
+(UTC, ISO 8601). Types: `call.started`, `call.amd` (an outbound call's answering-machine
+detection: result, rule, evidence), `transcript.final`, `tool.called`, `call.transferred`,
 `call.ended` (with the outcome and a latency summary). New fields may be added within a
 version; a change that breaks consumers bumps `v`.
 
@@ -26,12 +27,14 @@ from agents.base import Message
 from agents.outcome import CallFacts, Outcome
 from agents.pii import ALL_KINDS, merge_kinds, redact
 from media.call import CallInfo
-from pipeline.events import CallEnded, CallEvent, ToolCalled, Transcript, TurnMetrics
+from pipeline.amd import AmdEvidence
+from pipeline.events import AmdDetected, CallEnded, CallEvent, ToolCalled, Transcript, TurnMetrics
 from pipeline.marks import STAGES
 
 EVENT_VERSION: Final = 1
 EVENT_TYPES: Final = (
     "call.started",
+    "call.amd",
     "transcript.final",
     "tool.called",
     "call.transferred",
@@ -94,6 +97,19 @@ class ToolCalledEvent(_Event, frozen=True, kw_only=True, tag="tool.called"):
     """The kinds of personal data replaced in `arguments` and `result`."""
 
 
+class CallAmdEvent(_Event, frozen=True, kw_only=True, tag="call.amd"):
+    """An outbound call's answering-machine detection decided (`pipeline/amd.py`)."""
+
+    result: str
+    """human | machine | unknown"""
+    reason: str
+    """The rule: beep | greeting_phrase | long_greeting | short_greeting | deadline | silence"""
+    decided_ms: float
+    """From the answer."""
+    evidence: AmdEvidence
+    """Speech timing, the voicemail phrase matched (never the transcript), the beep."""
+
+
 class CallTransferredEvent(_Event, frozen=True, kw_only=True, tag="call.transferred"):
     pass
 
@@ -109,6 +125,7 @@ class CallEndedEvent(_Event, frozen=True, kw_only=True, tag="call.ended"):
 
 AnalyticsEvent = (
     CallStartedEvent
+    | CallAmdEvent
     | TranscriptFinalEvent
     | ToolCalledEvent
     | CallTransferredEvent
@@ -268,6 +285,10 @@ class CallTrack:
                     result=redact_value(result, self.pii, found),
                     ok=ok,
                     redacted=merge_kinds(found),
+                )
+            case AmdDetected(result=result, reason=reason, decided_ms=ms, evidence=evidence):
+                return CallAmdEvent(
+                    **self._head(at), result=result, reason=reason, decided_ms=ms, evidence=evidence
                 )
             case TurnMetrics(turn=turn, marks=marks):
                 self.turns.append(event)
