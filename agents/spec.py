@@ -184,12 +184,18 @@ class AgentSpec(_Spec, frozen=True):
     )
     """Said when a transfer, DTMF or tool fails and the agent has not said anything about it;
     the conversation then goes on."""
+    recording: Literal["off", "on", "on_consent"] = "off"
+    """Record the call, caller and agent on two channels (`on`); `on_consent`: the same, with
+    `recording_disclosure` said first, before the greeting. Kept under `node.data_dir`."""
+    recording_disclosure: str = "This call is recorded."
 
     def __post_init__(self) -> None:
         if self.kind == "flow" and self.flow is None:
             raise ValueError("a flow agent needs a `flow` section")
         if self.kind == "llm" and self.llm is None:
             raise ValueError("an llm agent needs an `llm` section")
+        if self.recording == "on_consent" and not self.recording_disclosure.strip():
+            raise ValueError("recording = 'on_consent' needs a recording_disclosure line")
         if (problem := servers_problem(self.mcp)) is not None:
             raise ValueError(problem)
         problems = check_vocabulary(self.vocabulary)

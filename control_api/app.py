@@ -46,6 +46,8 @@ from control_api.metrics import ACTIVE_CALLS
 from control_api.numbers_api import numbers_router
 from control_api.openapi_doc import Layers, document
 from control_api.phone import PhoneTokens, phone_router
+from control_api.recordings.live import LiveRecordings
+from control_api.recordings_api import recording_router
 from control_api.redaction_api import redaction_router
 from control_api.secrets_api import secrets_router
 from control_api.state import ApiState
@@ -104,6 +106,13 @@ def api_routers(
             (secrets_router, "secrets", scoped),
         ]
     ]
+    recordings: LiveRecordings | None = getattr(host, "recordings", None)
+    if recordings is not None:  # /v1/calls/{id}/recording: paths of its own, beside /v1/calls
+        control.append(
+            recording_router(
+                recordings.store, recordings, tags=["calls"], dependencies=scoped, **router_kwargs
+            )
+        )
     analytics: Analytics | None = getattr(host, "analytics", None)
     if analytics is None:
         calls = calls_router(CALL_CONTROL, tags=["calls"], dependencies=scoped, **router_kwargs)

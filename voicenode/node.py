@@ -16,14 +16,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+import msgspec
 
 from agents.base import AgentContext
 from agents.factory import build_agent
+from agents.spec import AgentSpec
 from agents.urlguard import guarded_client
 from config import Settings
 from control_api.analytics import Analytics, open_analytics
 from control_api.host import AgentRef, NumberRoute, split_pinned
 from control_api.quotas import Quotas, tenant_cap
+from control_api.recordings.live import LiveRecordings
+from control_api.recordings.store import LocalRecordingStore
 from control_api.refusals import OverCapacity
 from control_api.store import Store
 from control_api.store.directory import Directory
@@ -75,6 +79,12 @@ class Node(AdmittingHost):
         self.analytics: Analytics | None = None
         self.listeners: list[object] = []
         """The telephony listeners serving (the SIP user agent, the AudioSocket server)."""
+        data_dir = settings.node.data_dir
+        self.recordings = LiveRecordings.under(
+            data_dir, LocalRecordingStore.under(data_dir), MonotonicClock()
+        )
+        """The recordings of calls whose agent asks for them (`recording`), kept as WAV under
+        `node.data_dir/recordings`."""
 
     @property
     def settings(self) -> Settings:
@@ -184,6 +194,15 @@ class Node(AdmittingHost):
             llm=access,
             pii=pii,
         )
+        if spec.recording != "off":
+            try:
+                transport = self.recordings.start(info, transport)
+            except ValueError:  # ids that cannot name a file: the call goes on unrecorded
+                log.error(
+                    "call not recorded",
+                    extra={"call_id": info.call_id, "tenant_id": info.tenant_id},
+                )
+            spec = with_disclosure(spec)
         session = CallSession(
             info=info,
             transport=transport,
@@ -199,10 +218,25 @@ class Node(AdmittingHost):
             await session.run()
         finally:
             self._running.pop(info.call_id, None)
+            try:
+                await self.recordings.finish(info)
+            except OSError as exc:  # the spool file stays: the next start stores it
+                log.error(
+                    "recording not stored",
+                    extra={"call_id": info.call_id, "tenant_id": info.tenant_id, "error": str(exc)},
+                )
 
     def agent_of(self, info: CallInfo) -> AgentRef | None:
         """The agent version a live call runs (analytics records it)."""
         return self._running.get(info.call_id)
+
+
+def with_disclosure(spec: AgentSpec) -> AgentSpec:
+    """`recording = "on_consent"`: the disclosure line said first, as the greeting's start."""
+    if spec.recording != "on_consent":
+        return spec
+    greeting = " ".join(p for p in (spec.recording_disclosure.strip(), spec.greeting) if p)
+    return msgspec.structs.replace(spec, greeting=greeting)
 
 
 @asynccontextmanager
@@ -213,6 +247,7 @@ async def open_node(settings: Settings, engines: Engines | None = None) -> Async
         guarded_client(settings.analytics.url_allowlist) as http,
     ):
         node = Node(settings, store, http)
+        await node.recordings.recover()  # what a crash left in the spool
         await node.start(engines)
         try:
             async with (
