@@ -20,9 +20,12 @@ A line is a string (spoken with the caller voice) or a table:
 - `barge_in_ms`: speak this line that long after the agent *starts* its previous reply
   (barge-in) instead of after it finished;
 - `pause_ms`: silence before the line once the agent finished (default: the scenario's);
-- `parts`: the line spoken in pieces with silences between, instead of `text`: text parts and
-  pause lengths in ms, starting and ending with text (`["My number is five five five", 700,
-  "two one two", 600, "three four"]`); its reference text is the text parts joined;
+- `parts`: the line spoken with silences inside it, instead of `text`: text parts and pause
+  lengths in ms, starting and ending with text (`["My number is five five five,", 700,
+  "two one two,", 600, "three four."]`); its reference text is the text parts joined. The
+  line is rendered whole, once, and each silence spliced in at its boundary (`bench.splice`),
+  so the voice carries the sentence over the pause as a person does, instead of ending each
+  part like a sentence;
 - `category`: what kind of line it is, for the turn-taking report (default: the scenario's
   `category`): e.g. hesitation, numbers, list, question, one-word, backchannel, barge-in;
 - `voice`: "piper" or "espeak": always speak this line in that voice (default: the run's);
@@ -228,14 +231,11 @@ def voiced_span(samples: npt.NDArray[np.int16]) -> tuple[float, float]:
 
 
 def render_parts(parts: tuple[Part, ...], render: Render) -> npt.NDArray[np.int16]:
-    """Text parts rendered and joined, with `int` parts as that many ms of silence."""
-    import numpy as np
+    """The text parts rendered as one line, with each `int` part spliced in as that many ms of
+    silence at its boundary (see `bench.splice`)."""
+    from bench.splice import render_spliced
 
-    pieces = [
-        render(p) if isinstance(p, str) else np.zeros(p * SAMPLE_RATE // 1000, dtype=np.int16)
-        for p in parts
-    ]
-    return np.concatenate(pieces).astype(np.int16)
+    return render_spliced(parts, render)
 
 
 def phone_line(samples: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:

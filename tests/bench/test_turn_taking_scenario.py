@@ -89,21 +89,25 @@ def test_parts_are_spoken_with_their_silences_and_voices_are_picked(tmp_path: Pa
 
     def voice(name: str, seconds: float) -> Render:
         def render(text: str) -> npt.NDArray[np.int16]:
+            # Each word a tone, 100 ms of silence between words.
             said.append((name, text))
-            return tone(seconds)
+            words = [tone(seconds) for _ in text.split()]
+            gaps = [silence(0.1)] * len(words)
+            return np.concatenate([x for pair in zip(gaps, words, strict=True) for x in pair][1:])
 
         return render
 
     piper, espeak = voice("piper", 0.5), voice("espeak", 0.3)
     voices = {"piper": piper, "espeak": espeak}
     spoken = speak_lines(load_scenario(f), piper, voices=voices, voice="piper")
-    assert said == [("piper", "one"), ("piper", "two"), ("espeak", "Hi."), ("piper", "Bye.")]
-    assert len(spoken[0].samples) == 8000 + 700 * 16 + 8000
-    assert np.all(spoken[0].samples[8000 : 8000 + 700 * 16] == 0)
+    # The line rendered whole (and its first part alone, to time the boundary).
+    assert said == [("piper", "one two"), ("piper", "one"), ("espeak", "Hi."), ("piper", "Bye.")]
+    assert len(spoken[0].samples) == 8000 + 700 * 16 + 1600 + 8000
+    assert np.all(spoken[0].samples[8000 : 8000 + 700 * 16 + 1600] == 0)
     assert [x.voice for x in spoken] == ["piper", "espeak", "piper"]
     assert [x.category for x in spoken] == ["numbers", "", ""]
     assert spoken[0].text == "one two"
-    assert spoken[0].voiced == pytest.approx((0.0, 1.7))  # 0.5 s, 0.7 s of silence, 0.5 s
+    assert spoken[0].voiced == pytest.approx((0.0, 1.8))  # 0.5 s, 0.7 + 0.1 s of silence, 0.5 s
     with pytest.raises(ScenarioError, match="line 2: no 'espeak' voice"):
         speak_lines(load_scenario(f), piper, voice="piper")
 
