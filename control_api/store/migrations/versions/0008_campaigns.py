@@ -32,6 +32,12 @@ def _campaign(table: str) -> sa.ForeignKeyConstraint:
 
 
 def upgrade() -> None:
+    _campaigns()
+    _contacts()
+    _attempts()
+
+
+def _campaigns() -> None:
     op.create_table(
         "campaigns",
         sa.Column("id", sa.String(32), nullable=False),
@@ -48,6 +54,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_campaigns"),
     )
     op.create_index("ix_campaigns_tenant_id", "campaigns", ["tenant_id"])
+
+
+def _contacts() -> None:
     op.create_table(
         "campaign_contacts",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -69,6 +78,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("campaign_id", "number", name="uq_campaign_contacts_campaign_id"),
     )
     op.create_index("ix_campaign_contacts_campaign_id", "campaign_contacts", ["campaign_id"])
+
+
+def _attempts() -> None:
     op.create_table(
         "campaign_attempts",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
