@@ -9,6 +9,7 @@ import msgspec
 from msgspec import Meta
 
 from config.clickhouse import ClickHouseSettings
+from config.recording import RecordingSettings
 from config.section import Port, PositiveInt, Section
 from config.telephony import (
     AmiSettings,
@@ -32,6 +33,7 @@ __all__ = [  # the telephony sections live in config.telephony; importable from 
     "NodeSettings",
     "Port",
     "PositiveInt",
+    "RecordingSettings",
     "Settings",
     "SipSettings",
     "SipTrunkSettings",
@@ -275,3 +277,4 @@ class Settings(Section, frozen=True):
     dialplan: DialPlanSettings = msgspec.field(default_factory=DialPlanSettings)
     store: StoreSettings = msgspec.field(default_factory=StoreSettings)
     analytics: AnalyticsSettings = msgspec.field(default_factory=AnalyticsSettings)
+    recording: RecordingSettings = msgspec.field(default_factory=RecordingSettings)

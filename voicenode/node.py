@@ -26,8 +26,7 @@ from config import Settings
 from control_api.analytics import Analytics, open_analytics
 from control_api.host import AgentRef, NumberRoute, split_pinned
 from control_api.quotas import Quotas, tenant_cap
-from control_api.recordings.live import LiveRecordings
-from control_api.recordings.store import LocalRecordingStore
+from control_api.recordings.live import LiveRecordings, node_recordings
 from control_api.refusals import OverCapacity
 from control_api.store import Store
 from control_api.store.directory import Directory
@@ -79,12 +78,11 @@ class Node(AdmittingHost):
         self.analytics: Analytics | None = None
         self.listeners: list[object] = []
         """The telephony listeners serving (the SIP user agent, the AudioSocket server)."""
-        data_dir = settings.node.data_dir
-        self.recordings = LiveRecordings.under(
-            data_dir, LocalRecordingStore.under(data_dir), MonotonicClock()
+        self.recordings: LiveRecordings = node_recordings(
+            settings.recording, settings.node.data_dir, MonotonicClock()
         )
-        """The recordings of calls whose agent asks for them (`recording`), kept as WAV under
-        `node.data_dir/recordings`."""
+        """The recordings of calls whose agent asks for them (`recording`), as `[recording]`
+        says (format, local or S3)."""
 
     @property
     def settings(self) -> Settings:

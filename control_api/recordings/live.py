@@ -20,14 +20,16 @@ import logging
 import os
 from pathlib import Path
 
-from control_api.recordings.store import RecordingKey, RecordingStore
+from config.recording import RecordingSettings
+from control_api.recordings.s3 import S3RecordingStore, S3Settings
+from control_api.recordings.store import LocalRecordingStore, RecordingKey, RecordingStore
 from media.call import CallInfo
 from media.clock import Clock
 from media.recording_file import CallRecorder, RecordingFormat, RecordingInfo
 from media.recording_transport import RecordingTransport
 from media.transport import Transport
 
-__all__ = ["LiveRecordings"]
+__all__ = ["LiveRecordings", "node_recordings", "recording_store"]
 
 log = logging.getLogger(__name__)
 
@@ -130,3 +132,34 @@ class LiveRecordings:
             )
             taken.append(key)
         return taken
+
+
+def recording_store(
+    settings: RecordingSettings, data_dir: str | os.PathLike[str]
+) -> RecordingStore:
+    """The store `[recording]` names: local under `data_dir`, or its S3 bucket."""
+    if settings.storage == "local":
+        return LocalRecordingStore.under(data_dir)
+    return S3RecordingStore(
+        S3Settings(
+            bucket=settings.s3_bucket,
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+            prefix=settings.s3_prefix,
+            access_key_id=settings.s3_access_key_id,
+            secret_access_key=settings.s3_secret_access_key,
+        )
+    )
+
+
+def node_recordings(
+    settings: RecordingSettings, data_dir: str | os.PathLike[str], clock: Clock
+) -> LiveRecordings:
+    """A node's `LiveRecordings` as `[recording]` says (the spool always under `data_dir`)."""
+    return LiveRecordings.under(
+        data_dir,
+        recording_store(settings, data_dir),
+        clock,
+        fmt=settings.format,
+        flush_every_s=settings.flush_every_s,
+    )

@@ -17,9 +17,11 @@ from litestar import Litestar
 from litestar.middleware import DefineMiddleware
 from litestar.testing import AsyncTestClient
 
+from config.recording import RecordingSettings
 from control_api.acting_tenant import tenant_dependency
 from control_api.auth import BearerAuth, Principal
-from control_api.recordings.live import LiveRecordings
+from control_api.recordings.live import LiveRecordings, node_recordings
+from control_api.recordings.s3 import S3RecordingStore
 from control_api.recordings.store import LocalRecordingStore, RecordingKey
 from control_api.recordings_api import recording_router
 from control_api.store import tenants as tenant_rows
@@ -29,6 +31,7 @@ from media.frames import SAMPLE_RATE, AudioFrame, frames_from_samples
 from media.recording import PauseSpan
 from media.recording_transport import RecordingTransport
 from media.virtual import VirtualTransport
+from tests.control_api.moto_s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, make_bucket, s3_server
 from tests.support.analytics import Keys, bearer
 from tests.support.host import temp_store
 from tests.support.speech import espeak
@@ -160,3 +163,31 @@ def test_a_call_whose_ids_are_not_ids_is_not_recorded(live: LiveRecordings) -> N
         live.start(
             CallInfo(call_id="../x", tenant_id="acme", direction="inbound"), VirtualTransport(CLOCK)
         )
+
+
+async def test_the_settings_choose_an_s3_bucket_and_ogg(tmp_path: Path, caller: Samples) -> None:
+    with s3_server() as endpoint:
+        make_bucket(endpoint, "calls")
+        settings = RecordingSettings(
+            format="ogg",
+            storage="s3",
+            s3_bucket="calls",
+            s3_endpoint_url=endpoint,
+            s3_access_key_id=ACCESS_KEY_ID,
+            s3_secret_access_key=SECRET_ACCESS_KEY,
+        )
+        assert SECRET_ACCESS_KEY not in repr(settings)
+        live = node_recordings(settings, tmp_path / "data", CLOCK)
+        assert isinstance(live.store, S3RecordingStore)
+        inner = VirtualTransport(CLOCK)
+        transport = live.start(INFO, inner)
+        await speak(inner, transport, frames_from_samples(caller)[:100])
+        result = await live.finish(INFO)
+        assert result is not None and result.format == "ogg"
+        (stored,) = await live.store.list("acme")
+        assert stored.key == RecordingKey("acme", "call-7", "ogg")
+        data = await live.store.read(stored.key)
+        assert data[:4] == b"OggS" and b"OpusHead" in data[:200]
+        assert stored.size == len(data) == result.bytes
+    with pytest.raises(ValueError, match="s3_bucket"):
+        RecordingSettings(storage="s3")

@@ -7,10 +7,8 @@ import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import boto3
 import numpy as np
 import pytest
-from moto.server import ThreadedMotoServer
 
 from control_api.recordings.s3 import RecordingStoreError, S3RecordingStore, S3Settings
 from control_api.recordings.store import (
@@ -20,6 +18,7 @@ from control_api.recordings.store import (
     RecordingStore,
 )
 from media.recording import wav_header
+from tests.control_api.moto_s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, make_bucket, s3_server
 from tests.support.ports import free_port
 
 BUCKET = "recordings-test"
@@ -27,21 +26,16 @@ BUCKET = "recordings-test"
 
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
-    port = free_port(socket.SOCK_STREAM)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    with s3_server() as endpoint:
+        yield endpoint
 
 
 def s3_settings(endpoint: str, bucket: str = BUCKET) -> S3Settings:
     return S3Settings(
         bucket=bucket,
         endpoint_url=endpoint,
-        access_key_id="testing",
-        secret_access_key="testing-secret",
+        access_key_id=ACCESS_KEY_ID,
+        secret_access_key=SECRET_ACCESS_KEY,
     )
 
 
@@ -52,15 +46,8 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         return
     endpoint = request.getfixturevalue("s3_endpoint")
     bucket = f"{BUCKET}-{tmp_path.name.lower().replace('_', '-')}"[:63]
-    settings = s3_settings(endpoint, bucket)
-    boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name=settings.region,
-        aws_access_key_id=settings.access_key_id,
-        aws_secret_access_key=settings.secret_access_key,
-    ).create_bucket(Bucket=bucket)
-    yield S3RecordingStore(settings)
+    make_bucket(endpoint, bucket)
+    yield S3RecordingStore(s3_settings(endpoint, bucket))
 
 
 def a_recording(tmp_path: Path, seconds: float = 0.5, name: str = "spool.wav") -> Path:
