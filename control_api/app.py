@@ -38,6 +38,7 @@ from control_api.auth import (
 from control_api.auth_limits import FailedAuth
 from control_api.call_control_api import CALL_CONTROL
 from control_api.calls_history_api import calls_history_router
+from control_api.campaigns_api import campaigns_router
 from control_api.events_ws import EventSockets, PrincipalFor, events_router
 from control_api.health import healthz, metrics, readyz
 from control_api.host import CallHost
@@ -104,6 +105,7 @@ def api_routers(
             (agents_router, "agents", scoped),
             (numbers_router, "numbers", scoped),
             (secrets_router, "secrets", scoped),
+            (campaigns_router, "campaigns", scoped),
         ]
     ]
     recordings: LiveRecordings | None = getattr(host, "recordings", None)

@@ -8,6 +8,8 @@
 - `rows.py`: the campaign, contacts and attempts in the store (migration `0008_campaigns`),
   and the dialler's lease on a contact (`claim`, `finish`, `recover`), safe across nodes on
   PostgreSQL.
+- `queries.py`: what the control API (`control_api.campaigns_api`) reads and changes: one
+  campaign (locked for a lifecycle move), a tenant's campaigns, progress counts, contact pages.
 
 `model`, `lifecycle`, `windows` and `pacing` do no I/O and import only `core` (and each other);
 `rows.py` is their side in the store, and the node's dialler drives both.

@@ -118,13 +118,13 @@ class Retry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError("an outcome is named twice")
 
 
-class CampaignIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """The body of `POST /v1/campaigns`."""
+class CampaignSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """A campaign without its contacts: what the store keeps as the campaign's body and what
+    the dialler paces by. Unknown fields are ignored when it is read back from the store."""
 
     name: Name
     agent: AgentName
     via: Via
-    contacts: Annotated[tuple[Contact, ...], Meta(min_length=1, max_length=MAX_CONTACTS)]
     schedule: Schedule
     max_concurrent: Annotated[int, Meta(ge=1, le=1000)]
     calls_per_minute: Annotated[int, Meta(ge=1, le=600)]
@@ -132,12 +132,23 @@ class CampaignIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     retry: Retry = msgspec.field(default_factory=Retry)
     voicemail: Voicemail = "hang_up"
 
+
+class CampaignIn(CampaignSettings, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The body of `POST /v1/campaigns`: the settings and the contacts."""
+
+    contacts: Annotated[tuple[Contact, ...], Meta(min_length=1, max_length=MAX_CONTACTS)]
+
     def __post_init__(self) -> None:
         seen: dict[str, int] = {}
         for index, contact in enumerate(self.contacts):
             first = seen.setdefault(contact.number, index)
             if first != index:
                 raise ValueError(f"contacts[{index}] repeats the number of contacts[{first}]")
+
+    def settings(self) -> CampaignSettings:
+        """The campaign without its contacts."""
+        names = CampaignSettings.__struct_fields__
+        return CampaignSettings(**{name: getattr(self, name) for name in names})
 
 
 def parse_campaign(body: bytes | str) -> CampaignIn:
@@ -148,3 +159,9 @@ def parse_campaign(body: bytes | str) -> CampaignIn:
         raise CampaignInvalid(str(exc)) from exc
     except msgspec.DecodeError as exc:
         raise CampaignInvalid(f"not a JSON object: {exc}") from exc
+
+
+def read_settings(body: object) -> CampaignSettings:
+    """The settings of a campaign as the store keeps them (`msgspec.to_builtins` of a
+    `CampaignSettings`; a body that still carries `contacts` is read without them)."""
+    return msgspec.convert(body, CampaignSettings)

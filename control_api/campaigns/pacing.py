@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from control_api.campaigns.lifecycle import CampaignState, ContactState
-from control_api.campaigns.model import CampaignIn
+from control_api.campaigns.model import CampaignSettings
 from control_api.campaigns.windows import in_window, next_open
 
 RATE_WINDOW: Final = timedelta(minutes=1)
@@ -62,7 +62,7 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True):
     wake_at: datetime | None = None
 
 
-def plan(campaign: CampaignIn, view: DialerView) -> Plan:
+def plan(campaign: CampaignSettings, view: DialerView) -> Plan:
     """What to do for `campaign` now: see the module's docstring."""
     if view.state is not CampaignState.RUNNING:
         return Plan()
@@ -89,12 +89,12 @@ def plan(campaign: CampaignIn, view: DialerView) -> Plan:
     return Plan(dial=dial, do_not_call=barred, wake_at=wake)
 
 
-def zone_of(campaign: CampaignIn, contact: ContactState) -> ZoneInfo:
+def zone_of(campaign: CampaignSettings, contact: ContactState) -> ZoneInfo:
     """The zone a contact's windows are read in: its own, else the campaign's."""
     return ZoneInfo(contact.timezone or campaign.schedule.timezone)
 
 
-def _dialable(campaign: CampaignIn, contact: ContactState, now: datetime) -> bool:
+def _dialable(campaign: CampaignSettings, contact: ContactState, now: datetime) -> bool:
     if contact.next_eligible_at is not None and contact.next_eligible_at > now:
         return False
     return in_window(now, zone_of(campaign, contact), campaign.schedule.windows)
@@ -111,7 +111,7 @@ def _in_rate_window(dials: Sequence[datetime], now: datetime) -> list[datetime]:
     return sorted(d for d in dials if now - RATE_WINDOW < d <= now)
 
 
-def _rate_free_at(campaign: CampaignIn, view: DialerView, dialled: int) -> datetime | None:
+def _rate_free_at(campaign: CampaignSettings, view: DialerView, dialled: int) -> datetime | None:
     """When the rate window next has room, counting the dials made now; None: it has room."""
     times = _in_rate_window(view.recent_dials, view.now) + [view.now] * dialled
     times.sort()
@@ -121,7 +121,7 @@ def _rate_free_at(campaign: CampaignIn, view: DialerView, dialled: int) -> datet
 
 
 def _wake_at(
-    campaign: CampaignIn, view: DialerView, rest: Sequence[ContactState], dialled: int
+    campaign: CampaignSettings, view: DialerView, rest: Sequence[ContactState], dialled: int
 ) -> datetime | None:
     """The next instant time alone may make one of `rest` dialable (never at or before now)."""
     if not rest:

@@ -104,7 +104,7 @@ async def create_campaign(
 ) -> str:
     """Stores a draft campaign and its contacts; returns its id."""
     campaign_id = secrets.token_hex(8)
-    body = msgspec.to_builtins(msgspec.structs.replace(campaign, contacts=()))
+    body = msgspec.to_builtins(campaign.settings())
     session.add(
         CampaignRow(
             id=campaign_id,

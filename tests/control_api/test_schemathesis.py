@@ -57,6 +57,9 @@ UNCHECKED_ACCEPTANCE: dict[str, str] = {
     "PUT /v1/agents/{name}": SPEC_CHECKS,
     "POST /v1/webhooks": "the URL guard: https (unless configured off) to a public address",
     "GET /v1/calls": "`cursor` is opaque: only a `next_cursor` the API gave out decodes",
+    "GET /v1/campaigns": "`cursor` is opaque: only a `next_cursor` the API gave out decodes",
+    "POST /v1/campaigns": "a time zone zoneinfo knows, windows' start before end, each day and "
+    "contact number once",
 }
 ANALYTICS_ONLY = {
     "GET /v1/calls",
