@@ -27,6 +27,7 @@ from control_api.analytics import Analytics, open_analytics
 from control_api.host import AgentRef, NumberRoute, split_pinned
 from control_api.quotas import Quotas, tenant_cap
 from control_api.recordings.live import LiveRecordings, node_recordings
+from control_api.recordings.retention import open_recording_retention
 from control_api.refusals import OverCapacity
 from control_api.store import Store
 from control_api.store.directory import Directory
@@ -259,6 +260,12 @@ async def open_node(settings: Settings, engines: Engines | None = None) -> Async
                     http=None if settings.analytics.allow_private_urls else http,
                     urls=None if settings.analytics.allow_private_urls else node.tenant_urls,
                 ) as analytics,
+                open_recording_retention(
+                    store,
+                    node.recordings.store,
+                    settings.recording.retention_days,
+                    MonotonicClock(),
+                ),
             ):
                 node.analytics = analytics
                 # Listeners stop (and LiveCalls shut down) before analytics records the end.

@@ -5,20 +5,36 @@ tenant not in the mapping keeps its recordings), and the time now; it returns th
 delete. `RecordingRetention` applies it to a `RecordingStore`: `pass_once` lists, decides and
 deletes; `run` is a pass now and every `every_s` on the injected clock, until cancelled (a store
 that fails is tried again at the next pass). The wall clock (`wall`) says what "now" is.
+
+On a node, `open_recording_retention` runs it while entered, with `recording.retention_days`
+for every tenant in the store (`every_tenant`; 0: nothing runs). A tenant's own retention
+would replace that mapping's value for it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Final
 
+from sqlalchemy import select
+
 from control_api.recordings.store import RecordingKey, RecordingStore, StoredRecording
+from control_api.store import Store
+from control_api.store.models import Tenant
 from core.errors import StoreError
 from media.clock import Clock
 
-__all__ = ["RETENTION_EVERY_S", "RecordingRetention", "expired"]
+__all__ = [
+    "RETENTION_EVERY_S",
+    "RecordingRetention",
+    "every_tenant",
+    "expired",
+    "open_recording_retention",
+]
 
 log = logging.getLogger(__name__)
 
@@ -77,3 +93,33 @@ class RecordingRetention:
                     extra={"error": type(exc).__name__},
                 )
             await clock.sleep_until(clock.now() + every_s)
+
+
+def every_tenant(store: Store, days: int) -> Callable[[], Awaitable[Mapping[str, int]]]:
+    """Each tenant in `store` keeps its recordings `days` days."""
+
+    async def read() -> Mapping[str, int]:
+        async with store.session() as session:
+            rows = await session.execute(select(Tenant.id))
+            return {str(tenant): days for tenant in rows.scalars()}
+
+    return read
+
+
+@contextlib.asynccontextmanager
+async def open_recording_retention(
+    store: Store, recordings: RecordingStore, days: int, clock: Clock
+) -> AsyncIterator[RecordingRetention | None]:
+    """The retention job running while entered (`days` 0: none)."""
+    if days <= 0:
+        yield None
+        return
+    retention = RecordingRetention(
+        recordings, every_tenant(store, days), lambda: datetime.datetime.now(datetime.UTC)
+    )
+    task = asyncio.create_task(retention.run(clock), name="recording-retention")
+    try:
+        yield retention
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

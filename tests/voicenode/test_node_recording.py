@@ -1,11 +1,14 @@
 """Call recording on the real node (store, HTTP API, `LiveCalls`, `CallSession`; fake speech
 engines on the real clock; an LLM agent against the `LlmDouble`): an agent with `recording`
 set has its calls stored as two-channel WAV, served by `GET /v1/calls/{id}/recording`; an agent
-without it records nothing; `on_consent` says the disclosure first."""
+without it records nothing; `on_consent` says the disclosure first; the node deletes recordings
+past `recording.retention_days`."""
 
 from __future__ import annotations
 
 import io
+import os
+import time
 import wave
 from pathlib import Path
 
@@ -14,7 +17,11 @@ import msgspec
 import numpy as np
 
 from agents.spec import AgentSpec
+from config.recording import RecordingSettings
+from control_api.recordings.store import LocalRecordingStore, RecordingKey
 from control_api.store import agents as agent_rows
+from media.recording import wav_header
+from tests.support.analytics import wait_for
 from tests.support.harness import auth, serve_app
 from tests.support.llm_double import LlmDouble, Reply, ScriptedToolCall
 from tests.support.served_node import call_and_speak, light_node, light_node_settings
@@ -87,3 +94,23 @@ def test_on_consent_says_the_disclosure_before_the_greeting() -> None:
     assert with_disclosure(spec).greeting == "This call is recorded for training. Hello there."
     on = msgspec.structs.replace(spec, recording="on")
     assert with_disclosure(on).greeting == "Hello there."
+
+
+async def test_the_node_deletes_recordings_past_the_retention(tmp_path: Path) -> None:
+    settings = light_node_settings(tmp_path)
+    settings = msgspec.structs.replace(settings, recording=RecordingSettings(retention_days=30))
+    store = LocalRecordingStore.under(tmp_path)
+    keys = {age: RecordingKey("demo", f"call-{age}d") for age in (40, 1)}
+    for age, key in keys.items():  # left by an earlier run of the node
+        spool = tmp_path / f"{age}.wav"
+        spool.write_bytes(wav_header(0))
+        await store.put(key, spool)
+        stamp = time.time() - age * 86_400
+        os.utime(store.path(key), (stamp, stamp))
+    async with light_node(settings) as node:
+
+        async def old_gone() -> bool:
+            return await node.recordings.store.size(keys[40]) is None
+
+        await wait_for(old_gone, timeout_s=30, what="the 40-day-old recording deleted")
+        assert [r.key for r in await node.recordings.store.list()] == [keys[1]]
