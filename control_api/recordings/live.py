@@ -112,7 +112,7 @@ class LiveRecordings:
                 "tenant_id": key.tenant_id,
                 "call_id": key.call_id,
                 "duration_s": result.duration_s,
-                "pauses": len(result.pauses),
+                "pauses": [[p.start_s, p.end_s] for p in result.pauses],
             },
         )
         return result
