@@ -35,6 +35,7 @@ from control_api.store.redaction import redaction_kinds
 from control_api.store.secrets import llm_access_for
 from control_api.store.seed import node_store
 from control_api.store.tenants import quota_lookup
+from core.errors import StoreError
 from media.call import Call, CallInfo
 from media.clock import MonotonicClock
 from media.transport import Transport
@@ -193,15 +194,7 @@ class Node(AdmittingHost):
             llm=access,
             pii=pii,
         )
-        if spec.recording != "off":
-            try:
-                transport = self.recordings.start(info, transport)
-            except ValueError:  # ids that cannot name a file: the call goes on unrecorded
-                log.error(
-                    "call not recorded",
-                    extra={"call_id": info.call_id, "tenant_id": info.tenant_id},
-                )
-            spec = with_disclosure(spec)
+        transport, spec = self._recorded(info, transport, spec)
         session = CallSession(
             info=info,
             transport=transport,
@@ -217,13 +210,37 @@ class Node(AdmittingHost):
             await session.run()
         finally:
             self._running.pop(info.call_id, None)
-            try:
-                await self.recordings.finish(info)
-            except OSError as exc:  # the spool file stays: the next start stores it
-                log.error(
-                    "recording not stored",
-                    extra={"call_id": info.call_id, "tenant_id": info.tenant_id, "error": str(exc)},
-                )
+            await self._store_recording(info)
+
+    def _recorded(
+        self, info: CallInfo, transport: Transport, spec: AgentSpec
+    ) -> tuple[Transport, AgentSpec]:
+        """The call's transport, recorded if its agent asks (`recording`), and its spec with
+        the disclosure before the greeting (`on_consent`)."""
+        if spec.recording == "off":
+            return transport, spec
+        try:
+            transport = self.recordings.start(info, transport)
+        except ValueError:  # ids that cannot name a file: the call goes on unrecorded
+            log.error(
+                "call not recorded", extra={"call_id": info.call_id, "tenant_id": info.tenant_id}
+            )
+        return transport, with_disclosure(spec)
+
+    async def _store_recording(self, info: CallInfo) -> None:
+        """The call's recording (if any) into the store; a failure leaves the spool file, which
+        the next start stores."""
+        try:
+            await self.recordings.finish(info)
+        except (OSError, StoreError) as exc:
+            log.error(
+                "recording not stored",
+                extra={
+                    "call_id": info.call_id,
+                    "tenant_id": info.tenant_id,
+                    "error": type(exc).__name__,
+                },
+            )
 
     def agent_of(self, info: CallInfo) -> AgentRef | None:
         """The agent version a live call runs (analytics records it)."""
