@@ -263,7 +263,10 @@ class TurnDetector:
         """One frame's speech probability; `frame_end` is the time the frame ends."""
         events: list[TurnEvent] = []
         frame_start = frame_end - self._frame_s
-        voiced = probability >= (self._off if self._voiced else self._on)
+        # Inside an utterance (in a pause too) speech is what is not silence: a soft stretch of
+        # a word ("appoint-ment" through G.711 scored 0.36-0.46) resumes the utterance, where
+        # needing the start threshold again ended the turn mid-word.
+        voiced = probability >= (self._off if self._voiced or self._speaking else self._on)
         if voiced:
             if not self._speaking:
                 self._speaking = True

@@ -101,6 +101,19 @@ def test_hysteresis_keeps_speech_between_thresholds() -> None:
     assert end.speech_end == pytest.approx(1.2)  # 0.4 frames counted as speech once started
 
 
+def test_a_soft_stretch_after_a_dip_resumes_the_utterance() -> None:
+    # "When is my appoint-ment?" through G.711: Silero dipped under the silence threshold at
+    # the p closure, then scored the rest 0.36-0.46 (under the start threshold); with a 200 ms
+    # window the turn ended mid-word. Inside an utterance, what is not silence is speech.
+    det = TurnDetector(settings(), speech_threshold=0.5, silence_threshold=0.35)
+    events = run(det, [(0.7, 0.5), (0.2, 0.1), (0.42, 0.3), (0.1, 0.8)])
+    assert [type(e) for e in events] == [SpeechStarted, SpeechPaused, TurnEnded]
+    [end] = ended(events)
+    assert end.speech_end == pytest.approx(0.9)  # the soft stretch is the line's end
+    # Between utterances the start threshold still rules: 0.42 alone starts nothing.
+    assert run(det, [(0.42, 1.0)], t0=2.0) == []
+
+
 def test_clicks_shorter_than_min_speech_are_discarded() -> None:
     det = TurnDetector(settings(min_speech_ms=120))
     events = run(det, [(0.9, 0.06), (0.0, 1.0)])
