@@ -30,6 +30,7 @@ TABLE_MODULES: Final = (
     "control_api.store.models",
     "control_api.analytics.tables",
     "control_api.campaigns.rows",
+    "control_api.campaigns.dnc",
 )
 """Every module that declares tables on `Base` (what autogenerate and the schema test see)."""
 
