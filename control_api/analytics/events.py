@@ -4,8 +4,9 @@ Every event carries `id` (`call_id:seq`, unique; consumers dedupe on it), `type`
 schema version), `call_id`, `tenant_id`, `seq` (0, 1, 2, ... per call, in order) and `at`
 (UTC, ISO 8601). Types: `call.started`, `call.amd` (an outbound call's answering-machine
 detection: result, rule, evidence), `transcript.final`, `tool.called`, `call.transferred`,
-`call.ended` (with the outcome and a latency summary). New fields may be added within a
-version; a change that breaks consumers bumps `v`.
+`call.ended` (with the outcome and a latency summary), and `tenant.deleted` (not a call's: see
+`TenantDeletedEvent`). New fields may be added within a version; a change that breaks
+consumers bumps `v`.
 
 `CallTrack` follows one call: it turns the session's `CallEvent`s into analytics events (a
 sans-IO class: no clock, no I/O — the time is passed in). Personal data is redacted there, by
@@ -123,6 +124,15 @@ class CallEndedEvent(_Event, frozen=True, kw_only=True, tag="call.ended"):
     """The kinds of personal data replaced in the outcome's summary and slots."""
 
 
+class TenantDeletedEvent(_Event, frozen=True, kw_only=True, tag="tenant.deleted"):
+    """A tenant and everything the node kept of it were erased (`DELETE /v1/tenants/{id}`):
+    downstream stores drop what they hold of `tenant_id`. Not a call's event: `call_id` is an
+    id of its own (`del_<32 hex>`), `seq` 0."""
+
+    deleted: dict[str, int] = msgspec.field(default_factory=dict)
+    """Rows erased per store table, and `recordings`: how many were deleted."""
+
+
 AnalyticsEvent = (
     CallStartedEvent
     | CallAmdEvent
@@ -130,6 +140,7 @@ AnalyticsEvent = (
     | ToolCalledEvent
     | CallTransferredEvent
     | CallEndedEvent
+    | TenantDeletedEvent
 )
 
 _encoder = msgspec.json.Encoder()
