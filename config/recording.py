@@ -19,8 +19,9 @@ class RecordingSettings(Section, frozen=True):
     flush_every_s: Annotated[float, Meta(gt=0, le=60)] = 2.0
     """A call's file is flushed this often: a crash loses at most this much (plus 0.2 s)."""
     retention_days: Annotated[int, Meta(ge=0)] = 0
-    """Recordings stored longer ago than this are deleted, of every tenant (0: kept). The
-    node looks once at start and then every hour."""
+    """Recordings stored longer ago than this are deleted, of every tenant without a retention
+    of its own (`PUT /v1/tenants/{id}/recording-retention`; 0: kept). The node looks once at
+    start and then every hour."""
     storage: Literal["local", "s3"] = "local"
     """`local`: under `node.data_dir/recordings`; `s3`: the `s3_*` bucket."""
     s3_bucket: str = ""

@@ -259,6 +259,10 @@ class AnalyticsSettings(Section, frozen=True):
     """Host names, IPs or CIDRs webhooks may reach even though they are not public."""
     outcome_timeout_s: Annotated[float, Meta(gt=0, le=120)] = 15.0
     """How long an LLM agent's model may take to produce a call's outcome (then: rules)."""
+    outbox_retention_hours: Annotated[int, Meta(ge=0, le=87_600)] = 0
+    """Outbox events older than this that every sink has taken (none dead-lettered, their
+    call ended) are deleted; undelivered ones are kept whatever their age (0: all kept). The
+    node looks at start and then every 15 minutes."""
     clickhouse: ClickHouseSettings = msgspec.field(default_factory=ClickHouseSettings)
 
 
