@@ -4,9 +4,9 @@ Every event carries `id` (`call_id:seq`, unique; consumers dedupe on it), `type`
 schema version), `call_id`, `tenant_id`, `seq` (0, 1, 2, ... per call, in order) and `at`
 (UTC, ISO 8601). Types: `call.started`, `call.amd` (an outbound call's answering-machine
 detection: result, rule, evidence), `transcript.final`, `tool.called`, `call.transferred`,
-`call.ended` (with the outcome and a latency summary), and `tenant.deleted` (not a call's: see
-`TenantDeletedEvent`). New fields may be added within a version; a change that breaks
-consumers bumps `v`.
+`call.ended` (with the outcome and a latency summary), `tenant.deleted` and `subject.erased`
+(not a call's: see `TenantDeletedEvent`, `SubjectErasedEvent`). New fields may be added
+within a version; a change that breaks consumers bumps `v`.
 
 `CallTrack` follows one call: it turns the session's `CallEvent`s into analytics events (a
 sans-IO class: no clock, no I/O — the time is passed in). Personal data is redacted there, by
@@ -133,6 +133,20 @@ class TenantDeletedEvent(_Event, frozen=True, kw_only=True, tag="tenant.deleted"
     """Rows erased per store table, and `recordings`: how many were deleted."""
 
 
+class SubjectErasedEvent(_Event, frozen=True, kw_only=True, tag="subject.erased"):
+    """A data subject's calls were erased (`DELETE /v1/subjects/{phone}`): downstream stores
+    drop what they hold of `call_ids` (and of the subject's campaign contacts). Never the
+    number: `subject` is its keyed reference (`store.subjects.subject_ref`). Not a call's
+    event: `call_id` is the erasure's own id (`era_<32 hex>`, the audit record's), `seq` 0."""
+
+    subject: str
+    """The subject's keyed reference (`hmac-sha256:<hex>`), or `[PHONE]` without a key."""
+    call_ids: list[str] = msgspec.field(default_factory=list)
+    """The calls erased."""
+    erased: dict[str, int] = msgspec.field(default_factory=dict)
+    """How many of each were erased (`calls`, `events`, `recordings`, ...)."""
+
+
 AnalyticsEvent = (
     CallStartedEvent
     | CallAmdEvent
@@ -141,6 +155,7 @@ AnalyticsEvent = (
     | CallTransferredEvent
     | CallEndedEvent
     | TenantDeletedEvent
+    | SubjectErasedEvent
 )
 
 _encoder = msgspec.json.Encoder()
