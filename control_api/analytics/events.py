@@ -5,8 +5,10 @@ schema version), `call_id`, `tenant_id`, `seq` (0, 1, 2, ... per call, in order)
 (UTC, ISO 8601). Types: `call.started`, `call.amd` (an outbound call's answering-machine
 detection: result, rule, evidence), `transcript.final`, `tool.called`, `call.transferred`,
 `call.ended` (with the outcome and a latency summary), `tenant.deleted` and `subject.erased`
-(not a call's: see `TenantDeletedEvent`, `SubjectErasedEvent`). New fields may be added
-within a version; a change that breaks consumers bumps `v`.
+(not a call's: see `TenantDeletedEvent`, `SubjectErasedEvent`), and a campaign's
+`campaign.started|paused|completed` and `contact.attempted` (not a call's either: see
+`CampaignEvent`, `ContactAttemptedEvent`). New fields may be added within a version; a change
+that breaks consumers bumps `v`.
 
 `CallTrack` follows one call: it turns the session's `CallEvent`s into analytics events (a
 sans-IO class: no clock, no I/O — the time is passed in). Personal data is redacted there, by
@@ -40,6 +42,10 @@ EVENT_TYPES: Final = (
     "tool.called",
     "call.transferred",
     "call.ended",
+    "campaign.started",
+    "campaign.paused",
+    "campaign.completed",
+    "contact.attempted",
 )
 
 
@@ -147,6 +153,46 @@ class SubjectErasedEvent(_Event, frozen=True, kw_only=True, tag="subject.erased"
     """How many of each were erased (`calls`, `events`, `recordings`, ...)."""
 
 
+class CampaignEvent(_Event, frozen=True, kw_only=True):
+    """A campaign's lifecycle move (issue 17). Not a call's event: `call_id` is an id of its
+    own (`cmp_<32 hex>`), `seq` 0."""
+
+    campaign_id: str
+    state: str
+    """The campaign's state after the move (`campaign.completed`: completed or cancelled)."""
+
+
+class CampaignStartedEvent(CampaignEvent, frozen=True, kw_only=True, tag="campaign.started"):
+    resumed: bool = False
+    """Resumed after a pause (else started from its draft)."""
+
+
+class CampaignPausedEvent(CampaignEvent, frozen=True, kw_only=True, tag="campaign.paused"):
+    pass
+
+
+class CampaignCompletedEvent(CampaignEvent, frozen=True, kw_only=True, tag="campaign.completed"):
+    pass
+
+
+class ContactAttemptedEvent(_Event, frozen=True, kw_only=True, tag="contact.attempted"):
+    """An attempt on a campaign contact ended (or the contact was ended as do_not_call). Not
+    a call's event: `call_id` is the attempt's own id (`att_<campaign>_<contact>_<attempt>`),
+    `seq` 0; the call it placed, if the far end answered, is `attempt_call_id`. Never the
+    number."""
+
+    campaign_id: str
+    contact_id: int
+    attempt: int
+    """1, 2, ...; 0 for a do_not_call contact (never dialled)."""
+    disposition: str
+    attempt_call_id: str | None = None
+    final: bool
+    """No further attempt will be made."""
+    next_eligible_at: str | None = None
+    """When the retry may be dialled (UTC, ISO 8601), if there is one."""
+
+
 AnalyticsEvent = (
     CallStartedEvent
     | CallAmdEvent
@@ -156,6 +202,10 @@ AnalyticsEvent = (
     | CallEndedEvent
     | TenantDeletedEvent
     | SubjectErasedEvent
+    | CampaignStartedEvent
+    | CampaignPausedEvent
+    | CampaignCompletedEvent
+    | ContactAttemptedEvent
 )
 
 _encoder = msgspec.json.Encoder()
