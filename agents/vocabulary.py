@@ -7,7 +7,7 @@ products), used twice on every call.
   repeat it over silence.
 - The flow matcher snaps near misses back to the terms (`Vocabulary.snap`): a run of words that
   looks or sounds like a term (character similarity, similarity of a rough consonant skeleton
-  in which d/t, b/p, m/n... are one sound, or the phoneme distance of `agents.flow.phonetic`,
+  in which d/t, b/p, m/n... are one sound, or the phoneme distance of `agents.words.phonetic`,
   weighted by what a phone line confuses: "melter mendel" for "delta dental") becomes the
   term, so an intent whose examples name it still matches. Only close matches snap, and never
   a run that starts or ends with a function word ("the dental" stays).
@@ -22,8 +22,8 @@ import re
 from collections.abc import Sequence
 from difflib import SequenceMatcher
 
-from agents.flow import phonetic
-from agents.flow.text import normalize
+from agents.words import phonetic
+from agents.words.text import normalize
 
 MAX_TERMS = 50
 MAX_TERM_CHARS = 60
@@ -36,7 +36,7 @@ SNAP_THRESHOLD = 0.85
 MIN_KEY_LEN = 4
 """Sound skeletons shorter than this say too little to compare ("at now" ~ "Aetna")."""
 PHONETIC_THRESHOLD = 0.8
-"""A run of as many words as the term snaps from this close by `agents.flow.phonetic`
+"""A run of as many words as the term snaps from this close by `agents.words.phonetic`
 (telephone confusions weighted: "melter mendel" ~ "delta dental" 0.80, "front neck" ~ "front
 desk" 0.86), if both have `MIN_PHONETIC_CONSONANTS`; a single word needs 0.05 more."""
 MIN_PHONETIC_CONSONANTS = 4

@@ -45,9 +45,9 @@ from agents.flow.ending import route_ending
 from agents.flow.intents import IntentMatcher
 from agents.flow.slots import extract_number
 from agents.flow.spec import Route
-from agents.flow.text import normalize
 from agents.spec import AgentSpec
 from agents.vocabulary import Vocabulary, stt_context
+from agents.words.text import normalize
 from bench.understanding_score import summary_row, words_as_written, words_normalised
 from media.g711 import ulaw_decode, ulaw_encode
 from media.resample import StreamResampler, resample

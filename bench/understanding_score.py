@@ -2,7 +2,7 @@
 normalisation, and the summary table (pure functions).
 
 Two normalisations of both the reference and the transcript:
-- "as written": case and punctuation only (`agents.flow.text.normalize`), numbers as the
+- "as written": case and punctuation only (`agents.words.text.normalize`), numbers as the
   recogniser wrote them ("five five five" against "555" is three errors and a substitution);
 - "normalised": the same, then numbers as digits (runs of spoken digits joined into one digit
   string, single number words as digits, "10:30" as "1030"), which is how the WER target of
@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from agents.flow.digits import digits_to_numbers
-from agents.flow.text import normalize
+from agents.words.text import normalize
 
 
 def words_as_written(text: str) -> list[str]:

@@ -43,8 +43,8 @@ from agents.flow.readback import readback_answer
 from agents.flow.runner import Step
 from agents.flow.slots import extract, extract_yes_no
 from agents.flow.spec import Route
-from agents.flow.text import normalize
 from agents.spec import AgentSpec
+from agents.words.text import normalize
 
 SLOT_ANSWER_MIN_SCORE = 0.75
 """While a slot is asked, an intent must score at least this to win over the answer."""

@@ -10,7 +10,7 @@ time ("5 5 5, 1 2 1 2"). Pure functions over text (sans-IO).
 
 from __future__ import annotations
 
-from agents.flow.text import normalize
+from agents.words.text import normalize
 
 DIGIT_WORDS = {
     "zero": "0",
@@ -155,7 +155,7 @@ def spoken_groups(digits: str) -> str:
 
 
 def digits_to_numbers(text: str, *, singles: bool = False) -> str:
-    """`text` normalised (see `agents.flow.text.normalize`) with every run of spoken digits
+    """`text` normalised (see `agents.words.text.normalize`) with every run of spoken digits
     written as one digit string ("call five five five one two" → "call 55512"); a single
     number word stays a word ("one more thing") unless `singles`."""
     toks = normalize(text).split()

@@ -12,7 +12,7 @@ With the agent's vocabulary, near misses of its terms are snapped to the terms f
 ("metal to metal" → "delta dental", see `agents.vocabulary`).
 
 Examples long enough to be told apart by sound (`MIN_SOUND_CONSONANTS`) also match by how
-they sound (`agents.flow.phonetic`): a stretch of the line that sounds like the whole example
+they sound (`agents.words.phonetic`): a stretch of the line that sounds like the whole example
 ("work at leading" for "book a cleaning", "is he eating except" for "is Aetna accepted")
 scores `SOUND_SCORE_LOW`..`SOUND_SCORE_HIGH`: above the default threshold, below a keyword and
 below what ends or transfers a call without asking (`flow.ending.min_score`), so a line heard
@@ -24,11 +24,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 
-from agents.flow import phonetic
 from agents.flow.slots import extract_yes_no
 from agents.flow.spec import IntentSpec
-from agents.flow.text import normalize, similar, stem
 from agents.vocabulary import Vocabulary
+from agents.words import phonetic
+from agents.words.text import normalize, similar, stem
 
 STOPWORDS = frozenset(
     """a an the i me my im we our us you your it its is am are was be been to of for on in at

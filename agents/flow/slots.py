@@ -12,7 +12,7 @@ import re
 
 from agents.flow.digits import find_digits
 from agents.flow.spec import SlotSpec
-from agents.flow.text import HOMOPHONES, TENS, UNITS, normalize, similar, word_number
+from agents.words.text import HOMOPHONES, TENS, UNITS, normalize, similar, word_number
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _DAY_ABBREV = {

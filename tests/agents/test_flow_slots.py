@@ -15,7 +15,7 @@ from agents.flow.slots import (
     extract_yes_no,
 )
 from agents.flow.spec import SlotSpec
-from agents.flow.text import normalize, word_number
+from agents.words.text import normalize, word_number
 
 MONDAY = datetime.date(2026, 5, 11)
 SUNDAY = datetime.date(2026, 5, 17)

@@ -7,8 +7,8 @@ import pytest
 from agents.catalog import SpecError, embedded_specs, parse_spec
 from agents.flow.intents import IntentMatcher
 from agents.flow.spec import IntentSpec
-from agents.flow.text import normalize
 from agents.vocabulary import MAX_TERMS, Vocabulary, sound_key, stt_context
+from agents.words.text import normalize
 
 CLINIC = [
     "cleaning",
@@ -37,7 +37,7 @@ def snap(line: str, terms: list[str] = CLINIC) -> str:
         ("can I speak to doctor petal", "can i speak to doctor patel"),
         ("do you do invisible line", "do you do invisalign"),
         # espeak-ng through G.711, as Whisper tiny.en wrote it (the understanding bench):
-        # close in sound (agents.flow.phonetic), far in spelling
+        # close in sound (agents.words.phonetic), far in spelling
         ("Do you take Melter Mendel?", "do you take delta dental"),
         ("I have melted mental, is that okay?", "i have delta dental is that okay"),
         ("Put me through the front neck, clean.", "put me through the front desk clean"),

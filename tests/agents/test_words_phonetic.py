@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents.flow.phonetic import contained, distance, phones, similarity
+from agents.words.phonetic import contained, distance, phones, similarity
 
 
 def test_phones_follow_english_spelling() -> None:
