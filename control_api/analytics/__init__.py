@@ -3,11 +3,11 @@ tenants' webhooks — events are never lost, only delivered late (at least once)
 
 `open_analytics(settings, store, calls, clock)` is the one entry point: it closes this node's
 calls left open by a crash (as failed), subscribes the recorder to the node's live calls, and
-runs the writer, the relay, the sweeper, the backlog meter (`analytics.backlog`) and, with
-ClickHouse, the retention of tenants' months (`analytics.retention`) as owned tasks until it
-exits. Analytics knows nothing about HTTP: the routes that read it
-(`/v1/webhooks`, `/v1/calls` history, `WS /v1/events`) import `Analytics`, and the app
-assembles them (`control_api.app`).
+runs the writer, the relay, the sweeper, the backlog meter (`analytics.backlog`), with
+ClickHouse the retention of tenants' months (`analytics.retention`) and, when set, the
+outbox's retention (`OutboxRetention`) as owned tasks until it exits. Analytics knows nothing
+about HTTP: the routes that read it (`/v1/webhooks`, `/v1/calls` history, `WS /v1/events`)
+import `Analytics`, and the app assembles them (`control_api.app`).
 
 The tables (`analytics.tables`) come from migration `0002_calls`.
 """
@@ -34,7 +34,7 @@ from control_api.analytics.feed import LiveFeed
 from control_api.analytics.outbox import recover_unfinished
 from control_api.analytics.recorder import AgentLookup, AgentRef, CallRecorder, agent_from_uri
 from control_api.analytics.relay import Relay
-from control_api.analytics.retention import Retention
+from control_api.analytics.retention import OutboxRetention, Retention
 from control_api.analytics.sinks import RedisStreamSink, TenantUrls, open_stream_sink
 from control_api.store import Store
 from media.call import CallInfo
@@ -111,7 +111,8 @@ def _watch(
     clock: Clock,
     wall: Callable[[], datetime.datetime],
 ) -> None:
-    """Start the backlog meter and, with ClickHouse, the retention task; `stack` stops them."""
+    """Start the backlog meter and, with ClickHouse, the retention task, and the outbox's
+    retention (`analytics.outbox_retention_hours`); `stack` stops them."""
     loop = asyncio.get_running_loop()
     every_s = settings.analytics.relay_interval_s
     metering = meter(
@@ -121,6 +122,9 @@ def _watch(
     if isinstance(ch_sink, ClickHouseSink):
         retention = Retention(store, ch_sink.ch, wall).run(clock)
         stack.push_async_callback(_stop, loop.create_task(retention, name="analytics-retention"))
+    if hours := settings.analytics.outbox_retention_hours:
+        pruning = OutboxRetention(store, settings.node.name, sinks, hours, wall).run(clock)
+        stack.push_async_callback(_stop, loop.create_task(pruning, name="outbox-retention"))
 
 
 async def _open_sinks(

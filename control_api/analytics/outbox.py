@@ -1,7 +1,8 @@
 """Writing events: each goes to the outbox in the same transaction as the call record it
 changes (`call.started` inserts the `calls` row, `call.ended` completes it). And recovery: on
 start, this node's calls that never ended (the process was killed) are closed as failed with a
-`call.ended` event, so they are recorded, not lost.
+`call.ended` event, so they are recorded, not lost. And pruning (`prune_delivered`): the
+delivered events past `analytics.outbox_retention_hours` go (`analytics.retention` runs it).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypedDict
 
 import msgspec
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, delete, exists, func, literal, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agents.base import Message
@@ -28,12 +29,20 @@ from control_api.analytics.events import (
     event_type,
     iso,
 )
-from control_api.analytics.tables import CallRow, OutboxRow
+from control_api.analytics.tables import (
+    CallRow,
+    DeadLetterRow,
+    OutboxRow,
+    RelayMarkRow,
+    WebhookRow,
+)
 from control_api.store import Store
 
 log = logging.getLogger(__name__)
 
 RECOVERED_REASON = "node_restarted"
+PRUNE_BATCH = 1000
+"""Outbox rows deleted per transaction."""
 
 
 def _when(text: str) -> datetime.datetime:
@@ -207,3 +216,70 @@ async def recover_unfinished(
                 extra={"call_id": call.id, "tenant_id": call.tenant_id, "node": node},
             )
     return closed
+
+
+def _taken(sink: Any) -> Any:
+    """The row's call has a mark of `sink` (a name, or a column) at or past the row."""
+    taken = exists().where(
+        RelayMarkRow.sink == sink,
+        RelayMarkRow.call_id == OutboxRow.call_id,
+        RelayMarkRow.delivered_seq >= OutboxRow.seq,
+    )
+    return taken.correlate_except(RelayMarkRow)  # the outbox row (and webhook) of the query
+
+
+def delivered(sinks: Sequence[str]) -> ColumnElement[bool]:
+    """The condition on an outbox row that it is delivered: each of `sinks` (the node's batch
+    sinks) and each webhook of its tenant that was there when it was written has taken it (the
+    sink's mark of its call is at or past its `seq`), no sink dead-lettered it, and its call
+    has ended (the call record's transcript is read from the outbox at its end). A row that no
+    sink would send is not delivered: a sink added later may take it."""
+    hooks = (WebhookRow.tenant_id == OutboxRow.tenant_id, WebhookRow.after_outbox_id < OutboxRow.id)
+    return and_(
+        *[_taken(sink) for sink in sinks],
+        true() if sinks else exists().where(*hooks),
+        ~exists().where(*hooks, ~_taken(literal("webhook:") + WebhookRow.id)),
+        ~exists().where(DeadLetterRow.event_id == OutboxRow.event_id),
+        ~exists().where(CallRow.id == OutboxRow.call_id, CallRow.ended_at.is_(None)),
+    )
+
+
+async def prune_delivered(
+    store: Store,
+    node: str,
+    sinks: Sequence[str],
+    before: datetime.datetime,
+    *,
+    batch: int = PRUNE_BATCH,
+) -> int:
+    """Delete `node`'s outbox rows written before `before` that are `delivered` to `sinks`,
+    `batch` at a time, and the relay marks of calls with no row left; the rows deleted.
+    Undelivered rows stay, however old."""
+    pruned = 0
+    while True:
+        async with store.session() as session:
+            found = (
+                await session.execute(
+                    select(OutboxRow.id, OutboxRow.call_id)
+                    .where(
+                        OutboxRow.node == node,
+                        OutboxRow.created_at < before,
+                        delivered(sinks),
+                    )
+                    .order_by(OutboxRow.id)
+                    .limit(batch)
+                )
+            ).all()
+            if not found:
+                return pruned
+            await session.execute(delete(OutboxRow).where(OutboxRow.id.in_([i for i, _ in found])))
+            calls = sorted({call for _, call in found})
+            await session.execute(
+                delete(RelayMarkRow).where(
+                    RelayMarkRow.call_id.in_(calls),
+                    ~exists().where(OutboxRow.call_id == RelayMarkRow.call_id),
+                )
+            )
+        pruned += len(found)
+        if len(found) < batch:
+            return pruned

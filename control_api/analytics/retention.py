@@ -13,6 +13,10 @@ thing written into the `DROP`.
 
 `Retention.run` is an owned task of `open_analytics` (when ClickHouse is configured): a pass at
 start, then every `every_s` on the injected clock; the wall clock says what "now" is.
+
+The outbox's retention (`OutboxRetention`, with `analytics.outbox_retention_hours` > 0) runs
+the same way on every node: its delivered events older than that go (`outbox.prune_delivered`:
+taken by every sink, none dead-lettered, their call ended); undelivered ones stay.
 """
 
 from __future__ import annotations
@@ -20,12 +24,13 @@ from __future__ import annotations
 import datetime
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Final, NamedTuple
 
 from sqlalchemy import select
 
 from control_api.analytics.clickhouse import ClickHouse, ClickHouseError
+from control_api.analytics.outbox import prune_delivered
 from control_api.store import Store
 from control_api.store.models import Tenant
 from media.clock import Clock
@@ -35,6 +40,8 @@ log = logging.getLogger(__name__)
 TABLES: Final = ("calls", "turns")
 RETENTION_EVERY_S: Final = 3600.0
 """How often the node looks for months to drop."""
+OUTBOX_RETENTION_EVERY_S: Final = 900.0
+"""How often the node looks for delivered outbox events past their retention."""
 _PARTITION_ID: Final = re.compile(r"^[0-9a-f]{1,64}$")
 _PARTITION: Final = re.compile(r"^\('([A-Za-z0-9_-]+)',(\d{6})\)$")
 """`(tenant_id, YYYYMM)` as `system.parts` writes it (tenant ids are `[A-Za-z0-9_-]+`)."""
@@ -134,11 +141,50 @@ class Retention:
 
     async def run(self, clock: Clock, every_s: float = RETENTION_EVERY_S) -> None:
         """A pass now and every `every_s` until cancelled (ClickHouse down: the next pass)."""
-        while True:
-            try:
-                await self.pass_once()
-            except ClickHouseError as exc:
-                log.warning("analytics retention pass failed", extra={"error": exc.detail})
-            except Exception:
-                log.exception("analytics retention pass failed")
-            await clock.sleep_until(clock.now() + every_s)
+        await repeat(self.pass_once, clock, every_s, "analytics retention pass failed")
+
+
+class OutboxRetention:
+    """Deletes this node's delivered outbox events older than `hours` (see `prune_delivered`);
+    `sinks`: the keys of the node's batch sinks (webhooks are read from the store)."""
+
+    def __init__(
+        self,
+        store: Store,
+        node: str,
+        sinks: Sequence[str],
+        hours: int,
+        wall: Callable[[], datetime.datetime],
+    ) -> None:
+        self._store = store
+        self._node = node
+        self._sinks = tuple(sinks)
+        self._age = datetime.timedelta(hours=hours)
+        self._wall = wall
+
+    async def pass_once(self) -> int:
+        pruned = await prune_delivered(
+            self._store, self._node, self._sinks, self._wall() - self._age
+        )
+        if pruned:
+            log.info("delivered outbox events pruned", extra={"node": self._node, "count": pruned})
+        return pruned
+
+    async def run(self, clock: Clock, every_s: float = OUTBOX_RETENTION_EVERY_S) -> None:
+        """A pass now and every `every_s` until cancelled (a failed pass: the next one)."""
+        await repeat(self.pass_once, clock, every_s, "outbox retention pass failed")
+
+
+async def repeat(
+    pass_once: Callable[[], Awaitable[object]], clock: Clock, every_s: float, failed: str
+) -> None:
+    """`pass_once` now and every `every_s` on `clock` until cancelled; a pass that fails is
+    logged (`failed`, the message) and the next one tries again."""
+    while True:
+        try:
+            await pass_once()
+        except ClickHouseError as exc:
+            log.warning(failed, extra={"error": exc.detail})
+        except Exception:
+            log.exception(failed)
+        await clock.sleep_until(clock.now() + every_s)
