@@ -66,6 +66,8 @@ class LineSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The intent the line should reach at the agent's first question ("none": none)."""
     digits: str = ""
     """The digit string a digits slot should get from the line, if it has one."""
+    held_out: bool = False
+    """Written before a round of tuning and never used for it: reported apart."""
 
 
 class DomainSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -214,6 +216,7 @@ async def run_line(
         "text": line.text,
         "intent": line.intent,
         "digits": line.digits,
+        "held_out": line.held_out,
         "ref_written": words_as_written(line.text),
         "ref_words": words_normalised(line.text),
         "before": await condition_result(line, spec, plain, http, improved=False),
@@ -263,6 +266,14 @@ def build_report(
         "summary": rows(records),
         "by_voice": {v: rows([r for r in records if r["voice"] == v]) for v in voices},
         "by_domain": {d: rows([r for r in records if r["domain"] == d]) for d in domains},
+        "by_set": {
+            name: rows(subset)
+            for name, subset in (
+                ("tuned", [r for r in records if not r.get("held_out")]),
+                ("held_out", [r for r in records if r.get("held_out")]),
+            )
+            if subset
+        },
         "records": records,
     }
 

@@ -42,6 +42,7 @@ async def rescore(
                 text=record["text"],
                 intent=record["intent"],
                 digits=record["digits"],
+                held_out=record.get("held_out", False),
             )
             hyp = record[condition]["hyp"]
             again = await condition_result(

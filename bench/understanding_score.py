@@ -105,4 +105,16 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                 f"| {voice} | {name} | {_pct(row['wer'])} | {_pct(row['intent_accuracy'])} "
                 f"| {row['wrong_irreversible']} |"
             )
+    sets = report.get("by_set", {})
+    if "held_out" in sets:
+        n_held = sum(1 for r in report["records"] if r.get("held_out"))
+        lines += ["", f"Tuned and held-out lines apart ({n_held} held-out utterances):", ""]
+        lines += ["| set | condition | WER | intent accuracy | wrong irreversible |"]
+        lines += ["| --- | --- | --- | --- | --- |"]
+        for part, rows in sets.items():
+            for name, row in rows.items():
+                lines.append(
+                    f"| {part} | {name} | {_pct(row['wer'])} "
+                    f"| {_pct(row['intent_accuracy'])} | {row['wrong_irreversible']} |"
+                )
     return "\n".join(lines) + "\n"

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from bench.understanding import (
+    build_report,
     default_lines_path,
     expected_action,
     load_lines,
@@ -22,6 +23,7 @@ from bench.understanding_rescore import compare, rescore
 from bench.understanding_rescore import main as rescore_main
 from bench.understanding_score import (
     edit_distance,
+    render_markdown,
     wer,
     words_as_written,
     words_normalised,
@@ -48,6 +50,30 @@ def test_a_line_for_an_intent_the_agent_does_not_route_is_refused(tmp_path: Path
     )
     with pytest.raises(ValueError, match="'pizza' is not routed"):
         load_lines(path)
+
+
+async def test_held_out_lines_are_marked_in_the_lines_file() -> None:
+    _, lines = load_lines(default_lines_path())
+    held = [line for line in lines if line.held_out]
+    assert len(held) >= 20
+    assert {line.domain for line in held} == {"clinic", "pizzeria"}
+    assert not {line.text for line in held} & {line.text for line in lines if not line.held_out}
+
+
+def test_the_report_shows_held_out_lines_apart() -> None:
+    tuned = _saved_record("What are your hours?", "What are your hours?", "hours", "hours")
+    held = _saved_record("Are you open late?", "Are you open late?", "hours", "none")
+    held["held_out"] = True
+    records = [
+        {**r, **{c: r["after"] for c in ("before", "context_only", "linear_upsampling")}}
+        for r in (tuned, held)
+    ]
+    report = build_report(records, stt_model="m", source="s", seconds=1.0)
+    assert report["by_set"]["tuned"]["after"]["intent_accuracy"] == 1.0
+    assert report["by_set"]["held_out"]["after"]["intent_accuracy"] == 0.0
+    markdown = render_markdown(report)
+    assert "(1 held-out utterances)" in markdown
+    assert "| held_out | after | 0.0 % | 0.0 % | 0 |" in markdown
 
 
 async def test_understand_reports_the_intent_and_the_action() -> None:
