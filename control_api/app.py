@@ -39,6 +39,7 @@ from control_api.auth_limits import FailedAuth
 from control_api.call_control_api import CALL_CONTROL
 from control_api.calls_history_api import calls_history_router
 from control_api.campaigns_api import campaigns_router
+from control_api.dnc_api import dnc_router
 from control_api.events_ws import EventSockets, PrincipalFor, events_router
 from control_api.health import healthz, metrics, readyz
 from control_api.host import CallHost
@@ -106,6 +107,7 @@ def api_routers(
             (numbers_router, "numbers", scoped),
             (secrets_router, "secrets", scoped),
             (campaigns_router, "campaigns", scoped),
+            (dnc_router, "campaigns", scoped),
         ]
     ]
     recordings: LiveRecordings | None = getattr(host, "recordings", None)

@@ -3,7 +3,8 @@ E.164 number, with when it was added and an optional reason.
 
 The dialler reads the whole list as a frozenset (`dnc_numbers`) for `pacing.plan`, which ends a
 listed contact as do_not_call instead of dialling it; the control API (`control_api.dnc_api`)
-adds, lists, checks and removes numbers. `normalise` turns what a person typed into the E.164
+adds, lists, checks and removes numbers; `mark_contacts` ends a new campaign's listed contacts
+as do_not_call at once, as the dialler would. `normalise` turns what a person typed into the E.164
 form the list and the campaign contacts share. Every query names the tenant. The numbers are
 personal data: nothing here logs them.
 """
@@ -15,10 +16,14 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import DateTime, ForeignKey, String, delete, select
+from sqlalchemy import DateTime, ForeignKey, String, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from control_api.campaigns.lifecycle import Disposition
+from control_api.campaigns.rows import ContactRow
 from control_api.store.base import Base
 
 MAX_REASON: Final = 256
@@ -76,16 +81,30 @@ async def add(
     entries: Sequence[tuple[str, str | None]],
     now: datetime,
 ) -> list[bool]:
-    """Adds (number, reason) pairs (numbers E.164, each once); a number already listed keeps
-    its row. Returns, per entry, whether it was new."""
-    present = await listed(session, tenant_id, (number for number, _ in entries))
-    session.add_all(
-        DncRow(tenant_id=tenant_id, number=number, added_at=now, reason=reason)
-        for number, reason in entries
-        if number not in present
-    )
-    await session.flush()
-    return [number not in present for number, _ in entries]
+    """Adds (number, reason) pairs (numbers E.164); a number already listed keeps its row
+    (also when another request adds it at the same moment: `ON CONFLICT DO NOTHING`).
+    Returns, per entry, whether it was new (a number given twice is new the first time)."""
+    unique = list({number: reason for number, reason in reversed(entries)}.items())[::-1]
+    added: set[str] = set()
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    for start in range(0, len(unique), 500):
+        chunk = unique[start : start + 500]
+        values = [
+            {"tenant_id": tenant_id, "number": number, "added_at": now, "reason": reason}
+            for number, reason in chunk
+        ]
+        stmt = (
+            insert(DncRow)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=["tenant_id", "number"])
+            .returning(DncRow.number)
+        )
+        added.update((await session.scalars(stmt)).all())
+    first: dict[str, int] = {}
+    return [
+        number in added and first.setdefault(number, index) == index
+        for index, (number, _) in enumerate(entries)
+    ]
 
 
 async def get(session: AsyncSession, tenant_id: str, number: str) -> DncRow | None:
@@ -108,3 +127,24 @@ async def remove(session: AsyncSession, tenant_id: str, number: str) -> bool:
         delete(DncRow).where(DncRow.tenant_id == tenant_id, DncRow.number == number)
     )
     return bool(getattr(result, "rowcount", 0))
+
+
+async def mark_contacts(session: AsyncSession, tenant_id: str, campaign_id: str) -> int:
+    """Ends as do_not_call, never dialled, the campaign's contacts that are on the tenant's
+    list and were never attempted (what `pacing.plan` would do when it reached them); returns
+    how many. Those on a call or already attempted are left to the dialler."""
+    listed_numbers = select(DncRow.number).where(DncRow.tenant_id == tenant_id)
+    result = await session.execute(
+        update(ContactRow)
+        .where(
+            ContactRow.tenant_id == tenant_id,
+            ContactRow.campaign_id == campaign_id,
+            ContactRow.final.is_(False),
+            ContactRow.attempts == 0,
+            ContactRow.lease_owner.is_(None),
+            ContactRow.number.in_(listed_numbers),
+        )
+        .values(disposition=Disposition.DO_NOT_CALL.value, final=True, next_eligible_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
