@@ -29,6 +29,11 @@ class TurnSettings(_Spec, frozen=True):
     """Longer window after a filler, a conjunction or an unfinished digit string."""
     backchannel_ms: Annotated[int, Meta(ge=0, le=5000)] = 600
     """Speech shorter than this while the agent speaks does not interrupt (barge-in threshold)."""
+    backchannel_max_ms: Annotated[int, Meta(ge=0, le=10000)] = 1500
+    """Speech over the agent past `backchannel_ms` whose words so far only acknowledge it
+    ("mhm", "okay", or none yet) holds the agent paused until its words say more (a
+    barge-in) or it lasts this long (a barge-in too); a backchannel that ends first lets the
+    agent go on. At or under `backchannel_ms` the threshold alone decides."""
     no_input_s: Annotated[float, Meta(ge=1, le=600)] = 8.0
     """Reprompt after this long without caller speech."""
     max_no_input: Annotated[int, Meta(ge=1, le=20)] = 3

@@ -2,8 +2,9 @@
 the utterance's streaming transcript, turn-taking and barge-in.
 
 Caller speech while the agent speaks pauses playout at once; if it stays shorter than the
-agent's backchannel threshold ("mhm") playout resumes, otherwise it is a barge-in: playout is
-cleared, the reply cancelled and the history keeps only what the caller heard. An early
+agent's backchannel threshold, or longer but its words only acknowledge ("mhm", up to
+`backchannel_max_ms`), playout resumes, otherwise it is a barge-in: playout is cleared, the
+reply cancelled and the history keeps only what the caller heard. An early
 endpoint the caller talks on from is taken back (`_continue_turn`).
 """
 
@@ -60,10 +61,7 @@ class SessionTurns(SessionReplies):
                 case SpeechStarted():
                     self._on_speech_started()
                 case SpeechPaused():
-                    if (
-                        self._candidate
-                        and self._turns.voiced_s * 1000 < self._spec.turn.backchannel_ms
-                    ):
+                    if self._candidate:  # not a barge-in (yet): the agent goes on meanwhile
                         self._playout.resume()
                     if self._utterance is not None:
                         self._utterance.speculate()
@@ -78,9 +76,22 @@ class SessionTurns(SessionReplies):
                     self._on_turn_ended(ev)
                 case SpeechDiscarded():
                     self._drop_utterance()
-        barge_in = self._turns.voiced_s * 1000 >= self._spec.turn.backchannel_ms
-        if self._candidate and self._turns.in_utterance and barge_in:
+        if self._candidate and self._turns.in_utterance and self._says_something():
             self._barge_in()
+
+    def _says_something(self) -> bool:
+        """Whether speech over the agent is a barge-in: it has lasted `backchannel_ms`, and its
+        words so far are more than an acknowledgement ("mhm", "okay": a backchannel lasts
+        longer than the threshold now and then), or it has gone on to `backchannel_max_ms`
+        (its words are late, or say nothing). Until then the agent stays paused."""
+        turn = self._spec.turn
+        voiced_ms = self._turns.voiced_s * 1000
+        if voiced_ms < turn.backchannel_ms:
+            return False
+        if voiced_ms >= turn.backchannel_max_ms:
+            return True
+        heard = self._utterance.partial if self._utterance is not None else ""
+        return bool(heard.strip()) and not is_backchannel(heard)
 
     def _ask_turn_model(self, stream: SttStream, speech_end: float) -> None:
         """At a pause, ask the audio turn model whether the caller is done (its verdict
@@ -144,6 +155,8 @@ class SessionTurns(SessionReplies):
         self._turns.update_transcript(text)
         if not self._candidate:
             self._emit(Transcript(role="user", text=text, final=False, turn=self._turn + 1))
+        elif self._turns.in_utterance and self._says_something():
+            self._barge_in()  # its words came in: more than a "mhm"
 
     def _drop_utterance(self) -> None:
         self._drop_preemption()

@@ -4,6 +4,8 @@ stayed under the barge-in threshold) are a turn: the reply stops and the line is
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from agents.fake import ScriptedAgent
@@ -61,4 +63,73 @@ async def test_okay_over_the_reply_lets_it_go_on() -> None:
     await h.until(State.LISTENING)
     assert h.finals("agent")[-1].text == STORY
     assert [t.text for t in h.finals("user")] == ["tell me a story"]
+    await h.finish()
+
+
+async def _say_over_a_story(h: Harness, seconds: float) -> int:
+    """Start a story, then line 1 over it for `seconds`; returns the playout frames that went
+    out while the caller spoke."""
+    await h.start()
+    await h.until(State.LISTENING)
+    await h.say(0, 0.8)
+    await h.until(State.AGENT_SPEAKING)
+    await h.silence(0.5)
+    before = len(h.transport.sink.frames)
+    await h.say(1, seconds)
+    return len(h.transport.sink.frames) - before
+
+
+async def test_a_long_mhm_past_the_threshold_is_still_a_backchannel() -> None:
+    # 1.0 s of "mhm" is over the 600 ms threshold: its words hold the agent paused, not stop it
+    agent = ScriptedAgent(greeting="Hi.", replies={"story": STORY})
+    h = Harness(["tell me a story", "Mm-hmm."], agent, backchannel_ms=600, backchannel_max_ms=1500)
+    sent = await _say_over_a_story(h, 1.0)
+    assert sent <= 8  # paused from its onset, as for any speech over the agent
+    await h.until(State.LISTENING)
+    assert not any(t.interrupted for t in h.finals("agent"))
+    assert h.finals("agent")[-1].text == STORY
+    assert [t.text for t in h.finals("user")] == ["tell me a story"]
+    await h.finish()
+
+
+async def test_acknowledging_words_that_go_on_past_the_maximum_barge_in() -> None:
+    agent = ScriptedAgent(greeting="Hi.", replies={"story": STORY})
+    h = Harness(["tell me a story", "okay"], agent, backchannel_ms=600, backchannel_max_ms=1200)
+    await _say_over_a_story(h, 0.0)
+    await h.say(1, 1.0)
+    assert h.session is not None and h.session.state == State.AGENT_SPEAKING  # held, paused
+    await h.say(1, 0.4)  # 1.4 s in all: past the maximum
+    assert h.session.state == State.USER_SPEAKING
+    story = next(t for t in h.finals("agent") if t.interrupted)
+    assert len(story.text.split()) < len(STORY.split())
+    await h.finish()
+
+
+async def test_words_that_say_something_barge_in_at_the_threshold() -> None:
+    agent = ScriptedAgent(greeting="Hi.", replies={"story": STORY})
+    h = Harness(["tell me a story", "what about Aetna"], agent, backchannel_ms=600)
+    await _say_over_a_story(h, 0.0)
+    await h.say(1, 0.5)
+    assert h.session is not None and h.session.state == State.AGENT_SPEAKING
+    await h.say(1, 0.2)  # 0.7 s: past the threshold, and the partial says something
+    assert h.session.state == State.USER_SPEAKING
+    assert any(t.interrupted for t in h.finals("agent"))
+    await h.finish()
+
+
+async def test_a_late_partial_barges_in_when_it_comes() -> None:
+    # the recogniser is behind: at the threshold the words are not in, so the agent stays
+    # paused; the partial that then says something barges in at once
+    agent = ScriptedAgent(greeting="Hi.", replies={"story": STORY})
+    h = Harness(["tell me a story", "what about Aetna"], agent, backchannel_ms=600)
+    await _say_over_a_story(h, 0.0)
+    gate = asyncio.Event()
+    h.engines.stt.gate = gate  # type: ignore[attr-defined]
+    await h.say(1, 0.9)
+    assert h.session is not None and h.session.state == State.AGENT_SPEAKING
+    gate.set()
+    await h.clock.advance(0)
+    await h.say(1, 0.04)
+    assert h.session.state == State.USER_SPEAKING
+    assert any(t.interrupted for t in h.finals("agent"))
     await h.finish()
