@@ -7,7 +7,9 @@ and `POST /v1/campaigns/{id}/start|pause|resume|cancel` moves it through its lif
 the campaign's row lock (409 on a move its state does not allow).
 
 Creating and moving need an `operator` (or `admin`) key, reading any key. Nothing here dials:
-the node's dialler (not built yet) is what places a running campaign's calls.
+the node's dialler (`voicenode.dialler`) places a running campaign's calls; a move writes its
+event (`campaign.started`, `campaign.paused`, `campaign.completed` for a cancel) into the
+outbox with the move and wakes the node's dialler (`campaigns.notify`).
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from control_api.acting_tenant import TENANT_MUST_EXIST, ActingTenant
 from control_api.api_errors import errors
 from control_api.auth import can_operate
-from control_api.campaigns import queries, rows
-from control_api.campaigns.lifecycle import Action, TransitionRefused
+from control_api.campaigns import notify, queries, rows
+from control_api.campaigns.lifecycle import Action, CampaignState, TransitionRefused
 from control_api.campaigns.model import CampaignIn, CampaignSettings, read_settings
 from control_api.state import Api, ApiState
 from control_api.tenants_api import store_errors, utc
@@ -289,10 +291,15 @@ def _mover(action: Action) -> HTTPRouteHandler:
         try:
             async with api.store.session() as session:
                 row = await queries.move(session, tenant_id, campaign_id, action)
+                if row is not None:  # its event in the same transaction as the move
+                    state = CampaignState(row.state)
+                    event = notify.moved(tenant_id, campaign_id, action, state, datetime.now(UTC))
+                    await notify.emit(session, [event], api.settings.node.name)
         except TransitionRefused as exc:
             raise HTTPException(str(exc), status_code=409) from None
         if row is None:
             raise NotFoundException(f"no campaign {campaign_id!r}")
+        notify.ring(api.host)  # the node's dialler looks again now
         log.info(
             "campaign state changed",
             extra={"tenant_id": tenant_id, "campaign_id": campaign_id, "state": row.state},
