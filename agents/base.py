@@ -91,7 +91,17 @@ class ModelRound(msgspec.Struct, frozen=True, tag="model_round"):
     ok: bool = True
 
 
-AgentOutput = TextChunk | EndCall | Transfer | SendDtmf | ToolResult | ModelRound
+class RecordingControl(msgspec.Struct, frozen=True, tag="recording"):
+    """Mute (`pause`) or unmute the call's recording, both channels, once the speech before it
+    has played. `reason`: the flow's own `recording` action (`agent`), or the session keeping
+    a sensitive step's input (a card number keyed or said) out of the recording (`sensitive`);
+    each reason is held apart, so one's resume does not undo another's pause."""
+
+    pause: bool
+    reason: Literal["agent", "sensitive"] = "agent"
+
+
+AgentOutput = TextChunk | EndCall | Transfer | SendDtmf | ToolResult | ModelRound | RecordingControl
 
 
 class Message(msgspec.Struct, frozen=True, kw_only=True):
@@ -151,6 +161,12 @@ class Agent(abc.ABC):
 
     def restore(self, checkpoint: object) -> None:  # noqa: B027 - optional hook
         """Go back to a state `checkpoint` returned (see there)."""
+
+    @property
+    def sensitive_input(self) -> bool:
+        """Whether what the caller says or keys next is sensitive (a flow slot marked
+        `sensitive`): the session keeps it out of the recording, the events and the history."""
+        return False
 
     @property
     def may_speculate(self) -> bool:

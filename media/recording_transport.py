@@ -5,7 +5,10 @@ caller channel as the session reads it, each frame the session writes to the sin
 channel, at the time it is due to play (the sink's clock time plus the frames already buffered
 ahead of it). A barge-in's `clear` takes back the frames it dropped, if the recorder has not
 written them yet (its `lag_frames` should cover the sink's buffer). `pause`/`resume` mute both
-channels from the clock's now (a sensitive moment: a card number said or keyed in).
+channels from the clock's now (a sensitive moment: a card number said or keyed in). Each pause
+has a reason (`api`: the control API; `agent`: a flow's `recording` action; `sensitive`: a
+flow slot marked sensitive being collected), held apart: the recording is muted while any
+reason holds, so the API's resume does not unmute a card number being keyed in.
 
 Times come from one clock for both channels, placed by `FramePlacer`: a stream's consecutive
 frames land in consecutive 20 ms slots whatever the jitter of their arrival, and a stream that
@@ -18,14 +21,16 @@ its `RecordingInfo`.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Final
+from typing import Final, Literal
 
 from media.clock import Clock
 from media.frames import FRAME_MS, AudioFrame
 from media.recording_file import CallRecorder
 from media.transport import AudioSink, AudioSource, Transport
 
-__all__ = ["FramePlacer", "RecordingTransport"]
+__all__ = ["FramePlacer", "PauseReason", "RecordingTransport"]
+
+PauseReason = Literal["api", "agent", "sensitive"]
 
 FRAME_S: Final = FRAME_MS / 1000
 RESTART_AFTER_S: Final = 0.06
@@ -106,14 +111,31 @@ class RecordingTransport(Transport):
         self._clock = clock
         self.source = _RecordedSource(inner.source, recorder, clock)
         self.sink = _RecordedSink(inner.sink, recorder, clock)
+        self._held: set[PauseReason] = set()
 
-    def pause(self) -> bool:
-        """Mute the recording from now on; False if it already was."""
-        return self.recorder.pause(self._clock.now())
+    @property
+    def paused_for(self) -> frozenset[PauseReason]:
+        """The reasons the recording is muted for now (empty: recording)."""
+        return frozenset(self._held)
 
-    def resume(self) -> bool:
-        """Record again from now on; False if it was not paused."""
-        return self.recorder.resume(self._clock.now())
+    def pause(self, reason: PauseReason = "api") -> bool:
+        """Mute the recording from now on for `reason`; False if that reason already held."""
+        if reason in self._held:
+            return False
+        if not self._held:
+            self.recorder.pause(self._clock.now())
+        self._held.add(reason)
+        return True
+
+    def resume(self, reason: PauseReason = "api") -> bool:
+        """Drop `reason`'s pause; the recording goes on from now once no reason holds. False
+        if `reason` held no pause."""
+        if reason not in self._held:
+            return False
+        self._held.discard(reason)
+        if not self._held:
+            self.recorder.resume(self._clock.now())
+        return True
 
     async def close(self) -> None:
         try:

@@ -23,8 +23,6 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any, Literal
 
 import msgspec
-import numpy as np
-import numpy.typing as npt
 from prometheus_client import Histogram
 
 from agents.base import (
@@ -35,6 +33,7 @@ from agents.base import (
     Message,
     ModelRound,
     NoInput,
+    RecordingControl,
     SendDtmf,
     TextChunk,
     ToolResult,
@@ -47,8 +46,9 @@ from media.frames import AudioFrame
 from media.transport import AudioSink
 from pipeline.closing import ClosingActions, PendingClose, closing_kind
 from pipeline.events import EventCallback, ModelCalled, ToolCalled
+from pipeline.fallback_voice import FallbackVoice
+from pipeline.privacy import RecordingSwitch, with_sensitive_steps
 from pipeline.response import Action, Synthesizer
-from pipeline.tts import ClauseSplitter
 
 SILENCE_AFTER_FAILURE = Histogram(
     "voicenode_silence_after_failed_action_seconds",
@@ -104,7 +104,7 @@ def tool_error_kind(result: ToolResult) -> str:
 
 
 async def run_action(
-    action: Action, call: Call, transfer_target: str, log: CallLog
+    action: EndCall | Transfer | SendDtmf, call: Call, transfer_target: str, log: CallLog
 ) -> str | ActionFailure | None:
     """Carry out an agent action on `call`: the end reason when it ended the call, an
     `ActionFailure` when the call could not do it (the call goes on), else None."""
@@ -153,42 +153,6 @@ class SpokenLine(Agent):
         yield TextChunk(self.line)
 
 
-class FallbackVoice:
-    """The agent's fallback line, synthesized once per call and kept (`prepare`), served to the
-    reply that speaks it as a `Synthesizer` (any other text goes to the real TTS)."""
-
-    def __init__(self, tts: Synthesizer, voice: str, line: str) -> None:
-        self._tts = tts
-        self._voice = voice
-        self.line = line
-        self._clauses: dict[str, asyncio.Future[npt.NDArray[np.int16]]] = {}
-
-    def prepare(self) -> None:
-        """Start synthesizing the line's clauses (the reply will split it the same way)."""
-        if self._clauses or not self.line.strip():
-            return
-        splitter = ClauseSplitter()
-        for clause in [*splitter.push(self.line + " "), *splitter.flush()]:
-            fut = asyncio.ensure_future(self._tts.synthesize(clause, self._voice))
-            fut.add_done_callback(_retrieve)  # a failed synthesis is redone when needed
-            self._clauses[clause] = fut
-
-    async def synthesize(self, text: str, voice: str = "") -> npt.NDArray[np.int16]:
-        fut = self._clauses.get(text)
-        if fut is None or fut.cancelled() or (fut.done() and fut.exception() is not None):
-            return await self._tts.synthesize(text, voice or self._voice)
-        return await asyncio.shield(fut)  # the reply cancels its syntheses: keep ours
-
-    def close(self) -> None:
-        for fut in self._clauses.values():
-            fut.cancel()
-
-
-def _retrieve(fut: asyncio.Future[npt.NDArray[np.int16]]) -> None:
-    if not fut.cancelled():
-        fut.exception()
-
-
 class ReplyWatch:
     """One reply's failures: call actions the call refused, and failed tools the agent said
     nothing after. `checkpoint` is the agent's state from before the reply (a failed transfer
@@ -202,8 +166,11 @@ class ReplyWatch:
         fallback: FallbackVoice,
         on_failure: Callable[[ActionFailure], None],
         closing: ClosingActions | None = None,
+        recording: RecordingSwitch | None = None,
     ) -> None:
         self.event = event
+        self.recording = recording or RecordingSwitch(None)
+        """The call's recording, which `RecordingControl` actions pause and resume."""
         """What the reply answers."""
         self.checkpoint = checkpoint
         self._fallback = fallback
@@ -262,6 +229,9 @@ class ReplyWatch:
         """`run_action`, as the reply wants it: the end reason, or None (the call goes on).
         A hang-up or transfer first waits out the closing grace period (see `pipeline.closing`);
         `before_hold` runs as it starts (the closing line has been played)."""
+        if isinstance(action, RecordingControl):
+            self.recording.apply(action)
+            return None
         if self._closing is not None and closing_kind(action) is not None:
             before_hold()
             await self._closing.hold()
@@ -283,7 +253,8 @@ class WatchedAgent(Agent):
     def respond(
         self, history: Sequence[Message], event: AgentInput
     ) -> AsyncGenerator[AgentOutput, None]:
-        return self._watch.watch(self._agent.respond(history, event))
+        stream = self._agent.respond(history, event)
+        return self._watch.watch(with_sensitive_steps(self._agent, stream, self._watch.recording))
 
 
 class DeadAirGuard:
@@ -299,7 +270,10 @@ class DeadAirGuard:
         clock: Clock,
         log: CallLog,
         emit: EventCallback,
+        recording: RecordingSwitch | None = None,
     ) -> None:
+        self.recording = recording or RecordingSwitch(None)
+        """The call's recording (muted over sensitive steps; the agent's `recording` actions)."""
         self.voice = FallbackVoice(tts, spec.voice, spec.action_failed_line)
         """The TTS replies use: the fallback line is made ahead, the rest by the engine."""
         self._reprompt_line = spec.turn.reprompt_line
@@ -326,6 +300,7 @@ class DeadAirGuard:
             fallback=self.voice,
             on_failure=self.failed,
             closing=self.closing,
+            recording=self.recording,
         )
 
     def tap(self, sink: AudioSink) -> AudioSink:

@@ -1,4 +1,5 @@
-"""Keypad entry: digits collected into one entry, ended by '#' or a pause between digits."""
+"""Keypad entry: digits collected into one entry, ended by '#' or a pause between digits; an
+entry keyed in a sensitive step (a flow slot marked `sensitive`) is shown only masked."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from agents.sensitive import masked
 from media.clock import Clock
 
 DTMF_INTERDIGIT_S = 1.5
@@ -60,3 +62,10 @@ class DtmfCollector:
         self._digits.clear()
         if entry:
             self._on_entry(entry)
+
+
+def keys_shown(digits: str, *, sensitive: bool) -> str:
+    """An entry as the call's events, history and logs may show it: as keyed, or, keyed in a
+    sensitive step, its placeholder (`[CARD]` for a card number, else `[REDACTED]`). The agent
+    alone gets the digits."""
+    return masked(digits) if sensitive else digits

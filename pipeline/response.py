@@ -24,6 +24,7 @@ from agents.base import (
     EndCall,
     Message,
     ModelRound,
+    RecordingControl,
     SendDtmf,
     TextChunk,
     ToolResult,
@@ -59,7 +60,7 @@ class Synthesizer(Protocol):
     async def synthesize(self, text: str, voice: str = "") -> npt.NDArray[np.int16]: ...
 
 
-Action = EndCall | Transfer | SendDtmf
+Action = EndCall | Transfer | SendDtmf | RecordingControl
 _Item = tuple[str, "asyncio.Future[npt.NDArray[np.int16]]"] | Action | None
 
 
@@ -174,7 +175,7 @@ class Response:
                 for clause in splitter.push(text):
                     self._say(clause)
                 return bool(text.strip())
-            case EndCall() | Transfer() | SendDtmf():
+            case EndCall() | Transfer() | SendDtmf() | RecordingControl():
                 for clause in splitter.flush():
                     self._say(clause)
                 self._items.put_nowait(out)

@@ -27,10 +27,11 @@ from media.call import Call, CallControlError, CallInfo, Direction, Dtmf, Remote
 from media.clock import Clock
 from media.transport import Transport
 from pipeline.actions import CallLog, DeadAirGuard
-from pipeline.dtmf import DtmfCollector
+from pipeline.dtmf import DtmfCollector, keys_shown
 from pipeline.engines import Engines
 from pipeline.events import CallEnded, DtmfReceived, EventCallback
 from pipeline.playout import Playout
+from pipeline.privacy import RecordingSwitch
 from pipeline.screening import screen_call
 from pipeline.session_core import PREROLL_FRAMES, State
 from pipeline.session_turns import SessionTurns
@@ -74,8 +75,9 @@ class CallSession(SessionTurns):
             spec.turn, speech_threshold=vs.speech_threshold, silence_threshold=vs.silence_threshold
         )
         self._log = CallLog(log, {"call_id": info.call_id, "tenant_id": info.tenant_id})
+        rec = RecordingSwitch.of(transport)
         self._guard = DeadAirGuard(
-            spec=spec, tts=engines.tts, clock=clock, log=self._log, emit=on_event
+            spec=spec, tts=engines.tts, clock=clock, log=self._log, emit=on_event, recording=rec
         )
         self._playout = Playout(
             self._guard.tap(transport.sink), clock, on_first_frame=self._on_first_frame
@@ -189,10 +191,11 @@ class CallSession(SessionTurns):
                     return
 
     def _on_keypad_entry(self, digits: str) -> None:
-        self._emit(DtmfReceived(digits))
+        shown = keys_shown(digits, sensitive=self._agent.sensitive_input)
+        self._emit(DtmfReceived(shown))
         self._silence.cancel()
         self._cancel_response(self._playout.clear())
         self._turn += 1
-        self.history.append(Message(role="user", text=f"[keys pressed: {digits}]"))
+        self.history.append(Message(role="user", text=f"[keys pressed: {shown}]"))
         self._set_state(State.THINKING)
         self._start_response(DtmfPressed(digits), None)

@@ -26,6 +26,8 @@ def readback_template(name: str, slot: SlotSpec) -> str:
         return ""
     if slot.readback is not None:
         return slot.readback
+    if slot.sensitive:  # `{name}` reads only the last four digits
+        return f"That's the number ending in {{{name}}}. Is that right?"
     return f"That's {{{name}}}. Is that right?"
 
 

@@ -24,6 +24,7 @@ from agents.base import (
     AgentError,
     AgentOutput,
     EndCall,
+    RecordingControl,
     TextChunk,
     ToolResult,
     Transfer,
@@ -32,6 +33,7 @@ from agents.flow.digits import spoken_groups
 from agents.flow.slots import extract
 from agents.flow.spec import Action, FlowSpec, NodeSpec, Route, SlotSpec
 from agents.flow.webhook import post_webhook
+from agents.sensitive import masked
 from agents.spec import AgentSpec
 
 log = logging.getLogger(__name__)
@@ -138,6 +140,9 @@ class FlowRunner:
             elif step.clear is not None:
                 for name in step.clear:
                     self._slots.pop(name, None)
+            elif step.recording is not None:
+                self._log("flow recording", recording=step.recording)
+                yield RecordingControl(pause=step.recording == "pause")
         for chunk in self._say(self._current().prompt):
             yield chunk
 
@@ -157,6 +162,7 @@ class FlowRunner:
     async def _webhook(self, name: str) -> AsyncIterator[AgentOutput]:
         hook = self._flow.webhooks[name]
         sent = {k: v for k, v in self._slots.items() if not hook.slots or k in hook.slots}
+        shown = {k: masked(v) if self._sensitive(k) else v for k, v in sent.items()}
         payload = {
             "call_id": self._ctx.call_id,
             "agent": self._spec.name,
@@ -172,7 +178,7 @@ class FlowRunner:
         )
         yield ToolResult(
             name="webhook",
-            arguments={"webhook": name, "url": hook.url, "slots": sent},
+            arguments={"webhook": name, "url": hook.url, "slots": shown},
             result=outcome.detail,
             ok=outcome.ok,
         )
@@ -189,6 +195,16 @@ class FlowRunner:
     def _current(self) -> NodeSpec:
         return self._flow.nodes[self._node]
 
+    @property
+    def sensitive_input(self) -> bool:
+        """Waiting for (or reading back) a slot marked `sensitive`."""
+        name = self._readback or self._waiting
+        return name is not None and self._sensitive(name)
+
+    def _sensitive(self, name: str) -> bool:
+        slot = self._flow.slots.get(name)
+        return slot is not None and slot.sensitive
+
     def render(self, template: str) -> str:
         """`template` with each `{slot}` replaced by its value ("" when not collected); a digits
         slot's value is read in groups, one digit at a time ("5 5 5, 1 2 1 2")."""
@@ -198,6 +214,9 @@ class FlowRunner:
     def _spoken(self, name: str) -> str:
         value = self._slots.get(name, "")
         slot = self._flow.slots.get(name)
+        if slot is not None and slot.sensitive:  # never said whole
+            value = "".join(ch for ch in value if ch.isdigit())[-4:]
+            return " ".join(value)
         return spoken_groups(value) if slot is not None and slot.type == "digits" else value
 
     def _say(self, template: str) -> list[TextChunk]:

@@ -91,6 +91,9 @@ class SlotSpec(_Part, frozen=True):
     eager: bool | None = None
     """Fill from what the caller already said in the turn that led to the question (so
     "book me for Tuesday at 2 pm" fills day and time). Default: true for day and time."""
+    sensitive: bool = False
+    """A card number, PIN or CVV: the recording is muted while it is asked, its keys are shown
+    only as a placeholder (`[CARD]`, else `[REDACTED]`), `{slot}` says its last four digits."""
 
     @property
     def digit_limits(self) -> tuple[int, int]:
@@ -106,7 +109,8 @@ class Action(_Part, frozen=True):
     """One step; exactly one field is set: ``{ say = "..." }``, ``{ ask = "slot" }``,
     ``{ goto = "node" }``, ``{ transfer = "sip:..." }`` (``""``: the agent's
     `transfer_target`), ``{ end = true }`` (or a reason string), ``{ webhook = "name" }``,
-    ``{ clear = ["slot", ...] }``."""
+    ``{ clear = ["slot", ...] }``, ``{ recording = "pause" }`` (or ``"resume"``: mute the
+    call's recording, both channels, from once the words before it have played)."""
 
     say: str | None = None
     ask: str | None = None
@@ -115,6 +119,7 @@ class Action(_Part, frozen=True):
     end: bool | str | None = None
     webhook: str | None = None
     clear: list[str] | None = None
+    recording: Literal["pause", "resume"] | None = None
 
     @property
     def verbs(self) -> list[str]:
@@ -332,8 +337,8 @@ class _Checker:
             got = ", ".join(verbs) if verbs else "none"
             self.bad(
                 path,
-                "an action sets exactly one of say, ask, goto, transfer, end, webhook, clear"
-                f" (got {got})",
+                "an action sets exactly one of say, ask, goto, transfer, end, webhook, clear,"
+                f" recording (got {got})",
             )
             return
         if action.say is not None:

@@ -90,7 +90,7 @@ def test_errors_name_the_field(change: tuple[str, str], message: str) -> None:
         (
             '[flow.nodes.b]\ndo = [{ say = "x", end = true }]\n',
             "flow.nodes.b.do[0]: an action sets exactly one of say, ask, goto, transfer, end,"
-            " webhook, clear (got say, end)",
+            " webhook, clear, recording (got say, end)",
         ),
         ("[flow.nodes.b]\ndo = [{}]\n", "flow.nodes.b.do[0]: an action sets exactly one"),
         (
