@@ -53,6 +53,7 @@ from control_api.recordings_api import recording_router
 from control_api.redaction_api import redaction_router
 from control_api.secrets_api import secrets_router
 from control_api.state import ApiState
+from control_api.subjects_api import subjects_router
 from control_api.tenants_api import tenants_router
 from control_api.webhooks_api import webhooks_router
 from control_api.webrtc_api import calls_router
@@ -94,8 +95,9 @@ def api_routers(
     **router_kwargs: Any,
 ) -> list[Router]:
     """The `/v1` routers: calls, tenants and their configuration, and (when the host has
-    analytics) `analytics_routers`; `router_kwargs` (the bearer auth) go to each. Tenant-scoped
-    routers carry the acting-tenant dependency (`control_api.acting_tenant`)."""
+    analytics) `analytics_routers` and the data-subject routes; `router_kwargs` (the bearer
+    auth) go to each. Tenant-scoped routers carry the acting-tenant dependency
+    (`control_api.acting_tenant`)."""
     scoped = tenant_dependency(host.store)
     control = [
         make(tags=[tag], dependencies=deps, **router_kwargs)
@@ -124,9 +126,14 @@ def api_routers(
     # Litestar refuses one path in two routers: with analytics on, the call-control handlers
     # join its `/v1/calls` history router.
     calls = calls_router(tags=["calls"], dependencies=scoped, **router_kwargs)
+    kept = recordings.store if recordings is not None else None
+    subjects = subjects_router(
+        analytics, kept, tags=["subjects"], dependencies=scoped, **router_kwargs
+    )
     return [
         calls,
         *control,
+        subjects,
         *analytics_routers(
             analytics,
             principal_for=principal_for,
