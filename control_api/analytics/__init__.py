@@ -32,7 +32,7 @@ from control_api.analytics.chsink import ClickHouseSink, open_clickhouse_lane
 from control_api.analytics.clickhouse import ClickHouse, ClickHouseError
 from control_api.analytics.feed import LiveFeed
 from control_api.analytics.outbox import recover_unfinished
-from control_api.analytics.recorder import AgentLookup, AgentRef, CallRecorder, agent_from_uri
+from control_api.analytics.recorder import AgentLookup, AgentRef, CallEventRecorder, agent_from_uri
 from control_api.analytics.relay import Relay
 from control_api.analytics.retention import OutboxRetention, Retention
 from control_api.analytics.sinks import RedisStreamSink, TenantUrls, open_stream_sink
@@ -69,7 +69,7 @@ class Analytics:
 
     settings: Settings
     store: Store
-    recorder: CallRecorder
+    recorder: CallEventRecorder
     relay: Relay
     feed: LiveFeed
     wall: Callable[[], datetime.datetime]
@@ -95,7 +95,9 @@ async def _migrate_at_start(sink: ClickHouseSink) -> None:
         log.warning("clickhouse unreachable at start; migrating later", extra={"error": exc.detail})
 
 
-async def _sweep(recorder: CallRecorder, calls: CallSource, clock: Clock, every_s: float) -> None:
+async def _sweep(
+    recorder: CallEventRecorder, calls: CallSource, clock: Clock, every_s: float
+) -> None:
     while True:
         await clock.sleep_until(clock.now() + every_s)
         recorder.sweep(lambda call_id: calls.get(call_id) is not None)
@@ -161,7 +163,7 @@ async def _recover(store: Store, node: str, wall: Callable[[], datetime.datetime
 
 
 def _start(
-    recorder: CallRecorder, relay: Relay, calls: CallSource, clock: Clock, settings: Settings
+    recorder: CallEventRecorder, relay: Relay, calls: CallSource, clock: Clock, settings: Settings
 ) -> tuple[asyncio.Task[None], asyncio.Task[None], asyncio.Task[None]]:
     """The writer, the relay and the sweeper of calls that vanished, as owned tasks."""
     loop = asyncio.get_running_loop()
@@ -176,7 +178,7 @@ def _start(
 
 async def _drain(
     settings: Settings,
-    recorder: CallRecorder,
+    recorder: CallEventRecorder,
     writer: asyncio.Task[None],
     relay: Relay,
     relaying: asyncio.Task[None],
@@ -249,7 +251,7 @@ async def open_analytics(
             urls=urls,
             lanes=[lane] if lane is not None else [],
         )
-        recorder = CallRecorder(
+        recorder = CallEventRecorder(
             settings.analytics, store=store, node=node, clock=clock, wall=wall, agents=agents,
             feed=feed, env=os.environ if env is None else env, on_written=relay.wake,
         )  # fmt: skip

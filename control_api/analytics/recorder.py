@@ -96,7 +96,10 @@ def agent_from_uri(info: CallInfo) -> AgentOfCall | None:
 _STOP = None
 
 
-class CallRecorder:
+class CallEventRecorder:
+    """A call's events into the store: the call row and the outbox, in one transaction a batch
+    (not the call's audio: that is `media.recording_file.CallRecorder`)."""
+
     def __init__(
         self,
         settings: AnalyticsSettings,

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from control_api.analytics import open_analytics
 from control_api.analytics.events import decode_event
 from control_api.analytics.outbox import RECOVERED_REASON, write_events
-from control_api.analytics.recorder import CallRecorder
+from control_api.analytics.recorder import CallEventRecorder
 from control_api.analytics.tables import CallRow, OutboxRow
 from control_api.store import Store
 from media.call import CallInfo
@@ -131,7 +131,7 @@ async def test_open_calls_are_closed_as_interrupted_on_exit(store: Store) -> Non
 
 
 async def test_full_queue_drops_and_counts_instead_of_blocking(store: Store) -> None:
-    recorder = CallRecorder(
+    recorder = CallEventRecorder(
         settings(queue_size=16).analytics,
         store=store,
         node=NODE,
