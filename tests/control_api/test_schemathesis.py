@@ -60,6 +60,8 @@ UNCHECKED_ACCEPTANCE: dict[str, str] = {
     "GET /v1/campaigns": "`cursor` is opaque: only a `next_cursor` the API gave out decodes",
     "POST /v1/campaigns": "a time zone zoneinfo knows, windows' start before end, each day and "
     "contact number once",
+    "GET /v1/subjects/{phone}/export": "`phone` is an E.164 number (+ and digits)",
+    "DELETE /v1/subjects/{phone}": "`phone` is an E.164 number (+ and digits)",
 }
 ANALYTICS_ONLY = {
     "GET /v1/calls",
@@ -69,6 +71,8 @@ ANALYTICS_ONLY = {
     "DELETE /v1/webhooks/{webhook_id}",
     "GET /v1/webhooks/{webhook_id}/dead-letters",
     "POST /v1/webhooks/{webhook_id}/dead-letters/replay",
+    "GET /v1/subjects/{phone}/export",
+    "DELETE /v1/subjects/{phone}",
 }
 
 
@@ -229,10 +233,10 @@ def test_the_document_is_true() -> None:
 
 
 def test_the_analytics_routes_are_documented_truly() -> None:
-    """Webhooks and call history (mounted only with analytics), and the call routes they share
-    `/v1/calls` with."""
+    """Webhooks, call history and data subjects (mounted only with analytics), and the call
+    routes they share `/v1/calls` with."""
     with in_thread(analytics_node) as url:
-        schema = api_schema(url).include(path_regex="^/v1/(webhooks|calls)")
+        schema = api_schema(url).include(path_regex="^/v1/(webhooks|calls|subjects)")
         operations = _operations(schema)
         assert ANALYTICS_ONLY <= {op.label for op in operations}
         _fuzz_all(operations)
