@@ -8,13 +8,16 @@ The rules, in the order they are tried (times from the answer):
 2. **greeting_phrase**: a transcript with a voicemail greeting's words ("leave a message",
    "not available", "after the tone", "can't take your call", ...) is a machine's;
 3. **long_greeting**: one utterance (speech whose pauses are all shorter than
-   `human_silence_ms`) of `machine_speech_ms` or more is a machine's greeting;
-4. **short_greeting**: a shorter utterance followed by `human_silence_ms` of silence ("Hello?"
-   and a wait for an answer) is a person's, unless a tone is playing then (it may be the
-   beep after a short greeting: its end decides);
+   `human_silence_ms`) of `machine_speech_ms` or more is a machine's greeting, unless its
+   transcript has words people answer the phone with and greetings do not ("who's calling",
+   "speaking", "who is this": `ANSWER_PHRASES`): a long answer ("Hello, yes, this is Karen
+   speaking, who is calling please?") is a person's;
+4. **short_greeting**: a shorter utterance (or one with an answer phrase) followed by
+   `human_silence_ms` of silence ("Hello?" and a wait for an answer) is a person's, unless a
+   tone is playing then (it may be the beep after a short greeting: its end decides);
 5. **deadline** at `decision_ms`: a tone still playing, or an utterance still going on after
-   60 % of `machine_speech_ms`, is a machine's, a shorter one a person's; **silence**: nobody
-   spoke, unknown.
+   60 % of `machine_speech_ms` without an answer phrase, is a machine's, a shorter one (or
+   one with an answer phrase) a person's; **silence**: nobody spoke, unknown.
 
 After "machine" the detector keeps listening for the moment to start a voicemail message
 (`VoicemailCue`): the end of the beep; without one, `beep_wait_ms` of silence after the
@@ -36,12 +39,14 @@ from agents.spec import AmdSettings
 from media.tone import Beep, BeepDetector, BeepSettings
 
 __all__ = [
+    "ANSWER_PHRASES",
     "GREETING_PHRASES",
     "AmdDecision",
     "AmdEvidence",
     "AmdOutput",
     "AnsweringMachineDetector",
     "VoicemailCue",
+    "answer_phrase",
     "greeting_phrase",
     "render_voicemail",
 ]
@@ -85,6 +90,20 @@ GREETING_PHRASES: Final = (
 )
 """Words of voicemail greetings (normalised: lower case, "can't"/"can not" → "cannot")."""
 
+ANSWER_PHRASES: Final = (
+    "who is calling",
+    "who's calling",
+    "who is this",
+    "who's this",
+    "who is speaking",
+    "speaking",
+    "can i help you",
+    "may i help you",
+    "how can i help",
+)
+"""Words a person answering says and a voicemail greeting does not (normalised). A greeting
+phrase heard as well wins: the greeting's words are the stronger evidence."""
+
 
 class AmdEvidence(msgspec.Struct, frozen=True, kw_only=True):
     """What the decision was made from (no transcript text: only the matched phrase)."""
@@ -100,6 +119,8 @@ class AmdEvidence(msgspec.Struct, frozen=True, kw_only=True):
     """Silence since the last speech (since the answer if nobody spoke)."""
     phrase: str = ""
     """The voicemail greeting phrase found in the transcript."""
+    answer: str = ""
+    """The answer phrase (`ANSWER_PHRASES`) found in the transcript."""
     words: int = 0
     """Words in the longest transcript heard."""
     beep_hz: float | None = None
@@ -136,8 +157,17 @@ def _normalise(text: str) -> str:
 
 def greeting_phrase(text: str) -> str:
     """The first voicemail greeting phrase in `text`, or ""."""
+    return _first_of(GREETING_PHRASES, text)
+
+
+def answer_phrase(text: str) -> str:
+    """The first phrase of a person answering (`ANSWER_PHRASES`) in `text`, or ""."""
+    return _first_of(ANSWER_PHRASES, text)
+
+
+def _first_of(phrases: tuple[str, ...], text: str) -> str:
     padded = f" {_normalise(text)} "
-    return next((p for p in GREETING_PHRASES if f" {p} " in padded), "")
+    return next((p for p in phrases if f" {p} " in padded), "")
 
 
 def render_voicemail(template: str, variables: Mapping[str, str]) -> str:
@@ -171,6 +201,7 @@ class AnsweringMachineDetector:
         self._greeting_ms = 0.0
         self._utterances = 0
         self._phrase = ""
+        self._answer = ""
         self._words = 0
         self._beep: Beep | None = None
 
@@ -197,6 +228,8 @@ class AnsweringMachineDetector:
         self._words = max(self._words, len(_normalise(text).split()))
         if not self._phrase:
             self._phrase = greeting_phrase(text)
+        if not self._answer:
+            self._answer = answer_phrase(text)
         return self._advance(at_s)
 
     def tick(self, now: float) -> tuple[AmdOutput, ...]:
@@ -247,7 +280,8 @@ class AnsweringMachineDetector:
             return "machine", "beep"
         if self._phrase:
             return "machine", "greeting_phrase"
-        if self._greeting_ms >= s.machine_speech_ms:
+        answered = bool(self._answer)
+        if self._greeting_ms >= s.machine_speech_ms and not answered:
             return "machine", "long_greeting"
         tone = self._beeps.in_tone  # a tone going on may be the beep: its end decides
         if spoke and not tone and self._silence_ms(now) >= s.human_silence_ms:
@@ -260,7 +294,7 @@ class AnsweringMachineDetector:
             return "unknown", "silence"
         going_on = self._silence_ms(now) < s.human_silence_ms
         long_now = self._utterance_ms() >= DEADLINE_MACHINE_SHARE * s.machine_speech_ms
-        return ("machine" if going_on and long_now else "human"), "deadline"
+        return ("machine" if going_on and long_now and not answered else "human"), "deadline"
 
     def _decided(self, now: float, result: AmdResult, reason: AmdReason) -> AmdDecision:
         beep = self._beep
@@ -272,6 +306,7 @@ class AnsweringMachineDetector:
             utterances=self._utterances,
             silence_ms=round(self._silence_ms(now), 1),
             phrase=self._phrase,
+            answer=self._answer,
             words=self._words,
             beep_hz=None if beep is None else beep.hz,
             beep_end_ms=None if beep is None else self._ms(beep.ended_s),

@@ -14,6 +14,7 @@ from pipeline.amd import (
     AmdDecision,
     AnsweringMachineDetector,
     VoicemailCue,
+    answer_phrase,
     greeting_phrase,
     render_voicemail,
 )
@@ -235,6 +236,48 @@ def test_the_deadline_passes_without_frames_and_the_greeting_bound_ends_the_wait
 )
 def test_greeting_phrases(text: str, phrase: str) -> None:
     assert greeting_phrase(text) == phrase
+
+
+LONG_ANSWER = "Hello, yes, this is Karen speaking, who is calling please?"
+
+
+def test_a_long_answer_with_a_persons_words_is_human(silero: SileroModel) -> None:
+    """Over `machine_speech_ms` of speech without a pause would be a greeting; "speaking" and
+    "who is calling" heard in it make it a person's, decided when they stop (or at the
+    deadline if they are still talking then)."""
+    audio = line(silence(0.3), espeak(LONG_ANSWER))
+    assert len(audio) / SAMPLE_RATE > 3.0  # longer than the 2.5 s a greeting is taken at
+    as_machine = classify(silero, audio).decision
+    assert (as_machine.result, as_machine.reason) == ("machine", "long_greeting")
+    got = classify(silero, audio, transcript=(2.0, "Hello, yes, this is Karen speaking"))
+    d = got.decision
+    assert d.result == "human" and d.reason in {"short_greeting", "deadline"}, d
+    assert d.decided_ms <= 3500 and d.evidence.answer == "speaking"
+    assert d.evidence.greeting_ms >= 2500 and got.cue is None
+    print(f"long answer: human at {d.decided_ms} ms ({d.reason})")
+
+
+def test_the_greetings_words_win_over_an_answer_phrase(silero: SileroModel) -> None:
+    text = "You're speaking to the voicemail of Dan, leave a message after the tone."
+    audio = line(silence(0.3), espeak(text))
+    d = classify(silero, audio, transcript=(1.5, "You're speaking to the voicemail of")).decision
+    assert (d.result, d.reason) == ("machine", "greeting_phrase")
+    assert (d.evidence.phrase, d.evidence.answer) == ("voicemail", "speaking")
+
+
+@pytest.mark.parametrize(
+    ("text", "phrase"),
+    [
+        ("Hello? Who's calling?", "who's calling"),
+        ("Yes, speaking.", "speaking"),
+        ("WHO IS THIS", "who is this"),
+        ("Hi, how can I help?", "how can i help"),
+        ("Please leave a message after the tone.", ""),
+        ("I'm not available, speak after the beep", ""),
+    ],
+)
+def test_answer_phrases(text: str, phrase: str) -> None:
+    assert answer_phrase(text) == phrase
 
 
 def test_the_voicemail_message_fills_in_known_variables_only() -> None:
