@@ -77,10 +77,11 @@ class AmdSettings(_Spec, frozen=True):
     after the answer are classified human, machine or unknown, and a machine either gets a
     hang-up or, after its beep (or its greeting's end), the voicemail message."""
 
-    enabled: bool = False
-    """Classify the start of this agent's outbound calls (inbound calls never are). Off by
-    default: a screened call's agent speaks only once the far end is known to be a person
-    (about a second after their "Hello?", `decision_ms` at most)."""
+    enabled: bool = True
+    """Classify the start of this agent's outbound calls (inbound calls never are). On by
+    default: a screened call's agent speaks once the far end is known to be a person (the
+    silence after their "Hello?", `decision_ms` at most; its greeting is synthesized while
+    the detector listens)."""
     decision_ms: Annotated[int, Meta(ge=500, le=10000)] = 3500
     """Decide by this long after the answer; undecided then: machine if a long greeting is
     still going on, human if someone spoke briefly, unknown if nobody spoke."""

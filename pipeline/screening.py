@@ -3,7 +3,10 @@
 
 `screen_call` listens to the far end's frames through the call's VAD until the detector
 decides, and reports the decision as an `AmdDetected` event. A person (or unknown: nobody
-spoke) returns None, and the conversation starts at once (the agent's greeting). A machine:
+spoke) returns None, and the conversation starts at once (the agent's greeting). The
+greeting's first clause (`spec.greeting`, split as the reply will be) is synthesized while the
+detector listens, so that it comes from the TTS cache: a person hears it as soon as they are
+known to be one, not a synthesis later. A machine:
 `hang_up` hangs up, `leave_message` waits for the beep (or the greeting's end silence),
 speaks the voicemail message and hangs up; either way the call's `CallEnded` is returned
 (reason `machine` or `voicemail`). The message is synthesized as soon as the call is known to
@@ -31,6 +34,8 @@ from pipeline.amd import AnsweringMachineDetector, render_voicemail
 from pipeline.engines import Engines
 from pipeline.events import AmdDetected, CallEnded, EventCallback
 from pipeline.playout import Playout
+from pipeline.response import first_clause_words
+from pipeline.tts import ClauseSplitter
 from pipeline.vad import VadStream, open_gate
 
 __all__ = ["screen_call"]
@@ -57,6 +62,7 @@ async def screen_call(
     started = clock.now()
     ears = _Ears(AnsweringMachineDetector(spec.amd, answered_at=started), engines, clock)
     frames = transport.source.frames()
+    greeting = _warm_greeting(engines, spec)
     try:
         if not await ears.listen(frames, until=lambda d: d.decision is not None):
             return _ended("hangup", started, clock)  # the far end hung up first
@@ -66,6 +72,7 @@ async def screen_call(
         result = {"result": decision.result, "reason": decision.reason}
         log.info("amd decided", extra={**extra, **result, "decided_ms": decision.decided_ms})
         if decision.result != "machine":
+            await _ready(greeting, extra)
             return None
         if spec.amd.on_machine == "hang_up":
             await _hang_up(call, "machine", extra)
@@ -86,7 +93,32 @@ async def screen_call(
         await _hang_up(call, "voicemail", extra)
         return _ended("voicemail", started, clock)
     finally:
+        if greeting is not None and not greeting.done():
+            greeting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, EngineError):
+                await greeting
         await ears.aclose()
+
+
+def _warm_greeting(engines: Engines, spec: AgentSpec) -> asyncio.Future[object] | None:
+    """The greeting's first clause synthesized now (into the TTS cache), as the reply will
+    split it; None without a greeting in the spec (a model-written one)."""
+    words = first_clause_words(engines.estimator)
+    splitter = ClauseSplitter() if words is None else ClauseSplitter(first_clause_max_words=words)
+    clauses = [*splitter.push(spec.greeting), *splitter.flush()]
+    if not clauses:
+        return None
+    return asyncio.ensure_future(engines.tts.synthesize(clauses[0], spec.voice))
+
+
+async def _ready(greeting: asyncio.Future[object] | None, extra: dict[str, str]) -> None:
+    """The greeting's first clause is in the cache (or failed: the reply will say so)."""
+    if greeting is None:
+        return
+    try:
+        await greeting
+    except EngineError as exc:
+        log.warning("greeting synthesis failed", extra={**extra, "error": str(exc)})
 
 
 class _Ears:

@@ -18,10 +18,12 @@ do = [{{ end = true }}]
 """
 
 
-def test_the_defaults_leave_detection_off_and_hang_up_on_a_machine() -> None:
+def test_the_defaults_screen_outbound_calls_and_hang_up_on_a_machine() -> None:
     spec = parse_spec(AGENT.format(amd=""), "reminders.toml")
     assert spec.amd == AmdSettings()
-    assert not spec.amd.enabled and spec.amd.decision_ms == 3500
+    assert spec.amd.enabled and spec.amd.decision_ms == 3500
+    off = parse_spec(AGENT.format(amd="[amd]\nenabled = false"), "reminders.toml")
+    assert not off.amd.enabled
     assert spec.amd.on_machine == "hang_up" and spec.amd.voicemail_message == ""
 
 

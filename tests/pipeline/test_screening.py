@@ -27,8 +27,8 @@ GREETING = (
 MESSAGE = "Hi $name, this is Bright Smile Dental about your appointment. Please call us back."
 
 
-def spec(**amd: object) -> AgentSpec:
-    raw = {"name": "t", "kind": "llm", "llm": {}, "amd": {"enabled": True, **amd}}
+def spec(greeting: str = "", **amd: object) -> AgentSpec:
+    raw = {"name": "t", "kind": "llm", "llm": {}, "greeting": greeting, "amd": amd}
     return msgspec.convert(raw, AgentSpec)
 
 
@@ -39,6 +39,19 @@ def beep(hz: float, s: float) -> Samples:
 
 def silence(s: float) -> Samples:
     return np.zeros(int(SAMPLE_RATE * s), dtype=np.int16)
+
+
+class ClockedTts(FakeTts):
+    """FakeTts that keeps when each synthesis was asked for."""
+
+    def __init__(self, clock: VirtualClock) -> None:
+        super().__init__()
+        self.clock = clock
+        self.asked: list[tuple[float, str]] = []
+
+    async def synthesize(self, text: str, voice: str = "") -> Samples:
+        self.asked.append((self.clock.now(), text))
+        return await super().synthesize(text, voice)
 
 
 class FarEnd:
@@ -52,6 +65,8 @@ class FarEnd:
     ) -> None:
         self.clock = VirtualClock()
         self.engines = fake_engines(lines or [])
+        self.tts = ClockedTts(self.clock)
+        self.engines.tts = self.tts
         self.transport = VirtualTransport(self.clock)
         self.info = CallInfo(call_id="c1", tenant_id="t1", direction=direction)
         self.call = VirtualCall(self.info)
@@ -137,6 +152,21 @@ async def test_the_voicemail_message_starts_right_after_the_beep() -> None:
     print(f"message started {1000 * (sink.times[0] - beep_end):.0f} ms after the beep")
     assert 0.0 <= sink.times[0] - beep_end <= 0.5
     assert far.agent_lines() == []
+
+
+async def test_outbound_calls_are_screened_by_default_and_the_greeting_is_ready_first() -> None:
+    """An agent without an `[amd]` section screens its outbound calls; its greeting's first
+    clause is synthesized from the answer on, so a person hears it right at the decision."""
+    greeting = "Hello, this is Bright Smile Dental."
+    default = msgspec.convert({"name": "t", "kind": "llm", "llm": {}}, AgentSpec)
+    assert default.amd.enabled
+    far = FarEnd(msgspec.structs.replace(default, greeting=greeting))
+    assert await far.answer(np.concatenate([silence(0.4), espeak("Hello?")]), hang_up=False) is None
+    (amd,) = far.amd()
+    assert amd.result == "human"
+    warmed_at, text = far.tts.asked[0]
+    assert text == greeting and warmed_at == 0.0  # at the answer, before the decision
+    assert 1000 * far.transport.sink.times[0] <= amd.decided_ms + 40  # within two frames
 
 
 async def test_inbound_calls_and_agents_without_amd_are_not_screened() -> None:
