@@ -72,7 +72,7 @@ def parse_phone(text: str) -> str:
     if not _E164.match(text):
         raise ValueError(
             "not an E.164 number: + then the country code and number, 2 to 15 digits in all, "
-            "no spaces or separators (e.g. +5511987654321)"
+            "no spaces or separators (e.g. +14155550123)"
         )
     return text
 

@@ -9,8 +9,10 @@ import datetime
 import io
 import json
 import logging
+import socket
 import wave
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,8 @@ from control_api.auth import BearerAuth, Principal
 from control_api.campaigns import rows as campaign_rows
 from control_api.campaigns.lifecycle import Disposition
 from control_api.campaigns.model import CampaignIn, Contact, Retry, Schedule, Window
-from control_api.recordings.store import LocalRecordingStore, RecordingKey
+from control_api.recordings.s3 import S3RecordingStore, S3Settings
+from control_api.recordings.store import LocalRecordingStore, RecordingKey, RecordingStore
 from control_api.store import Base, Store
 from control_api.store import tenants as tenant_rows
 from control_api.store.crypto import new_key
@@ -35,6 +38,7 @@ from control_api.store.subjects import SubjectRequestRow, ref_key_from
 from control_api.subjects_api import subjects_router
 from media.call import CallInfo, Direction
 from media.clock import MonotonicClock
+from tests.control_api.moto_s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, make_bucket, s3_server
 from tests.support.analytics import (
     FakeCalls,
     Keys,
@@ -48,6 +52,7 @@ from tests.support.analytics import (
     wait_for,
 )
 from tests.support.host import temp_store
+from tests.support.ports import free_port
 
 PHONE = "+5511987654321"
 DIGITS = "5511987654321"
@@ -85,7 +90,7 @@ class Node:
     store: Store
     analytics: Analytics
     calls: FakeCalls
-    recordings: LocalRecordingStore
+    recordings: RecordingStore
     receiver: Receiver
 
 
@@ -111,7 +116,7 @@ def wav_bytes(seconds: float = 0.2) -> bytes:
     return out.getvalue()
 
 
-async def add_recording(recordings: LocalRecordingStore, tmp: Path, call_id: str) -> None:
+async def add_recording(recordings: RecordingStore, tmp: Path, call_id: str) -> None:
     spool = tmp / f"{call_id}.wav"
     spool.write_bytes(wav_bytes())
     await recordings.put(RecordingKey(CALLS[call_id][0], call_id, "wav"), spool)
@@ -156,10 +161,11 @@ def event_id(request: Received) -> str:
     return request.headers["x-voicenode-event-id"]
 
 
-@pytest.fixture
-async def node(tmp_path: Path) -> AsyncIterator[Node]:
+@asynccontextmanager
+async def serve(recordings: RecordingStore) -> AsyncIterator[Node]:
+    """The subject routes (and the analytics ones) on a real server, a migrated store with the
+    tenants acme and other, analytics running with its relay, and `recordings`."""
     conf = settings(webhook_require_https=False, url_allowlist=("127.0.0.1",))
-    recordings = LocalRecordingStore(tmp_path / "recordings")
     calls = FakeCalls()
 
     def status_for(request: Received) -> int:
@@ -179,6 +185,12 @@ async def node(tmp_path: Path) -> AsyncIterator[Node]:
             )
             async with serve_api(analytics, KEYS, extra=[router]) as api:
                 yield Node(api, store, analytics, calls, recordings, receiver)
+
+
+@pytest.fixture
+async def node(tmp_path: Path) -> AsyncIterator[Node]:
+    async with serve(LocalRecordingStore(tmp_path / "recordings")) as served:
+        yield served
 
 
 async def record_calls(node: Node, tmp: Path, call_ids: list[str], *, end: bool = True) -> None:
@@ -312,3 +324,132 @@ async def test_export_then_erase_leaves_nothing_of_the_caller(
     again = await node.api.delete(f"/v1/subjects/{PHONE}", headers=bearer(ACME))
     assert again.status_code == 200
     assert set(again.json()["erased"].values()) == {0} and again.json()["call_ids"] == []
+
+
+async def audit_kinds(store: Store) -> list[str]:
+    async with store.session() as session:
+        return list((await session.scalars(select(SubjectRequestRow.kind))).all())
+
+
+async def test_only_the_tenants_admin_keys_may_export_or_erase(node: Node, tmp_path: Path) -> None:
+    await record_calls(node, tmp_path, ["s1"])
+    for key in (VIEWER, OPERATOR):
+        export = await node.api.get(f"/v1/subjects/{PHONE}/export", headers=bearer(key))
+        assert export.status_code == 403, key
+        assert "needs admin" in export.json()["detail"]
+        erase = await node.api.delete(f"/v1/subjects/{PHONE}", headers=bearer(key))
+        assert erase.status_code == 403, key
+    assert await audit_kinds(node.store) == []
+    ghost = await node.api.get(f"/v1/subjects/{PHONE}/export?tenant=ghost", headers=bearer(ADMIN))
+    assert ghost.status_code == 404  # the platform admin naming a tenant that is not there
+    platform = await node.api.get(f"/v1/subjects/{PHONE}/export?tenant=acme", headers=bearer(ADMIN))
+    assert [c["id"] for c in platform.json()["calls"]] == ["s1"]
+    async with node.store.session() as session:
+        actors = (await session.scalars(select(SubjectRequestRow.actor))).all()
+    assert actors == ["platform"]
+
+
+async def test_a_tenant_sees_and_erases_only_its_own_callers(node: Node, tmp_path: Path) -> None:
+    await record_calls(node, tmp_path, ["s1", "t1"])
+    named = await node.api.get(f"/v1/subjects/{PHONE}/export?tenant=other", headers=bearer(ACME))
+    assert named.status_code == 403  # a tenant key may not name another tenant
+    other = await node.api.get(f"/v1/subjects/{PHONE}/export", headers=bearer(OTHER))
+    assert [c["id"] for c in other.json()["calls"]] == ["t1"]
+    nobody = await node.api.get(f"/v1/subjects/{OTHER_PHONE}/export", headers=bearer(OTHER))
+    assert nobody.status_code == 200 and nobody.json()["calls"] == []
+    erased = await node.api.delete(f"/v1/subjects/{PHONE}", headers=bearer(OTHER))
+    assert erased.json()["call_ids"] == ["t1"] and erased.json()["erased"]["recordings"] == 1
+    acme = await node.api.get(f"/v1/subjects/{PHONE}/export", headers=bearer(ACME))
+    assert [c["id"] for c in acme.json()["calls"]] == ["s1"]
+    assert acme.json()["calls"][0]["recording"] is not None
+    assert acme.json()["subject_ref"] != erased.json()["subject_ref"]  # keyed per tenant
+
+
+@pytest.mark.parametrize(
+    "phone",
+    ["5511987654321", "+55 11 98765-4321", "+0511987654321", "%2B55abc", "tel:+5511987654321",
+     "+1234567890123456", "+"],
+)  # fmt: skip
+async def test_a_phone_that_is_not_e164_is_a_400_naming_it(node: Node, phone: str) -> None:
+    for method, path in (
+        ("GET", f"/v1/subjects/{phone}/export"),
+        ("DELETE", f"/v1/subjects/{phone}"),
+    ):
+        resp = await node.api.request(method, path, headers=bearer(ACME))
+        assert resp.status_code == 400, (method, phone, resp.text)
+        body = resp.json()
+        assert body["detail"].startswith("phone: not an E.164 number")
+        assert body["extra"] == [{"message": body["detail"][7:], "key": "phone", "source": "path"}]
+        assert "98765" not in body["detail"]  # the number is never repeated back
+    assert await audit_kinds(node.store) == []
+
+
+async def test_erasing_an_unknown_subject_is_an_audited_erasure_of_nothing(
+    node: Node, tmp_path: Path
+) -> None:
+    await record_calls(node, tmp_path, ["o1"])
+    for _ in range(2):
+        resp = await node.api.delete("/v1/subjects/+4915112345678", headers=bearer(ACME))
+        assert resp.status_code == 200
+        assert resp.json()["call_ids"] == [] and set(resp.json()["erased"].values()) == {0}
+    assert await audit_kinds(node.store) == ["erase", "erase"]
+    other = await node.api.get(f"/v1/subjects/{OTHER_PHONE}/export", headers=bearer(ACME))
+    assert [c["id"] for c in other.json()["calls"]] == ["o1"]
+
+
+async def test_a_call_still_going_holds_the_erasure_back(node: Node, tmp_path: Path) -> None:
+    await record_calls(node, tmp_path, ["s1"])
+    await record_calls(node, tmp_path, ["s2"], end=False)
+    resp = await node.api.delete(f"/v1/subjects/{PHONE}", headers=bearer(ACME))
+    assert resp.status_code == 409
+    assert resp.json()["extra"] == {"call_ids": ["s2"], "contacts_held": 0}
+    export = await node.api.get(f"/v1/subjects/{PHONE}/export", headers=bearer(ACME))
+    assert [c["id"] for c in export.json()["calls"]] == ["s1", "s2"]
+    assert export.json()["calls"][0]["recording"] is not None  # nothing was erased
+    for event in closing():
+        node.calls.emit(info("s2"), event)
+
+    async def ended() -> bool:
+        async with node.store.session() as session:
+            call = await session.get(CallRow, "s2")
+            return call is not None and call.ended_at is not None
+
+    await wait_for(ended, what="s2 ended")
+    resp = await node.api.delete(f"/v1/subjects/{PHONE}", headers=bearer(ACME))
+    assert resp.status_code == 200 and resp.json()["call_ids"] == ["s1", "s2"]
+
+
+async def test_recordings_in_s3_are_erased_and_an_unreachable_bucket_erases_nothing(
+    tmp_path: Path,
+) -> None:
+    with s3_server() as endpoint:
+        make_bucket(endpoint, "calls")
+        s3 = S3RecordingStore(
+            S3Settings(bucket="calls", endpoint_url=endpoint, access_key_id=ACCESS_KEY_ID,
+                       secret_access_key=SECRET_ACCESS_KEY)
+        )  # fmt: skip
+        async with serve(s3) as node:
+            await record_calls(node, tmp_path, ["s1", "o1"])
+            resp = await node.api.delete(f"/v1/subjects/{PHONE}", headers=bearer(ACME))
+            assert resp.json()["erased"]["recordings"] == 1
+            assert [r.key.call_id for r in await s3.list("acme")] == ["o1"]
+    unreachable = S3RecordingStore(
+        S3Settings(bucket="calls", endpoint_url=f"http://127.0.0.1:{free_port(socket.SOCK_STREAM)}",
+                   access_key_id=ACCESS_KEY_ID, secret_access_key=SECRET_ACCESS_KEY)
+    )  # fmt: skip
+    async with serve(unreachable) as node:
+        await record_calls(node, tmp_path, ["s1"], end=False)
+        for event in closing():
+            node.calls.emit(info("s1"), event)
+        await wait_for(lambda: _ended(node, "s1"), what="s1 ended")
+        resp = await node.api.delete(f"/v1/subjects/{PHONE}", headers=bearer(ACME))
+        assert resp.status_code == 503 and "recordings store" in resp.json()["detail"]
+        async with node.store.session() as session:
+            assert await session.get(CallRow, "s1") is not None
+        assert await audit_kinds(node.store) == []
+
+
+async def _ended(node: Node, call_id: str) -> bool:
+    async with node.store.session() as session:
+        call = await session.get(CallRow, call_id)
+        return call is not None and call.ended_at is not None
