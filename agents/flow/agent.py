@@ -43,6 +43,7 @@ from agents.flow.readback import readback_answer
 from agents.flow.runner import Step
 from agents.flow.slots import extract, extract_yes_no
 from agents.flow.spec import Route
+from agents.sensitive import masked
 from agents.spec import AgentSpec
 from agents.words.text import normalize
 
@@ -96,7 +97,8 @@ class FlowAgent(FlowAnswers, Agent):
 
     @property
     def slots(self) -> dict[str, str]:
-        return dict(self._slots)
+        """The collected slots as the call record shows them: sensitive ones masked."""
+        return {k: masked(v) if self._sensitive(k) else v for k, v in self._slots.items()}
 
     @property
     def node(self) -> str:

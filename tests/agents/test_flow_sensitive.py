@@ -130,6 +130,7 @@ async def test_a_sensitive_slot_is_sensitive_input_while_asked(http: httpx.Async
     (tool,) = [o for o in outs if isinstance(o, ToolResult)]
     assert tool.ok and tool.arguments["slots"] == {"card": "[CARD]", "pin": REDACTED}
     assert isinstance(outs[-1], EndCall)
+    assert flow.slots == {"card": "[CARD]", "pin": REDACTED}  # the call record's view
 
 
 async def test_a_sensitive_number_said_is_read_back_by_its_last_digits(
