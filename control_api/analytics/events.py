@@ -20,8 +20,7 @@ text, `tool.called`'s arguments and result, `call.ended`'s summary and slots car
 from __future__ import annotations
 
 import datetime
-import statistics
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from typing import Any, Final
 
 import msgspec
@@ -29,10 +28,12 @@ import msgspec
 from agents.base import Message
 from agents.outcome import CallFacts, Outcome
 from agents.pii import ALL_KINDS, merge_kinds, redact
+from control_api.analytics.latency import LatencySummary as LatencySummary
+from control_api.analytics.latency import stages_ms as stages_ms
+from control_api.analytics.latency import summarise_latency as summarise_latency
 from media.call import CallInfo
 from pipeline.amd import AmdEvidence
 from pipeline.events import AmdDetected, CallEnded, CallEvent, ToolCalled, Transcript, TurnMetrics
-from pipeline.marks import STAGES
 
 EVENT_VERSION: Final = 1
 EVENT_TYPES: Final = (
@@ -47,18 +48,6 @@ EVENT_TYPES: Final = (
     "campaign.completed",
     "contact.attempted",
 )
-
-
-class LatencySummary(msgspec.Struct, frozen=True, kw_only=True):
-    """The call's per-turn latency (from its TurnMarks)."""
-
-    turns: int = 0
-    """Turns with latency marks."""
-    voice_to_voice_ms_p50: float | None = None
-    voice_to_voice_ms_p95: float | None = None
-    voice_to_voice_ms_max: float | None = None
-    marks_p50_s: dict[str, float] = msgspec.field(default_factory=dict)
-    """Median of each mark (seconds since the caller's speech ended) over the turns."""
 
 
 class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
@@ -226,38 +215,6 @@ def event_type(event: AnalyticsEvent) -> str:
 
 def iso(at: datetime.datetime) -> str:
     return at.astimezone(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def summarise_latency(turns: Sequence[TurnMetrics]) -> LatencySummary:
-    if not turns:
-        return LatencySummary()
-    v2v = sorted(t.voice_to_voice_ms for t in turns if t.voice_to_voice_ms is not None)
-    marks: dict[str, list[float]] = {}
-    for turn in turns:
-        for name, value in turn.marks.items():
-            marks.setdefault(name, []).append(value)
-
-    def pick(q: float) -> float | None:
-        if not v2v:
-            return None
-        return round(v2v[min(len(v2v) - 1, int(q * len(v2v)))], 1)
-
-    return LatencySummary(
-        turns=len(turns),
-        voice_to_voice_ms_p50=round(statistics.median(v2v), 1) if v2v else None,
-        voice_to_voice_ms_p95=pick(0.95),
-        voice_to_voice_ms_max=round(v2v[-1], 1) if v2v else None,
-        marks_p50_s={k: round(statistics.median(v), 3) for k, v in sorted(marks.items())},
-    )
-
-
-def stages_ms(marks: dict[str, float]) -> dict[str, float]:
-    """Milliseconds per stage of a turn's marks, for the stages whose two marks are set."""
-    return {
-        stage: round((marks[b] - marks[a]) * 1000, 1)
-        for stage, (a, b) in STAGES.items()
-        if a in marks and b in marks
-    }
 
 
 def redact_value(value: Any, kinds: Collection[str], found: list[str]) -> Any:
