@@ -21,7 +21,7 @@ from control_api.api_errors import errors
 from control_api.auth import Principal, platform_only
 from control_api.state import Api
 from control_api.store.redaction import set_policy
-from control_api.tenants_api import store_errors, tenant_or_404
+from control_api.tenants_api import store_errors, tenant_session
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +41,8 @@ class PiiRedaction(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 async def show_pii_redaction(
     tenant_id: FromPath[str], request: Request[Principal, None, State], api: Api
 ) -> PiiRedaction:
-    async with api.store.session() as session:
-        row = await tenant_or_404(session, tenant_id, user=request.user)
-    return msgspec.convert({"kinds": row.pii_redaction}, PiiRedaction)
+    async with tenant_session(api, tenant_id, request.user) as (_, row):
+        return msgspec.convert({"kinds": row.pii_redaction}, PiiRedaction)
 
 
 @put(
@@ -55,8 +54,7 @@ async def show_pii_redaction(
 async def put_pii_redaction(
     tenant_id: FromPath[str], data: JSONBody[PiiRedaction], api: Api
 ) -> PiiRedaction:
-    async with api.store.session() as session:
-        row = await tenant_or_404(session, tenant_id)
+    async with tenant_session(api, tenant_id) as (_, row):
         set_policy(row, data.kinds)
         stored = row.pii_redaction
     log.info(

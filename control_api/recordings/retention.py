@@ -6,9 +6,10 @@ delete. `RecordingRetention` applies it to a `RecordingStore`: `pass_once` lists
 deletes; `run` is a pass now and every `every_s` on the injected clock, until cancelled (a store
 that fails is tried again at the next pass). The wall clock (`wall`) says what "now" is.
 
-On a node, `open_recording_retention` runs it while entered, with `recording.retention_days`
-for every tenant in the store (`every_tenant`; 0: nothing runs). A tenant's own retention
-would replace that mapping's value for it.
+On a node, `open_recording_retention` runs it while entered: each tenant in the store keeps its
+recordings as long as its own retention says (`PUT /v1/tenants/{id}/recording-retention`, the
+`tenant_retention` table), else `recording.retention_days` (`tenant_days`; 0: kept). A pass
+with no tenant to clean lists nothing.
 """
 
 from __future__ import annotations
@@ -25,15 +26,16 @@ from sqlalchemy import select
 from control_api.recordings.store import RecordingKey, RecordingStore, StoredRecording
 from control_api.store import Store
 from control_api.store.models import Tenant
+from control_api.store.tenants import TenantRetention
 from core.errors import StoreError
 from media.clock import Clock
 
 __all__ = [
     "RETENTION_EVERY_S",
     "RecordingRetention",
-    "every_tenant",
     "expired",
     "open_recording_retention",
+    "tenant_days",
 ]
 
 log = logging.getLogger(__name__)
@@ -92,16 +94,24 @@ class RecordingRetention:
                     "recording retention pass failed; next pass retries",
                     extra={"error": type(exc).__name__},
                 )
+            except Exception:  # the store's database, say: the next pass tries again
+                log.exception("recording retention pass failed; next pass retries")
             await clock.sleep_until(clock.now() + every_s)
 
 
-def every_tenant(store: Store, days: int) -> Callable[[], Awaitable[Mapping[str, int]]]:
-    """Each tenant in `store` keeps its recordings `days` days."""
+def tenant_days(store: Store, days: int) -> Callable[[], Awaitable[Mapping[str, int]]]:
+    """Each tenant in `store` keeps its recordings as long as its own retention says, else
+    `days` days; a tenant whose retention is 0 (kept) is left out."""
 
     async def read() -> Mapping[str, int]:
         async with store.session() as session:
-            rows = await session.execute(select(Tenant.id))
-            return {str(tenant): days for tenant in rows.scalars()}
+            rows = await session.execute(
+                select(Tenant.id, TenantRetention.recording_days).outerjoin(
+                    TenantRetention, TenantRetention.tenant_id == Tenant.id
+                )
+            )
+            found = {str(tenant): days if own is None else int(own) for tenant, own in rows.all()}
+        return {tenant: keep for tenant, keep in found.items() if keep > 0}
 
     return read
 
@@ -109,13 +119,10 @@ def every_tenant(store: Store, days: int) -> Callable[[], Awaitable[Mapping[str,
 @contextlib.asynccontextmanager
 async def open_recording_retention(
     store: Store, recordings: RecordingStore, days: int, clock: Clock
-) -> AsyncIterator[RecordingRetention | None]:
-    """The retention job running while entered (`days` 0: none)."""
-    if days <= 0:
-        yield None
-        return
+) -> AsyncIterator[RecordingRetention]:
+    """The retention job running while entered: `days` for every tenant without its own."""
     retention = RecordingRetention(
-        recordings, every_tenant(store, days), lambda: datetime.datetime.now(datetime.UTC)
+        recordings, tenant_days(store, days), lambda: datetime.datetime.now(datetime.UTC)
     )
     task = asyncio.create_task(retention.run(clock), name="recording-retention")
     try:

@@ -31,6 +31,7 @@ TABLE_MODULES: Final = (
     "control_api.analytics.tables",
     "control_api.campaigns.rows",
     "control_api.campaigns.dnc",
+    "control_api.store.tenants",
 )
 """Every module that declares tables on `Base` (what autogenerate and the schema test see)."""
 

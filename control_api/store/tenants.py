@@ -1,5 +1,8 @@
 """Tenants and their API keys. A key is `vn_` + 43 url-safe characters (32 random bytes); only
-its SHA-256 is stored, and it is shown once, when created."""
+its SHA-256 is stored, and it is shown once, when created.
+
+Also a tenant's own recording retention (`TenantRetention`, migration `0010_tenant_retention`)
+and a tenant's erasure (`erase_tenant`): every row of it in every table the store has."""
 
 from __future__ import annotations
 
@@ -9,18 +12,35 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, CursorResult, ForeignKey, Integer, Table, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
 
 from control_api.quotas import QuotaLookup, TenantQuota
-from control_api.store.base import Store
+from control_api.store.base import Base, Store
 from control_api.store.errors import Conflict
+from control_api.store.migrate import target_metadata
 from control_api.store.models import ApiKey, Tenant, utcnow
 
 KEY_PREFIX: Final = "vn_"
+KEPT_EVENTS: Final = ("tenant.deleted",)
+"""Outbox events of a tenant that its erasure leaves (for downstream stores to follow)."""
+
+
+class TenantRetention(Base):
+    """How long the tenant's call recordings are kept, its own (`PUT /v1/tenants/{id}/
+    recording-retention`); no row: the node's `recording.retention_days`."""
+
+    __tablename__ = "tenant_retention"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    recording_days: Mapped[int] = mapped_column(Integer)
+    """Days a recording is kept after it was stored; 0: kept."""
 
 
 def new_key() -> str:
@@ -123,3 +143,68 @@ def quota_lookup(store: Store) -> QuotaLookup:
         )
 
     return lookup
+
+
+async def recording_days(session: AsyncSession, tenant_id: str) -> int | None:
+    """The tenant's own recording retention in days (0: kept); None: the node's."""
+    row = await session.get(TenantRetention, tenant_id)
+    return None if row is None else row.recording_days
+
+
+async def set_recording_days(session: AsyncSession, tenant_id: str, days: int | None) -> None:
+    """Keep the tenant's recordings `days` days (0: kept; None: as the node says)."""
+    row = await session.get(TenantRetention, tenant_id)
+    if days is None:
+        if row is not None:
+            await session.delete(row)
+    elif row is None:
+        session.add(TenantRetention(tenant_id=tenant_id, recording_days=days))
+    else:
+        row.recording_days = days
+
+
+def _owned(table: Table, tenant_id: str) -> ColumnElement[bool] | None:
+    """Which of `table`'s rows are the tenant's: its `tenant_id`, or a foreign key to the tenant
+    or to a row that has a `tenant_id` (an agent's versions); None: none are."""
+    if "tenant_id" in table.c:
+        where = table.c.tenant_id == tenant_id
+        if table.name == "outbox":
+            where = where & table.c.type.not_in(KEPT_EVENTS)
+        return where
+    for fk in table.foreign_keys:
+        parent = fk.column.table
+        if parent.name == "tenants":
+            return fk.parent == tenant_id
+        if isinstance(parent, Table) and "tenant_id" in parent.c:
+            return fk.parent.in_(select(fk.column).where(parent.c.tenant_id == tenant_id))
+    return None
+
+
+async def _deleted(session: AsyncSession, statement: Any) -> int:
+    result: CursorResult[Any] = await session.execute(statement)  # type: ignore[assignment]
+    return max(result.rowcount, 0)
+
+
+async def erase_tenant(session: AsyncSession, tenant_id: str) -> dict[str, int]:
+    """Delete the tenant and every row of it in every table of the store (`TABLE_MODULES`, and
+    any other table module loaded): its own `tenant_id`, or a key to a row that has one; and the
+    relay's marks of its calls. Its `tenant.deleted` events stay. Returns the rows deleted per
+    table (only tables that had some)."""
+    metadata = target_metadata()
+    counts: dict[str, int] = {}
+    marks, outbox, calls = (metadata.tables.get(n) for n in ("relay_marks", "outbox", "calls"))
+    if marks is not None and outbox is not None and calls is not None:
+        ids = (
+            select(outbox.c.call_id)
+            .where(outbox.c.tenant_id == tenant_id)
+            .union(select(calls.c.id).where(calls.c.tenant_id == tenant_id))
+        )
+        counts["relay_marks"] = await _deleted(
+            session, delete(marks).where(marks.c.call_id.in_(ids))
+        )
+    for table in reversed(metadata.sorted_tables):
+        where = _owned(table, tenant_id) if table.name != "tenants" else None
+        if where is not None:
+            counts[table.name] = await _deleted(session, delete(table).where(where))
+    counts["tenants"] = await _deleted(session, delete(Tenant).where(Tenant.id == tenant_id))
+    return {name: count for name, count in sorted(counts.items()) if count}
