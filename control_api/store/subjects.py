@@ -54,7 +54,9 @@ class SubjectRequestRow(Base):
     __tablename__ = "subject_requests"
     __table_args__ = (Index("ix_subject_requests_tenant_at", "tenant_id", "at"),)
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    """`exp_` or `era_` and 32 hex digits (an erasure's: its `subject.erased` event's
+    `call_id`)."""
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(16))
     """export | erase"""

@@ -52,6 +52,7 @@ from tests.support.analytics import (
     wait_for,
 )
 from tests.support.host import temp_store
+from tests.support.pg import PostgresServer, pg_server  # noqa: F401
 from tests.support.ports import free_port
 
 PHONE = "+5511987654321"
@@ -162,16 +163,17 @@ def event_id(request: Received) -> str:
 
 
 @asynccontextmanager
-async def serve(recordings: RecordingStore) -> AsyncIterator[Node]:
-    """The subject routes (and the analytics ones) on a real server, a migrated store with the
-    tenants acme and other, analytics running with its relay, and `recordings`."""
+async def serve(recordings: RecordingStore, url: str = "") -> AsyncIterator[Node]:
+    """The subject routes (and the analytics ones) on a real server, a migrated store (at
+    `url`; SQLite by default) with the tenants acme and other, analytics running with its
+    relay, and `recordings`."""
     conf = settings(webhook_require_https=False, url_allowlist=("127.0.0.1",))
     calls = FakeCalls()
 
     def status_for(request: Received) -> int:
         return 500 if event_id(request) == FAILING else 200
 
-    async with temp_store() as store, Receiver(status_for) as receiver:
+    async with temp_store(url) as store, Receiver(status_for) as receiver:
         async with store.session() as session:
             await tenant_rows.create_tenant(session, "Acme", tenant_id="acme")
             await tenant_rows.create_tenant(session, "Other", tenant_id="other")
@@ -187,9 +189,13 @@ async def serve(recordings: RecordingStore) -> AsyncIterator[Node]:
                 yield Node(api, store, analytics, calls, recordings, receiver)
 
 
-@pytest.fixture
-async def node(tmp_path: Path) -> AsyncIterator[Node]:
-    async with serve(LocalRecordingStore(tmp_path / "recordings")) as served:
+@pytest.fixture(params=["sqlite", "postgres"])
+async def node(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Node]:
+    url = ""
+    if request.param == "postgres":
+        server: PostgresServer = request.getfixturevalue("pg_server")
+        url = server.create_database()
+    async with serve(LocalRecordingStore(tmp_path / "recordings"), url) as served:
         yield served
 
 

@@ -19,7 +19,7 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "subject_requests",
-        sa.Column("id", sa.String(32), nullable=False),
+        sa.Column("id", sa.String(40), nullable=False),
         sa.Column("tenant_id", sa.String(64), nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("subject_ref", sa.String(80), nullable=False),
