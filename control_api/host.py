@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from agents.pii import ALL_KINDS
 from agents.spec import AgentSpec
@@ -136,11 +136,27 @@ class CallHost(CallIntake, CallRunner, Protocol):
 
 class DialError(TransportError):
     """An outbound call could not be placed. `status` is the HTTP status the API answers;
-    503 (the PBX is not reachable) is retryable."""
+    503 (the PBX is not reachable) is retryable. `outcome`: why the far end refused, when it
+    said (`voicenode.sip_listener.OUTCOMES`: busy, no_answer, unreachable, refused)."""
 
-    def __init__(self, message: str, status: int = 502) -> None:
+    def __init__(self, message: str, status: int = 502, outcome: str | None = None) -> None:
         super().__init__(message, retryable=status == 503)
         self.status = status
+        self.outcome = outcome
+
+
+UnansweredHook = Callable[[str, str], None]
+"""Called with (call_id, outcome) when an outbound call ends before it was answered."""
+
+
+@runtime_checkable
+class ReportsUnanswered(Protocol):
+    """A `Dialer` that says how its calls that rang but were never answered ended (the
+    campaign dialler's busy and no_answer)."""
+
+    def on_unanswered(self, hook: UnansweredHook) -> Callable[[], None]:
+        """Call `hook` for each such call from now on; returns the unsubscribe function."""
+        ...
 
 
 class Dialer(Protocol):

@@ -12,7 +12,7 @@ import asyncio
 import dataclasses
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 
 import httpx
@@ -22,6 +22,7 @@ from agents.base import AgentContext
 from agents.factory import build_agent
 from agents.spec import AgentSpec
 from agents.urlguard import guarded_client
+from agents.variables import with_variables
 from config import Settings
 from control_api.analytics import Analytics, open_analytics
 from control_api.host import AgentRef, NumberRoute, split_pinned
@@ -44,6 +45,7 @@ from pipeline.engines import Engines
 from pipeline.events import EventCallback
 from pipeline.session import CallSession
 from voicenode.admission import Admission, AdmittingHost
+from voicenode.dialler import Dialler, node_dialler
 from voicenode.listeners import open_listeners
 from voicenode.live import Live
 from voicenode.tracing import open_call_tracing
@@ -85,6 +87,12 @@ class Node(AdmittingHost):
         )
         """The recordings of calls whose agent asks for them (`recording`), as `[recording]`
         says (format, local or S3)."""
+        self.call_variables: dict[str, Mapping[str, str]] = {}
+        """Template variables of outbound calls being placed (a campaign contact's), by call
+        id: filled into the agent's texts (`agents.variables`)."""
+        self._release_hooks: list[Callable[[str], None]] = []
+        self.dialler: Dialler | None = None
+        """The campaign dialler, while `open_node` runs it."""
 
     @property
     def settings(self) -> Settings:
@@ -160,6 +168,22 @@ class Node(AdmittingHost):
             raise OverCapacity("loading", 5)
         super().admit(call_id)
 
+    def release(self, call_id: str) -> None:
+        super().release(call_id)
+        for hook in list(self._release_hooks):
+            hook(call_id)
+
+    def on_release(self, hook: Callable[[str], None]) -> Callable[[], None]:
+        """`hook(call_id)` after each call's admission is given back (the dialler's end of a
+        call, answered or not); returns the unsubscribe function."""
+        self._release_hooks.append(hook)
+        return lambda: self._release_hooks.remove(hook) if hook in self._release_hooks else None
+
+    def campaigns_changed(self) -> None:
+        """`control_api.campaigns.notify.Bell`: the dialler looks at the campaigns now."""
+        if self.dialler is not None:
+            self.dialler.wake()
+
     async def run_call(
         self,
         info: CallInfo,
@@ -173,7 +197,7 @@ class Node(AdmittingHost):
         ref = await self.find_agent(info.tenant_id, name, version)
         if ref is None:
             raise LookupError(f"no agent {agent!r} for tenant {info.tenant_id!r}")
-        spec = ref.spec
+        spec = with_variables(ref.spec, self.call_variables.get(info.call_id))
         allowlist, http = self.tenant_urls()
         access = await llm_access_for(
             self.store,
@@ -286,7 +310,10 @@ async def open_node(settings: Settings, engines: Engines | None = None) -> Async
             ):
                 node.analytics = analytics
                 # Listeners stop (and LiveCalls shut down) before analytics records the end.
-                async with open_listeners(settings, node) as listeners:
+                async with (
+                    open_listeners(settings, node) as listeners,
+                    node_dialler(node) as node.dialler,
+                ):
                     node.listeners = listeners
                     yield node
                 await node.calls.shutdown()

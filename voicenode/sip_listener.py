@@ -13,13 +13,13 @@ import asyncio
 import ipaddress
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Final
 
 from config.schema import Settings, SipSettings
 from control_api import intake
-from control_api.host import CallIntake, DialError
+from control_api.host import CallIntake, DialError, UnansweredHook
 from control_api.metrics import CALLS_REFUSED
 from control_api.refusals import CallRefused, NotAllowed, ShuttingDown, UnknownRoute, answer_for
 from media.call import CallControlError, CallInfo, Direction
@@ -152,6 +152,13 @@ class SipDialer:
         self._ua = ua
         self._node = node
         self._tasks: set[asyncio.Task[None]] = set()
+        self._unanswered: list[UnansweredHook] = []
+
+    def on_unanswered(self, hook: UnansweredHook) -> Callable[[], None]:
+        """`control_api.host.ReportsUnanswered`: `hook(call_id, outcome)` for each call that
+        rang and ended unanswered (`outcome_of` its final status; no_answer after the wait)."""
+        self._unanswered.append(hook)
+        return lambda: self._unanswered.remove(hook) if hook in self._unanswered else None
 
     def _uri(self, to: str) -> str:
         """The request-URI for `to` (checked against the dial plan by the API): a SIP URI as
@@ -185,7 +192,8 @@ class SipDialer:
                 pass  # not ringing yet, still being called: `_when_answered` takes it from here
             except CallControlError:
                 await call.close("refused")
-                raise DialError(self._refusal(call), 502) from None
+                outcome = outcome_of(call.end_status or 0)
+                raise DialError(self._refusal(call), 502, outcome) from None
             except BaseException:
                 await call.close("shutdown")
                 raise
@@ -236,6 +244,10 @@ class SipDialer:
             except (CallControlError, TimeoutError) as exc:
                 log.info("outbound sip call not answered", extra={**extra, "error": str(exc)})
                 await call.close("unanswered")
+                timed_out = isinstance(exc, TimeoutError)
+                outcome = "no_answer" if timed_out else outcome_of(call.end_status or 0)
+                for hook in list(self._unanswered):
+                    hook(call.info.call_id, outcome)
                 return
             except asyncio.CancelledError:
                 await call.close("shutdown")

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    and_,
     func,
     select,
     update,
@@ -254,22 +255,35 @@ async def recover(
 ) -> list[int]:
     """Ends as failed the attempts whose lease expired (their node died or lost the store):
     the contact is retried per `retry`, after its backoff. Returns the contacts' ids."""
+    return [c.id for c in await recover_states(session, tenant_id, campaign_id, now, retry)]
+
+
+async def recover_states(
+    session: AsyncSession,
+    tenant_id: str,
+    campaign_id: str,
+    now: datetime,
+    retry: Retry,
+    *,
+    node: str | None = None,
+) -> list[ContactState]:
+    """`recover`, returning each contact as it is after (its `attempts` numbers the attempt
+    ended). `node`: the leases `node` holds, expired or not (that node restarted: its calls
+    are gone), instead of the expired ones."""
+    held = (
+        ContactRow.lease_owner == node
+        if node is not None
+        else and_(ContactRow.lease_owner.is_not(None), ContactRow.lease_expires_at <= now)
+    )
     expired = (
         await session.scalars(
             select(ContactRow)
-            .where(
-                ContactRow.tenant_id == tenant_id,
-                ContactRow.campaign_id == campaign_id,
-                ContactRow.lease_owner.is_not(None),
-                ContactRow.lease_expires_at <= now,
-            )
+            .where(ContactRow.tenant_id == tenant_id, ContactRow.campaign_id == campaign_id, held)
             .order_by(ContactRow.id)
             .with_for_update(skip_locked=True)
         )
     ).all()
-    for row in expired:
-        await _end(session, row, Disposition.FAILED, now, retry, None)
-    return [row.id for row in expired]
+    return [await _end(session, row, Disposition.FAILED, now, retry, None) for row in expired]
 
 
 async def _end(
