@@ -2,7 +2,7 @@
 erasure (the subject's keyed reference, never the number; who, when, how many of each).
 
 Revision ID: 0011_subjects
-Revises: 0009_dnc
+Revises: 0010_tenant_retention
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011_subjects"
-down_revision = "0009_dnc"
+down_revision = "0010_tenant_retention"
 branch_labels = None
 depends_on = None
 
