@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import select
@@ -22,7 +23,7 @@ from control_api.analytics.tables import (
     RelayMarkRow,
     WebhookRow,
 )
-from control_api.store import Store
+from control_api.store import Base, Store, open_store
 from media.clock import VirtualClock
 from tests.control_api.redis_server import RedisServer, redis_server
 from tests.support.analytics import (
@@ -35,11 +36,28 @@ from tests.support.analytics import (
     store,
     wait_for,
 )
+from tests.support.pg import PostgresServer, pg_server
 
-__all__ = ["redis_server", "store"]
+__all__ = ["pg_server", "redis_server", "store"]
 
 T0 = datetime.datetime(2026, 12, 7, 12, 0, tzinfo=datetime.UTC)
 HOUR = datetime.timedelta(hours=1)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def any_store(request: pytest.FixtureRequest, store: Store) -> AsyncIterator[Store]:
+    """The analytics tables on SQLite, or on a fresh PostgreSQL database (a fleet's store)."""
+    if request.param == "sqlite":
+        yield store
+        return
+    server: PostgresServer = request.getfixturevalue("pg_server")
+    pg = open_store(server.create_database())
+    try:
+        async with pg.engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+        yield pg
+    finally:
+        await pg.close()
 
 
 def call(call_id: str, tenant: str, *, ended: bool = True) -> CallRow:
@@ -81,7 +99,8 @@ async def left(store: Store) -> tuple[list[str], list[tuple[str, str]]]:
     return events, sorted((sink, call_id) for sink, call_id in marks)
 
 
-async def test_only_delivered_events_past_the_age_are_pruned(store: Store) -> None:
+async def test_only_delivered_events_past_the_age_are_pruned(any_store: Store) -> None:
+    store = any_store
     old, young = T0 - 3 * HOUR, T0 - HOUR // 2
     hook = WebhookRow(
         id="wh1", tenant_id="acme", url="https://x", events=[], secret="s", after_outbox_id=3,

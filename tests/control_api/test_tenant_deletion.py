@@ -38,6 +38,9 @@ from media.recording import wav_header
 from tests.control_api.test_isolation import TenantKeys, new_tenant
 from tests.support.harness import Node, auth, node_settings, serve_node
 from tests.support.host import FakeHost, temp_store
+from tests.support.pg import PostgresServer, pg_server
+
+__all__ = ["pg_server"]
 
 T0 = datetime.datetime(2026, 12, 7, 12, 0, tzinfo=datetime.UTC)
 PLAN = DialPlanSettings(allowed_prefixes=("+1415",))
@@ -49,11 +52,15 @@ class Served(msgspec.Struct):
     recordings: LocalRecordingStore
 
 
-@pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[Served]:
+@pytest.fixture(params=["sqlite", "postgres"])
+async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Served]:
+    url = ""
+    if request.param == "postgres":
+        server: PostgresServer = request.getfixturevalue("pg_server")
+        url = server.create_database()
     recordings = LocalRecordingStore.under(tmp_path / "data")
     settings = msgspec.structs.replace(node_settings(), dialplan=PLAN)
-    async with temp_store() as store:
+    async with temp_store(url) as store:
         host = FakeHost(max_calls=2)
         await host.attach_store(store)
         # the node's recordings, in a real local store (what DELETE erases them through)
