@@ -1,6 +1,7 @@
-"""Tools an agent's model may call: the built-ins (`end_call`, `transfer_call`, `send_dtmf`),
-which map to call actions, and HTTP tools, which fetch a tenant URL (through the SSRF guard,
-redirects not followed) and hand the response body back to the model.
+"""Tools an agent's model may call: the built-ins (`end_call`, `transfer_call`, `send_dtmf`,
+`pause_recording`, `resume_recording`), which map to call actions, and HTTP tools, which fetch
+a tenant URL (through the SSRF guard, redirects not followed) and hand the response body back
+to the model.
 
 A tool call never raises: bad arguments, refused URLs, timeouts and HTTP errors all become a
 `ToolResult` with `ok=False` whose text the model sees and can react to. Arguments are checked
@@ -32,7 +33,7 @@ import httpx
 import msgspec
 
 from agents.argcheck import argument_error
-from agents.base import AgentContext, EndCall, SendDtmf, ToolResult, Transfer
+from agents.base import AgentContext, EndCall, RecordingControl, SendDtmf, ToolResult, Transfer
 from agents.mcp import McpTools
 from agents.spec import AgentSpec, ToolSpec
 from agents.urlguard import UnsafeUrlError, fetch
@@ -46,7 +47,8 @@ MAX_RESULT_BYTES = 16_384
 
 _DTMF = re.compile(r"^[0-9*#A-D]{1,64}$")
 
-CallAction = EndCall | Transfer | SendDtmf
+CallAction = EndCall | Transfer | SendDtmf | RecordingControl
+_NO_ARGUMENTS: dict[str, Any] = {"type": "object", "properties": {}, "required": []}
 
 BUILTIN_SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
     "end_call": (
@@ -87,6 +89,12 @@ BUILTIN_SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
             "required": ["digits"],
         },
     ),
+    "pause_recording": (
+        "Stop recording the call (both sides) once your reply has been spoken, before the "
+        "caller gives something sensitive such as a card number.",
+        _NO_ARGUMENTS,
+    ),
+    "resume_recording": ("Record the call again after `pause_recording`.", _NO_ARGUMENTS),
 }
 
 
@@ -236,6 +244,16 @@ class Toolbox:
             return ToolOutcome(
                 ToolResult(name=name, arguments=arguments, result="the caller will be transferred"),
                 Transfer(target=target),
+            )
+        if name in ("pause_recording", "resume_recording"):
+            pause = name == "pause_recording"
+            return ToolOutcome(
+                ToolResult(
+                    name=name,
+                    arguments=arguments,
+                    result="the recording pauses" if pause else "the recording goes on",
+                ),
+                RecordingControl(pause=pause),
             )
         # send_dtmf
         digits = arguments.get("digits")

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 import httpx
 import pytest
 
-from agents.base import AgentContext, EndCall, SendDtmf, Transfer
+from agents.base import AgentContext, EndCall, RecordingControl, SendDtmf, Transfer
 from agents.spec import AgentSpec, LlmSettings, ToolSpec
 from agents.tools import MAX_RESULT_CHARS, Toolbox, ToolCall
 from tests.support.llm_double import LlmDouble, Route
@@ -279,3 +279,14 @@ async def test_arguments_that_fit_the_schema_are_sent(
     assert outcome.result.ok and outcome.result.result == "booked"
     (request,) = double.requests
     assert request.json() == {"date": "2025-05-01", "party": 2.0, "area": "terrace"}
+
+
+async def test_the_recording_built_ins_pause_and_resume_the_recording(
+    http: httpx.AsyncClient,
+) -> None:
+    box = toolbox([ToolSpec(name="pause_recording"), ToolSpec(name="resume_recording")], http)
+    assert {s["function"]["name"] for s in box.schemas()} >= {"pause_recording", "resume_recording"}
+    paused = await box.run(call("pause_recording"))
+    assert paused.result.ok and paused.action == RecordingControl(pause=True, reason="agent")
+    resumed = await box.run(call("resume_recording"))
+    assert resumed.result.ok and resumed.action == RecordingControl(pause=False, reason="agent")
