@@ -53,8 +53,7 @@ RATE: Final = 16_000
 
 HUMAN_LINE: Final = "Hello?"
 MACHINE_LINE: Final = (
-    "Hi, you have reached the Miller family. We cannot take your call right now."
-    " Please leave your name and number after the tone, and we will call you back."
+    "Hi, you have reached the Miller family. Please leave a message after the tone."
 )
 BEEP_HZ: Final = 1000.0
 BEEP_S: Final = 0.6
