@@ -28,6 +28,7 @@ from sqlalchemy import (
     UniqueConstraint,
     and_,
     func,
+    or_,
     select,
     update,
 )
@@ -191,8 +192,9 @@ async def claim(
     now: datetime,
     lease: timedelta,
 ) -> list[int]:
-    """Leases those of `ids` that no node holds and that are not final, and opens an attempt
-    on each; returns the ids leased (the others: another node has them, or they ended)."""
+    """Leases those of `ids` that no node holds, that are not final and whose retry is due,
+    and opens an attempt on each; returns the ids leased (the others: another node has them,
+    or they ended or were tried again since the caller looked)."""
     free = (
         select(ContactRow)
         .where(
@@ -201,6 +203,7 @@ async def claim(
             ContactRow.id.in_(list(ids)),
             ContactRow.final.is_(False),
             ContactRow.lease_owner.is_(None),
+            or_(ContactRow.next_eligible_at.is_(None), ContactRow.next_eligible_at <= now),
         )
         .order_by(ContactRow.id)
         .with_for_update(skip_locked=True)

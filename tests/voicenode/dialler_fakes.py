@@ -271,8 +271,9 @@ async def wait_for(condition: Callable[[], bool], host: FakeHost, limit_s: float
 
 
 @asynccontextmanager
-async def fake_node(store: Store) -> AsyncIterator[FakeHost]:
-    host = FakeHost(store, VirtualClock())
+async def fake_node(store: Store, clock: VirtualClock | None = None) -> AsyncIterator[FakeHost]:
+    """A fake node on `store` (its calls ended, its ringing cancelled on exit)."""
+    host = FakeHost(store, clock or VirtualClock())
     try:
         yield host
     finally:
