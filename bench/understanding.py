@@ -48,7 +48,12 @@ from agents.flow.spec import Route
 from agents.spec import AgentSpec
 from agents.vocabulary import Vocabulary, stt_context
 from agents.words.text import normalize
-from bench.understanding_score import summary_row, words_as_written, words_normalised
+from bench.understanding_score import (
+    CONDITIONS,
+    summary_row,
+    words_as_written,
+    words_normalised,
+)
 from media.g711 import ulaw_decode, ulaw_encode
 from media.resample import StreamResampler, resample
 from media.speech import espeak
@@ -57,6 +62,8 @@ Samples = npt.NDArray[np.int16]
 Voice = Callable[[str], Samples]
 NARROW = 8000
 WIDE = 16000
+WIDE_BEAM = 5
+"""The beam of the what-if condition `after_beam5` (the node's finals stay at `stt.beam_size`)."""
 
 
 class LineSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -202,28 +209,48 @@ async def run_line(
     voice: tuple[str, Voice],
     stt: Any,
     http: httpx.AsyncClient,
+    wide_stt: Any = None,
 ) -> dict[str, Any]:
-    """One line in one voice, through every condition."""
+    """One line in one voice, through every condition (`wide_stt`: the same engine at a wider
+    beam, for the what-if condition `after_beam5` and its decode time against `stt`'s)."""
     audio = voice[1](line.text)
     heard = telephone(audio)
     context = stt_context(spec.vocabulary)
     plain = await stt.transcribe(heard, final=True) or ""
-    biased = await stt.transcribe(heard, final=True, context=context) or ""
+    wide, wide_ms = "", 0.0
+    if wide_stt is not None and len(line.text) % 2:  # the order alternates: load drift cancels
+        wide, wide_ms = await _timed(wide_stt, heard, context)
+    biased, decode_ms = await _timed(stt, heard, context)
+    if wide_stt is not None and not len(line.text) % 2:
+        wide, wide_ms = await _timed(wide_stt, heard, context)
     linear = await stt.transcribe(telephone(audio, filtered=False), final=True) or ""
-    return {
+    record = {
         "domain": line.domain,
         "voice": voice[0],
         "text": line.text,
         "intent": line.intent,
         "digits": line.digits,
         "held_out": line.held_out,
+        "text_intent": (await understand(spec, line.text, http))["intent"],
         "ref_written": words_as_written(line.text),
         "ref_words": words_normalised(line.text),
+        "decode_ms": {"after": decode_ms},
         "before": await condition_result(line, spec, plain, http, improved=False),
         "context_only": await condition_result(line, spec, biased, http, improved=False),
         "after": await condition_result(line, spec, biased, http, improved=True),
         "linear_upsampling": await condition_result(line, spec, linear, http, improved=False),
     }
+    if wide_stt is not None:
+        record["decode_ms"]["after_beam5"] = wide_ms
+        record["after_beam5"] = await condition_result(line, spec, wide, http, improved=True)
+    return record
+
+
+async def _timed(stt: Any, audio: Samples, context: str) -> tuple[str, float]:
+    """A final's transcript with its decode time (ms, wall clock: queue and decode)."""
+    started = time.perf_counter()
+    text = await stt.transcribe(audio, final=True, context=context) or ""
+    return text, 1000 * (time.perf_counter() - started)
 
 
 async def run_bench(
@@ -232,12 +259,14 @@ async def run_bench(
     voices: list[tuple[str, Voice]],
     stt: Any,
     progress: Callable[[str], None] = lambda _m: None,
+    wide_stt: Any = None,
 ) -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
     async with httpx.AsyncClient() as http:
         for voice in voices:
             for i, line in enumerate(lines):
-                record = await run_line(line, specs[line.domain], voice, stt, http)
+                spec = specs[line.domain]
+                record = await run_line(line, spec, voice, stt, http, wide_stt)
                 records.append(record)
                 progress(f"{voice[0]} {i + 1}/{len(lines)}: {record['after']['hyp']!r}")
     return records
@@ -246,13 +275,17 @@ async def run_bench(
 def build_report(
     records: list[dict[str, Any]], *, stt_model: str, source: str, seconds: float
 ) -> dict[str, Any]:
-    conditions = ("before", "context_only", "after", "linear_upsampling")
+    conditions = [c for c in CONDITIONS if records and c in records[0]]
     voices = sorted({r["voice"] for r in records})
     domains = sorted({r["domain"] for r in records})
     n_lines = len({(r["domain"], r["text"]) for r in records})
 
     def rows(subset: list[dict[str, Any]]) -> dict[str, Any]:
         return {c: summary_row(subset, c) for c in conditions}
+
+    def on_text(subset: list[dict[str, Any]]) -> float | None:
+        known = [r for r in subset if "text_intent" in r]
+        return sum(r["text_intent"] == r["intent"] for r in known) / len(known) if known else None
 
     return {
         "bench": "understanding",
@@ -274,8 +307,30 @@ def build_report(
             )
             if subset
         },
+        "text_intent_accuracy": {
+            name: on_text([r for r in records if bool(r.get("held_out")) == held])
+            for name, held in (("tuned", False), ("held_out", True))
+        },
+        "final_decode_ms": decode_times(records),
         "records": records,
     }
+
+
+def decode_times(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median and p90 of the finals' decode time per timed condition, and the median of the
+    per-utterance difference to `after` (the pairs ran back to back)."""
+    out: dict[str, Any] = {}
+    timed = [r["decode_ms"] for r in records if "decode_ms" in r]
+    for name in sorted({k for t in timed for k in t}):
+        ms = np.array([t[name] for t in timed if name in t])
+        paired = np.array([t[name] - t["after"] for t in timed if name in t and "after" in t])
+        out[name] = {
+            "n": len(ms),
+            "median": round(float(np.median(ms)), 1),
+            "p90": round(float(np.percentile(ms, 90)), 1),
+            "median_minus_after": round(float(np.median(paired)), 1),
+        }
+    return out
 
 
 def run(
@@ -288,15 +343,18 @@ def run(
     specs, lines = load_lines(lines_path)
     lines = lines[:limit] if limit else lines
     stt = SttEngine(settings.stt)
+    wide = SttEngine(msgspec.structs.replace(settings.stt, beam_size=WIDE_BEAM))
     tts = TtsEngine(settings.tts)
-    stt.warm_up()
-    stt.start()
+    for engine in (stt, wide):
+        engine.warm_up()
+        engine.start()
     started = time.perf_counter()
     try:
         voices: list[tuple[str, Voice]] = [("piper", piper_voice(tts)), ("espeak-ng", espeak)]
-        records = asyncio.run(run_bench(specs, lines, voices, stt, progress))
+        records = asyncio.run(run_bench(specs, lines, voices, stt, progress, wide))
     finally:
         stt.close()
+        wide.close()
         tts.close()
     model = settings.stt.model or "embedded Whisper tiny.en"
     stt_model = f"{model}, {settings.stt.compute_type}, beam {settings.stt.beam_size}"

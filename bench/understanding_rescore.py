@@ -25,7 +25,7 @@ from bench.understanding import LineSpec, condition_result, default_lines_path, 
 from bench.understanding_score import summary_row
 
 DEFAULT_REPORT = Path(__file__).parent / "reports" / "understanding" / "report.json"
-IMPROVED = ("after",)
+IMPROVED = ("after", "after_beam5")
 """Conditions measured with vocabulary snapping and the digits normaliser on."""
 
 

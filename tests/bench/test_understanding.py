@@ -13,9 +13,11 @@ import pytest
 
 from bench.understanding import (
     build_report,
+    decode_times,
     default_lines_path,
     expected_action,
     load_lines,
+    run_line,
     telephone,
     understand,
 )
@@ -64,6 +66,7 @@ def test_the_report_shows_held_out_lines_apart() -> None:
     tuned = _saved_record("What are your hours?", "What are your hours?", "hours", "hours")
     held = _saved_record("Are you open late?", "Are you open late?", "hours", "none")
     held["held_out"] = True
+    tuned["text_intent"], held["text_intent"] = "hours", "hours"
     records = [
         {**r, **{c: r["after"] for c in ("before", "context_only", "linear_upsampling")}}
         for r in (tuned, held)
@@ -74,6 +77,50 @@ def test_the_report_shows_held_out_lines_apart() -> None:
     markdown = render_markdown(report)
     assert "(1 held-out utterances)" in markdown
     assert "| held_out | after | 0.0 % | 0.0 % | 0 |" in markdown
+    assert report["text_intent_accuracy"] == {"tuned": 1.0, "held_out": 1.0}
+    assert "perfect transcript, vocabulary on): 100.0 % (tuned), 100.0 % (held_out)" in markdown
+
+
+class _Heard:
+    """A transcriber that writes the same line every time and notes the contexts it got."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.contexts: list[str] = []
+
+    async def transcribe(
+        self, audio: np.ndarray[Any, Any], *, final: bool, context: str = ""
+    ) -> str:
+        self.contexts.append(context)
+        return self.text
+
+
+async def test_a_line_runs_the_wide_beam_condition_beside_after() -> None:
+    specs, lines = load_lines(default_lines_path())
+    line = next(x for x in lines if x.text == "What are your hours?")
+    narrow, wide = _Heard("What are your hours?"), _Heard("What are your hours, please?")
+    voice = ("tone", lambda _text: np.zeros(16000, dtype=np.int16))
+    async with httpx.AsyncClient() as http:
+        record = await run_line(line, specs["clinic"], voice, narrow, http, wide)
+    assert record["after"]["hyp"] == "What are your hours?"
+    assert record["after_beam5"]["hyp"] == "What are your hours, please?"
+    assert record["after_beam5"]["intent"] == "hours"
+    assert set(record["decode_ms"]) == {"after", "after_beam5"}
+    assert wide.contexts == [narrow.contexts[1]]  # the wide decode had the same context
+    assert "Bright Smile Dental" in wide.contexts[0]
+    assert record["text_intent"] == "hours"
+
+
+def test_decode_times_are_paired_with_after() -> None:
+    records = [
+        {"decode_ms": {"after": 100.0, "after_beam5": 150.0}},
+        {"decode_ms": {"after": 200.0, "after_beam5": 260.0}},
+    ]
+    times = decode_times(records)
+    assert times["after"]["median"] == 150.0
+    assert times["after_beam5"]["median"] == 205.0
+    assert times["after_beam5"]["median_minus_after"] == 55.0
+    assert times["after_beam5"]["n"] == 2
 
 
 async def test_understand_reports_the_intent_and_the_action() -> None:
