@@ -51,7 +51,7 @@ from control_api.api_errors import errors
 from control_api.auth import Principal, platform_only
 from control_api.host import CallHost
 from control_api.number_ranges import MAX_RANGES, NumberRangeText, ranges_of, set_ranges
-from control_api.recordings.store import RecordingStore
+from control_api.recordings.store import ID_PATTERN, RecordingStore
 from control_api.state import Api, ApiState
 from control_api.store import tenants as tenant_rows
 from control_api.store.errors import Conflict, NotFound
@@ -317,7 +317,7 @@ async def _live_calls(api: ApiState, session: AsyncSession, tenant_id: str) -> i
 async def _erase_recordings(host: CallHost, tenant_id: str) -> int:
     """Delete the tenant's recordings from the node's recording store; how many there were."""
     live = getattr(host, "recordings", None)
-    if live is None:  # a host that records nothing
+    if live is None or not ID_PATTERN.match(tenant_id):  # no recording can be kept under it
         return 0
     store: RecordingStore = live.store
     try:

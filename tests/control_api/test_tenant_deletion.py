@@ -29,12 +29,14 @@ from control_api.analytics.tables import (
 from control_api.campaigns.dnc import DncRow
 from control_api.quotas import TenantQuota
 from control_api.recordings.live import LiveRecordings
+from control_api.recordings.s3 import S3RecordingStore, S3Settings
 from control_api.recordings.store import LocalRecordingStore, RecordingKey
 from control_api.store import Store
 from control_api.store.migrate import target_metadata
 from control_api.store.models import AgentVersion
 from media.clock import VirtualClock
 from media.recording import wav_header
+from tests.control_api.moto_s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, s3_server
 from tests.control_api.test_isolation import TenantKeys, new_tenant
 from tests.support.harness import Node, auth, node_settings, serve_node
 from tests.support.host import FakeHost, temp_store
@@ -244,3 +246,27 @@ async def test_refused_while_the_tenant_has_a_live_call(served: Served, tmp_path
     after = await rows_of(host.store, gone)
     assert after.keys() == before.keys() and after["tenants"] == before["tenants"]
     assert len(await served.recordings.list(gone)) == 2
+
+
+async def test_a_failing_recording_store_erases_nothing(tmp_path: Path) -> None:
+    """The recordings go first: a bucket that refuses (moto's S3 server, the bucket missing)
+    is a 503, and the tenant and its rows are all still there, to delete again."""
+    with s3_server() as endpoint:
+        bucket = S3RecordingStore(
+            S3Settings(
+                bucket="no-such-bucket", endpoint_url=endpoint,
+                access_key_id=ACCESS_KEY_ID, secret_access_key=SECRET_ACCESS_KEY,
+            )
+        )  # fmt: skip
+        async with temp_store() as store:
+            host = FakeHost(max_calls=2)
+            await host.attach_store(store)
+            host.recordings = LiveRecordings.under(tmp_path / "data", bucket, VirtualClock())  # type: ignore[attr-defined]
+            async with serve_node(host) as node:
+                tenant, keys = await new_tenant(node, "Bucketed")
+                before = await rows_of(store, tenant)
+                resp = await node.http.delete(f"/v1/tenants/{tenant}", headers=auth())
+                assert resp.status_code == 503, resp.text
+                assert await rows_of(store, tenant) == before
+                shown = await node.http.get(f"/v1/tenants/{tenant}", headers=auth(keys["viewer"]))
+                assert shown.status_code == 200
