@@ -3,13 +3,16 @@
 against the tenant's dial plan, the agent must be the tenant's), `GET /v1/campaigns` lists
 them newest first, `GET /v1/campaigns/{id}` shows one with its progress, `GET
 /v1/campaigns/{id}/contacts?status=&limit=&cursor=` pages its contacts with their attempts,
-and `POST /v1/campaigns/{id}/start|pause|resume|cancel` moves it through its lifecycle under
-the campaign's row lock (409 on a move its state does not allow).
+`POST /v1/campaigns/{id}/contacts` adds contacts to a draft from a CSV file
+(`control_api.contacts_upload_api`), and `POST /v1/campaigns/{id}/start|pause|resume|cancel`
+moves it through its lifecycle under the campaign's row lock (409 on a move its state does
+not allow).
 
 Creating and moving need an `operator` (or `admin`) key, reading any key. Nothing here dials:
 the node's dialler (`voicenode.dialler`) places a running campaign's calls; a move writes its
 event (`campaign.started`, `campaign.paused`, `campaign.completed` for a cancel) into the
-outbox with the move and wakes the node's dialler (`campaigns.notify`).
+outbox with the move and wakes the node's dialler (`campaigns.notify`). A contact on the
+tenant's do-not-call list is stored ended as do_not_call (`campaigns.dnc`), never dialled.
 """
 
 from __future__ import annotations
@@ -35,9 +38,10 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from control_api.acting_tenant import TENANT_MUST_EXIST, ActingTenant
 from control_api.api_errors import errors
 from control_api.auth import can_operate
-from control_api.campaigns import notify, queries, rows
+from control_api.campaigns import dnc, notify, queries, rows
 from control_api.campaigns.lifecycle import Action, CampaignState, TransitionRefused
 from control_api.campaigns.model import CampaignIn, CampaignSettings, read_settings
+from control_api.contacts_upload_api import upload_contacts
 from control_api.state import Api, ApiState
 from control_api.tenants_api import store_errors, utc
 from media.dialplan import DestinationInvalid, DestinationRefused, DialGuard
@@ -171,6 +175,7 @@ async def create_campaign(
     _check_numbers(api.calls.dialplan, tenant_id, data)
     async with api.store.session() as session:
         campaign_id = await rows.create_campaign(session, tenant_id, data, datetime.now(UTC))
+        await dnc.mark_contacts(session, tenant_id, campaign_id)
         row = await queries.get_campaign(session, tenant_id, campaign_id)
     assert row is not None
     log.info(
@@ -320,6 +325,7 @@ def campaigns_router(**kwargs: Any) -> Router:
             list_campaigns,
             show_campaign,
             list_contacts,
+            upload_contacts,
             *(_mover(action) for action in MOVES),
         ],
         exception_handlers=store_errors(),

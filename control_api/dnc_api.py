@@ -11,22 +11,20 @@ of the tenant dials a number on it (the dialler ends such a contact as `do_not_c
 - `GET /v1/dnc/{number}` checks one number: `listed`, and when and why it was added (any key).
 - `DELETE /v1/dnc/{number}` takes a number off (`admin`: it lets campaigns call it again).
 
-A number in a path may be typed like one in a body (URL-encoded). The numbers are personal
+A number in a path is E.164 (`%2B14155550100`, or a literal `+`). The numbers are personal
 data: the node logs counts, never numbers, and no error message repeats one.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
 from litestar import Router, delete, get, post, put
-from litestar.exceptions import NotFoundException, ValidationException
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.exceptions import NotFoundException
+from litestar.params import JSONBody, Parameter, QueryParameter
 from msgspec import Meta
 
 from control_api.acting_tenant import TENANT_MUST_EXIST, ActingTenant
@@ -39,6 +37,7 @@ from control_api.tenants_api import store_errors, utc
 log = logging.getLogger(__name__)
 
 MAX_BATCH: Final = 1000
+E164_PATTERN: Final = r"^\+[1-9][0-9]{1,14}$"
 MAX_PAGE_SIZE: Final = 500
 DEFAULT_PAGE_SIZE: Final = 100
 Typed = Annotated[str, Meta(min_length=1, max_length=64, description="A number, E.164 or typed")]
@@ -46,7 +45,17 @@ Reason = Annotated[str, Meta(max_length=dnc.MAX_REASON)]
 Limit = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE_SIZE)]
 Cursor = Annotated[
     str | None,
-    QueryParameter(description="The `next_cursor` of the page before (opaque)", max_length=64),
+    QueryParameter(
+        description="The `next_cursor` of the page before (the last number's digits)",
+        pattern=r"^[1-9][0-9]{1,14}$",
+    ),
+]
+PathNumber = Annotated[
+    str,
+    Parameter(
+        description="The number, E.164 (`+` URL-encoded as `%2B` where a client needs it)",
+        pattern=E164_PATTERN,
+    ),
 ]
 
 
@@ -61,6 +70,9 @@ class DncBatchIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class DncReasonIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     reason: Reason | None = None
+
+
+NO_REASON: Final = DncReasonIn()
 
 
 class DncEntry(msgspec.Struct, frozen=True):
@@ -102,13 +114,6 @@ class DncCheck(msgspec.Struct, frozen=True, kw_only=True):
     listed: bool
     added_at: datetime | None = None
     reason: str | None = None
-
-
-def _e164(typed: str, field: str) -> str:
-    try:
-        return dnc.normalise(typed)
-    except ValueError as exc:
-        raise ValidationException(f"{field}: {exc}") from None
 
 
 def _results(numbers: list[str | None], new: list[bool]) -> list[DncResult]:
@@ -173,35 +178,23 @@ async def add_numbers(data: JSONBody[DncBatchIn], api: Api, tenant_id: ActingTen
     summary="Add one number to the do-not-call list",
 )
 async def put_number(
-    number: FromPath[str],
+    number: PathNumber,
     api: Api,
     tenant_id: ActingTenant,
-    data: JSONBody[DncReasonIn | None] = None,
+    data: JSONBody[DncReasonIn] = NO_REASON,
 ) -> DncEntry:
     """A number already listed keeps its first entry (its time and reason)."""
-    e164 = _e164(number, "number")
-    reason = data.reason if data is not None else None
     async with api.store.session() as session:
-        (new,) = await dnc.add(session, tenant_id, [(e164, reason)], datetime.now(UTC))
-        row = await dnc.get(session, tenant_id, e164)
+        (new,) = await dnc.add(session, tenant_id, [(number, data.reason)], datetime.now(UTC))
+        row = await dnc.get(session, tenant_id, number)
     assert row is not None
     if new:
         log.info("do-not-call numbers added", extra={"tenant_id": tenant_id, "added": 1})
     return DncEntry.of(row)
 
 
-def _encode_cursor(number: str) -> str:
-    return base64.urlsafe_b64encode(number.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> str:
-    try:
-        number = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError) as exc:
-        raise ValidationException("malformed cursor") from exc
-    if not number.startswith("+") or _normalised(number) != number:
-        raise ValidationException("malformed cursor")
-    return number
+def _after(cursor: str | None) -> str | None:
+    return "+" + cursor if cursor is not None else None
 
 
 @get("/dnc", responses=errors(400), summary="List the do-not-call list")
@@ -209,24 +202,23 @@ async def list_numbers(
     api: Api, tenant_id: ActingTenant, limit: Limit = DEFAULT_PAGE_SIZE, cursor: Cursor = None
 ) -> DncPage:
     """In number order."""
-    after = _decode_cursor(cursor) if cursor is not None else None
+    after = _after(cursor)
     async with api.store.session() as session:
         found = await dnc.page(session, tenant_id, limit=limit + 1, after=after)
     page = found[:limit]
     return DncPage(
         numbers=[DncEntry.of(row) for row in page],
-        next_cursor=_encode_cursor(page[-1].number) if len(found) > limit else None,
+        next_cursor=page[-1].number.removeprefix("+") if len(found) > limit else None,
     )
 
 
 @get("/dnc/{number:str}", responses=errors(400), summary="Is a number on the do-not-call list")
-async def check_number(number: FromPath[str], api: Api, tenant_id: ActingTenant) -> DncCheck:
-    e164 = _e164(number, "number")
+async def check_number(number: PathNumber, api: Api, tenant_id: ActingTenant) -> DncCheck:
     async with api.store.session() as session:
-        row = await dnc.get(session, tenant_id, e164)
+        row = await dnc.get(session, tenant_id, number)
     if row is None:
-        return DncCheck(number=e164, listed=False)
-    return DncCheck(number=e164, listed=True, added_at=utc(row.added_at), reason=row.reason)
+        return DncCheck(number=number, listed=False)
+    return DncCheck(number=number, listed=True, added_at=utc(row.added_at), reason=row.reason)
 
 
 @delete(
@@ -235,10 +227,9 @@ async def check_number(number: FromPath[str], api: Api, tenant_id: ActingTenant)
     responses=errors(400, 404),
     summary="Take a number off the do-not-call list",
 )
-async def remove_number(number: FromPath[str], api: Api, tenant_id: ActingTenant) -> None:
-    e164 = _e164(number, "number")
+async def remove_number(number: PathNumber, api: Api, tenant_id: ActingTenant) -> None:
     async with api.store.session() as session:
-        if not await dnc.remove(session, tenant_id, e164):
+        if not await dnc.remove(session, tenant_id, number):
             raise NotFoundException("number: not on the do-not-call list")
     log.info("do-not-call number removed", extra={"tenant_id": tenant_id})
 

@@ -70,7 +70,7 @@ async def test_a_batch_adds_the_valid_numbers_and_reports_each_entry(
     assert "E.164" in out["results"][1]["message"]
     again = await add(node, "+442071234567")
     assert again["results"][0]["status"] == "already_listed"
-    check = (await node.http.get(path("+1 415 555 0100"), headers=auth())).json()
+    check = (await node.http.get(path("+14155550100"), headers=auth())).json()
     assert check["listed"] and check["number"] == "+14155550100"
     assert check["reason"] == "asked on a call" and check["added_at"]
     unlisted = (await node.http.get(path("+14155550199"), headers=auth())).json()
@@ -86,16 +86,16 @@ async def test_one_number_put_checked_and_removed(node: Node) -> None:
     resp = await node.http.put(path("+14155550100"), json={"reason": "opted out"}, headers=auth())
     assert resp.status_code == 200, resp.text
     assert resp.json()["number"] == "+14155550100" and resp.json()["reason"] == "opted out"
-    resp = await node.http.put(path("+1-415-555-0100"), headers=auth())  # listed: kept
+    resp = await node.http.put(path("+14155550100"), headers=auth())  # listed: kept
     assert resp.status_code == 200 and resp.json()["reason"] == "opted out"
-    assert (await node.http.delete(path("+1 415 555 0100"), headers=auth())).status_code == 204
+    assert (await node.http.delete("/v1/dnc/+14155550100", headers=auth())).status_code == 204
     assert not (await node.http.get(path("+14155550100"), headers=auth())).json()["listed"]
     resp = await node.http.delete(path("+14155550100"), headers=auth())
     assert resp.status_code == 404 and "4155550100" not in resp.text
-    for method in ("GET", "PUT", "DELETE"):
-        resp = await node.http.request(method, path("4155550100"), headers=auth())
-        assert resp.status_code == 400, (method, resp.text)
-        assert "4155550100" not in resp.text
+    for method in ("GET", "PUT", "DELETE"):  # a path's number is E.164
+        for typed in ("4155550100", "+1 415 555 0100"):
+            resp = await node.http.request(method, path(typed), headers=auth())
+            assert resp.status_code == 400, (method, resp.text)
 
 
 async def test_the_list_is_paged_in_number_order(node: Node) -> None:
@@ -111,7 +111,7 @@ async def test_the_list_is_paged_in_number_order(node: Node) -> None:
             break
         params["cursor"] = page["next_cursor"]
     assert seen == numbers
-    for bad in ({"cursor": "!!"}, {"cursor": "MTIz"}, {"limit": 0}, {"limit": 501}):
+    for bad in ({"cursor": "+1415"}, {"cursor": "x1"}, {"limit": 0}, {"limit": 501}):
         assert (await node.http.get("/v1/dnc", params=bad, headers=auth())).status_code == 400
 
 
