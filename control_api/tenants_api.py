@@ -303,15 +303,17 @@ class TenantDeleted(msgspec.Struct, frozen=True):
     """Rows erased per store table (those that had some), and `recordings`: how many."""
 
 
-async def _live_calls(api: ApiState, session: AsyncSession, tenant_id: str) -> int:
-    """The tenant's calls on this node (admitted, being set up included) and the calls the
-    store has as not ended (on any node)."""
+async def _refuse_if_live(api: ApiState, session: AsyncSession, tenant_id: str) -> None:
+    """`Conflict` (409) while the tenant has calls: on this node (admitted, being set up
+    included) or not ended in the store (on any node)."""
     open_calls = await session.scalar(
         select(func.count(CallRow.id)).where(
             CallRow.tenant_id == tenant_id, CallRow.ended_at.is_(None)
         )
     )
-    return api.quotas.active(tenant_id) + int(open_calls or 0)
+    live = api.quotas.active(tenant_id) + int(open_calls or 0)
+    if live:
+        raise Conflict(f"the tenant has {live} live call(s): end them, then delete it")
 
 
 async def _erase_recordings(host: CallHost, tenant_id: str) -> int:
@@ -344,11 +346,10 @@ async def delete_tenant(
     tenant_id: FromPath[str], request: Request[Principal, None, State], api: Api
 ) -> TenantDeleted:
     async with tenant_session(api, tenant_id) as (session, _):
-        live = await _live_calls(api, session, tenant_id)
-    if live:
-        raise Conflict(f"the tenant has {live} live call(s): end them, then delete it")
+        await _refuse_if_live(api, session, tenant_id)
     recordings = await _erase_recordings(api.host, tenant_id)
     async with tenant_session(api, tenant_id) as (session, _):
+        await _refuse_if_live(api, session, tenant_id)  # one came in while recordings went
         counts = await tenant_rows.erase_tenant(session, tenant_id)
         counts["recordings"] = recordings
         stream = f"del_{uuid.uuid4().hex}"

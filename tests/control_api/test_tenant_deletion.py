@@ -270,3 +270,35 @@ async def test_a_failing_recording_store_erases_nothing(tmp_path: Path) -> None:
                 assert await rows_of(store, tenant) == before
                 shown = await node.http.get(f"/v1/tenants/{tenant}", headers=auth(keys["viewer"]))
                 assert shown.status_code == 200
+
+
+class AdmittingStore(LocalRecordingStore):
+    """A local store during whose deletes a call of the tenant is admitted on the node."""
+
+    def __init__(self, root: Path, host: FakeHost, tenant: str) -> None:
+        super().__init__(root)
+        self.host, self.tenant = host, tenant
+
+    async def delete(self, key: RecordingKey) -> bool:
+        if self.host.quotas.active(self.tenant) == 0:
+            self.host.quotas.take_with(self.tenant, "late-call", TenantQuota())
+        return await super().delete(key)
+
+
+async def test_a_call_that_comes_in_while_the_recordings_go_stops_it(
+    served: Served, tmp_path: Path
+) -> None:
+    http, host = served.node.http, served.node.host
+    gone, _, _, _ = await two_tenants(served, tmp_path)
+    before = await rows_of(host.store, gone)
+    admitting = AdmittingStore(served.recordings.root, host, gone)
+    host.recordings = LiveRecordings.under(tmp_path / "data", admitting, VirtualClock())  # type: ignore[attr-defined]
+    try:
+        resp = await http.delete(f"/v1/tenants/{gone}", headers=auth())
+        assert resp.status_code == 409 and "live call" in resp.json()["detail"]
+        assert await rows_of(host.store, gone) == before  # the recordings went; nothing else
+        assert await served.recordings.list(gone) == []
+    finally:
+        host.quotas.release("late-call")
+    resp = await http.delete(f"/v1/tenants/{gone}", headers=auth())  # the call ended: again
+    assert resp.status_code == 200 and resp.json()["deleted"]["recordings"] == 0
