@@ -8,8 +8,9 @@ What is the subject's, in one tenant (every query names it):
 - of those calls: the call record (with its transcript, outcome and latency), every outbox
   event (delivered or not: the payloads carry the number and the transcript), the relay's
   marks and the dead letters;
-- their campaign contacts (`campaign_contacts` with the number, E.164 as campaigns store it)
-  and the attempts made on them.
+- their campaign contacts (`campaign_contacts` with the number, E.164 as campaigns store it),
+  the attempts made on them and their `contact.attempted` events (ids only, but they tie the
+  contact to its calls).
 
 Finding reads every call of the tenant's (the id, direction and the two URIs only), since a
 number is stored in many forms (`store.subjects`). A call not yet ended, or a contact a
@@ -60,6 +61,16 @@ class SubjectRows:
     @property
     def call_ids(self) -> list[str]:
         return [call.id for call in self.calls]
+
+    @property
+    def attempt_event_ids(self) -> list[str]:
+        """The outbox `call_id`s of the contacts' `contact.attempted` events
+        (`att_<campaign>_<contact>_<attempt>`; attempt 0: ended as do_not_call)."""
+        return [
+            f"att_{c.campaign_id}_{c.id}_{attempt}"
+            for c in self.contacts
+            for attempt in range(c.attempts + 1)
+        ]
 
 
 def _aware(at: datetime.datetime | None) -> datetime.datetime | None:
@@ -162,9 +173,9 @@ async def events_of(
 
 async def erase_rows(session: AsyncSession, tenant_id: str, found: SubjectRows) -> dict[str, int]:
     """Delete what `found` holds (see the module docstring); how many of each."""
-    ids = found.call_ids
+    ids = found.call_ids + found.attempt_event_ids
     counts = {
-        "calls": len(ids),
+        "calls": len(found.calls),
         "transcript_lines": sum(len(call.transcript or []) for call in found.calls),
         "events": 0,
         "dead_letters": 0,
@@ -183,8 +194,9 @@ async def erase_rows(session: AsyncSession, tenant_id: str, found: SubjectRows) 
         )
         counts["dead_letters"] = dead.rowcount  # type: ignore[attr-defined]
         await session.execute(delete(RelayMarkRow).where(RelayMarkRow.call_id.in_(ids)))
+    if found.calls:
         await session.execute(
-            delete(CallRow).where(CallRow.tenant_id == tenant_id, CallRow.id.in_(ids))
+            delete(CallRow).where(CallRow.tenant_id == tenant_id, CallRow.id.in_(found.call_ids))
         )
     if found.attempts:
         await session.execute(

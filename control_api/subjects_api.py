@@ -17,10 +17,11 @@ in the acting tenant is an empty export and an erasure of nothing (200, zero cou
 - The erasure deletes, in this order: the recordings (through the `RecordingStore`: local or
   S3; a store that fails is a 503 and nothing else is erased, so the request can be repeated),
   then in one transaction the call records, their outbox events (undelivered or not), relay
-  marks and dead letters, the campaign contacts and their attempts, and writes the audit record
-  and a `subject.erased` event into the outbox, which the relay delivers to the Redis Stream,
-  ClickHouse and the tenant's webhooks so downstream stores can follow (by `call_ids`). A call
-  still going is a 409 naming it (its later events would bring it back); erase after it ends.
+  marks and dead letters, the campaign contacts, their attempts and `contact.attempted` events,
+  and writes the audit record and a `subject.erased` event into the outbox, which the relay
+  delivers to the Redis Stream, ClickHouse and the tenant's webhooks so downstream stores can
+  follow (by `call_ids`). A call still going is a 409 naming it (its later events would bring
+  it back); erase after it ends.
 
 Both requests leave an audit record (`subject_requests`: kind, the subject's keyed reference,
 key id, time, counts; never the number) and a log line with the same fields. The do-not-call
