@@ -7,7 +7,8 @@ system `prompt` and fallback line, a flow's prompts, reprompts, `say` lines, rea
 confirmations and webhook error lines, the voicemail message and the fixed lines
 (`reprompt_line`, `action_failed_line`, `recording_disclosure`). The same syntax as the
 voicemail message (`pipeline.amd.render_voicemail`). A placeholder naming no variable stays as
-written (never an error), and so does `$` before anything that is not a name ("$50"). Nothing
+written (never an error), and so does `$` before anything that is not a name ("$50"). A flow's
+texts use `$name`: its spec check reads `{...}` as a slot, so `${name}` is refused there. Nothing
 else is touched: URLs, tool definitions, MCP servers and intents never take a value, so a
 contact's variables cannot point a request anywhere. One pass: a value that itself looks like a
 placeholder is not expanded again.
