@@ -23,7 +23,7 @@ class ForEveryCall(dict[str, Mapping[str, str]]):
     """`Node.call_variables` giving these variables to every call (the test's calls get their
     ids inside `call_and_speak`; the dialler sets them per call id)."""
 
-    def get(self, key: str, default: object = None) -> Mapping[str, str]:  # type: ignore[override]
+    def get(self, key: str, default: object = None) -> Mapping[str, str]:
         return VARIABLES
 
 
