@@ -72,6 +72,10 @@ class TurnSettings(_Spec, frozen=True):
     line or this time cancel it and the conversation goes on."""
 
 
+DEFAULT_MACHINE_SPEECH_MS = 3000
+"""`[amd] machine_speech_ms` when it is not set (and `decision_ms` is not sooner)."""
+
+
 class AmdSettings(_Spec, frozen=True):
     """Answering-machine detection on outbound calls (`pipeline/amd.py`): the first seconds
     after the answer are classified human, machine or unknown, and a machine either gets a
@@ -85,8 +89,11 @@ class AmdSettings(_Spec, frozen=True):
     decision_ms: Annotated[int, Meta(ge=500, le=10000)] = 3500
     """Decide by this long after the answer; undecided then: machine if a long greeting is
     still going on, human if someone spoke briefly, unknown if nobody spoke."""
-    machine_speech_ms: Annotated[int, Meta(ge=500, le=10000)] = 2500
-    """One greeting spoken without a longer pause for this long is a machine's."""
+    machine_speech_ms: Annotated[int, Meta(ge=500, le=10000)] | None = None
+    """One greeting spoken without a longer pause for this long is a machine's (unless its
+    words are a person's answer); unset: 3000, or `decision_ms` if that is sooner. A machine
+    decided later costs nothing (its message waits for the beep), and the time lets the
+    transcript catch a long answer's "who's calling"."""
     human_silence_ms: Annotated[int, Meta(ge=200, le=5000)] = 800
     """Silence after a short first utterance ("Hello?") that makes it a human's."""
     on_machine: Literal["hang_up", "leave_message"] = "hang_up"
@@ -101,8 +108,15 @@ class AmdSettings(_Spec, frozen=True):
     def __post_init__(self) -> None:
         if self.on_machine == "leave_message" and not self.voicemail_message.strip():
             raise ValueError('amd.on_machine = "leave_message" needs an amd.voicemail_message')
-        if self.machine_speech_ms >= self.decision_ms:
+        if self.machine_speech_ms is not None and self.machine_speech_ms >= self.decision_ms:
             raise ValueError("amd.machine_speech_ms must be below amd.decision_ms")
+
+    @property
+    def long_greeting_ms(self) -> int:
+        """`machine_speech_ms`, or its default."""
+        if self.machine_speech_ms is not None:
+            return self.machine_speech_ms
+        return min(DEFAULT_MACHINE_SPEECH_MS, self.decision_ms)
 
 
 class LlmSettings(_Spec, frozen=True):

@@ -8,10 +8,10 @@ The rules, in the order they are tried (times from the answer):
 2. **greeting_phrase**: a transcript with a voicemail greeting's words ("leave a message",
    "not available", "after the tone", "can't take your call", ...) is a machine's;
 3. **long_greeting**: one utterance (speech whose pauses are all shorter than
-   `human_silence_ms`) of `machine_speech_ms` or more is a machine's greeting, unless its
-   transcript has words people answer the phone with and greetings do not ("who's calling",
-   "speaking", "who is this": `ANSWER_PHRASES`): a long answer ("Hello, yes, this is Karen
-   speaking, who is calling please?") is a person's;
+   `human_silence_ms`) of `machine_speech_ms` (`long_greeting_ms`) or more is a machine's
+   greeting, unless its transcript has words people answer the phone with and greetings do
+   not ("who's calling", "speaking", "who is this": `ANSWER_PHRASES`): a long answer
+   ("Hello, yes, this is Karen speaking, who is calling please?") is a person's;
 4. **short_greeting**: a shorter utterance (or one with an answer phrase) followed by
    `human_silence_ms` of silence ("Hello?" and a wait for an answer) is a person's, unless a
    tone is playing then (it may be the beep after a short greeting: its end decides);
@@ -281,7 +281,7 @@ class AnsweringMachineDetector:
         if self._phrase:
             return "machine", "greeting_phrase"
         answered = bool(self._answer)
-        if self._greeting_ms >= s.machine_speech_ms and not answered:
+        if self._greeting_ms >= s.long_greeting_ms and not answered:
             return "machine", "long_greeting"
         tone = self._beeps.in_tone  # a tone going on may be the beep: its end decides
         if spoke and not tone and self._silence_ms(now) >= s.human_silence_ms:
@@ -293,7 +293,7 @@ class AnsweringMachineDetector:
         if not spoke:
             return "unknown", "silence"
         going_on = self._silence_ms(now) < s.human_silence_ms
-        long_now = self._utterance_ms() >= DEADLINE_MACHINE_SHARE * s.machine_speech_ms
+        long_now = self._utterance_ms() >= DEADLINE_MACHINE_SHARE * s.long_greeting_ms
         return ("machine" if going_on and long_now and not answered else "human"), "deadline"
 
     def _decided(self, now: float, result: AmdResult, reason: AmdReason) -> AmdDecision:

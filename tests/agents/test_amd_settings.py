@@ -22,6 +22,7 @@ def test_the_defaults_screen_outbound_calls_and_hang_up_on_a_machine() -> None:
     spec = parse_spec(AGENT.format(amd=""), "reminders.toml")
     assert spec.amd == AmdSettings()
     assert spec.amd.enabled and spec.amd.decision_ms == 3500
+    assert spec.amd.machine_speech_ms is None and spec.amd.long_greeting_ms == 3000
     off = parse_spec(AGENT.format(amd="[amd]\nenabled = false"), "reminders.toml")
     assert not off.amd.enabled
     assert spec.amd.on_machine == "hang_up" and spec.amd.voicemail_message == ""
@@ -39,6 +40,9 @@ beep_wait_ms = 2000
     assert spec.amd.enabled and spec.amd.on_machine == "leave_message"
     assert spec.amd.voicemail_message.startswith("Hi $name")
     assert (spec.amd.decision_ms, spec.amd.beep_wait_ms) == (3000, 2000)
+    assert spec.amd.long_greeting_ms == 3000  # the default, not past the deadline
+    assert AmdSettings(decision_ms=2000).long_greeting_ms == 2000
+    assert AmdSettings(machine_speech_ms=2500).long_greeting_ms == 2500
 
 
 @pytest.mark.parametrize(
@@ -48,7 +52,7 @@ beep_wait_ms = 2000
         ('[amd]\non_machine = "leave_message"\nvoicemail_message = "  "', "voicemail_message"),
         ('[amd]\non_machine = "call_back"', "on_machine"),
         ("[amd]\ndecision_ms = 100", "decision_ms"),
-        ("[amd]\ndecision_ms = 2000", "machine_speech_ms"),
+        ("[amd]\ndecision_ms = 2000\nmachine_speech_ms = 2500", "machine_speech_ms"),
         ("[amd]\nbeep_after = 3", "beep_after"),
     ],
 )

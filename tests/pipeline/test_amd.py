@@ -246,14 +246,14 @@ def test_a_long_answer_with_a_persons_words_is_human(silero: SileroModel) -> Non
     "who is calling" heard in it make it a person's, decided when they stop (or at the
     deadline if they are still talking then)."""
     audio = line(silence(0.3), espeak(LONG_ANSWER))
-    assert len(audio) / SAMPLE_RATE > 3.0  # longer than the 2.5 s a greeting is taken at
+    assert len(audio) / SAMPLE_RATE > 3.3  # still talking at the 3.5 s deadline
     as_machine = classify(silero, audio).decision
-    assert (as_machine.result, as_machine.reason) == ("machine", "long_greeting")
+    assert as_machine.result == "machine"
     got = classify(silero, audio, transcript=(2.0, "Hello, yes, this is Karen speaking"))
     d = got.decision
     assert d.result == "human" and d.reason in {"short_greeting", "deadline"}, d
     assert d.decided_ms <= 3500 and d.evidence.answer == "speaking"
-    assert d.evidence.greeting_ms >= 2500 and got.cue is None
+    assert d.evidence.greeting_ms >= 2100 and got.cue is None  # machine-long at the deadline
     print(f"long answer: human at {d.decided_ms} ms ({d.reason})")
 
 
