@@ -13,6 +13,7 @@
     voicenode-bench engines --out DIR [--device cpu|cuda] [--streams N[,N...]] [--seconds S]
                             [--slo-ms MS] [--config FILE]
     voicenode-bench analytics --out DIR [--url URL] [--calls N] [--turns N] [--summary-turns N]
+    voicenode-bench amd --out DIR [--part tune|heldout|all] [--config FILE]
 
 `turns` runs a scripted conversation (default: the receptionist booking flow) N times through
 the real pipeline and writes DIR/report.json and DIR/report.md with p50/p95/p99 of every
@@ -27,6 +28,12 @@ the wire (`bench.wire`): voice to voice, time to greeting, barge-in stop, packet
 WER, node CPU and memory, capacity with `--sweep`. Writes report.json, report.md and PNG
 plots into DIR. Exit status: 0 when turns were measured, 1 when none were, 2 on bad
 arguments or a node that cannot be started or reached.
+
+`amd` places outbound calls in process (`CallSession` on the node's engines, a virtual clock)
+answered by generated answering machines and people in three voices through G.711, and reports
+answering-machine detection's accuracy per class, its decision times, the voicemail message's
+start after the beep and a person's wait for the greeting, in stream time (`bench.amd`). Exit
+status: 0 when clips were measured, 2 on bad arguments.
 
 `mock-llm` serves the bench's OpenAI-compatible streaming mock LLM until interrupted: a new
 two-sentence receptionist reply for each request (`--fixed-reply TEXT`: always TEXT).
@@ -152,6 +159,9 @@ def _parser() -> argparse.ArgumentParser:
     from bench.analytics_cli import add_parser as add_analytics_parser
 
     add_analytics_parser(sub)
+    from bench.amd_cli import add_amd_parser
+
+    add_amd_parser(sub, common)
     return p
 
 
@@ -186,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.analytics_cli import run_cli as analytics
 
         return analytics(args)
+    if args.command == "amd":
+        from bench.amd_cli import amd_cli
+
+        return amd_cli(args, _fail)
     if args.command == "mock-llm":
         from bench.wire.cli import mock_llm
 

@@ -74,6 +74,12 @@ _BENCH_SINK = (
     "that code and not a copy of it (issue 23)"
 )
 
+_BENCH_AMD = (
+    "the answering-machine bench places outbound calls through the node's own CallSession "
+    "(its screening and detector) on the node's engines, on a virtual clock, to measure "
+    "decisions in stream time (issue 17)"
+)
+
 WRONG_WAY: Final[dict[tuple[str, str], str]] = {
     # importer → imported: why it is allowed for now
     ("agents.catalog", "media.destination"): (
@@ -120,6 +126,12 @@ WRONG_WAY: Final[dict[tuple[str, str], str]] = {
         _BENCH_SINK + "; its outbox rows and call records are made by the node's own builders"
     ),
     ("bench.analytics_data", "control_api.analytics.tables"): _BENCH_SINK,
+    ("bench.amd", "agents.fake"): _BENCH_AMD + "; the agent that greets a person",
+    ("bench.amd", "agents.spec"): _BENCH_AMD + "; the agent's [amd] settings",
+    ("bench.amd", "pipeline.engines"): _BENCH_AMD,
+    ("bench.amd", "pipeline.events"): _BENCH_AMD + "; the call.amd decision it reads",
+    ("bench.amd", "pipeline.session"): _BENCH_AMD,
+    ("bench.amd_cli", "pipeline.engines"): _BENCH_AMD + "; it loads them",
     ("bench.engines", "pipeline.engines"): _BENCH_ENGINES_ALONE,
     ("bench.engines", "pipeline.stt"): _BENCH_ENGINES_ALONE,
     ("bench.engines", "pipeline.stt_engine"): _BENCH_ENGINES_ALONE,
