@@ -32,6 +32,7 @@ TABLE_MODULES: Final = (
     "control_api.campaigns.rows",
     "control_api.campaigns.dnc",
     "control_api.store.tenants",
+    "control_api.store.subjects",
 )
 """Every module that declares tables on `Base` (what autogenerate and the schema test see)."""
 
