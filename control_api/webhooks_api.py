@@ -49,8 +49,21 @@ MAX_WEBHOOKS_PER_TENANT: Final = 20
 MAX_DEAD_LETTER_PAGE: Final = 200
 
 EventType = Literal[
-    "call.started", "call.amd", "transcript.final", "tool.called", "call.transferred", "call.ended"
+    "call.started",
+    "call.amd",
+    "transcript.final",
+    "tool.called",
+    "call.transferred",
+    "call.ended",
+    "tenant.deleted",
+    "subject.erased",
+    "campaign.started",
+    "campaign.paused",
+    "campaign.completed",
+    "contact.attempted",
 ]
+"""Every analytics event type (`analytics.events.AnalyticsEvent`'s tags), what a webhook may
+filter on."""
 TenantName = Annotated[str, Meta(min_length=1, max_length=64)]
 AnalyticsDep = NamedDependency[Analytics]
 
