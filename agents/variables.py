@@ -12,19 +12,24 @@ texts use `$name`: its spec check reads `{...}` as a slot, so `${name}` is refus
 else is touched: URLs, tool definitions, MCP servers and intents never take a value, so a
 contact's variables cannot point a request anywhere. One pass: a value that itself looks like a
 placeholder is not expanded again.
+
+`with_on_machine(spec, on_machine)`: a campaign's `voicemail` choice ("hang_up" |
+"leave_message") over the agent's `[amd] on_machine` for its calls; leaving a message needs the
+agent's `voicemail_message` (an agent without one hangs up on a machine). `for_call` applies
+both.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Final
+from typing import Final, Literal
 
 import msgspec
 
 from agents.spec import AgentSpec
 
-__all__ = ["fill", "with_variables"]
+__all__ = ["fill", "for_call", "with_on_machine", "with_variables"]
 
 _PLACEHOLDER: Final = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 
@@ -88,3 +93,23 @@ def with_variables(spec: AgentSpec, variables: Mapping[str, str] | None) -> Agen
         return spec
     filled = _walk(msgspec.to_builtins(spec), variables)
     return msgspec.convert(filled, AgentSpec)
+
+
+OnMachine = Literal["hang_up", "leave_message"]
+
+
+def with_on_machine(spec: AgentSpec, on_machine: OnMachine | None) -> AgentSpec:
+    """`spec` with `on_machine` as its `[amd] on_machine` (None: the agent's own)."""
+    amd = spec.amd
+    if on_machine is None or on_machine == amd.on_machine:
+        return spec
+    if on_machine == "leave_message" and not amd.voicemail_message.strip():
+        return spec  # no message to leave: the agent's own choice (hang up) stands
+    return msgspec.structs.replace(spec, amd=msgspec.structs.replace(amd, on_machine=on_machine))
+
+
+def for_call(
+    spec: AgentSpec, variables: Mapping[str, str] | None, on_machine: OnMachine | None = None
+) -> AgentSpec:
+    """`spec` as one call runs it: its variables filled in, its campaign's voicemail choice."""
+    return with_on_machine(with_variables(spec, variables), on_machine)

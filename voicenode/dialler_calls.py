@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Final, Protocol
 
+from agents.variables import OnMachine
 from control_api.calls import LiveCalls
 from control_api.campaigns import leases, notify, rows
 from control_api.campaigns.dialled import DialledCall
@@ -45,6 +46,11 @@ class DiallerHost(Protocol):
     @property
     def call_variables(self) -> dict[str, Mapping[str, str]]:
         """The template variables of the calls being placed, by call id (the agent's texts)."""
+        ...
+
+    @property
+    def call_on_machine(self) -> dict[str, OnMachine]:
+        """The campaign's voicemail choice for the calls being placed, by call id."""
         ...
 
     async def find_agent(
@@ -136,6 +142,7 @@ class CampaignCalls:
             )
             self._calls[call.call_id] = call
             self._host.call_variables[call.call_id] = dict(contact.variables)
+            self._host.call_on_machine[call.call_id] = settings.voicemail
             dial = self._dial(call, dialer, agent.pinned, contact.number)
             self._tasks.spawn(dial, f"campaign-dial:{call.call_id}")
         return len(claimed)
@@ -220,6 +227,7 @@ class CampaignCalls:
     def _forget(self, call: DialledCall) -> None:
         self._calls.pop(call.call_id, None)
         self._host.call_variables.pop(call.call_id, None)
+        self._host.call_on_machine.pop(call.call_id, None)
 
     # ---- what the node reports ----
 

@@ -22,7 +22,7 @@ from agents.base import AgentContext
 from agents.factory import build_agent
 from agents.spec import AgentSpec
 from agents.urlguard import guarded_client
-from agents.variables import with_variables
+from agents.variables import OnMachine, for_call
 from config import Settings
 from control_api.analytics import Analytics, open_analytics
 from control_api.host import AgentRef, NumberRoute, split_pinned
@@ -90,6 +90,8 @@ class Node(AdmittingHost):
         self.call_variables: dict[str, Mapping[str, str]] = {}
         """Template variables of outbound calls being placed (a campaign contact's), by call
         id: filled into the agent's texts (`agents.variables`)."""
+        self.call_on_machine: dict[str, OnMachine] = {}
+        """A campaign's voicemail choice for its calls, by call id (over `[amd] on_machine`)."""
         self._release_hooks: list[Callable[[str], None]] = []
         self.dialler: Dialler | None = None
         """The campaign dialler, while `open_node` runs it."""
@@ -197,7 +199,8 @@ class Node(AdmittingHost):
         ref = await self.find_agent(info.tenant_id, name, version)
         if ref is None:
             raise LookupError(f"no agent {agent!r} for tenant {info.tenant_id!r}")
-        spec = with_variables(ref.spec, self.call_variables.get(info.call_id))
+        campaign = self.call_variables.get(info.call_id), self.call_on_machine.get(info.call_id)
+        spec = for_call(ref.spec, *campaign)
         allowlist, http = self.tenant_urls()
         access = await llm_access_for(
             self.store,

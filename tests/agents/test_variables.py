@@ -1,12 +1,14 @@
 """A call's template variables in its agent's texts (`agents.variables`): `$name` and
 `${name}` filled in the greeting, an LLM agent's prompt and a flow's lines; placeholders
 naming no variable, and `$` before a non-name, stay as written; URLs and tool definitions are
-never filled; one pass only."""
+never filled; one pass only. And a campaign's voicemail choice over the agent's own."""
 
 from __future__ import annotations
 
+import msgspec
+
 from agents.catalog import embedded_specs, parse_spec
-from agents.variables import fill, with_variables
+from agents.variables import fill, for_call, with_on_machine, with_variables
 
 VARIABLES = {"name": "Ann Lee", "appointment_time": "Tuesday at 3 PM"}
 
@@ -67,3 +69,21 @@ def test_no_variables_leave_the_spec_as_it_is() -> None:
     assert with_variables(spec, None) is spec
     assert with_variables(spec, {}) is spec
     assert with_variables(spec, VARIABLES) == spec  # it names none of them
+
+
+def test_a_campaigns_voicemail_choice_overrides_the_agents_own() -> None:
+    spec = parse_spec(
+        'name = "r"\nkind = "flow"\n[amd]\nvoicemail_message = "Hi $name, call us."\n'
+        '[flow]\nstart = "a"\n[flow.nodes.a]\nprompt = "Hello?"\n',
+        "r.toml",
+    )
+    assert spec.amd.on_machine == "hang_up"
+    assert with_on_machine(spec, None) is spec
+    assert with_on_machine(spec, "hang_up") is spec
+    leaving = for_call(spec, {"name": "Ann"}, "leave_message")
+    assert leaving.amd.on_machine == "leave_message"
+    assert leaving.amd.voicemail_message == "Hi Ann, call us."
+    silent = msgspec.structs.replace(
+        spec, amd=msgspec.structs.replace(spec.amd, voicemail_message="")
+    )
+    assert with_on_machine(silent, "leave_message").amd.on_machine == "hang_up"  # nothing to say

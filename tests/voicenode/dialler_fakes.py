@@ -21,6 +21,7 @@ from typing import Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agents.catalog import embedded_specs
+from agents.variables import OnMachine
 from config.schema import DialPlanSettings
 from control_api.calls import LiveCalls
 from control_api.campaigns import queries, rows
@@ -63,6 +64,7 @@ class Dial:
     number: str
     at: float
     variables: Mapping[str, str] | None
+    on_machine: str | None = None
 
 
 @dataclass
@@ -73,6 +75,7 @@ class FakeHost:
     clock: VirtualClock
     answers: dict[str, Answer] = field(default_factory=dict)
     call_variables: dict[str, Mapping[str, str]] = field(default_factory=dict)
+    call_on_machine: dict[str, OnMachine] = field(default_factory=dict)
     dials: list[Dial] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     """Numbers whose dial was refused for the quota."""
@@ -144,7 +147,8 @@ class FakeDialer:
         if host.refused.count(to) < answer.over_quota:
             host.refused.append(to)
             raise QuotaExceeded("max_concurrent_calls", 5)
-        host.dials.append(Dial(call_id, to, host.clock.now(), host.call_variables.get(call_id)))
+        setup = host.call_variables.get(call_id), host.call_on_machine.get(call_id)
+        host.dials.append(Dial(call_id, to, host.clock.now(), *setup))
         host.live.add(call_id)
         host.ends[call_id] = host.clock.now() + answer.talk_s
         host.peak_live = max(host.peak_live, len(host.live))
@@ -188,6 +192,7 @@ def campaign(
     max_concurrent: int = 10,
     calls_per_minute: int = 60,
     variables: dict[str, str] | None = None,
+    voicemail: Literal["hang_up", "leave_message"] = "hang_up",
 ) -> CampaignIn:
     return CampaignIn(
         name="reminders",
@@ -198,6 +203,7 @@ def campaign(
         max_concurrent=max_concurrent,
         calls_per_minute=calls_per_minute,
         retry=retry or Retry(max_attempts=1, on=()),
+        voicemail=voicemail,
     )
 
 

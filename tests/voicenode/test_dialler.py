@@ -99,7 +99,7 @@ async def test_every_contact_ends_with_its_disposition_and_the_campaign_complete
 ) -> None:
     async with fake_node(store) as host:
         host.answers.update(NUMBERS)
-        body = campaign(list(NUMBERS), variables={"name": "Ann"})
+        body = campaign(list(NUMBERS), variables={"name": "Ann"}, voicemail="leave_message")
         campaign_id = await started(store, body)
         dialler = dialler_for(host, barred=frozenset({"+14155550108"}))
         dialler.start()
@@ -114,7 +114,8 @@ async def test_every_contact_ends_with_its_disposition_and_the_campaign_complete
         assert "+14155550108" not in {d.number for d in host.dials}
         assert sorted(d.number for d in host.dials) == sorted(list(NUMBERS)[:7])
         assert all(d.variables == {"name": "Ann"} for d in host.dials)
-        assert host.call_variables == {}
+        assert all(d.on_machine == "leave_message" for d in host.dials)
+        assert host.call_variables == {} and host.call_on_machine == {}
         answered = {"+14155550101", "+14155550102", "+14155550103"}
         for number, row in contacts.items():
             history = await attempts_of(store, row.id)
