@@ -2,7 +2,8 @@
 dialler instances, each with its own connection pool, on one database): a dialler restarted
 under the same node name ends the attempts its dead process left (failed, retried only after
 the policy's backoff), a new node takes over a dead node's contacts only once their lease has
-expired, and two nodes dialling one campaign at once never dial the same contact."""
+expired, a call longer than the lease keeps it (renewed), and two nodes dialling one campaign at
+once never dial the same contact."""
 
 from __future__ import annotations
 
@@ -193,6 +194,38 @@ async def test_two_nodes_at_once_never_dial_the_same_contact(
             assert await a.settle(30) and await b.settle(30)
             got = await statuses(store_a, campaign_id)
             assert got == {n: (1, "answered_human", False) for n in everyone}
+            await a.aclose()
+            await b.aclose()
+    finally:
+        await store_a.close()
+        await store_b.close()
+
+
+async def test_a_call_longer_than_the_lease_keeps_it_renewed(url: str) -> None:
+    clock = VirtualClock()
+    store_a, store_b = open_store(url), open_store(url)
+    try:
+        (number,) = numbers(1, 5)
+        async with fake_node(store_a, clock) as node_a, fake_node(store_b, clock) as node_b:
+            node_a.answers[number] = Answer("human", talk_s=300)
+            node_b.answers.update(node_a.answers)
+            campaign_id = await started(store_a, campaign([number], retry=RETRY))
+            a = dialler_for(node_a, "node-a", lease_s=120)
+            b = dialler_for(node_b, "node-b", lease_s=120)
+            a.start()
+            b.start()
+            await dial_round(a)
+            for _ in range(9):  # the call goes on for 300 s, 2.5 leases
+                await clock.advance(30)
+                await dial_round(a)  # renews its lease every 40 s
+                await dial_round(b)
+                assert node_b.dials == []
+                held = await statuses(store_b, campaign_id)
+                assert held == {number: (0, None, True)}
+            await clock.advance(30)
+            await wait_for(lambda: not node_a.live, node_a)
+            assert await a.settle(30)
+            assert await statuses(store_a, campaign_id) == {number: (1, "answered_human", False)}
             await a.aclose()
             await b.aclose()
     finally:
