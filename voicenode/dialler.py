@@ -122,7 +122,9 @@ class Dialler:
             except Exception as exc:
                 failures += 1
                 delay = backoff(failures, 1.0, self._idle_s)
-                log.error("dialler pass failed", extra={"error": repr(exc), "retry_in_s": delay})
+                log.error(
+                    "dialler pass failed", extra={"error": type(exc).__name__, "retry_in_s": delay}
+                )
                 wake_at = self._wall() + timedelta(seconds=delay)
             await self._sleep(wake_at)
 
@@ -155,7 +157,7 @@ class Dialler:
         try:
             return await self._campaign(row)
         except Exception as exc:
-            extra = {"tenant_id": row.tenant_id, "campaign_id": row.id, "error": repr(exc)}
+            extra = {"tenant_id": row.tenant_id, "campaign_id": row.id, "error": type(exc).__name__}
             log.error("campaign pass failed", extra=extra)
             return None
 
