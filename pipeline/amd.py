@@ -256,6 +256,10 @@ class AnsweringMachineDetector:
             return 0.0
         return round(1000.0 * (self._last_speech - self._utt_start), 3)
 
+    def silence_ms(self, now: float) -> float:
+        """How long the far end has been quiet at `now` (since the answer if it never spoke)."""
+        return self._silence_ms(now)
+
     def _silence_ms(self, now: float) -> float:
         last = self.answered_at if self._last_speech is None else self._last_speech
         return round(1000.0 * (now - last), 3)  # 20 ms steps summed in floats: 3499.9999...

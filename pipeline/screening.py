@@ -3,7 +3,8 @@
 
 `screen_call` listens to the far end's frames through the call's VAD until the detector
 decides, and reports the decision as an `AmdDetected` event. A person (or unknown: nobody
-spoke) returns None, and the conversation starts at once (the agent's greeting). The
+spoke) returns None, and the conversation starts at once (the agent's greeting; a person
+decided at the deadline while still talking first gets to pause, `PAUSE_MS`). The
 greeting's first clause (`spec.greeting`, split as the reply will be) is synthesized while the
 detector listens, so that it comes from the TTS cache: a person hears it as soon as they are
 known to be one, not a synthesis later. A machine:
@@ -42,6 +43,11 @@ __all__ = ["screen_call"]
 
 log = logging.getLogger(__name__)
 
+PAUSE_MS: Final = 300.0
+"""A person decided while talking: the greeting waits for a pause this long ..."""
+PAUSE_WAIT_S: Final = 2.0
+"""... or this long at most."""
+
 TRANSCRIBE_EVERY_S: Final = 0.5
 """How much more of the far end's speech each transcription of the greeting waits for (one
 at a time: a slow recogniser makes them fewer). Every 1.0 s, the words of a person's long
@@ -74,6 +80,8 @@ async def screen_call(
         result = {"result": decision.result, "reason": decision.reason}
         log.info("amd decided", extra={**extra, **result, "decided_ms": decision.decided_ms})
         if decision.result != "machine":
+            if not await ears.listen(frames, until=_paused(clock)):
+                return _ended("hangup", started, clock)
             await _ready(greeting, extra)
             return None
         if spec.amd.on_machine == "hang_up":
@@ -100,6 +108,13 @@ async def screen_call(
             with contextlib.suppress(asyncio.CancelledError, EngineError):
                 await greeting
         await ears.aclose()
+
+
+def _paused(clock: Clock) -> Callable[[AnsweringMachineDetector], bool]:
+    """A person decided while still talking (at the deadline) has paused, or waited long
+    enough: the greeting does not start over their words."""
+    limit = clock.now() + PAUSE_WAIT_S
+    return lambda d: d.silence_ms(clock.now()) >= PAUSE_MS or clock.now() >= limit
 
 
 def _warm_greeting(engines: Engines, spec: AgentSpec) -> asyncio.Future[object] | None:

@@ -16,6 +16,7 @@ from media.frames import SAMPLE_RATE, frames_from_samples
 from media.virtual import VirtualCall, VirtualTransport
 from pipeline.events import AmdDetected, CallEnded, CallEvent, Transcript
 from pipeline.fakes import FakeStt, FakeTts, fake_engines, utterance_audio
+from pipeline.screening import PAUSE_MS
 from pipeline.session import CallSession
 from tests.support.speech import Samples, espeak, telephone
 
@@ -167,6 +168,20 @@ async def test_outbound_calls_are_screened_by_default_and_the_greeting_is_ready_
     warmed_at, text = far.tts.asked[0]
     assert text == greeting and warmed_at == 0.0  # at the answer, before the decision
     assert 1000 * far.transport.sink.times[0] <= amd.decided_ms + 40  # within two frames
+
+
+async def test_a_person_still_talking_at_the_deadline_is_not_talked_over() -> None:
+    """A long answer with a person's words is decided at the deadline while it goes on; the
+    greeting waits for its end (a pause of `PAUSE_MS`), not the 800 ms of the silence rule."""
+    far = FarEnd(spec(), lines=["Hello, this is Karen speaking, who is calling?"])
+    talking = utterance_audio(0, 4.2)  # from 0.3 s to 4.5 s: past the 3.5 s deadline
+    assert await far.answer(np.concatenate([silence(0.3), talking]), hang_up=False) is None
+    (amd,) = far.amd()
+    assert (amd.result, amd.reason, amd.evidence.answer) == ("human", "deadline", "who is calling")
+    first_out = far.transport.sink.times[0]
+    print(f"greeting {1000 * (first_out - 4.5):.0f} ms after the person stopped")
+    # after their end (a frame of float slack), before the silence rule's 800 ms
+    assert 4.5 + PAUSE_MS / 1000 - 0.02 <= first_out <= 4.5 + 0.8
 
 
 async def test_inbound_calls_and_agents_without_amd_are_not_screened() -> None:
