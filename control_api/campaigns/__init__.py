@@ -10,7 +10,12 @@
   PostgreSQL.
 - `queries.py`: what the control API (`control_api.campaigns_api`) reads and changes: one
   campaign (locked for a lifecycle move), a tenant's campaigns, progress counts, contact pages.
+- `leases.py`: the dialler's other moves on contacts (a lease given back, renewed, contacts
+  ended as do_not_call) and the campaigns it works on.
+- `dialled.py`: one dialled call followed to its disposition (sans-IO).
+- `notify.py`: the campaign events into the outbox, and the API's ring to the node's dialler.
+- `dnc.py`: the tenant's do-not-call list.
 
 `model`, `lifecycle`, `windows` and `pacing` do no I/O and import only `core` (and each other);
-`rows.py` is their side in the store, and the node's dialler drives both.
+`rows.py` is their side in the store, and the node's dialler (`voicenode.dialler`) drives both.
 """
