@@ -5,7 +5,10 @@ DateTime and numeric types, ReplacingMergeTree, custom partitioning; no DateTime
 no query parameters (`{name:Type}` came in 19.x). Values never enter SQL text: rows go as
 `FORMAT JSONEachRow` bodies, and a query's values go as an external table (`p`, one
 JSONEachRow line sent beside the query) that the SQL selects from. SQL text is built only from
-constants of this code and the configured database name (checked as an identifier).
+constants of this code and the configured database name (checked as an identifier), with one
+exception: a mutation's condition (`delete_where`), which the server evaluates later, without
+the external table; its values go in as `unhex('…')` literals (`hex_literal`: hex digits only,
+nothing that can end the string).
 
 Schema: versioned migrations (`MIGRATIONS`); `schema_versions` records the ones applied. A
 database migrated by a newer node (a version this node does not know) is refused with a
@@ -34,6 +37,10 @@ _KEY = re.compile(r"while read(?:ing)? the value of key (\w+)")
 ROW_REFUSAL_CODES: Final = frozenset({6, 26, 27, 36, 38, 41, 49, 53, 69, 70, 72, 117, 131})
 """Error codes of a value ClickHouse cannot take (parse errors, out of range, unknown enum
 element): the row is refused, not the server unavailable."""
+
+
+NOT_IMPLEMENTED: Final = 48
+"""What the table cannot do (a Distributed table: no mutations, no partitions)."""
 
 
 class ClickHouseError(TransportError):
@@ -74,6 +81,11 @@ _UTC_ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|\+00:00)")
 """A UTC time as the node writes it (`datetime.isoformat()` of an aware UTC time)."""
 
 _rows = msgspec.json.Encoder()
+
+
+def hex_literal(value: str) -> str:
+    """`value` as a ClickHouse string expression whose text is hex digits only."""
+    return f"unhex('{value.encode().hex()}')"
 
 
 def to_datetime(text: str) -> str:
@@ -126,6 +138,14 @@ class ClickHouse:
 
     async def execute(self, sql: str) -> None:
         await self._post(sql, body=b"")
+
+    async def delete_where(self, table: str, condition: str) -> None:
+        """`ALTER TABLE ... DELETE WHERE condition` (a mutation; values in `condition` only as
+        `hex_literal`s). Returns once the server has recorded it; it runs in the background.
+        The condition travels in the body (the server appends it to the query): a long one
+        would not fit the URL."""
+        sql = f"ALTER TABLE {self.database}.{table} DELETE WHERE"
+        await self._post(sql, body=condition.encode())
 
     async def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
         """INSERT `rows` (JSON objects) into `table` of the database, all or none."""
