@@ -109,6 +109,13 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                 f"| {voice} | {name} | {_pct(row['wer'])} | {_pct(row['intent_accuracy'])} "
                 f"| {row['wrong_irreversible']} |"
             )
+    lines += _extras(report)
+    return "\n".join(lines) + "\n"
+
+
+def _extras(report: Mapping[str, Any]) -> list[str]:
+    """The report's optional parts: decode times, the written lines, the held-out set."""
+    lines: list[str] = []
     times = report.get("final_decode_ms", {})
     if times:
         lines += ["", "Final decode time (ms, wall clock, the same audio back to back):", ""]
@@ -139,4 +146,4 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                     f"| {part} | {name} | {_pct(row['wer'])} "
                     f"| {_pct(row['intent_accuracy'])} | {row['wrong_irreversible']} |"
                 )
-    return "\n".join(lines) + "\n"
+    return lines

@@ -88,7 +88,7 @@ async def test_0009_upgrades_a_store_at_0008_and_downgrades(url: str) -> None:
                     id="c1", tenant_id="t", name="c", state="draft", body={}, created_at=NOW
                 )
             )
-        await migrate(store)
+        await migrate(store, "0009_dnc")
         assert await current_revision(store) == "0009_dnc"
         async with store.engine.connect() as conn:
             await conn.run_sync(_matches)
