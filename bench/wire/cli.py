@@ -143,6 +143,14 @@ def _add_load(w: argparse.ArgumentParser) -> None:
         help="keep --calls calls going for MINUTES (a new call replaces one that ends); "
         "report RSS, the node's responsiveness and voice to voice over time",
     )
+    w.add_argument(
+        "--reply-timeout",
+        type=_positive,
+        default=10.0,
+        metavar="S",
+        help="a line the agent does not answer within S seconds is followed by the next one "
+        "and has no voice to voice (default %(default)s)",
+    )
 
 
 def _add_target(w: argparse.ArgumentParser) -> None:
@@ -257,6 +265,7 @@ def _wire_config(args: argparse.Namespace) -> WireConfig:
     """The run's settings from the arguments; `_UsageError`, `ScenarioError` or `LegError`
     (the transport's module cannot be imported) when they cannot be run."""
     from bench.scenario import WIRE_SCENARIO, default_scenario_path, load_scenario
+    from bench.wire.caller import CallerOptions
     from bench.wire.leg import LegTarget, open_transport
     from bench.wire.run import MockLlmOptions, WireConfig
 
@@ -305,6 +314,7 @@ def _wire_config(args: argparse.Namespace) -> WireConfig:
         soak_minutes=args.soak,
         mock_llm=mock,
         save_audio=args.save_audio,
+        caller=CallerOptions(reply_timeout_s=args.reply_timeout),
     )
 
 

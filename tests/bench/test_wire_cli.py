@@ -142,6 +142,10 @@ def test_two_calls_over_audiosocket_against_a_spawned_node(tmp_path: Path) -> No
             str(scenario),
             "--out",
             str(out),
+            # The caller waits for every reply (the default 10 s is a bench's patience; on a
+            # loaded machine a reply came later, the line went unanswered and had no v2v).
+            "--reply-timeout",
+            "60",
         ]
     )
     assert code == 0
