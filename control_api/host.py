@@ -6,9 +6,10 @@ forwards the events it reports. `voicenode.node` implements the real host; tests
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
 from agents.pii import ALL_KINDS
 from agents.spec import AgentSpec
@@ -145,6 +146,19 @@ class DialError(TransportError):
         self.outcome = outcome
 
 
+CALLER_ID: Final = re.compile(r"[A-Za-z0-9+._~-]{1,64}")
+"""A caller ID a dialer may send: an E.164 number, or an extension or SIP user of the same
+safe characters (the campaign's `from`): nothing that could end or quote a header."""
+
+
+def checked_caller_id(caller_id: str | None) -> str | None:
+    """`caller_id` if it is a `CALLER_ID` (None stays None); `DialError` 400 otherwise, before
+    it reaches a SIP header or an AMI field."""
+    if caller_id is None or CALLER_ID.fullmatch(caller_id):
+        return caller_id
+    raise DialError("invalid caller ID", 400)
+
+
 UnansweredHook = Callable[[str, str], None]
 """Called with (call_id, outcome) when an outbound call ends before it was answered."""
 
@@ -166,6 +180,10 @@ class Dialer(Protocol):
     the far end is being called; the conversation then runs like an inbound call, through
     `LiveCalls`, and the admission is released when it ends. A target the path cannot reach
     raises `DialError` (400 for a malformed target, 502 when the trunk or PBX refuses).
+    `caller_id` (a campaign's `from`) is the number the far end sees: the INVITE's From user,
+    Originate's CallerID; None leaves the path's own (`checked_caller_id` validates it).
     """
 
-    async def dial(self, *, call_id: str, tenant_id: str, agent: str, to: str) -> None: ...
+    async def dial(
+        self, *, call_id: str, tenant_id: str, agent: str, to: str, caller_id: str | None = None
+    ) -> None: ...

@@ -241,8 +241,16 @@ class PjCalls:
         return list(self._calls)
 
 
-def op(status: int = 0, reason: str = "", headers: dict[str, str] | None = None) -> Any:
+def op(
+    status: int = 0,
+    reason: str = "",
+    headers: dict[str, str] | None = None,
+    local_uri: str = "",
+) -> Any:
+    """A call operation's parameters; `local_uri` replaces the account's From (an INVITE)."""
     prm = pj.CallOpParam(True)
+    if local_uri:
+        prm.txOption.localUri = local_uri
     if status:
         prm.statusCode = status
     if reason:
@@ -253,3 +261,15 @@ def op(status: int = 0, reason: str = "", headers: dict[str, str] | None = None)
         header.hValue = value
         prm.txOption.headers.append(header)
     return prm
+
+
+def from_uri(account_uri: str, caller_id: str) -> str:
+    """The From for `caller_id` (display name and user) at the host of `account_uri` (the
+    account's `idUri`, e.g. `sip:voicenode@trunk.example:5060`): `"cid" <sip:cid@host:port>`.
+    `caller_id` must hold no character that needs quoting or escaping (the dialer checks)."""
+    uri = account_uri.strip()
+    if "<" in uri:
+        uri = uri.split("<", 1)[1].split(">", 1)[0]
+    scheme, _, rest = uri.partition(":")
+    host = rest.rsplit("@", 1)[-1].split(";", 1)[0]
+    return f'"{caller_id}" <{scheme}:{caller_id}@{host}>'

@@ -39,7 +39,7 @@ from sip.endpoint import (
 from sip.lifetime import LIFETIMES
 from sip.media_port import FramePort, SipAudio
 from sip.message import SipRequest, parse_request, source_host
-from sip.pjcall import PjCall, PjCalls, op
+from sip.pjcall import PjCall, PjCalls, from_uri, op
 from sip.thread import SipThread, SipThreadError, release_frames
 
 log = logging.getLogger(__name__)
@@ -323,20 +323,28 @@ class UserAgent:
 
     # -- outbound -------------------------------------------------------------------------
     async def dial(
-        self, uri: str, info: CallInfo, headers: dict[str, str] | None = None
+        self,
+        uri: str,
+        info: CallInfo,
+        headers: dict[str, str] | None = None,
+        caller_id: str = "",
     ) -> SipCall:
-        """Send an INVITE to `uri`; the returned call's `wait_answered()` tells the outcome."""
+        """Send an INVITE to `uri`; the returned call's `wait_answered()` tells the outcome.
+        `caller_id` (checked by the caller: no characters that need quoting) is the From's
+        user and display name, at the account's host; empty: the account's own From."""
         assert self._loop is not None
         loop = self._loop
         audio = SipAudio(loop)
 
         def make() -> SipCall:
             account = self._trunk if self._trunk is not None else self._account
+            assert account is not None  # started
+            local = from_uri(account.getInfo().uri, caller_id) if caller_id else ""
             pjcall = PjCall(account, threading.get_ident())
             self._keep(pjcall)
             call = SipCall(info, pjcall, self._pjcalls, self._thread, loop, audio)
             try:
-                pjcall.makeCall(uri, op(headers=headers))
+                pjcall.makeCall(uri, op(headers=headers, local_uri=local))
             except pj.Error:
                 self._pjcalls.drop(pjcall.key)
                 raise

@@ -21,7 +21,7 @@ import msgspec
 
 from config.schema import Settings
 from control_api import intake
-from control_api.host import CallIntake, DialError
+from control_api.host import CallIntake, DialError, checked_caller_id
 from control_api.intake import Ticket
 from media.call import CallInfo, Direction
 from media.destination import parse as parse_destination
@@ -47,6 +47,8 @@ class OutboundCall(msgspec.Struct, frozen=True, kw_only=True):
     tenant_id: str
     agent: str
     to: str
+    caller_id: str | None = None
+    """Originate's CallerID (checked: `control_api.host.CALLER_ID`); None: `ami.caller_id`."""
 
 
 def ami_options(settings: Settings) -> AmiOptions:
@@ -132,7 +134,7 @@ class AsteriskPbx:
                 context=ami.originate_context,
                 exten=ami.originate_exten,
                 timeout_s=ami.originate_timeout_s,
-                caller_id=ami.caller_id,
+                caller_id=call.caller_id or ami.caller_id,
                 variables={"VOICENODE_AUDIOSOCKET": audiosocket_address},
             )
         except AmiActionFailed as exc:  # Asterisk's own text stays in the log
@@ -183,6 +185,14 @@ class AsteriskDialer:
     def __init__(self, pbx: AsteriskPbx) -> None:
         self._pbx = pbx
 
-    async def dial(self, *, call_id: str, tenant_id: str, agent: str, to: str) -> None:
-        call = OutboundCall(call_id=call_id, tenant_id=tenant_id, agent=agent, to=to)
+    async def dial(
+        self, *, call_id: str, tenant_id: str, agent: str, to: str, caller_id: str | None = None
+    ) -> None:
+        call = OutboundCall(
+            call_id=call_id,
+            tenant_id=tenant_id,
+            agent=agent,
+            to=to,
+            caller_id=checked_caller_id(caller_id),
+        )
         await self._pbx.originate(call, self._pbx.audiosocket_address)

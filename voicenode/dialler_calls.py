@@ -143,7 +143,7 @@ class CampaignCalls:
             self._calls[call.call_id] = call
             self._host.call_variables[call.call_id] = dict(contact.variables)
             self._host.call_on_machine[call.call_id] = settings.voicemail
-            dial = self._dial(call, dialer, agent.pinned, contact.number)
+            dial = self._dial(call, dialer, agent.pinned, contact.number, settings.from_)
             self._tasks.spawn(dial, f"campaign-dial:{call.call_id}")
         return len(claimed)
 
@@ -152,7 +152,9 @@ class CampaignCalls:
             self._watched.add(id(dialer))
             self._unsubscribe.append(dialer.on_unanswered(self._on_unanswered))
 
-    async def _dial(self, call: DialledCall, dialer: Dialer, agent: str, number: str) -> None:
+    async def _dial(
+        self, call: DialledCall, dialer: Dialer, agent: str, number: str, caller_id: str | None
+    ) -> None:
         extra = {
             "call_id": call.call_id,
             "tenant_id": call.tenant_id,
@@ -163,7 +165,11 @@ class CampaignCalls:
             guard.check(call.tenant_id, number)
             guard.take_call(call.tenant_id)
             await dialer.dial(
-                call_id=call.call_id, tenant_id=call.tenant_id, agent=agent, to=number
+                call_id=call.call_id,
+                tenant_id=call.tenant_id,
+                agent=agent,
+                to=number,
+                caller_id=caller_id,
             )
         except (CallRefused, RateLimited) as exc:
             log.info("campaign dial paced", extra={**extra, "reason": type(exc).__name__})

@@ -19,7 +19,7 @@ from typing import Final
 
 from config.schema import Settings, SipSettings
 from control_api import intake
-from control_api.host import CallIntake, DialError, UnansweredHook
+from control_api.host import CallIntake, DialError, UnansweredHook, checked_caller_id
 from control_api.metrics import CALLS_REFUSED
 from control_api.refusals import CallRefused, NotAllowed, ShuttingDown, UnknownRoute, answer_for
 from media.call import CallControlError, CallInfo, Direction
@@ -174,8 +174,11 @@ class SipDialer:
             raise DialError("numbers need a SIP trunk (sip.trunk.uri): give a SIP URI", 400)
         return f"sip:{destination}@{trunk.split(':', 1)[1].split(';')[0]}"
 
-    async def dial(self, *, call_id: str, tenant_id: str, agent: str, to: str) -> None:
+    async def dial(
+        self, *, call_id: str, tenant_id: str, agent: str, to: str, caller_id: str | None = None
+    ) -> None:
         uri = self._uri(to)
+        from_user = checked_caller_id(caller_id) or ""
         info = CallInfo(
             call_id=call_id,
             tenant_id=tenant_id,
@@ -184,7 +187,7 @@ class SipDialer:
             transport="sip",
         )
         async with intake.admit(self._node, info) as ticket:
-            call = await self._place(uri, info)
+            call = await self._place(uri, info, from_user)
             try:
                 async with asyncio.timeout(EARLY_FAILURE_S):
                     await call.wait_progress()
@@ -203,9 +206,9 @@ class SipDialer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _place(self, uri: str, info: CallInfo) -> SipCall:
+    async def _place(self, uri: str, info: CallInfo, caller_id: str) -> SipCall:
         try:
-            return await self._ua.dial(uri, info)
+            return await self._ua.dial(uri, info, caller_id=caller_id)
         except ValueError as exc:
             extra = {"call_id": info.call_id, "tenant_id": info.tenant_id, "error": str(exc)}
             log.warning("outbound sip call not sent", extra=extra)

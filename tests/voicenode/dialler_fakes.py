@@ -65,6 +65,7 @@ class Dial:
     at: float
     variables: Mapping[str, str] | None
     on_machine: str | None = None
+    caller_id: str | None = None
 
 
 @dataclass
@@ -141,14 +142,16 @@ class FakeDialer:
         self._hooks.append(hook)
         return lambda: self._hooks.remove(hook)
 
-    async def dial(self, *, call_id: str, tenant_id: str, agent: str, to: str) -> None:
+    async def dial(
+        self, *, call_id: str, tenant_id: str, agent: str, to: str, caller_id: str | None = None
+    ) -> None:
         host = self._host
         answer = host.answers[to]
         if host.refused.count(to) < answer.over_quota:
             host.refused.append(to)
             raise QuotaExceeded("max_concurrent_calls", 5)
         setup = host.call_variables.get(call_id), host.call_on_machine.get(call_id)
-        host.dials.append(Dial(call_id, to, host.clock.now(), *setup))
+        host.dials.append(Dial(call_id, to, host.clock.now(), *setup, caller_id))
         host.live.add(call_id)
         host.ends[call_id] = host.clock.now() + answer.talk_s
         host.peak_live = max(host.peak_live, len(host.live))
@@ -193,6 +196,7 @@ def campaign(
     calls_per_minute: int = 60,
     variables: dict[str, str] | None = None,
     voicemail: Literal["hang_up", "leave_message"] = "hang_up",
+    from_: str | None = None,
 ) -> CampaignIn:
     return CampaignIn(
         name="reminders",
@@ -204,6 +208,7 @@ def campaign(
         calls_per_minute=calls_per_minute,
         retry=retry or Retry(max_attempts=1, on=()),
         voicemail=voicemail,
+        from_=from_,
     )
 
 

@@ -2,8 +2,8 @@
 and `LiveCalls`, with a fake dialer whose far ends answer as each number's script says:
 every disposition recorded (and linked to its call), the events written, retries per the
 policy inside the calling window, pacing under the tenant's room and after a quota refusal,
-do-not-call contacts never dialled, the campaign completed, the contact's variables given to
-its call, and the loop woken by `wake()`."""
+do-not-call contacts never dialled, the campaign completed, the contact's variables and the
+campaign's caller ID given to its call, and the loop woken by `wake()`."""
 
 from __future__ import annotations
 
@@ -99,7 +99,12 @@ async def test_every_contact_ends_with_its_disposition_and_the_campaign_complete
 ) -> None:
     async with fake_node(store) as host:
         host.answers.update(NUMBERS)
-        body = campaign(list(NUMBERS), variables={"name": "Ann"}, voicemail="leave_message")
+        body = campaign(
+            list(NUMBERS),
+            variables={"name": "Ann"},
+            voicemail="leave_message",
+            from_="+14155550100",
+        )
         campaign_id = await started(store, body)
         dialler = dialler_for(host, barred=frozenset({"+14155550108"}))
         dialler.start()
@@ -115,6 +120,7 @@ async def test_every_contact_ends_with_its_disposition_and_the_campaign_complete
         assert sorted(d.number for d in host.dials) == sorted(list(NUMBERS)[:7])
         assert all(d.variables == {"name": "Ann"} for d in host.dials)
         assert all(d.on_machine == "leave_message" for d in host.dials)
+        assert all(d.caller_id == "+14155550100" for d in host.dials)  # the campaign's `from`
         assert host.call_variables == {} and host.call_on_machine == {}
         answered = {"+14155550101", "+14155550102", "+14155550103"}
         for number, row in contacts.items():

@@ -38,7 +38,9 @@ class HangingUpDialer:
         self._node = node
         self.variables: dict[str, Mapping[str, str] | None] = {}
 
-    async def dial(self, *, call_id: str, tenant_id: str, agent: str, to: str) -> None:
+    async def dial(
+        self, *, call_id: str, tenant_id: str, agent: str, to: str, caller_id: str | None = None
+    ) -> None:
         self.variables[to] = self._node.call_variables.get(call_id)
         info = CallInfo(
             call_id=call_id, tenant_id=tenant_id, direction=Direction.OUTBOUND, to_uri=to

@@ -74,3 +74,38 @@ async def test_a_call_refused_after_it_rang_is_reported_unanswered(tmp_path: Pat
         assert (call_id, outcome, admitted) == ("c2", "busy", 1)  # before the release
         assert (await ringing).returncode == 0
         assert host.active_calls() == 0
+
+
+async def test_the_caller_id_is_the_invites_from(tmp_path: Path) -> None:
+    """The campaign's `from` is the From's user and display name (sipp checks the header and
+    fails the call when it does not match); a caller ID that could break the header is refused
+    before anything is sent."""
+    async with sip_host() as host:
+        dialer = host.dialers["sip"]
+        port = free_port()
+        # sipp's XML reader takes no quote or angle bracket in an attribute: `.` stands for them
+        expected = r"^ *.\+14155550100. .sip:\+14155550100@127\.0\.0\.1(:[0-9]+)?.;tag="
+        fill = {"FROM": expected}
+        checking = await listening_sipp("uas_refuse_from.xml", port, tmp_path, fill=fill)
+        with pytest.raises(DialError) as refused:
+            await dialer.dial(
+                call_id="c3",
+                tenant_id="demo",
+                agent="receptionist",
+                to=f"sip:a@127.0.0.1:{port}",
+                caller_id="+14155550100",
+            )
+        assert refused.value.outcome == "busy"
+        result = await checking
+        assert result.returncode == 0, result.explain()
+        for bad in ('+1415"<sip:x@evil>', "+1415\r\nX-Evil: 1", "a b", ""):
+            with pytest.raises(DialError) as invalid:
+                await dialer.dial(
+                    call_id="c4",
+                    tenant_id="demo",
+                    agent="receptionist",
+                    to="sip:a@127.0.0.1:9",
+                    caller_id=bad,
+                )
+            assert invalid.value.status == 400
+        assert host.active_calls() == 0
