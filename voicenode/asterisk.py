@@ -7,7 +7,10 @@ sends Originate (channel `ami.originate_channel` with `{to}`, then `ami.originat
 which runs `AudioSocket(${VOICENODE_UUID},${VOICENODE_AUDIOSOCKET})`) and returns once
 Asterisk has queued it. The conversation starts when the AudioSocket connection with that
 UUID arrives (`voicenode.audiosocket_listener`); a failed or unanswered originate, or a
-channel hung up before that, gives the admission back.
+channel hung up before that, gives the admission back. An originate that failed is reported
+to `on_unanswered` hooks first (`control_api.host.ReportsUnanswered`), its OriginateResponse
+`Reason` read as `UNANSWERED_REASONS` says (busy, no_answer; anything else refused or
+unreachable).
 """
 
 from __future__ import annotations
@@ -15,13 +18,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Final
 
 import msgspec
 
 from config.schema import Settings
 from control_api import intake
-from control_api.host import CallIntake, DialError, checked_caller_id
+from control_api.host import CallIntake, DialError, UnansweredHook, checked_caller_id
 from control_api.intake import Ticket
 from media.call import CallInfo, Direction
 from media.destination import parse as parse_destination
@@ -40,6 +44,17 @@ log = logging.getLogger(__name__)
 
 # How long after the originate timeout the node still waits for the AudioSocket connection.
 _CONNECT_GRACE_S: Final = 15.0
+
+UNANSWERED_REASONS: Final = {
+    "1": "refused",  # AST_CONTROL_HANGUP: the far end ended it before answering (404, 603...)
+    "2": "no_answer",  # AST_CONTROL_RING
+    "3": "no_answer",  # AST_CONTROL_RINGING: it rang until Originate's Timeout
+    "5": "busy",  # AST_CONTROL_BUSY
+    "8": "unreachable",  # AST_CONTROL_CONGESTION
+}
+"""A failed OriginateResponse's `Reason` (the last control frame Asterisk saw on the channel)
+as one of `voicenode.sip_listener.OUTCOMES`; any other (0: the channel could not be made)
+is unreachable."""
 
 
 class OutboundCall(msgspec.Struct, frozen=True, kw_only=True):
@@ -77,6 +92,9 @@ class AsteriskPbx:
             self.client, self.channels, transfer_context=settings.ami.transfer_context
         )
         self._originated: dict[str, tuple[OutboundCall, Ticket]] = {}
+        self._answered: set[str] = set()
+        """Originated calls whose OriginateResponse said Success (answered, not connected)."""
+        self._unanswered: list[UnansweredHook] = []
         self._watchdogs: dict[str, asyncio.Task[None]] = {}
         sock = settings.audiosocket
         self.audiosocket_address = settings.ami.audiosocket_address or f"{sock.host}:{sock.port}"
@@ -94,6 +112,7 @@ class AsteriskPbx:
     def take_originated(self, call_uuid: str) -> tuple[OutboundCall, Ticket] | None:
         """The outbound call `call_uuid` belongs to and its admission, once."""
         call = self._originated.pop(call_uuid, None)
+        self._answered.discard(call_uuid)
         if (task := self._watchdogs.pop(call_uuid, None)) is not None:
             task.cancel()
         return call
@@ -169,12 +188,27 @@ class AsteriskPbx:
             extra={"call_id": call.call_id, "tenant_id": call.tenant_id, "reason": reason},
         )
 
+    def on_unanswered(self, hook: UnansweredHook) -> Callable[[], None]:
+        """`hook(call_id, outcome)` for each originated call that failed (before its admission
+        is given back); returns the unsubscribe function."""
+        self._unanswered.append(hook)
+        return lambda: self._unanswered.remove(hook) if hook in self._unanswered else None
+
     def _on_event(self, event: AmiEvent) -> None:
         match self.channels.feed(event):
             case OriginateResult(call_uuid=call_uuid, ok=False, reason=reason):
+                if (taken := self._originated.get(call_uuid)) is not None:
+                    outcome = UNANSWERED_REASONS.get(reason.strip(), "unreachable")
+                    for hook in list(self._unanswered):
+                        hook(taken[0].call_id, outcome)
                 self._abandon(call_uuid, f"originate failed (reason {reason})")
-            case ChannelHungUp(call_uuid=call_uuid):
+            case OriginateResult(call_uuid=call_uuid, ok=True) if call_uuid in self._originated:
+                self._answered.add(call_uuid)
+            case ChannelHungUp(call_uuid=call_uuid) if call_uuid in self._answered:
                 self._abandon(call_uuid, "hung up before connecting")
+            # A channel that hangs up before its OriginateResponse came is an originate that
+            # failed: its response (always sent for an Async originate) says why; the
+            # watchdog gives the admission back if it never comes.
 
 
 class AsteriskDialer:
@@ -184,6 +218,11 @@ class AsteriskDialer:
 
     def __init__(self, pbx: AsteriskPbx) -> None:
         self._pbx = pbx
+
+    def on_unanswered(self, hook: UnansweredHook) -> Callable[[], None]:
+        """`control_api.host.ReportsUnanswered`: busy, no_answer (it rang until Originate's
+        timeout), refused or unreachable, from the failed OriginateResponse's `Reason`."""
+        return self._pbx.on_unanswered(hook)
 
     async def dial(
         self, *, call_id: str, tenant_id: str, agent: str, to: str, caller_id: str | None = None

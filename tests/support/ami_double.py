@@ -5,7 +5,9 @@ line ends one), answers them with `ActionID` echoed, and sends events to logged-
 connections. Login checks the username and secret (a refusal is answered, then the connection
 closed, as Asterisk does). Originate behaves per `originate_outcome`: "answer" (Newchannel with
 the requested ChannelId as Uniqueid, VarSet of each Variable, OriginateResponse Success),
-"busy" (OriginateResponse Failure, reason 5, Hangup), or "error" (an error response).
+a failure: "busy", "no_answer", "congestion" or "hung_up" (OriginateResponse Failure with
+Asterisk's reason, 5, 3, 8 or 1, and the channel's Hangup with its cause; the Hangup first
+when `hangup_first`), or "error" (an error response).
 Redirect, Hangup, Setvar and PlayDTMF act on channels the double knows (else "No such channel").
 """
 
@@ -16,6 +18,15 @@ import itertools
 from dataclasses import dataclass, field
 
 EOL = "\r\n"
+
+FAILURES = {
+    "busy": ("5", "17", "User busy"),
+    "no_answer": ("3", "19", "No answer"),
+    "congestion": ("8", "34", "Circuit/channel congestion"),
+    "hung_up": ("1", "21", "Call Rejected"),
+}
+"""A failed originate: OriginateResponse's Reason (the last control frame: AST_CONTROL_BUSY,
+_RINGING, _CONGESTION, _HANGUP) and the channel's Hangup cause and text."""
 
 
 @dataclass
@@ -38,6 +49,7 @@ class AmiDouble:
         self.failed_logins = 0
         self.channels: dict[str, Channel] = {}
         self.originate_outcome = "answer"
+        self.hangup_first = False
         self.unanswered: set[str] = set()  # action names (lower case) left without a response
         self._writers: set[asyncio.StreamWriter] = set()
         self._authed: set[asyncio.StreamWriter] = set()
@@ -190,12 +202,16 @@ class AmiDouble:
         action_id = a.get("actionid", [""])[0]
         channel = self.add_channel(name, uniqueid)
         self.emit("Newchannel", Channel=name, Uniqueid=uniqueid, ChannelStateDesc="Down")
-        if self.originate_outcome == "busy":
+        if (failure := FAILURES.get(self.originate_outcome)) is not None:
+            reason, cause, text = failure
+            if self.hangup_first:
+                self.hang_up(uniqueid, cause, text)
             self.emit(
                 "OriginateResponse", ActionID=action_id, Response="Failure", Channel=name,
-                Uniqueid=uniqueid, Reason="5",
+                Uniqueid=uniqueid, Reason=reason,
             )  # fmt: skip
-            self.hang_up(uniqueid, "17", "User busy")
+            if not self.hangup_first:
+                self.hang_up(uniqueid, cause, text)
             return
         for item in a.get("variable", []):
             key, _, value = item.partition("=")

@@ -12,7 +12,9 @@ from contextlib import asynccontextmanager
 import pytest
 
 from config.schema import AmiSettings, AudioSocketSettings, Settings
-from control_api.host import DialError
+from control_api.campaigns.dialled import disposition_of
+from control_api.campaigns.lifecycle import Disposition
+from control_api.host import DialError, ReportsUnanswered
 from tests.support.ami_double import AmiDouble
 from tests.support.host import FakeHost, temp_store
 from voicenode.audiosocket_listener import audiosocket_listener
@@ -65,3 +67,36 @@ async def test_the_caller_id_goes_in_originates_caller_id(host: FakeHost) -> Non
         assert len(ami.named("originate")) == 2  # nothing sent for those
         async with asyncio.timeout(5):
             await host.wait_idle()  # both released on OriginateResponse: Failure
+
+
+@pytest.mark.parametrize("hangup_first", [False, True])
+@pytest.mark.parametrize(
+    ("failure", "outcome", "disposition"),
+    [
+        ("busy", "busy", Disposition.BUSY),
+        ("no_answer", "no_answer", Disposition.NO_ANSWER),
+        ("congestion", "unreachable", Disposition.FAILED),
+        ("hung_up", "refused", Disposition.FAILED),
+    ],
+)
+async def test_an_unanswered_originate_is_reported_with_its_outcome(
+    host: FakeHost, failure: str, outcome: str, disposition: Disposition, hangup_first: bool
+) -> None:
+    """A failed OriginateResponse's Reason (5 busy, 3 rang out, 8 congestion, 1 hung up) is
+    reported to `on_unanswered` before the admission goes back, whether the channel's Hangup
+    came before the response or after it; the campaign dialler reads it as the disposition."""
+    async with AmiDouble(secret=SECRET) as ami, with_ami(host, ami):
+        dialer = host.dialers["asterisk"]
+        assert isinstance(dialer, ReportsUnanswered)
+        reported: asyncio.Queue[tuple[str, str, int]] = asyncio.Queue()
+        dialer.on_unanswered(lambda c, o: reported.put_nowait((c, o, host.active_calls())))
+        ami.originate_outcome, ami.hangup_first = failure, hangup_first
+        call_id = uuid.uuid4().hex
+        await dialer.dial(call_id=call_id, tenant_id="demo", agent="a", to="+15550100")
+        async with asyncio.timeout(5):
+            got = await reported.get()
+            await host.wait_idle()
+        assert got == (call_id, outcome, 1)  # reported while still admitted
+        assert reported.empty()
+        refusal = got[1]
+        assert disposition_of(answered=False, ended=None, amd=None, refusal=refusal) == disposition
