@@ -14,7 +14,12 @@
   ended as do_not_call) and the campaigns it works on.
 - `dialled.py`: one dialled call followed to its disposition (sans-IO).
 - `notify.py`: the campaign events into the outbox, and the API's ring to the node's dialler.
-- `dnc.py`: the tenant's do-not-call list.
+- `dnc.py`: the tenant's do-not-call list (migration `0009_dnc`): what the dialler reads, what
+  `/v1/dnc` changes, and a new campaign's listed contacts ended as do_not_call.
+- `contacts_csv.py`: contacts from a CSV file (`POST /v1/campaigns/{id}/contacts`): the
+  header, the numbers normalised to E.164, each row imported or rejected with its reason
+  (sans-IO).
+- `imports.py`: those contacts added to a draft campaign in the store, under its row lock.
 
 `model`, `lifecycle`, `windows` and `pacing` do no I/O and import only `core` (and each other);
 `rows.py` is their side in the store, and the node's dialler (`voicenode.dialler`) drives both.

@@ -11,7 +11,10 @@ working directory with rtp_stream, BYE), ``uac_refused.xml`` (expects 404/480/50
 ``uas_answer.xml`` (answers with SDP on -mp; add -rtp_echo), ``uas_options_503.xml`` (a
 draining node as OPTIONS probes see it); for in-dialog checks ``uac_forged_in_dialog.xml`` (a
 template: ``@METHOD@``), ``uac_call_then_forged.xml``, ``uas_options_ok.xml`` (a bystander),
-``uas_answer_hangup.xml`` and ``uac_wait_bye.xml`` (the node hangs up).
+``uas_answer_hangup.xml`` and ``uac_wait_bye.xml`` (the node hangs up); for outbound
+campaigns ``uas_far_end.xml`` (a trunk's far end that answers each INVITE by its called
+number's prefix: a person, an answering machine, busy, no answer; run by ``far_end.py``) and
+``uac_far_end.xml`` (its caller in ``test_far_end.py``: ``@HOLD_MS@``, ``@CANCEL_MS@``).
 """
 
 from __future__ import annotations
