@@ -42,6 +42,7 @@ from control_api.campaigns import dnc, notify, queries, rows
 from control_api.campaigns.lifecycle import Action, CampaignState, TransitionRefused
 from control_api.campaigns.model import CampaignIn, CampaignSettings, read_settings
 from control_api.contacts_upload_api import upload_contacts
+from control_api.number_ranges import may_present
 from control_api.state import Api, ApiState
 from control_api.tenants_api import store_errors, utc
 from media.dialplan import DestinationInvalid, DestinationRefused, DialGuard
@@ -174,6 +175,10 @@ async def create_campaign(
         raise NotFoundException(f"agent: no agent {data.agent!r}")
     _check_numbers(api.calls.dialplan, tenant_id, data)
     async with api.store.session() as session:
+        if data.from_ is not None and not await may_present(session, tenant_id, data.from_):
+            raise PermissionDeniedException(
+                "from: not one of the tenant's numbers or number ranges"
+            )
         campaign_id = await rows.create_campaign(session, tenant_id, data, datetime.now(UTC))
         await dnc.mark_contacts(session, tenant_id, campaign_id)
         row = await queries.get_campaign(session, tenant_id, campaign_id)

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from control_api.store import Base
-from control_api.store.models import utcnow
+from control_api.store.models import Number, utcnow
 
 MAX_RANGES: Final = 100
 NumberRangeText = Annotated[str, Meta(pattern=r"^[A-Za-z0-9+._~-]{1,64}\*?$")]
@@ -67,3 +67,13 @@ async def set_ranges(session: AsyncSession, tenant_id: str, patterns: Sequence[s
     session.add_all(NumberRange(tenant_id=tenant_id, pattern=p, created_at=now) for p in unique)
     await session.flush()
     return unique
+
+
+async def may_present(session: AsyncSession, tenant_id: str, caller_id: str) -> bool:
+    """Whether the tenant may show `caller_id` on its outbound calls (a campaign's `from`): one
+    of its own numbers (routed to it) or within one of its ranges. Anything else would send a
+    number the tenant does not hold out through the operator's trunk."""
+    owned = await session.scalar(
+        select(Number.number).where(Number.tenant_id == tenant_id, Number.number == caller_id)
+    )
+    return owned is not None or within(caller_id, await ranges_of(session, tenant_id))

@@ -19,6 +19,7 @@ from control_api.campaigns import leases, notify, rows
 from control_api.campaigns.dialled import DialledCall
 from control_api.campaigns.model import CampaignSettings
 from control_api.host import AgentRef, Dialer, DialError, ReportsUnanswered
+from control_api.number_ranges import may_present
 from control_api.refusals import CallRefused
 from control_api.store import Store
 from core.tasks import OwnedTasks
@@ -127,6 +128,11 @@ class CampaignCalls:
             return 0
         self._watch(dialer)
         async with self._host.store.session() as session:
+            if settings.from_ is not None and not await may_present(
+                session, tenant, settings.from_
+            ):  # the number left the tenant since the campaign was made: dial nobody
+                log.warning("campaign caller id is not the tenant's", extra=extra)
+                return 0
             claimed = await rows.claim(
                 session, tenant, row.id, ids, node=self.node, now=now, lease=self.lease
             )

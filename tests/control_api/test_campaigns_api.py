@@ -23,6 +23,7 @@ from tests.support.harness import Node, auth, node_settings, serve_node
 from tests.support.host import FakeHost, temp_store
 from tests.support.pg import PostgresServer, pg_server  # noqa: F401
 
+FROM = {"from": "+14155550000"}
 WINDOWS = [{"days": ["mon", "tue"], "start": "09:00", "end": "17:00"}]
 PLAN = DialPlanSettings(allowed_prefixes=("+1415",), refused_prefixes=("+1415999",))
 
@@ -32,7 +33,6 @@ def body(n: int = 3, **changes: Any) -> dict[str, Any]:
         "name": "Reminders",
         "agent": "receptionist",
         "via": "sip",
-        "from": "+14155550000",
         "contacts": [
             {"number": f"+1415555{i:04d}", "variables": {"name": f"P{i}"}} for i in range(n)
         ],
@@ -84,8 +84,17 @@ async def every_page(node: Node, path: str, field: str, limit: int) -> list[dict
         params["cursor"] = page["next_cursor"]
 
 
+async def give_range(node: Node, tenant: str, ranges: list[str]) -> None:
+    """The platform admin gives `tenant` its number ranges (what it may present as `from`)."""
+    resp = await node.http.put(
+        f"/v1/tenants/{tenant}/number-ranges", json={"ranges": ranges}, headers=auth()
+    )
+    assert resp.status_code == 200, resp.text
+
+
 async def test_create_and_read_back(node: Node) -> None:
-    created = await create(node)
+    await give_range(node, "demo", ["+1415555000*"])
+    created = await create(node, **FROM)
     assert created["state"] == "draft" and created["name"] == "Reminders"
     assert (created["agent"], created["via"]) == ("receptionist", "sip")
     settings = created["settings"]
@@ -282,7 +291,27 @@ def test_settings_read_back_from_a_stored_body() -> None:
     one that still names its contacts) as the settings the dialler paces by."""
     campaign = parse_campaign(msgspec.json.encode(body(n=2)))
     stored = msgspec.to_builtins(campaign.settings())
-    assert "contacts" not in stored and stored["from"] == "+14155550000"
+    assert "contacts" not in stored and stored.get("from") is None
     assert read_settings(stored) == campaign.settings()
     assert read_settings({**stored, "contacts": []}) == campaign.settings()
     assert campaign.settings().retry == Retry(max_attempts=2, backoff_minutes=30, on=("busy",))
+
+
+async def test_a_caller_id_the_tenant_does_not_hold_is_refused(node: Node) -> None:
+    # `from` goes out through the operator's trunk: only the tenant's own numbers or ranges
+    resp = await node.http.post("/v1/campaigns", json=body(**FROM), headers=auth())
+    assert resp.status_code == 403 and "from" in resp.json()["detail"], resp.text
+    listed = await node.http.get("/v1/campaigns", headers=auth())
+    assert listed.json()["campaigns"] == []  # nothing stored
+    tenant, keys = await new_tenant(node, "Other")
+    await give_range(node, tenant, ["+14155550000"])  # another tenant's number is not demo's
+    resp = await node.http.post("/v1/campaigns", json=body(**FROM), headers=auth())
+    assert resp.status_code == 403
+    mine = body(agent="front", **FROM)
+    resp = await node.http.post("/v1/campaigns", json=mine, headers=auth(keys["admin"]))
+    assert resp.status_code == 201, resp.text  # ... it is that tenant's
+    await give_range(node, "demo", ["+14155550000"])  # exactly that number
+    resp = await node.http.post("/v1/campaigns", json=body(**FROM), headers=auth())
+    assert resp.status_code == 201, resp.text
+    resp = await node.http.post("/v1/campaigns", json=body(), headers=auth())
+    assert resp.status_code == 201 and resp.json()["settings"].get("from") is None

@@ -81,7 +81,7 @@ async def populate(served: Served, tenant: str, keys: TenantKeys, tmp: Path) -> 
     """Something of the tenant in every kind of place the node keeps it."""
     http, admin = served.node.http, auth(keys["admin"])
     campaign = {
-        "name": "Reminders", "agent": "front", "via": "sip", "from": "+14155550000",
+        "name": "Reminders", "agent": "front", "via": "sip",
         "contacts": [{"number": f"+1415555000{i}", "variables": {}} for i in range(2)],
         "schedule": {"timezone": "UTC", "windows": [
             {"days": ["mon"], "start": "09:00", "end": "17:00"}]},

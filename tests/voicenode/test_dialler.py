@@ -18,6 +18,7 @@ from control_api.analytics.tables import OutboxRow
 from control_api.campaigns import queries, rows
 from control_api.campaigns.lifecycle import Action, Disposition
 from control_api.campaigns.model import Retry
+from control_api.number_ranges import set_ranges
 from control_api.store import Store
 from media.clock import VirtualClock
 from tests.support.host import temp_store
@@ -97,6 +98,8 @@ EXPECTED = {
 async def test_every_contact_ends_with_its_disposition_and_the_campaign_completes(
     store: Store,
 ) -> None:
+    async with store.session() as session:
+        await set_ranges(session, TENANT, ["+1415555010*"])  # its `from` is the tenant's
     async with fake_node(store) as host:
         host.answers.update(NUMBERS)
         body = campaign(
@@ -261,3 +264,22 @@ async def test_the_loop_wakes_on_wake_and_a_paused_campaign_is_not_dialled(
 
 async def _room() -> int:
     return 10
+
+
+async def test_a_caller_id_the_tenant_no_longer_holds_dials_nobody(store: Store) -> None:
+    # accepted when the campaign was made, the number has left the tenant since: no call may
+    # go out through the trunk showing it
+    async with fake_node(store) as host:
+        host.answers.update({"+14155550101": Answer("human")})
+        await started(store, campaign(["+14155550101"], from_="+14155550100"))
+        dialler = dialler_for(host)
+        dialler.start()
+        try:
+            await run_until_idle(dialler, host, until_s=60)
+            assert host.dials == []
+            async with store.session() as session:  # the number is the tenant's again
+                await set_ranges(session, TENANT, ["+14155550100"])
+            await run_until_idle(dialler, host, until_s=120)
+        finally:
+            await dialler.aclose()
+        assert [d.caller_id for d in host.dials] == ["+14155550100"]
