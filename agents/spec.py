@@ -14,6 +14,10 @@ from agents.vocabulary import check_vocabulary
 Name = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 
 
+RecordingMode = Literal["off", "on", "on_consent"]
+"""Whether a call is recorded: never, always, or after the agent's disclosure line."""
+
+
 class _Spec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     pass
 
@@ -204,7 +208,7 @@ class AgentSpec(_Spec, frozen=True):
     )
     """Said when a transfer, DTMF or tool fails and the agent has not said anything about it;
     the conversation then goes on."""
-    recording: Literal["off", "on", "on_consent"] = "off"
+    recording: RecordingMode = "off"
     """Record the call, caller and agent on two channels (`on`); `on_consent`: the same, with
     `recording_disclosure` said first, before the greeting. Kept under `node.data_dir`."""
     recording_disclosure: str = "This call is recorded."

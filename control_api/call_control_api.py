@@ -35,10 +35,11 @@ from litestar.exceptions import (
 from litestar.params import FromPath, JSONBody
 from msgspec import Meta
 
+from agents.spec import RecordingMode
 from control_api.acting_tenant import TENANT_IN_BODY, ActingTenant
 from control_api.api_errors import errors
 from control_api.auth import Principal, can_operate
-from control_api.host import DialError
+from control_api.host import Dialer, DialError
 from control_api.intake import http_refusal
 from control_api.metrics import CALLS_REFUSED
 from control_api.refusals import CallRefused
@@ -62,6 +63,9 @@ class PlaceCall(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     via: Literal["sip", "asterisk"] = "sip"
     tenant: Name | None = None
     """The tenant to act for; only the platform admin key may name one."""
+    recording: RecordingMode | None = None
+    """Record this call (`on`, `on_consent`: the agent's disclosure line first) or not (`off`),
+    whatever its agent's `recording` says; absent: as the agent says."""
 
 
 class PlacedCall(msgspec.Struct, frozen=True):
@@ -144,18 +148,29 @@ async def place_call(
             str(exc), headers={"Retry-After": str(exc.retry_after_s)}
         ) from None
     call_id = uuid.uuid4().hex
+    if data.recording is not None:
+        api.host.record_call(call_id, data.recording)
     try:
-        await dialer.dial(call_id=call_id, tenant_id=tenant_id, agent=agent.pinned, to=to)
+        await _dial(dialer, call_id, tenant_id, agent.pinned, to)
+    except BaseException:
+        api.host.release(call_id)  # (idempotent) forgets the recording choice of a call not placed
+        raise
+    if key is not None:
+        _IDEMPOTENCY.put(tenant_id, key, call_id)
+    log.info("outbound call placed", extra={"call_id": call_id, "tenant_id": tenant_id})
+    return PlacedCall(call_id=call_id)
+
+
+async def _dial(dialer: Dialer, call_id: str, tenant_id: str, agent: str, to: str) -> None:
+    """Place the call; a refusal or a dial error as the HTTP answer it gets."""
+    try:
+        await dialer.dial(call_id=call_id, tenant_id=tenant_id, agent=agent, to=to)
     except CallRefused as exc:  # counted and logged by the dialer's intake
         raise http_refusal(exc) from exc
     except DialError as exc:
         if exc.status == 400:
             raise ValidationException(str(exc)) from exc
         raise HTTPException(str(exc), status_code=exc.status) from exc
-    if key is not None:
-        _IDEMPOTENCY.put(tenant_id, key, call_id)
-    log.info("outbound call placed", extra={"call_id": call_id, "tenant_id": tenant_id})
-    return PlacedCall(call_id=call_id)
 
 
 def _live(call_id: str, request: Request[Principal, None, State], api: Api) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
 from agents.pii import ALL_KINDS
-from agents.spec import AgentSpec
+from agents.spec import AgentSpec, RecordingMode
 from control_api.calls import CallRunner, LiveCalls
 from control_api.refusals import OverCapacity as OverCapacity
 from core.errors import TransportError
@@ -101,6 +101,11 @@ class CallIntake(Protocol):
 
     def release(self, call_id: str) -> None:
         """Give back the call's admission and its tenant quota slot (idempotent)."""
+        ...
+
+    def record_call(self, call_id: str, recording: RecordingMode) -> None:
+        """A call being placed is recorded as `recording` says, over its agent's `recording`
+        (`POST /v1/calls`); forgotten when the call's admission is given back."""
         ...
 
 

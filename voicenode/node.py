@@ -20,7 +20,7 @@ import msgspec
 
 from agents.base import AgentContext
 from agents.factory import build_agent
-from agents.spec import AgentSpec
+from agents.spec import AgentSpec, RecordingMode
 from agents.urlguard import guarded_client
 from agents.variables import OnMachine, for_call
 from config import Settings
@@ -92,6 +92,8 @@ class Node(AdmittingHost):
         id: filled into the agent's texts (`agents.variables`)."""
         self.call_on_machine: dict[str, OnMachine] = {}
         """A campaign's voicemail choice for its calls, by call id (over `[amd] on_machine`)."""
+        self._call_recording: dict[str, RecordingMode] = {}
+        """`POST /v1/calls`' recording choice for the calls it places, by call id."""
         self._release_hooks: list[Callable[[str], None]] = []
         self.dialler: Dialler | None = None
         """The campaign dialler, while `open_node` runs it."""
@@ -172,8 +174,12 @@ class Node(AdmittingHost):
 
     def release(self, call_id: str) -> None:
         super().release(call_id)
+        self._call_recording.pop(call_id, None)
         for hook in list(self._release_hooks):
             hook(call_id)
+
+    def record_call(self, call_id: str, recording: RecordingMode) -> None:
+        self._call_recording[call_id] = recording
 
     def on_release(self, hook: Callable[[str], None]) -> Callable[[], None]:
         """`hook(call_id)` after each call's admission is given back (the dialler's end of a
@@ -201,6 +207,8 @@ class Node(AdmittingHost):
             raise LookupError(f"no agent {agent!r} for tenant {info.tenant_id!r}")
         campaign = self.call_variables.get(info.call_id), self.call_on_machine.get(info.call_id)
         spec = for_call(ref.spec, *campaign)
+        if (recording := self._call_recording.get(info.call_id)) is not None:
+            spec = msgspec.structs.replace(spec, recording=recording)
         allowlist, http = self.tenant_urls()
         access = await llm_access_for(
             self.store,

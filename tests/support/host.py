@@ -61,6 +61,17 @@ class FakeHost(AdmittingHost):
         self.started: asyncio.Queue[CallInfo] = asyncio.Queue()
         self.finished: asyncio.Queue[str] = asyncio.Queue()
         self.inbound_frames: dict[str, int] = {}
+        self.recording_choices: dict[str, str] = {}
+        """`record_call`'s choices of the calls being placed (forgotten at `release`)."""
+        self.recorded_as: dict[str, str | None] = {}
+        """The recording choice each call ran with (by call id)."""
+
+    def record_call(self, call_id: str, recording: str) -> None:
+        self.recording_choices[call_id] = recording
+
+    def release(self, call_id: str) -> None:
+        super().release(call_id)
+        self.recording_choices.pop(call_id, None)
 
     @property
     def ready(self) -> bool:
@@ -117,6 +128,7 @@ class FakeHost(AdmittingHost):
         if ref is None:
             raise LookupError(f"no agent {agent!r} for tenant {info.tenant_id!r}")
         self.pinned[info.call_id] = ref
+        self.recorded_as[info.call_id] = self.recording_choices.get(info.call_id)
         self.started.put_nowait(info)
         on_event(StateChanged("listening"))
         frames = voiced = 0

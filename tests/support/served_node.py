@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import msgspec
 
+from agents.spec import RecordingMode
 from config.schema import Settings
 from media.call import CallInfo, Direction
 from media.clock import MonotonicClock
@@ -76,9 +77,15 @@ async def served_light_node(settings: Settings) -> AsyncIterator[tuple[Node, htt
 
 
 def start_call(
-    node: Node, tenant_id: str, agent: str, *, from_uri: str = "sip:caller@test"
+    node: Node,
+    tenant_id: str,
+    agent: str,
+    *,
+    from_uri: str = "sip:caller@test",
+    recording: RecordingMode | None = None,
 ) -> tuple[VirtualLiveCall, asyncio.Task[None]]:
-    """An inbound call to `agent`, admitted and started: the call and the task that runs it."""
+    """An inbound call to `agent`, admitted and started: the call and the task that runs it
+    (`recording`: the call's own recording choice, as `POST /v1/calls` gives one)."""
     info = CallInfo(
         call_id=f"call-{uuid.uuid4().hex[:8]}",
         tenant_id=tenant_id,
@@ -87,6 +94,8 @@ def start_call(
         to_uri=f"agent:{agent}",
     )
     node.admit(info.call_id)
+    if recording is not None:
+        node.record_call(info.call_id, recording)
     call = VirtualLiveCall(info)
     return call, node.calls.start(call, agent)
 
@@ -110,14 +119,19 @@ async def run_call(
 
 
 async def call_and_speak(
-    node: Node, tenant_id: str, agent: str, *, from_uri: str = "sip:caller@test"
+    node: Node,
+    tenant_id: str,
+    agent: str,
+    *,
+    from_uri: str = "sip:caller@test",
+    recording: RecordingMode | None = None,
 ) -> CallEnded:
     """One inbound call: the agent greets, the caller says its first line (the node's fake STT
     hears `lines[0]` of `light_node`; 20 ms frames on the real clock) and silence after it, until
     the call ends (the agent ends it); its `CallEnded`."""
     states: asyncio.Queue[CallEvent] = asyncio.Queue()
     ended: list[CallEnded] = []
-    call, task = start_call(node, tenant_id, agent, from_uri=from_uri)
+    call, task = start_call(node, tenant_id, agent, from_uri=from_uri, recording=recording)
 
     def watch(seen: CallInfo, event: CallEvent) -> None:
         if seen.call_id == call.info.call_id:

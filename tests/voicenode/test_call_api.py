@@ -46,7 +46,7 @@ async def uas(tmp: Path) -> tuple[str, asyncio.Task[SippResult]]:
 async def test_post_calls_dials_and_the_api_hangs_up(tmp_path: Path) -> None:
     async with sip_node() as (node, _):
         target, answered = await uas(tmp_path)
-        body = {"agent": "receptionist", "to": target, "tenant": "demo"}
+        body = {"agent": "receptionist", "to": target, "tenant": "demo", "recording": "on"}
         headers = {**auth(), "Idempotency-Key": "order-42"}
         placed = await node.http.post("/v1/calls", json=body, headers=headers)
         assert placed.status_code == 201, placed.text
@@ -56,6 +56,7 @@ async def test_post_calls_dials_and_the_api_hangs_up(tmp_path: Path) -> None:
         info = await asyncio.wait_for(node.host.started.get(), 15)
         assert info.call_id == call_id and info.direction == Direction.OUTBOUND
         assert info.transport == "sip" and info.to_uri == target
+        assert node.host.recorded_as[call_id] == "on"  # the call's own recording choice
         hung = await node.http.post(f"/v1/calls/{call_id}/hangup", headers=auth())
         assert hung.status_code == 204
         await asyncio.wait_for(node.host.finished.get(), 5)
@@ -77,10 +78,18 @@ async def test_post_calls_errors() -> None:
             ({"agent": "receptionist", "to": "sip:x@127.0.0.1", "via": "asterisk"}, 503),
             ({"agent": "receptionist", "to": "sip:x@127.0.0.1", "via": "fax"}, 400),
             ({"agent": "receptionist"}, 400),
+            ({"agent": "receptionist", "to": "sip:x@127.0.0.1", "recording": "always"}, 400),
+            # not placed (no trunk): its recording choice is not kept
+            (
+                {"agent": "receptionist", "to": "+15551234", "tenant": "demo", "recording": "on"},
+                400,
+            ),
         ]
         for body, status in cases:
             response = await node.http.post("/v1/calls", json=body, headers=auth())
             assert response.status_code == status, (body, response.text)
+            if body.get("recording") == "on":
+                assert "SIP trunk" in response.text  # refused by the dialer, after the choice
         anonymous = await node.http.post("/v1/calls", json=cases[0][0])
         assert anonymous.status_code == 401
         transfer = await node.http.post(
@@ -88,6 +97,7 @@ async def test_post_calls_errors() -> None:
         )
         assert transfer.status_code == 404
         assert node.host.active_calls() == 0
+        assert node.host.recording_choices == {}
 
 
 @pytest.mark.parametrize(

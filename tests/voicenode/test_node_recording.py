@@ -79,6 +79,25 @@ async def test_a_recording_agents_call_is_stored_with_both_voices(tmp_path: Path
     assert not list((tmp_path / "recordings-spool").glob("*/*"))  # taken into the store
 
 
+async def test_a_calls_own_choice_goes_over_its_agents(tmp_path: Path) -> None:
+    # `POST /v1/calls` {"recording"}: this call recorded though its agent records none, that
+    # one not though its agent records all; the choice is forgotten with the call
+    settings = light_node_settings(tmp_path)
+    bye = Reply(tokens=["Booked, goodbye."], tool_calls=[ScriptedToolCall("end_call")])
+    async with LlmDouble() as double, light_node(settings, [LINE]) as node:
+        async with node.store.session() as session:
+            for name, recording in (("taped", "on"), ("plain", "off")):
+                toml = agent_toml(double, name, recording)
+                await agent_rows.create_agent(session, "demo", name, toml)
+        double.script(bye)
+        await call_and_speak(node, "demo", "plain", recording="on")
+        (stored,) = await node.recordings.store.list("demo")
+        double.script(bye)
+        await call_and_speak(node, "demo", "taped", recording="off")
+        assert [r.key for r in await node.recordings.store.list("demo")] == [stored.key]
+        assert node._call_recording == {}
+
+
 def test_on_consent_says_the_disclosure_before_the_greeting() -> None:
     spec = msgspec.convert(
         {
