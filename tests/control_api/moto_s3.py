@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import boto3
+import httpx
 from moto.server import ThreadedMotoServer
 
 from tests.support.ports import free_port
@@ -17,12 +18,16 @@ SECRET_ACCESS_KEY = "testing-secret"
 
 @contextmanager
 def s3_server() -> Iterator[str]:
-    """moto's S3 server, running while entered; its endpoint URL."""
+    """moto's S3 server, running while entered, empty; its endpoint URL. moto keeps its buckets
+    in the process, not in the server: a server started after another test's would hold that
+    test's buckets and objects (a recording 'call-7' in 'calls') unless reset."""
     port = free_port(socket.SOCK_STREAM)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
+    endpoint = f"http://127.0.0.1:{port}"
     try:
-        yield f"http://127.0.0.1:{port}"
+        httpx.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()
+        yield endpoint
     finally:
         server.stop()
 
