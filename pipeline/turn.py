@@ -136,6 +136,8 @@ def is_backchannel(text: str) -> bool:
     """Whether words said over the agent only acknowledge it ("mhm", "okay", "I see", "got
     it") rather than say something (no words at all: a noise, also nothing to answer)."""
     words = _WORD.findall(text.lower().replace("-", ""))
+    if len(words) > 1 and all(len(w) == 1 for w in words):
+        words = ["".join(words)]  # spelled out: Whisper writes a "Mhm." as "M H M."
     return len(words) <= BACKCHANNEL_MAX_WORDS and all(w in _BACKCHANNEL_WORDS for w in words)
 
 

@@ -18,14 +18,28 @@ STORY = " ".join(f"word{i}" for i in range(30))  # 3 s of fake speech
 
 @pytest.mark.parametrize(
     "said",
-    ["mhm", "okay", "Uh-huh.", "Mm-hmm.", "Mm-hm.", "Mmhmm", "I see", "got it", "yeah sure", ""],
+    [
+        "mhm",
+        "okay",
+        "Uh-huh.",
+        "Mm-hmm.",
+        "Mm-hm.",
+        "Mmhmm",
+        "I see",
+        "got it",
+        "yeah sure",
+        "",
+        "M H M.",  # Whisper tiny's spelling of Piper's "Mhm." through G.711, now and then
+        "M-H-M",
+    ],
 )
 def test_acknowledgements_are_backchannels(said: str) -> None:
     assert is_backchannel(said)
 
 
 @pytest.mark.parametrize(
-    "said", ["what about Aetna", "Next Tuesday, please.", "no", "Mm-mm.", "okay but wait", "stop"]
+    "said",
+    ["what about Aetna", "Next Tuesday, please.", "no", "Mm-mm.", "okay but wait", "stop", "B C"],
 )
 def test_anything_else_is_not(said: str) -> None:
     assert not is_backchannel(said)
