@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from control_api.campaigns import rows
 from control_api.campaigns.lifecycle import CampaignState, Disposition
 from control_api.campaigns.rows import AttemptRow, CampaignRow, ContactRow
 
@@ -30,15 +31,7 @@ async def campaigns_in(session: AsyncSession, states: Sequence[CampaignState]) -
 async def unclaim(session: AsyncSession, tenant_id: str, contact_id: int, *, node: str) -> bool:
     """Gives back `node`'s lease without an attempt (the dial was refused for capacity: it is
     paced, not failed): the open attempt is deleted. False when `node` no longer holds it."""
-    row = await session.scalar(
-        select(ContactRow)
-        .where(
-            ContactRow.tenant_id == tenant_id,
-            ContactRow.id == contact_id,
-            ContactRow.lease_owner == node,
-        )
-        .with_for_update()
-    )
+    row = await rows.held_by(session, tenant_id, contact_id, node)
     if row is None:
         return False
     await session.execute(

@@ -239,7 +239,17 @@ async def finish(
 ) -> ContactState | None:
     """Records the outcome of `node`'s attempt on the contact and ends its lease; None when
     `node` no longer holds the lease (it expired and was recovered)."""
-    row = await session.scalar(
+    row = await held_by(session, tenant_id, contact_id, node)
+    if row is None:
+        return None
+    return await _end(session, row, outcome, at, retry, call_id)
+
+
+async def held_by(
+    session: AsyncSession, tenant_id: str, contact_id: int, node: str
+) -> ContactRow | None:
+    """The contact, locked, if `node` holds its lease; else None."""
+    return await session.scalar(
         select(ContactRow)
         .where(
             ContactRow.tenant_id == tenant_id,
@@ -248,9 +258,6 @@ async def finish(
         )
         .with_for_update()
     )
-    if row is None:
-        return None
-    return await _end(session, row, outcome, at, retry, call_id)
 
 
 async def recover(
