@@ -75,6 +75,18 @@ class LineSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The digit string a digits slot should get from the line, if it has one."""
     held_out: bool = False
     """Written before a round of tuning and never used for it: reported apart."""
+    held_out_group: str = ""
+    """Which held-out group ("": the third round's; "round4": written before the fourth
+    round's matcher rules): each is reported apart."""
+
+
+def line_set(record: dict[str, Any]) -> str:
+    """The set a line (or a record of one) belongs to: "tuned", "held_out" (the third
+    round's group) or "held_out_<group>"."""
+    if not record.get("held_out"):
+        return "tuned"
+    group = record.get("held_out_group", "")
+    return f"held_out_{group}" if group else "held_out"
 
 
 class DomainSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -231,6 +243,7 @@ async def run_line(
         "intent": line.intent,
         "digits": line.digits,
         "held_out": line.held_out,
+        "held_out_group": line.held_out_group,
         "text_intent": (await understand(spec, line.text, http))["intent"],
         "ref_written": words_as_written(line.text),
         "ref_words": words_normalised(line.text),
@@ -280,6 +293,11 @@ def build_report(
     domains = sorted({r["domain"] for r in records})
     n_lines = len({(r["domain"], r["text"]) for r in records})
 
+    by_set: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        by_set.setdefault(line_set(r), []).append(r)
+    by_set = {name: by_set[name] for name in sorted(by_set, key=_set_order)}
+
     def rows(subset: list[dict[str, Any]]) -> dict[str, Any]:
         return {c: summary_row(subset, c) for c in conditions}
 
@@ -299,21 +317,15 @@ def build_report(
         "summary": rows(records),
         "by_voice": {v: rows([r for r in records if r["voice"] == v]) for v in voices},
         "by_domain": {d: rows([r for r in records if r["domain"] == d]) for d in domains},
-        "by_set": {
-            name: rows(subset)
-            for name, subset in (
-                ("tuned", [r for r in records if not r.get("held_out")]),
-                ("held_out", [r for r in records if r.get("held_out")]),
-            )
-            if subset
-        },
-        "text_intent_accuracy": {
-            name: on_text([r for r in records if bool(r.get("held_out")) == held])
-            for name, held in (("tuned", False), ("held_out", True))
-        },
+        "by_set": {name: rows(subset) for name, subset in by_set.items()},
+        "text_intent_accuracy": {name: on_text(subset) for name, subset in by_set.items()},
         "final_decode_ms": decode_times(records),
         "records": records,
     }
+
+
+def _set_order(name: str) -> tuple[int, str]:
+    return (0 if name == "tuned" else 1 if name == "held_out" else 2, name)
 
 
 def decode_times(records: list[dict[str, Any]]) -> dict[str, Any]:

@@ -43,6 +43,7 @@ async def rescore(
                 intent=record["intent"],
                 digits=record["digits"],
                 held_out=record.get("held_out", False),
+                held_out_group=record.get("held_out_group", ""),
             )
             hyp = record[condition]["hyp"]
             again = await condition_result(

@@ -135,7 +135,7 @@ def _extras(report: Mapping[str, Any]) -> list[str]:
             f"when heard is the recogniser's miss.",
         ]
     sets = report.get("by_set", {})
-    if "held_out" in sets:
+    if any(name != "tuned" for name in sets):
         n_held = sum(1 for r in report["records"] if r.get("held_out"))
         lines += ["", f"Tuned and held-out lines apart ({n_held} held-out utterances):", ""]
         lines += ["| set | condition | WER | intent accuracy | wrong irreversible |"]

@@ -81,6 +81,36 @@ def test_the_report_shows_held_out_lines_apart() -> None:
     assert "perfect transcript, vocabulary on): 100.0 % (tuned), 100.0 % (held_out)" in markdown
 
 
+async def test_the_fresh_held_out_group_is_marked_apart() -> None:
+    _, lines = load_lines(default_lines_path())
+    fresh = [line for line in lines if line.held_out_group == "round4"]
+    assert len(fresh) >= 20
+    assert all(line.held_out for line in fresh)
+    assert {line.domain for line in fresh} == {"clinic", "pizzeria"}
+    assert {line.intent for line in fresh} >= {"goodbye", "human", "change", "none"}
+
+
+def test_the_report_shows_each_held_out_group_apart() -> None:
+    tuned = _saved_record("What are your hours?", "What are your hours?", "hours", "hours")
+    old = _saved_record("Are you open late?", "Are you open late?", "hours", "hours")
+    fresh = _saved_record("Open on Sunday?", "Open on Sunday?", "hours", "none")
+    old["held_out"] = fresh["held_out"] = True
+    fresh["held_out_group"] = "round4"
+    for r in (tuned, old, fresh):
+        r["text_intent"] = "hours"
+    records = [
+        {**r, **{c: r["after"] for c in ("before", "context_only", "linear_upsampling")}}
+        for r in (fresh, tuned, old)
+    ]
+    report = build_report(records, stt_model="m", source="s", seconds=1.0)
+    assert list(report["by_set"]) == ["tuned", "held_out", "held_out_round4"]
+    assert report["by_set"]["held_out"]["after"]["intent_accuracy"] == 1.0
+    assert report["by_set"]["held_out_round4"]["after"]["intent_accuracy"] == 0.0
+    markdown = render_markdown(report)
+    assert "(2 held-out utterances)" in markdown
+    assert "| held_out_round4 | after | 0.0 % | 0.0 % | 0 |" in markdown
+
+
 class _Heard:
     """A transcriber that writes the same line every time and notes the contexts it got."""
 
