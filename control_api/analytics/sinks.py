@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from collections.abc import Callable, Sequence
 from typing import Final, TypeAlias
 
@@ -20,8 +21,11 @@ from redis.exceptions import RedisError
 
 from agents.urlguard import UnsafeUrlError, check_url
 from config.schema import AnalyticsSettings
+from control_api.analytics.stream_erasure import erase_in_stream, erasures
 from control_api.analytics.tables import OutboxRow
 from core.errors import TransportError
+
+log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER: Final = "X-Voicenode-Signature"
 EVENT_ID_HEADER: Final = "X-Voicenode-Event-Id"
@@ -68,7 +72,9 @@ def verify_signature(
 
 class RedisStreamSink:
     """XADDs events to one stream: fields `id`, `tenant_id`, `type`, `call_id`, `seq`,
-    `payload` (the event JSON). A batch is one pipeline: all taken, or retried as a whole."""
+    `payload` (the event JSON). A batch is one pipeline: all taken, or retried as a whole.
+    An erasure event in a batch then deletes what the stream holds of what it erased
+    (`stream_erasure`)."""
 
     key = "redis"
 
@@ -100,6 +106,13 @@ class RedisStreamSink:
                         approximate=True,
                     )
                 await pipe.execute()
+            found = erasures(rows)
+            if found:
+                deleted = await erase_in_stream(self._redis, self.stream, found)
+                log.info(
+                    "redis stream entries of an erasure deleted",
+                    extra={"stream": self.stream, "erasures": len(found), "deleted": deleted},
+                )
         except (RedisError, OSError) as exc:
             raise DeliveryError(f"redis: {type(exc).__name__}") from exc
 
