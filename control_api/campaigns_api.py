@@ -6,7 +6,8 @@ them newest first, `GET /v1/campaigns/{id}` shows one with its progress, `GET
 `POST /v1/campaigns/{id}/contacts` adds contacts to a draft from a CSV file
 (`control_api.contacts_upload_api`), and `POST /v1/campaigns/{id}/start|pause|resume|cancel`
 moves it through its lifecycle under the campaign's row lock (409 on a move its state does
-not allow).
+not allow, `extra.reason` "state"). A campaign may be created without contacts and filled by
+CSV uploads; starting one with none is a 409 too (`extra.reason` "no_contacts"), nothing changed.
 
 Creating and moving need an `operator` (or `admin`) key, reading any key. Nothing here dials:
 the node's dialler (`voicenode.dialler`) places a running campaign's calls; a move writes its
@@ -170,7 +171,8 @@ def _check_numbers(guard: DialGuard, tenant_id: str, campaign: CampaignIn) -> No
 async def create_campaign(
     data: JSONBody[CampaignIn], api: Api, tenant_id: ActingTenant
 ) -> CampaignOut:
-    """Stores the campaign and its contacts as a draft; `start` runs it."""
+    """Stores the campaign and its contacts as a draft; `start` runs it. `contacts` may be
+    empty or left out: the draft is then filled by CSV uploads before its start."""
     if await api.host.find_agent(tenant_id, data.agent) is None:
         raise NotFoundException(f"agent: no agent {data.agent!r}")
     _check_numbers(api.calls.dialplan, tenant_id, data)
@@ -285,6 +287,15 @@ async def list_contacts(
     )
 
 
+REFUSED_BY_STATE: Final = '409 (`extra.reason` "state"): the campaign\'s state does not allow it'
+REFUSED_EMPTY: Final = '; 409 (`extra.reason` "no_contacts"): the campaign has no contacts'
+
+
+def _refusals(action: Action) -> str:
+    """The route's description: when it answers 409 (nothing changes then)."""
+    return REFUSED_BY_STATE + (REFUSED_EMPTY if action is Action.START else "") + "."
+
+
 def _mover(action: Action) -> HTTPRouteHandler:
     """The route `POST /v1/campaigns/{id}/<action>`."""
 
@@ -294,6 +305,7 @@ def _mover(action: Action) -> HTTPRouteHandler:
         guards=[can_operate],
         responses=errors(404, 409),
         summary=f"{action.value.capitalize()} a campaign",
+        description=_refusals(action),
         operation_id=f"{action.value.capitalize()}Campaign",
         name=f"campaign-{action.value}",
     )
@@ -306,7 +318,7 @@ def _mover(action: Action) -> HTTPRouteHandler:
                     event = notify.moved(tenant_id, campaign_id, action, state, datetime.now(UTC))
                     await notify.emit(session, [event], api.settings.node.name)
         except TransitionRefused as exc:
-            raise HTTPException(str(exc), status_code=409) from None
+            raise HTTPException(str(exc), status_code=409, extra={"reason": exc.reason}) from None
         if row is None:
             raise NotFoundException(f"no campaign {campaign_id!r}")
         notify.ring(api.host)  # the node's dialler looks again now

@@ -2,7 +2,9 @@
 
 States: draft → running ⇄ paused, and from draft, running or paused to cancelled; a running
 campaign whose contacts are all final completes. `transition(state, action)` is the one place
-that says which moves exist; a refused move is a `TransitionRefused` (the API's 409).
+that says which moves exist; a refused move is a `TransitionRefused` (the API's 409). A draft
+may have no contacts yet (they may come from CSV uploads); starting one is `NoContacts`, a
+`TransitionRefused` of its own (`queries.move` counts them).
 
 A contact's attempt ends in a `Disposition`. Whether it is tried again is the campaign's
 `Retry`: an outcome named in `retry.on` (busy, no_answer, failed; machine for
@@ -51,6 +53,15 @@ class Disposition(StrEnum):
 
 class TransitionRefused(Refused):
     """A lifecycle move that does not exist from the campaign's state."""
+
+    reason: str = "state"
+    """Why, for the API's error body: the campaign's state does not allow the move."""
+
+
+class NoContacts(TransitionRefused):
+    """A start refused: the campaign has no contacts to call (nothing changes)."""
+
+    reason = "no_contacts"
 
 
 _MOVES: Final[dict[tuple[CampaignState, Action], CampaignState]] = {

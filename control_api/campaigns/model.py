@@ -134,9 +134,10 @@ class CampaignSettings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class CampaignIn(CampaignSettings, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """The body of `POST /v1/campaigns`: the settings and the contacts."""
+    """The body of `POST /v1/campaigns`: the settings and the contacts. `contacts` may be left
+    out or empty: the draft is then filled by CSV uploads (a start needs at least one)."""
 
-    contacts: Annotated[tuple[Contact, ...], Meta(min_length=1, max_length=MAX_CONTACTS)]
+    contacts: Annotated[tuple[Contact, ...], Meta(max_length=MAX_CONTACTS)] = ()
 
     def __post_init__(self) -> None:
         seen: dict[str, int] = {}

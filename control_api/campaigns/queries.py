@@ -17,7 +17,7 @@ from typing import Final, Literal
 from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_api.campaigns.lifecycle import Action, CampaignState, transition
+from control_api.campaigns.lifecycle import Action, CampaignState, NoContacts, transition
 from control_api.campaigns.rows import AttemptRow, CampaignRow, ContactRow
 
 ContactStatus = Literal["pending", "dialing", "retrying", "done"]
@@ -63,13 +63,27 @@ async def move(
     session: AsyncSession, tenant_id: str, campaign_id: str, action: Action
 ) -> CampaignRow | None:
     """Applies `action` to the campaign under its row lock; None when it is not the tenant's.
-    A move the lifecycle refuses raises `TransitionRefused` (nothing changed)."""
+    A move the lifecycle refuses raises `TransitionRefused` (nothing changed); a start of a
+    campaign without contacts `NoContacts` (the lock keeps a CSV upload from racing it)."""
     row = await get_campaign(session, tenant_id, campaign_id, lock=True)
     if row is None:
         return None
-    row.state = transition(CampaignState(row.state), action).value
+    after = transition(CampaignState(row.state), action)
+    if action is Action.START and await count_contacts(session, tenant_id, campaign_id) == 0:
+        raise NoContacts("cannot start a campaign with no contacts: add some first")
+    row.state = after.value
     await session.flush()
     return row
+
+
+async def count_contacts(session: AsyncSession, tenant_id: str, campaign_id: str) -> int:
+    """How many contacts the campaign has (ended ones included)."""
+    count = await session.scalar(
+        select(func.count())
+        .select_from(ContactRow)
+        .where(ContactRow.tenant_id == tenant_id, ContactRow.campaign_id == campaign_id)
+    )
+    return int(count or 0)
 
 
 async def list_campaigns(

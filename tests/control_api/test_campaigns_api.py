@@ -3,7 +3,9 @@ auth, on SQLite and a real PostgreSQL: a draft created and read back with its se
 progress, bad bodies refused naming the field, unknown agents and numbers outside the dial plan
 refused with nothing stored, the lifecycle moves (409 on a refused one), roles, another
 tenant's campaign a 404 on every route, and the pages of campaigns and of contacts (by status,
-with the attempts the dialler's store calls recorded)."""
+with the attempts the dialler's store calls recorded). A campaign whose contacts were erased:
+its progress counts zeros, start is refused, resume is not. (A campaign created empty and
+filled by CSV: `test_contacts_upload_api`.)"""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import msgspec
 import pytest
 
 from config.telephony import DialPlanSettings
+from control_api import subject_rows
 from control_api.campaigns import rows
 from control_api.campaigns.lifecycle import Disposition
 from control_api.campaigns.model import Retry, parse_campaign, read_settings
@@ -23,7 +26,7 @@ from tests.support.harness import Node, auth, node_settings, serve_node
 from tests.support.host import FakeHost, temp_store
 from tests.support.pg import PostgresServer, pg_server  # noqa: F401
 
-FROM = {"from": "+14155550000"}
+FROM: dict[str, Any] = {"from": "+14155550000"}
 WINDOWS = [{"days": ["mon", "tue"], "start": "09:00", "end": "17:00"}]
 PLAN = DialPlanSettings(allowed_prefixes=("+1415",), refused_prefixes=("+1415999",))
 
@@ -118,7 +121,6 @@ async def test_create_and_read_back(node: Node) -> None:
 @pytest.mark.parametrize(
     ("changes", "field"),
     [
-        ({"contacts": []}, "contacts"),
         ({"contacts": [{"number": "+14155550001"}, {"number": "4155550002"}]}, "contacts[1]"),
         ({"schedule": {"timezone": "Mars/Olympus", "windows": WINDOWS}}, "Mars/Olympus"),
         (
@@ -138,7 +140,7 @@ async def test_create_and_read_back(node: Node) -> None:
             "contacts[1] repeats",
         ),
     ],
-    ids=["no-contacts", "number", "timezone", "window", "rate", "voicemail", "unknown", "dup"],
+    ids=["number", "timezone", "window", "rate", "voicemail", "unknown", "dup"],
 )
 async def test_bad_bodies_are_400_naming_the_field(
     node: Node, changes: dict[str, Any], field: str
@@ -315,3 +317,28 @@ async def test_a_caller_id_the_tenant_does_not_hold_is_refused(node: Node) -> No
     assert resp.status_code == 201, resp.text
     resp = await node.http.post("/v1/campaigns", json=body(), headers=auth())
     assert resp.status_code == 201 and resp.json()["settings"].get("from") is None
+
+
+async def test_a_campaign_whose_contacts_were_erased(node: Node) -> None:
+    """Erasing a subject deletes their campaign contacts: a draft left with none is not started
+    (409, "no_contacts"); a paused one left with none resumes (the dialler then finds nothing
+    to call and completes it). Its progress counts zeros."""
+    draft = await create(node, n=1, name="d")  # +14155550000
+    paused = await create(node, n=1, name="p")
+    moved = await node.http.post(f"/v1/campaigns/{paused['id']}/start", headers=auth())
+    assert moved.status_code == 200, moved.text
+    moved = await node.http.post(f"/v1/campaigns/{paused['id']}/pause", headers=auth())
+    assert moved.status_code == 200, moved.text
+    async with node.host.store.session() as session:  # what DELETE /v1/subjects/{phone} runs
+        found = await subject_rows.find_subject(session, "demo", "+14155550000")
+        erased = await subject_rows.erase_rows(session, "demo", found)
+    assert erased["campaign_contacts"] == 2
+    empty = {"pending": 0, "dialing": 0, "retrying": 0, "done": 0}
+    for cid in (draft["id"], paused["id"]):
+        shown = (await node.http.get(f"/v1/campaigns/{cid}", headers=auth())).json()
+        assert shown["progress"] == {"contacts": 0, "by_status": empty, "by_disposition": {}}
+    resp = await node.http.post(f"/v1/campaigns/{draft['id']}/start", headers=auth())
+    assert resp.status_code == 409 and resp.json()["extra"] == {"reason": "no_contacts"}
+    resp = await node.http.post(f"/v1/campaigns/{paused['id']}/resume", headers=auth())
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["state"] == "running" and resp.json()["progress"]["contacts"] == 0

@@ -171,6 +171,14 @@ def test_final_contacts_complete_the_campaign_once_no_call_is_live() -> None:
     assert plan(c, view(c, contacts=contacts, live=frozenset({1}))) == Plan()
 
 
+def test_a_running_campaign_with_no_contacts_completes() -> None:
+    """Its contacts erased since its start (a start needs one): nothing to dial, nothing to
+    wait for, at any hour."""
+    c = campaign(0)
+    for now in (MONDAY_10_NY, MONDAY_10_NY + timedelta(hours=12)):
+        assert plan(c, view(c, now=now)) == Plan(complete=True)
+
+
 Outcomes = Callable[[int, int], Disposition]
 
 

@@ -3,7 +3,9 @@
 a real PostgreSQL: rows imported with their variables, bad rows and numbers outside the dial
 plan reported by line while the rest are imported, numbers on the do-not-call list imported
 ended as do_not_call (also through the JSON create), unusable and oversized files refused
-whole (400, 413), only drafts (409), roles, and another tenant's campaign a 404."""
+whole (400, 413), only drafts (409), roles, and another tenant's campaign a 404. A campaign
+created without contacts (left out, or an empty list) is not started (409, no event) until an
+upload fills it."""
 
 from __future__ import annotations
 
@@ -12,10 +14,12 @@ from typing import Any
 
 import msgspec
 import pytest
+from sqlalchemy import select
 
 from config.telephony import DialPlanSettings
+from control_api.analytics.tables import OutboxRow
 from control_api.campaigns.contacts_csv import MAX_CSV_BYTES, MAX_ROWS
-from tests.control_api.test_campaigns_api import create
+from tests.control_api.test_campaigns_api import body, create
 from tests.control_api.test_isolation import new_tenant
 from tests.support.harness import Node, auth, node_settings, serve_node
 from tests.support.host import FakeHost, temp_store
@@ -176,3 +180,46 @@ async def test_roles_and_other_tenants(node: Node) -> None:
     resp = await upload(node, cid, text, auth(a["operator"]))
     assert resp.status_code == 200, resp.text
     assert resp.json()["contacts"] == 4
+
+
+async def campaign_events(node: Node) -> list[str]:
+    """The types of the `campaign.*` events in the outbox, in order."""
+    async with node.host.store.session() as session:
+        found = await session.scalars(
+            select(OutboxRow.type).where(OutboxRow.type.like("campaign.%")).order_by(OutboxRow.id)
+        )
+        return list(found)
+
+
+@pytest.mark.parametrize("contacts", ["left-out", "empty"])
+async def test_a_campaign_created_empty_is_filled_by_csv_then_started(
+    node: Node, contacts: str
+) -> None:
+    fields = body()
+    if contacts == "left-out":
+        del fields["contacts"]
+    else:
+        fields["contacts"] = []
+    resp = await node.http.post("/v1/campaigns", json=fields, headers=auth())
+    assert resp.status_code == 201, resp.text
+    created = resp.json()
+    cid = created["id"]
+    assert created["state"] == "draft" and created["progress"]["contacts"] == 0
+    assert await contacts_of(node, cid) == []
+    refused = await node.http.post(f"/v1/campaigns/{cid}/start", headers=auth())
+    assert refused.status_code == 409, refused.text
+    assert "no contacts" in refused.json()["detail"]
+    assert refused.json()["extra"] == {"reason": "no_contacts"}
+    shown = (await node.http.get(f"/v1/campaigns/{cid}", headers=auth())).json()
+    assert shown["state"] == "draft"
+    assert await campaign_events(node) == []  # nothing emitted
+    resp = await upload(node, cid, "number,name\n+14155550101,Ann\n+14155550102,Bob\n")
+    assert resp.status_code == 200, resp.text
+    assert (resp.json()["imported"], resp.json()["contacts"]) == (2, 2)
+    started = await node.http.post(f"/v1/campaigns/{cid}/start", headers=auth())
+    assert started.status_code == 200, started.text
+    assert started.json()["state"] == "running"
+    assert started.json()["progress"]["by_status"]["pending"] == 2
+    assert await campaign_events(node) == ["campaign.started"]
+    again = await node.http.post(f"/v1/campaigns/{cid}/start", headers=auth())
+    assert again.status_code == 409 and again.json()["extra"] == {"reason": "state"}
