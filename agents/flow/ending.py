@@ -75,7 +75,9 @@ class EndingCheck:
         ending = endings[match.intent]
         if ending is None:
             return "go", None
-        ranked = self._matcher.rank(text, list(routes))
+        # Rivals at full weight: the matcher's topic rules choose between readings, they never
+        # widen the lead of one that ends the call.
+        ranked = self._matcher.rank(text, list(routes), strict=True)
         unexplained = self._matcher.unexplained(match.intent, text)
         return verdict(self._flow.ending, match, ranked, endings, unexplained), ending
 

@@ -6,10 +6,27 @@ is present (recall), some how much of the utterance it explains (precision). One
 never enough on its own ("can someone see me today" is not "that's all for today"): overlap
 counts from two shared words. An example found verbatim scores 0.75..1.0 (1.0 when it is the
 whole utterance); a keyword present as whole words of the line scores 0.8. The built-in
-`yes`/`no` intents use the yes/no slot extractor. Ties go to the intent listed first; `best`
+`yes`/`no` intents use the yes/no slot extractor. Ties are broken as the note below says; `best`
 also reports the margin to the runner-up, which the flow uses before acting irreversibly.
 With the agent's vocabulary, near misses of its terms are snapped to the terms first
 ("metal to metal" → "delta dental", see `agents.vocabulary`).
+
+Keywords that name the topic rather than what the caller wants done decide less:
+- a keyword whose words another intent's examples or keywords also use ("appointment" in
+  book and in "cancel my appointment", "order" in order and in "where is my order") names a
+  topic the two share: it scores `SHARED_KEYWORD_SCORE`, so an intent's own keyword or a fuller
+  example wins over it, and it still routes a line it is all the evidence for;
+- a keyword right after a possessive ("my pizza", "my cleaning") names something the caller
+  already has: it counts only for an intent whose examples speak of the caller's things
+  ("where is my order", "cancel my appointment"), not for one that asks for something new;
+  and it is evidence, at `TOPIC_SCORE`, for an intent about the caller's thing of that kind
+  ("my pizza" for status: "pizza" is a keyword of the intent whose keyword "order" status's
+  examples say is the caller's, "where is my order");
+- equal scores go to the intent more of whose example words the line has (one word counts
+  here), then to the one whose keyword comes first (a request's verb comes before its object:
+  "cancel tomorrow's cleaning"), then to the intent listed first.
+Whether to end or transfer the call weighs rivals without these demotions (`strict`): they
+only choose between readings, they never widen the lead of an irreversible one.
 
 Examples long enough to be told apart by sound (`MIN_SOUND_CONSONANTS`) also match by how
 they sound (`agents.words.phonetic`): a stretch of the line that sounds like the whole example
@@ -39,6 +56,13 @@ STOPWORDS = frozenset(
 """Words too common to tell intents apart (question words stay: "when", "what", "who")."""
 
 KEYWORD_SCORE = 0.8
+SHARED_KEYWORD_SCORE = 0.7
+"""A keyword another intent's examples or keywords also use (a shared topic)."""
+TOPIC_SCORE = 0.65
+"""The caller names a thing of theirs an intent is about ("my pizza" for order status): above
+the default threshold, below any keyword."""
+POSSESSIVES = frozenset({"my", "our", "his", "her", "their"})
+"""Words before a keyword that make it something the caller has ("your" is the business's)."""
 PHRASE_SCORE = 0.75
 RECALL_WEIGHT = 0.7
 AGREEMENT_BONUS = 0.1
@@ -77,6 +101,20 @@ def _present(word: str, pool: Sequence[str]) -> bool:
 
 def _contains(haystack: str, needle: str) -> bool:
     return bool(needle) and f" {needle} " in f" {haystack} "
+
+
+def _places(tokens: Sequence[str], kw: _Phrase) -> list[int]:
+    """Where keyword `kw`'s first content word stands in the line's `tokens`."""
+    if not kw.words:
+        return []
+    return [i for i, t in enumerate(tokens) if t not in STOPWORDS and similar(stem(t), kw.words[0])]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Keyword:
+    phrase: _Phrase
+    shared: bool
+    """Another intent's examples or keywords use all its words: it names a shared topic."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -123,9 +161,17 @@ class IntentMatcher:
         self._examples = {
             name: [_phrase(e) for e in spec.examples] for name, spec in intents.items()
         }
+        phrases = {name: [_phrase(k) for k in spec.keywords] for name, spec in intents.items()}
         self._keywords = {
-            name: [_phrase(k) for k in spec.keywords] for name, spec in intents.items()
+            name: [_Keyword(kw, _shared(kw, name, self._examples, phrases)) for kw in kws]
+            for name, kws in phrases.items()
         }
+        owned = {name: _owned(exs) for name, exs in self._examples.items()}
+        self._mine = {name: bool(things) for name, things in owned.items()}
+        """Whether an intent's examples speak of the caller's things ("where is my order")."""
+        self._topics = {name: _topics(name, things, phrases) for name, things in owned.items()}
+        """Per intent, the words that name the caller's thing it is about ("my pizza" is
+        "my order": pizza is a keyword of the intent whose keyword "order" is the thing)."""
 
     def threshold(self, intent: str) -> float:
         return self._thresholds.get(intent, self._default)
@@ -137,23 +183,65 @@ class IntentMatcher:
             self._prepared = (text, self._vocabulary.snap(norm) if self._vocabulary else norm)
         return self._prepared[1]
 
-    def score(self, intent: str, text: str) -> float:
-        """How well `text` means `intent` (0..1)."""
+    def score(self, intent: str, text: str, *, strict: bool = False) -> float:
+        """How well `text` means `intent` (0..1); `strict`: keywords at full weight (see the
+        module's note on topics)."""
         norm = self.prepare(text)
         if intent not in self._examples and intent in ("yes", "no"):
             return _yes_no_score(intent, norm)
         words = content(norm.split())
-        keyword = any(
-            _contains(norm, kw.text) or (kw.words and all(_present(w, words) for w in kw.words))
-            for kw in self._keywords.get(intent, ())
-        )
+        keyword, _ = self._keyword(intent, norm, strict=strict)
         example = self._example_score(intent, norm, words)
         if keyword and example:  # two kinds of evidence agree
-            return min(1.0, max(KEYWORD_SCORE, example) + AGREEMENT_BONUS)
-        worded = KEYWORD_SCORE if keyword else example
+            return min(1.0, max(keyword, example) + AGREEMENT_BONUS)
+        worded = keyword or example or self._topic(intent, norm)
         if worded >= SOUND_SCORE_HIGH:  # the words say more than a match by sound could
             return worded
         return max(worded, self._sound_score(intent, norm))
+
+    def _keyword(self, intent: str, norm: str, *, strict: bool) -> tuple[float, int]:
+        """The score of `intent`'s best keyword in the line (0: none counts) and where the
+        first one that counts stands (a large number: none)."""
+        tokens = norm.split()
+        words = content(tokens)
+        best, first = 0.0, len(tokens) + 1
+        for kw in self._keywords.get(intent, ()):
+            p = kw.phrase
+            if not (
+                _contains(norm, p.text) or (p.words and all(_present(w, words) for w in p.words))
+            ):
+                continue
+            places = _places(tokens, p) or [first]
+            if not strict and not self._mine.get(intent, False):
+                places = [i for i in places if i == 0 or tokens[i - 1] not in POSSESSIVES]
+                if not places:
+                    continue  # "my pizza": the caller's, not a new one to order
+            value = KEYWORD_SCORE if strict or not kw.shared else SHARED_KEYWORD_SCORE
+            best, first = max(best, value), min(first, places[0])
+        return best, first
+
+    def _topic(self, intent: str, norm: str) -> float:
+        """`TOPIC_SCORE` when the caller names a thing of theirs that `intent` is about."""
+        topics = self._topics.get(intent)
+        if not topics:
+            return 0.0
+        tokens = norm.split()
+        owned = (stem(t) for p, t in zip(tokens, tokens[1:], strict=False) if p in POSSESSIVES)
+        return TOPIC_SCORE if any(_present(w, topics) for w in owned) else 0.0
+
+    def affinity(self, intent: str, text: str) -> float:
+        """How much of `intent`'s closest example the line has, one shared word counting (the
+        tie-break between equal scores)."""
+        norm = self.prepare(text)
+        words = content(norm.split())
+        best = 0.0
+        for ex in self._examples.get(intent, ()):
+            if ex.words and words:
+                found = sum(1 for w in ex.words if _present(w, words))
+                explained = sum(1 for w in words if _present(w, ex.words))
+                recall, precision = found / len(ex.words), explained / len(words)
+                best = max(best, RECALL_WEIGHT * recall + (1 - RECALL_WEIGHT) * precision)
+        return best
 
     def _example_score(self, intent: str, norm: str, words: list[str]) -> float:
         best = 0.0
@@ -188,7 +276,8 @@ class IntentMatcher:
         words = content(self.prepare(text).split())
         if intent not in self._examples and intent in ("yes", "no"):
             return sum(1 for w in words if w not in _YES_NO_WORDS)
-        vocab = [w for p in (*self._examples[intent], *self._keywords[intent]) for w in p.words]
+        phrases = (*self._examples[intent], *(k.phrase for k in self._keywords[intent]))
+        vocab = [w for p in phrases for w in p.words]
         return sum(1 for w in words if not _present(w, vocab))
 
     def best(
@@ -205,10 +294,59 @@ class IntentMatcher:
         runner_up, second = others[0] if others else (None, 0.0)
         return IntentMatch(intent, s, s - second, runner_up)
 
-    def rank(self, text: str, candidates: Sequence[str]) -> list[tuple[str, float]]:
-        """Candidates with a score above 0, best first (ties: the order given)."""
-        scored = [(intent, self.score(intent, text)) for intent in dict.fromkeys(candidates)]
-        return sorted((p for p in scored if p[1] > 0), key=lambda p: -p[1])
+    def rank(
+        self, text: str, candidates: Sequence[str], *, strict: bool = False
+    ) -> list[tuple[str, float]]:
+        """Candidates with a score above 0, best first (ties: the closer example, then the
+        keyword said first, then the order given); `strict`: see `score`."""
+        scored = [(i, self.score(i, text, strict=strict)) for i in dict.fromkeys(candidates)]
+        tied = {s for _, s in scored if s > 0 and sum(1 for _, o in scored if o == s) > 1}
+
+        def order(p: tuple[str, float]) -> tuple[float, float, int]:
+            if p[1] not in tied:
+                return (-p[1], 0.0, 0)
+            norm = self.prepare(text)
+            place = self._keyword(p[0], norm, strict=strict)[1]
+            return (-p[1], -self.affinity(p[0], text), place)
+
+        return sorted((p for p in scored if p[1] > 0), key=order)
+
+
+def _owned(examples: Sequence[_Phrase]) -> set[str]:
+    """The things an intent's examples say are the caller's ("my order": order)."""
+    things: set[str] = set()
+    for ex in examples:
+        tokens = ex.text.split()
+        things |= {stem(t) for p, t in zip(tokens, tokens[1:], strict=False) if p == "my"}
+    return things - STOPWORDS
+
+
+def _topics(intent: str, things: set[str], keywords: Mapping[str, Sequence[_Phrase]]) -> list[str]:
+    """Keyword words of the other intents that have one of `things` among their keywords."""
+    out: list[str] = []
+    for other, kws in keywords.items():
+        pool = [w for kw in kws for w in kw.words]
+        if other != intent and any(_present(t, pool) for t in things):
+            out += pool
+    return out
+
+
+def _shared(
+    kw: _Phrase,
+    intent: str,
+    examples: Mapping[str, Sequence[_Phrase]],
+    keywords: Mapping[str, Sequence[_Phrase]],
+) -> bool:
+    """Whether another intent's examples or keywords use every content word of `kw`."""
+    if not kw.words:
+        return False
+    for other in examples:
+        if other == intent:
+            continue
+        pool = [w for p in (*examples[other], *keywords.get(other, ())) for w in p.words]
+        if all(_present(w, pool) for w in kw.words):
+            return True
+    return False
 
 
 def _yes_no_score(intent: str, norm: str) -> float:
