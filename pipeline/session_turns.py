@@ -125,6 +125,8 @@ class SessionTurns(SessionReplies):
         endpoint = self._endpoint  # an early one: the caller paused mid-sentence ("Hi, ... I'd")
         if endpoint and endpoint.continued_by(self._clock.now(), self._playout.heard_text()):
             self._continue_turn(stream)
+        said = (m.text for m in reversed(self.history) if m.role == "assistant")
+        self._turns.agent_asked(next(said, ""))  # (what it asked shapes the line's window)
         for chunk in self._preroll:
             stream.push(chunk, self._clock.now(), speaking=False)
         self._preroll.clear()

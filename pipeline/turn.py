@@ -3,22 +3,22 @@
 Fed one speech probability per 20 ms frame (with the frame's time), whenever it changes the
 latest partial transcript, and at a pause the audio turn model's probability that the caller
 has finished (`update_model`). The end-of-turn window is the agent's silence window, shortened
-when the transcript reads as a complete sentence and lengthened after fillers, conjunctions and
-unfinished digit strings (phone, card and order numbers). The audio model's verdict on the
-current pause comes on top (`window_s`): confident "complete" ends the turn after the agent's
-`model_complete_ms`, confident "incomplete" waits the agent's longest window when the transcript
-cannot tell (a sentence it punctuates as whole is not held); a transcript
-that ends unfinished (a filler, a digit string) keeps the long window whatever the model says.
+when the transcript reads as a complete sentence, held to it when the sentence may be the first
+items of a list, and lengthened after fillers, conjunctions and unfinished numbers (phone, card
+and order numbers): `pipeline/turn_text.py` reads the transcript, given the agent's last line
+(`agent_asked`). The audio model's verdict on the current pause comes on top (`window_s`):
+confident "complete" ends the turn after the agent's `model_complete_ms`, confident
+"incomplete" waits the agent's longest window when the transcript cannot tell (a sentence it
+punctuates as whole is not held); a transcript that ends unfinished (a filler, a digit string)
+keeps the long window whatever the model says, and one that may be a list the neutral window.
 """
 
 from __future__ import annotations
 
-import enum
-import re
-
 import msgspec
 
 from agents.spec import TurnSettings
+from pipeline.turn_text import WORD, Ending, classify_ending  # (the transcript's rules)
 
 
 class SpeechStarted(msgspec.Struct, frozen=True, tag="speech_started"):
@@ -52,78 +52,6 @@ class SpeechDiscarded(msgspec.Struct, frozen=True, tag="speech_discarded"):
 TurnEvent = SpeechStarted | SpeechPaused | SpeechResumed | TurnEnded | SpeechDiscarded
 
 
-class Ending(enum.Enum):
-    COMPLETE = "complete"
-    NEUTRAL = "neutral"
-    INCOMPLETE = "incomplete"
-
-
-_FILLERS = {
-    "um",
-    "uh",
-    "er",
-    "erm",
-    "hmm",
-    "ah",
-    "like",
-    "so",
-    "well",
-    "and",
-    "or",
-    "but",
-    "because",
-    "cause",
-    "then",
-    "the",
-    "a",
-    "an",
-    "to",
-    "my",
-    "is",
-    "at",
-    "for",
-    "with",
-    "of",
-    "in",
-    "on",
-    "i",
-    "i'm",
-    "it's",
-    "its",
-    "that",
-    "which",
-    "if",
-    "when",
-    "maybe",
-}
-_DIGIT_WORDS = {
-    "zero",
-    "oh",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "double",
-    "triple",
-}
-_HOLDS = tuple(
-    tuple(phrase.split())
-    for phrase in (
-        "let me think", "let me see", "let me check", "let me look", "hold on", "hang on",
-        "one moment", "one second", "one sec", "just a moment", "just a second", "just a sec",
-        "give me a second", "give me a moment", "bear with me",
-    )
-)  # fmt: skip
-"""Words with which a caller says more is coming ("Let me think. ... Next Tuesday")."""
-_NUMBER_LEADS = frozenset({"number", "is", "was", "id", "code"})
-"""A short digit string right after these ("my order number is 47") is a number being read
-out, which goes on in groups; other short numbers ("two people") are whole answers."""
-_WORD = re.compile(r"[a-z0-9']+")
 _BACKCHANNEL_WORDS = frozenset(
     "mhm mm mmm hmm hm uh huh um ah aha oh uhhuh mmhmm mmhm mhmm yeah yes yep yup ok okay right "
     "sure alright "
@@ -135,42 +63,10 @@ BACKCHANNEL_MAX_WORDS = 3
 def is_backchannel(text: str) -> bool:
     """Whether words said over the agent only acknowledge it ("mhm", "okay", "I see", "got
     it") rather than say something (no words at all: a noise, also nothing to answer)."""
-    words = _WORD.findall(text.lower().replace("-", ""))
+    words = WORD.findall(text.lower().replace("-", ""))
     if len(words) > 1 and all(len(w) == 1 for w in words):
         words = ["".join(words)]  # spelled out: Whisper writes a "Mhm." as "M H M."
     return len(words) <= BACKCHANNEL_MAX_WORDS and all(w in _BACKCHANNEL_WORDS for w in words)
-
-
-def classify_ending(text: str) -> Ending:
-    """How the transcript so far ends: a complete sentence, an unfinished one, or unclear."""
-    stripped = text.strip()
-    if not stripped:
-        return Ending.NEUTRAL
-    words = _WORD.findall(stripped.lower())
-    if not words:
-        return Ending.NEUTRAL
-    last = words[-1]
-    if last in _FILLERS or stripped.endswith((",", "-", "...", "…")):
-        return Ending.INCOMPLETE
-    # Unfinished digit strings: several digits or digit words at the end, not yet 10+ digits,
-    # or any after "number is"; then the words a caller says to hold the line.
-    tail_digits = tail_words = 0
-    for w in reversed(words):
-        if w.isdigit():
-            tail_digits += len(w)
-        elif w in _DIGIT_WORDS:
-            tail_digits += 1
-        else:
-            break
-        tail_words += 1
-    lead = words[-tail_words - 1] if tail_words < len(words) else ""
-    if 3 <= tail_digits < 10 or (0 < tail_digits < 10 and lead in _NUMBER_LEADS):
-        return Ending.INCOMPLETE
-    if any(tuple(words[-len(hold) :]) == hold for hold in _HOLDS):
-        return Ending.INCOMPLETE
-    if stripped.endswith((".", "?", "!")):
-        return Ending.COMPLETE
-    return Ending.NEUTRAL
 
 
 class TurnDetector:
@@ -199,6 +95,7 @@ class TurnDetector:
         self._ending = Ending.NEUTRAL
         self._model_p: float | None = None
         """The audio model's probability that the current pause ends the turn (None: none)."""
+        self._asked = ""
         self._heard_pause = False
         """A transcript came in during the current pause (the model's "complete" needs one:
         without it "Great," reads as no words at all, not as an unfinished line)."""
@@ -228,7 +125,9 @@ class TurnDetector:
     def window_s(self) -> float:
         s = self.settings
         ending, p = self._ending, self._model_p
-        if p is not None and ending is not Ending.INCOMPLETE:
+        # (a line that may be a list's first items waits the neutral window whatever the model
+        # says: its "complete" heard "Monday." whole in "Monday, ... Wednesday, ... or Friday")
+        if p is not None and ending in (Ending.COMPLETE, Ending.NEUTRAL):
             if p >= s.model_complete_threshold and self._heard_pause:
                 return min(s.model_complete_ms, s.complete_silence_ms, s.silence_ms) / 1000.0
             if p <= s.model_incomplete_threshold and ending is Ending.NEUTRAL:
@@ -236,12 +135,18 @@ class TurnDetector:
         ms = {
             Ending.COMPLETE: min(s.complete_silence_ms, s.silence_ms),
             Ending.NEUTRAL: s.silence_ms,
+            Ending.OPEN: s.silence_ms,
             Ending.INCOMPLETE: max(s.incomplete_silence_ms, s.silence_ms),
         }[ending]
         return ms / 1000.0
 
+    def agent_asked(self, line: str) -> None:
+        """The agent's last line before the caller's utterance: its question says what kind of
+        answer comes (a card number's 15-16 digits, a choice of days that may be a list)."""
+        self._asked = line
+
     def update_transcript(self, text: str) -> None:
-        self._ending = classify_ending(text)
+        self._ending = classify_ending(text, self._asked)
         self._heard_pause = self._paused
 
     def update_model(self, probability: float, speech_end: float) -> bool:
