@@ -12,16 +12,15 @@ from typing import Any
 
 import pytest
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from sqlalchemy import inspect, select
 from sqlalchemy.engine import Connection
 
 from control_api.campaigns import dnc
 from control_api.campaigns.rows import CampaignRow
-from control_api.store import Base, Store, open_store
+from control_api.store import Store, open_store
 from control_api.store import tenants as tenant_rows
 from control_api.store.migrate import alembic_config, current_revision, migrate
+from tests.support.migrations import schema_diffs
 from tests.support.pg import PostgresServer, pg_server  # noqa: F401
 
 NOW = datetime(2027, 6, 7, 14, 0, tzinfo=UTC)
@@ -48,18 +47,6 @@ async def store(url: str) -> AsyncIterator[Store]:
         await opened.close()
 
 
-def _table_of(diff: Any) -> str:
-    item = diff[0] if isinstance(diff, list) else diff
-    op, subject = item[0], item[1]
-    if op.endswith("_table"):
-        return str(subject.name)
-    if op.endswith(("_column", "_nullable", "_type", "_default", "_comment")):
-        return str(item[2])
-    if op.endswith("_fk"):
-        return str(subject.parent.name)
-    return str(subject.table.name)
-
-
 def _run(revision: str, *, down: bool = False) -> Any:
     def step(connection: Connection) -> None:
         config = alembic_config()
@@ -71,8 +58,7 @@ def _run(revision: str, *, down: bool = False) -> Any:
 
 def _matches(connection: Connection) -> None:
     assert "dnc_numbers" in inspect(connection).get_table_names()
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
-    diffs = [d for d in compare_metadata(context, Base.metadata) if _table_of(d) == "dnc_numbers"]
+    diffs = schema_diffs(connection, {"dnc_numbers"})
     assert diffs == [], "control_api.campaigns.dnc and 0009_dnc disagree"
 
 

@@ -9,21 +9,19 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
 from control_api.campaigns import rows
 from control_api.campaigns.lifecycle import Disposition
 from control_api.campaigns.model import CampaignIn, Contact, Retry, Schedule, Window
-from control_api.store import Base, Store, open_store
+from control_api.store import Store, open_store
 from control_api.store import tenants as tenant_rows
 from control_api.store.migrate import alembic_config, current_revision, migrate
+from tests.support.migrations import schema_diffs
 from tests.support.pg import PostgresServer, pg_server  # noqa: F401
 
 TABLES = ("campaigns", "campaign_contacts", "campaign_attempts")
@@ -73,23 +71,10 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         await migrated.close()
 
 
-def _table_of(diff: Any) -> str:
-    item = diff[0] if isinstance(diff, list) else diff
-    op, subject = item[0], item[1]
-    if op.endswith("_table"):
-        return str(subject.name)
-    if op.endswith(("_column", "_nullable", "_type", "_default", "_comment")):
-        return str(item[2])
-    if op.endswith("_fk"):
-        return str(subject.parent.name)
-    return str(subject.table.name)
-
-
 async def test_the_migration_matches_the_tables_and_downgrades(store: Store) -> None:
     def check(connection: Connection) -> None:
         assert set(TABLES) <= set(inspect(connection).get_table_names())
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        diffs = [d for d in compare_metadata(context, Base.metadata) if _table_of(d) in TABLES]
+        diffs = schema_diffs(connection, TABLES)
         assert diffs == [], "control_api.campaigns.rows and 0008_campaigns disagree"
 
     async with store.engine.connect() as conn:

@@ -6,19 +6,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from sqlalchemy import delete, inspect
 from sqlalchemy.engine import Connection
 
 from control_api.number_ranges import NumberRange, ranges_of, set_ranges
-from control_api.store import Base, Store, open_store
+from control_api.store import Store, open_store
 from control_api.store import tenants as tenant_rows
 from control_api.store.migrate import current_revision, migrate
 from control_api.store.models import Tenant
+from tests.support.migrations import schema_diffs
 from tests.support.pg import PostgresServer, pg_server  # noqa: F401
 
 TABLE = NumberRange.__tablename__
@@ -39,25 +37,12 @@ async def migrated(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
         await store.close()
 
 
-def _table_of(diff: Any) -> str:
-    item = diff[0] if isinstance(diff, list) else diff
-    op, subject = item[0], item[1]
-    if op.endswith("_table"):
-        return str(subject.name)
-    if op.endswith(("_column", "_nullable", "_type", "_default", "_comment")):
-        return str(item[2])
-    if op.endswith("_fk"):
-        return str(subject.parent.name)
-    return str(subject.table.name)
-
-
 async def test_migration_matches_the_table_and_downgrades(migrated: Store) -> None:
     assert await current_revision(migrated) is not None
 
     def check(connection: Connection) -> None:
         assert TABLE in inspect(connection).get_table_names()
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        diffs = [d for d in compare_metadata(context, Base.metadata) if _table_of(d) == TABLE]
+        diffs = schema_diffs(connection, {TABLE})
         assert diffs == [], "control_api.number_ranges and 0005_number_ranges disagree"
 
     async with migrated.engine.connect() as conn:

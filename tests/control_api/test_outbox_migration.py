@@ -6,17 +6,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from sqlalchemy import inspect, select
 from sqlalchemy.engine import Connection
 
 from control_api.analytics import open_analytics
 from control_api.analytics.tables import CallRow, OutboxRow
-from control_api.store import Base, Store, open_store
+from control_api.store import Store, open_store
 from control_api.store.migrate import current_revision, migrate
 from tests.support.analytics import (
     FakeCalls,
@@ -26,6 +23,7 @@ from tests.support.analytics import (
     opening,
     settings,
 )
+from tests.support.migrations import schema_diffs
 from tests.support.pg import PostgresServer, pg_server  # noqa: F401
 
 ANALYTICS_TABLES = {"calls", "outbox", "relay_marks", "dead_letters", "webhooks"}
@@ -46,16 +44,6 @@ async def migrated(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
         await store.close()
 
 
-def _table_of(diff: Any) -> str:
-    item = diff[0] if isinstance(diff, list) else diff
-    op, subject = item[0], item[1]
-    if op.endswith("_table"):
-        return str(subject.name)
-    if op.endswith(("_column", "_nullable", "_type", "_default", "_comment")):
-        return str(item[2])
-    return str(subject.table.name)
-
-
 def head_revision() -> str:
     from alembic.script import ScriptDirectory
 
@@ -71,10 +59,7 @@ async def test_migration_matches_the_tables(migrated: Store) -> None:
 
     def check(connection: Connection) -> None:
         assert ANALYTICS_TABLES <= set(inspect(connection).get_table_names())
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        diffs = [
-            d for d in compare_metadata(context, Base.metadata) if _table_of(d) in ANALYTICS_TABLES
-        ]
+        diffs = schema_diffs(connection, ANALYTICS_TABLES)
         assert diffs == [], "analytics.tables and the migrations disagree"
 
     async with migrated.engine.connect() as conn:

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
@@ -22,8 +19,8 @@ from control_api.store import tenants as tenant_rows
 from control_api.store.directory import Directory
 from control_api.store.errors import Conflict, NotFound
 from control_api.store.migrate import alembic_config, current_revision, migrate
-from control_api.store.models import Base
 from control_api.store.seed import file_specs, node_store, seed
+from tests.support.migrations import schema_diffs
 from tests.support.pg import PostgresServer, pg_server  # noqa: F401
 
 CORE_TABLES = {"tenants", "api_keys", "agents", "agent_versions", "numbers", "tenant_secrets"}
@@ -65,29 +62,11 @@ async def test_migrations_upgrade_an_empty_database_to_head(empty_store: Store) 
 
     def check(connection: Connection) -> None:
         assert CORE_TABLES <= set(inspect(connection).get_table_names())
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        diffs = [
-            diff
-            for diff in compare_metadata(context, Base.metadata)
-            if _table_of(diff) in CORE_TABLES
-        ]
+        diffs = schema_diffs(connection, CORE_TABLES)
         assert diffs == [], "the models and the migrations disagree"
 
     async with empty_store.engine.connect() as conn:
         await conn.run_sync(check)
-
-
-def _table_of(diff: Any) -> str:
-    """The table an autogenerate diff is about."""
-    item = diff[0] if isinstance(diff, list) else diff  # modify_* diffs come in lists
-    op, subject = item[0], item[1]
-    if op.endswith("_table"):
-        return str(subject.name)
-    if op.endswith(("_column", "_nullable", "_type", "_default", "_comment")):
-        return str(item[2])
-    if op.endswith("_fk"):
-        return str(subject.parent.name)
-    return str(subject.table.name)  # indexes, constraints
 
 
 async def test_seed_creates_the_embedded_defaults_once(store: Store) -> None:

@@ -4,17 +4,14 @@ misses that must not), the keyed reference, and migration `0011_subjects` on SQL
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
 from config.schema import NodeSettings, Settings, StoreSettings
-from control_api.store import Base, open_store
+from control_api.store import open_store
 from control_api.store.crypto import KEY_FILE, new_key
 from control_api.store.migrate import alembic_config, migrate
 from control_api.store.subjects import (
@@ -25,6 +22,7 @@ from control_api.store.subjects import (
     subject_ref,
     subject_ref_key,
 )
+from tests.support.migrations import schema_diffs
 
 PHONE = "+5511987654321"
 
@@ -102,22 +100,9 @@ def test_the_reference_is_keyed_per_node_key_and_tenant(tmp_path: Path) -> None:
     assert subject_ref(None, "acme", PHONE) == PLACEHOLDER
 
 
-def _table_of(diff: Any) -> str:
-    item = diff[0] if isinstance(diff, list) else diff
-    op, subject = item[0], item[1]
-    if op.endswith("_table"):
-        return str(subject.name)
-    if op.endswith(("_column", "_nullable", "_type", "_default", "_comment")):
-        return str(item[2])
-    return str(subject.table.name)
-
-
 def _matches(connection: Connection) -> None:
     assert "subject_requests" in inspect(connection).get_table_names()
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
-    diffs = [
-        d for d in compare_metadata(context, Base.metadata) if _table_of(d) == "subject_requests"
-    ]
+    diffs = schema_diffs(connection, {"subject_requests"})
     assert diffs == [], "control_api.store.subjects and 0011_subjects disagree"
 
 
