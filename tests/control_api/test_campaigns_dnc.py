@@ -20,7 +20,7 @@ from control_api.campaigns.rows import CampaignRow
 from control_api.store import Store, open_store
 from control_api.store import tenants as tenant_rows
 from control_api.store.migrate import alembic_config, current_revision, migrate
-from tests.support.migrations import schema_diffs
+from tests.control_api.migrations import schema_diffs
 from tests.support.pg import PostgresServer, pg_server  # noqa: F401
 
 NOW = datetime(2027, 6, 7, 14, 0, tzinfo=UTC)

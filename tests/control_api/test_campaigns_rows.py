@@ -21,7 +21,7 @@ from control_api.campaigns.model import CampaignIn, Contact, Retry, Schedule, Wi
 from control_api.store import Store, open_store
 from control_api.store import tenants as tenant_rows
 from control_api.store.migrate import alembic_config, current_revision, migrate
-from tests.support.migrations import schema_diffs
+from tests.control_api.migrations import schema_diffs
 from tests.support.pg import PostgresServer, pg_server  # noqa: F401
 
 TABLES = ("campaigns", "campaign_contacts", "campaign_attempts")

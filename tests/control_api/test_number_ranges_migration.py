@@ -16,7 +16,7 @@ from control_api.store import Store, open_store
 from control_api.store import tenants as tenant_rows
 from control_api.store.migrate import current_revision, migrate
 from control_api.store.models import Tenant
-from tests.support.migrations import schema_diffs
+from tests.control_api.migrations import schema_diffs
 from tests.support.pg import PostgresServer, pg_server  # noqa: F401
 
 TABLE = NumberRange.__tablename__

@@ -23,7 +23,7 @@ from tests.support.analytics import (
     opening,
     settings,
 )
-from tests.support.migrations import schema_diffs
+from tests.control_api.migrations import schema_diffs
 from tests.support.pg import PostgresServer, pg_server  # noqa: F401
 
 ANALYTICS_TABLES = {"calls", "outbox", "relay_marks", "dead_letters", "webhooks"}

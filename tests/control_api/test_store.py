@@ -20,7 +20,7 @@ from control_api.store.directory import Directory
 from control_api.store.errors import Conflict, NotFound
 from control_api.store.migrate import alembic_config, current_revision, migrate
 from control_api.store.seed import file_specs, node_store, seed
-from tests.support.migrations import schema_diffs
+from tests.control_api.migrations import schema_diffs
 from tests.support.pg import PostgresServer, pg_server  # noqa: F401
 
 CORE_TABLES = {"tenants", "api_keys", "agents", "agent_versions", "numbers", "tenant_secrets"}

@@ -22,7 +22,7 @@ from control_api.store.subjects import (
     subject_ref,
     subject_ref_key,
 )
-from tests.support.migrations import schema_diffs
+from tests.control_api.migrations import schema_diffs
 
 PHONE = "+5511987654321"
 
