@@ -5,19 +5,24 @@ their times, it returns what it has decided.
 The rules, in the order they are tried (times from the answer):
 
 1. **beep**: a beep (`media.tone.BeepDetector`) is a machine's;
-2. **greeting_phrase**: a transcript with a voicemail greeting's words ("leave a message",
-   "not available", "after the tone", "can't take your call", ...) is a machine's;
+2. **greeting_phrase**: a transcript with a voicemail greeting's words (`pipeline.amd_words`:
+   what it asks for, "leave a message", "after the tone", "not available"; how it opens,
+   "you've reached", "thank you for calling"; how it signs off, "talk to you later", "bye",
+   "I'll call you back") is a machine's;
 3. **long_greeting**: one utterance (speech whose pauses are all shorter than
    `human_silence_ms`) of `machine_speech_ms` (`long_greeting_ms`) or more is a machine's
-   greeting, unless its transcript has words people answer the phone with and greetings do
-   not ("who's calling", "speaking", "who is this": `ANSWER_PHRASES`): a long answer
+   greeting, unless its transcript has words a person says to the caller and greetings do
+   not (an answer: "who's calling", "speaking", "what's up", "go ahead"; what they are doing
+   now: "I'm driving", "I'm at work"; a question of three words or more): a long answer
    ("Hello, yes, this is Karen speaking, who is calling please?") is a person's;
-4. **short_greeting**: a shorter utterance (or one with an answer phrase) followed by
-   `human_silence_ms` of silence ("Hello?" and a wait for an answer) is a person's, unless a
-   tone is playing then (it may be the beep after a short greeting: its end decides);
+4. **short_greeting**: a shorter utterance (or one with a person's words) followed by
+   `human_silence_ms` of silence ("Hello?" and a wait for an answer; after a person's words,
+   `ANSWERED_SILENCE_SHARE` of it) is a person's, unless a tone is playing then (it may be
+   the beep after a short greeting: its end decides). Timing alone decides it: a transcript
+   that comes late (a slow recogniser) does not hold it back;
 5. **deadline** at `decision_ms`: a tone still playing, or an utterance still going on after
-   60 % of `machine_speech_ms` without an answer phrase, is a machine's, a shorter one (or
-   one with an answer phrase) a person's; **silence**: nobody spoke, unknown.
+   60 % of `machine_speech_ms` without a person's words, is a machine's, a shorter one (or
+   one with them) a person's; **silence**: nobody spoke, unknown.
 
 After "machine" the detector keeps listening for the moment to start a voicemail message
 (`VoicemailCue`): the end of the beep; without one, `beep_wait_ms` of silence after the
@@ -26,7 +31,6 @@ greeting; at the latest `max_greeting_s` after the answer.
 
 from __future__ import annotations
 
-import re
 import string
 from collections.abc import Mapping
 from typing import Final, Literal
@@ -37,9 +41,20 @@ import numpy.typing as npt
 
 from agents.spec import AmdSettings
 from media.tone import Beep, BeepDetector, BeepSettings
+from pipeline.amd_words import (
+    ANSWER_PATTERNS,
+    ANSWER_PHRASES,
+    GREETING_PATTERNS,
+    GREETING_PHRASES,
+    answer_phrase,
+    greeting_phrase,
+    normalise,
+)
 
 __all__ = [
+    "ANSWER_PATTERNS",
     "ANSWER_PHRASES",
+    "GREETING_PATTERNS",
     "GREETING_PHRASES",
     "AmdDecision",
     "AmdEvidence",
@@ -61,48 +76,10 @@ MIN_UTTERANCE_MS: Final = 120.0
 DEADLINE_MACHINE_SHARE: Final = 0.6
 """At the deadline, an utterance still going on this share of `machine_speech_ms` long is a
 machine's greeting."""
-
-GREETING_PHRASES: Final = (
-    "leave a message",
-    "leave your message",
-    "leave me a message",
-    "leave us a message",
-    "leave your name",
-    "after the tone",
-    "after the beep",
-    "at the tone",
-    "at the beep",
-    "not available",
-    "unavailable",
-    "voicemail",
-    "voice mail",
-    "mailbox",
-    "cannot take your call",
-    "cannot come to the phone",
-    "unable to take your call",
-    "not able to take your call",
-    "cannot answer the phone",
-    "record your message",
-    "get back to you",
-    "return your call",
-    "away from the phone",
-    "away from my desk",
-)
-"""Words of voicemail greetings (normalised: lower case, "can't"/"can not" → "cannot")."""
-
-ANSWER_PHRASES: Final = (
-    "who is calling",
-    "who's calling",
-    "who is this",
-    "who's this",
-    "who is speaking",
-    "speaking",
-    "can i help you",
-    "may i help you",
-    "how can i help",
-)
-"""Words a person answering says and a voicemail greeting does not (normalised). A greeting
-phrase heard as well wins: the greeting's words are the stronger evidence."""
+ANSWERED_SILENCE_SHARE: Final = 0.6
+"""After a person's words to the caller (an answer phrase, a question), this share of
+`human_silence_ms` of silence is enough: their words say who they are, the pause that they
+are waiting."""
 
 
 class AmdEvidence(msgspec.Struct, frozen=True, kw_only=True):
@@ -145,29 +122,6 @@ class VoicemailCue(msgspec.Struct, frozen=True, kw_only=True):
 
 
 AmdOutput = AmdDecision | VoicemailCue
-
-_CANNOT = re.compile(r"\bcan ?not\b|\bcan't\b")
-_NOT_WORD = re.compile(r"[^a-z0-9' ]+")
-
-
-def _normalise(text: str) -> str:
-    text = _CANNOT.sub("cannot", text.lower().replace("\u2019", "'"))
-    return " ".join(_NOT_WORD.sub(" ", text).split())
-
-
-def greeting_phrase(text: str) -> str:
-    """The first voicemail greeting phrase in `text`, or ""."""
-    return _first_of(GREETING_PHRASES, text)
-
-
-def answer_phrase(text: str) -> str:
-    """The first phrase of a person answering (`ANSWER_PHRASES`) in `text`, or ""."""
-    return _first_of(ANSWER_PHRASES, text)
-
-
-def _first_of(phrases: tuple[str, ...], text: str) -> str:
-    padded = f" {_normalise(text)} "
-    return next((p for p in phrases if f" {p} " in padded), "")
 
 
 def render_voicemail(template: str, variables: Mapping[str, str]) -> str:
@@ -225,7 +179,7 @@ class AnsweringMachineDetector:
 
     def heard(self, text: str, at_s: float) -> tuple[AmdOutput, ...]:
         """A transcript (partial or final) of what the far end said."""
-        self._words = max(self._words, len(_normalise(text).split()))
+        self._words = max(self._words, len(normalise(text).split()))
         if not self._phrase:
             self._phrase = greeting_phrase(text)
         if not self._answer:
@@ -288,7 +242,8 @@ class AnsweringMachineDetector:
         if self._greeting_ms >= s.long_greeting_ms and not answered:
             return "machine", "long_greeting"
         tone = self._beeps.in_tone  # a tone going on may be the beep: its end decides
-        if spoke and not tone and self._silence_ms(now) >= s.human_silence_ms:
+        wait_ms = s.human_silence_ms * (ANSWERED_SILENCE_SHARE if answered else 1.0)
+        if spoke and not tone and self._silence_ms(now) >= wait_ms:
             return "human", "short_greeting"
         if self._ms(now) < s.decision_ms:
             return None

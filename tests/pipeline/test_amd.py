@@ -171,7 +171,7 @@ def test_a_short_greeting_then_a_beep_is_a_machine(silero: SileroModel) -> None:
 def test_a_tone_playing_at_the_deadline_is_a_machine() -> None:
     detector = AnsweringMachineDetector(AmdSettings(), answered_at=0.0)
     t = np.arange(320) / SAMPLE_RATE
-    out = []
+    out: list[object] = []
     for i in range(250):  # silence, a 1000 Hz tone from 3.0 s to 4.0 s, silence
         at = i * 0.02
         tone = 150 <= i < 200
@@ -196,7 +196,7 @@ def test_a_late_hello_is_a_person_at_the_deadline(silero: SileroModel) -> None:
 def test_clicks_are_not_a_hello() -> None:
     detector = AnsweringMachineDetector(AmdSettings(), answered_at=0.0)
     frame = np.zeros(320, dtype=np.int16)
-    out = []
+    out: list[object] = []
     for i in range(200):  # 4 s: a 40 ms click at 0.5 s and at 1.5 s
         at = i * 0.02
         out += detector.feed(frame, at, speech=i in (25, 26, 75, 76))
