@@ -47,17 +47,23 @@ def verdict(
     ranked: Sequence[tuple[str, float]],
     endings: dict[str, Ending | None],
     unexplained: int = 0,
+    after: int = 0,
 ) -> Verdict:
     """Whether a match whose route ends the call may be acted on (`endings`: each candidate's
-    ending; `unexplained`: words of the line the intent does not account for). Candidates that
-    end the call the same way do not count against the lead."""
+    ending; `unexplained`: content words of the line the intent does not account for, `after`:
+    how many of them come after the last word it does). Candidates that end the call the same
+    way do not count against the lead. A caller who goes on past the words that end the call
+    is not done: two or more words after them make it unsure ("Nothing else on the beat, just
+    teens.", a misheard order that opens with a goodbye's "nothing else"), while words before
+    them do not ("actually never mind, bye")."""
     ending = endings.get(match.intent)
     if ending is None:
         return "go"
     rivals = [s for intent, s in ranked if endings.get(intent) != ending]
     margin = match.score - (rivals[0] if rivals else 0.0)
     sure = match.score >= settings.min_score and margin >= settings.min_margin
-    return "go" if sure and unexplained <= settings.max_unexplained else settings.unsure
+    sure = sure and unexplained <= settings.max_unexplained and after < 2
+    return "go" if sure else settings.unsure
 
 
 class EndingCheck:
@@ -78,8 +84,11 @@ class EndingCheck:
         # Rivals at full weight: the matcher's topic rules choose between readings, they never
         # widen the lead of one that ends the call.
         ranked = self._matcher.rank(text, list(routes), strict=True)
-        unexplained = self._matcher.unexplained(match.intent, text)
-        return verdict(self._flow.ending, match, ranked, endings, unexplained), ending
+        explained = self._matcher.explained(match.intent, text)
+        unexplained = explained.count(False)
+        after = explained[::-1].index(True) if True in explained else 0  # words past the last
+        sure = verdict(self._flow.ending, match, ranked, endings, unexplained, after)
+        return sure, ending
 
     def question(self, ending: Ending) -> str:
         settings = self._flow.ending

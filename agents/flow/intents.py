@@ -270,15 +270,20 @@ class IntentMatcher:
         examples = self._examples.get(intent, ())
         return max((sound_score(ex.sounds, sounds) for ex in examples if ex.sounds), default=0.0)
 
-    def unexplained(self, intent: str, text: str) -> int:
-        """How many content words of `text` none of `intent`'s examples or keywords has
-        ("goodbye, wait, one more thing": four, for a goodbye intent)."""
+    def explained(self, intent: str, text: str) -> list[bool]:
+        """For each content word of `text` in order, whether one of `intent`'s examples or
+        keywords has it ("goodbye, wait, one more thing": one yes then four no, for a goodbye
+        intent)."""
         words = content(self.prepare(text).split())
         if intent not in self._examples and intent in ("yes", "no"):
-            return sum(1 for w in words if w not in _YES_NO_WORDS)
+            return [w in _YES_NO_WORDS for w in words]
         phrases = (*self._examples[intent], *(k.phrase for k in self._keywords[intent]))
         vocab = [w for p in phrases for w in p.words]
-        return sum(1 for w in words if not _present(w, vocab))
+        return [_present(w, vocab) for w in words]
+
+    def unexplained(self, intent: str, text: str) -> int:
+        """How many content words of `text` none of `intent`'s examples or keywords has."""
+        return self.explained(intent, text).count(False)
 
     def best(
         self, text: str, candidates: Sequence[str], *, min_score: float = 0.0

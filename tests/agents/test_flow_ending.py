@@ -190,6 +190,44 @@ def test_words_the_intent_does_not_account_for(matcher: IntentMatcher) -> None:
     assert matcher.unexplained("no", "no, I have a toothache") == 2
 
 
+def test_a_goodbye_followed_by_two_more_words_is_not_sure() -> None:
+    settings = EndingSpec()
+    endings: dict[str, Ending | None] = {"bye": "end"}
+    sure, alone = IntentMatch("bye", 0.9), [("bye", 0.9)]
+    assert verdict(settings, sure, alone, endings, unexplained=2, after=0) == "go"
+    assert verdict(settings, sure, alone, endings, unexplained=2, after=1) == "go"
+    assert verdict(settings, sure, alone, endings, unexplained=2, after=2) == "confirm"
+
+
+def test_which_words_the_intent_explains(matcher: IntentMatcher) -> None:
+    assert matcher.explained("goodbye", "Goodbye, wait, one more thing.") == [True] + [False] * 4
+    said = matcher.explained("goodbye", "Nothing else on the beat, just teens.")
+    assert said.count(True) == 2 and said[-2:] == [False, False]
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "Nothing else on the beat, just teens.",  # espeak's "...on the pizza, just cheese."
+        "Nothing else on the pizza, just cheese.",
+    ],
+)
+async def test_a_line_that_shares_only_a_goodbye_phrase_is_asked_about(
+    caller: Caller, said: str
+) -> None:
+    assert await caller.say(said) == "Did you want to end the call?"
+    assert caller.actions == []
+
+
+@pytest.mark.parametrize(
+    "said",
+    ["Bye, Tom.", "No, nothing else. Bye.", "Nothing else, thanks.", "Actually never mind, bye."],
+)
+async def test_short_goodbyes_still_end_the_call(caller: Caller, said: str) -> None:
+    assert await caller.say(said) == GOODBYE_LINE
+    assert caller.actions == [EndCall(reason="completed")]
+
+
 async def test_goodbye_then_more_is_confirmed_first(caller: Caller) -> None:
     """A turn taken back and joined ("Goodbye." + "wait, one more thing") is not a sure bye."""
     said = await caller.say("Goodbye, wait, one more thing.")
