@@ -15,6 +15,7 @@ from control_api.analytics import open_analytics
 from control_api.analytics.tables import CallRow, OutboxRow
 from control_api.store import Store, open_store
 from control_api.store.migrate import current_revision, migrate
+from tests.control_api.migrations import schema_diffs
 from tests.support.analytics import (
     FakeCalls,
     WallClock,
@@ -23,7 +24,6 @@ from tests.support.analytics import (
     opening,
     settings,
 )
-from tests.control_api.migrations import schema_diffs
 from tests.support.pg import PostgresServer, pg_server  # noqa: F401
 
 ANALYTICS_TABLES = {"calls", "outbox", "relay_marks", "dead_letters", "webhooks"}
