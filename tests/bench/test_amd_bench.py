@@ -34,6 +34,13 @@ def test_every_text_in_every_voice_with_the_beeps_in_turn() -> None:
     assert all(c.beep is None and c.beep_end_s is None for c in got if c.kind == "human")
 
 
+def test_a_clips_beep_is_the_same_whichever_parts_are_run() -> None:
+    every = {c.id: c.beep for c in clips({"a": tone_voice})}
+    held_out = {c.id: c.beep for c in clips({"a": tone_voice}, ("heldout",))}
+    assert any(b is not None for b in held_out.values())
+    assert held_out == {i: every[i] for i in held_out}
+
+
 def test_a_clips_beep_ends_where_the_set_says() -> None:
     clip = next(c for c in clips({"a": tone_voice}, ("tune",)) if c.beep is not None)
     assert clip.beep is not None and clip.beep_end_s is not None
