@@ -18,8 +18,8 @@ from typing import Any
 import msgspec
 
 from agents.spec import AgentSpec
+from core.destination import parse as parse_destination
 from core.errors import VoicenodeError
-from media.destination import parse as parse_destination
 
 
 class SpecError(VoicenodeError, ValueError):
@@ -50,7 +50,7 @@ def parse_spec(text: str, origin: str) -> AgentSpec:
 
 
 def _check_transfer_targets(spec: AgentSpec, origin: str) -> None:
-    """Every transfer target the spec names is a destination (`media.destination`); the dial
+    """Every transfer target the spec names is a destination (`core.destination`); the dial
     plan decides at transfer time whether it may be reached."""
     targets = [("transfer_target", spec.transfer_target)] if spec.transfer_target else []
     if spec.flow is not None:

@@ -44,8 +44,8 @@ from control_api.intake import http_refusal
 from control_api.metrics import CALLS_REFUSED
 from control_api.refusals import CallRefused
 from control_api.state import Api
+from core.destination import Destination
 from media.call import CallControlError
-from media.destination import Destination
 from media.dialplan import DestinationInvalid, DestinationRefused, DialGuard, RateLimited
 
 log = logging.getLogger(__name__)

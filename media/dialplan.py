@@ -3,7 +3,7 @@ how many outbound calls it may start per minute (sans-IO, the clock injected).
 
 The operator sets it in `[dialplan]` (node-wide) and `[dialplan.tenants.<id>]` (per tenant);
 tenants cannot change it. `DialGuard` is what the node holds: `check(tenant, text)` parses
-the target (`media.destination`) and applies the tenant's plan, `take_call(tenant)` counts
+the target (`core.destination`) and applies the tenant's plan, `take_call(tenant)` counts
 an outbound call against the tenant's rate. Refusals are `DestinationInvalid` (malformed:
 400), `DestinationRefused` (not in the plan: 403) and `RateLimited` (429 + Retry-After); their
 messages never repeat the target.
@@ -20,8 +20,8 @@ from typing import Final
 import msgspec
 
 from config.schema import DialPlanSettings
+from core.destination import Destination, Extension, Number, SipUri, parse
 from core.errors import Refused
-from media.destination import Destination, Extension, Number, SipUri, parse
 
 __all__ = [
     "DestinationInvalid",
@@ -36,7 +36,7 @@ WINDOW_S: Final = 60.0
 
 
 class DestinationInvalid(Refused, ValueError):
-    """The target is not a destination at all (`media.destination.parse` refused it)."""
+    """The target is not a destination at all (`core.destination.parse` refused it)."""
 
 
 class DestinationRefused(Refused):

@@ -19,9 +19,9 @@ from typing import Final
 
 import msgspec
 
+from core.destination import SipUri
+from core.destination import parse as parse_destination
 from media.call import CallControlError
-from media.destination import SipUri
-from media.destination import parse as parse_destination
 from sip.ami import AmiClient, AmiError, AmiEvent
 
 __all__ = [
@@ -213,7 +213,7 @@ class AsteriskControl:
     async def redirect(self, call_uuid: str, target: str) -> None:
         """Blind transfer: the channel leaves AudioSocket for `transfer_context`.
 
-        `target` is a `media.destination` in its canonical form (callers parse it first): a
+        `target` is a `core.destination` in its canonical form (callers parse it first): a
         number or extension is the Redirect's extension, a SIP URI goes to extension `s` with
         the URI in ${VOICENODE_TRANSFER_TARGET}. Always `transfer_context`, never another."""
         try:

@@ -82,10 +82,6 @@ _BENCH_AMD = (
 
 WRONG_WAY: Final[dict[tuple[str, str], str]] = {
     # importer → imported: why it is allowed for now
-    ("agents.catalog", "media.destination"): (
-        "a spec's transfer targets are checked with the dial plan's destination parser; "
-        "the parser belongs below both (config or agents), a move outside control_api"
-    ),
     ("bench.turns", "agents.catalog"): _BENCH_TURNS + "; the scenario's agent spec",
     ("bench.turns", "pipeline.engines"): _BENCH_TURNS,
     ("bench.turns", "pipeline.tts"): _BENCH_TURNS + "; the caller voice on the TtsEngine's",

@@ -27,8 +27,8 @@ from config.schema import Settings
 from control_api import intake
 from control_api.host import CallIntake, DialError, UnansweredHook, checked_caller_id
 from control_api.intake import Ticket
+from core.destination import parse as parse_destination
 from media.call import CallInfo, Direction
-from media.destination import parse as parse_destination
 from sip.ami import AmiActionFailed, AmiClient, AmiError, AmiEvent, AmiOptions
 from sip.asterisk_calls import (
     AsteriskChannels,

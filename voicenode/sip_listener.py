@@ -22,9 +22,9 @@ from control_api import intake
 from control_api.host import CallIntake, DialError, UnansweredHook, checked_caller_id
 from control_api.metrics import CALLS_REFUSED
 from control_api.refusals import CallRefused, NotAllowed, ShuttingDown, UnknownRoute, answer_for
+from core.destination import SipUri
+from core.destination import parse as parse_destination
 from media.call import CallControlError, CallInfo, Direction
-from media.destination import SipUri
-from media.destination import parse as parse_destination
 from sip.calls import SipCall
 from sip.ua import Accept, IncomingInvite, Reject, UserAgent
 from voicenode.live import live_part

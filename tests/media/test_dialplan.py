@@ -7,7 +7,7 @@ import pytest
 
 from config import ConfigError, load_settings
 from config.schema import DialPlanOverride, DialPlanSettings
-from media.destination import parse
+from core.destination import parse
 from media.dialplan import (
     DestinationInvalid,
     DestinationRefused,

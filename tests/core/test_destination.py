@@ -6,7 +6,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from media.destination import Destination, Extension, Number, SipUri, parse
+from core.destination import Destination, Extension, Number, SipUri, parse
 
 
 @pytest.mark.parametrize(
