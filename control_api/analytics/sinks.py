@@ -74,7 +74,9 @@ class RedisStreamSink:
     """XADDs events to one stream: fields `id`, `tenant_id`, `type`, `call_id`, `seq`,
     `payload` (the event JSON). A batch is one pipeline: all taken, or retried as a whole.
     An erasure event in a batch then deletes what the stream holds of what it erased
-    (`stream_erasure`)."""
+    (`stream_erasure`). When that deletion fails after the batch's XADDs were taken, the batch
+    fails (the relay retries it), and the retry adds only what was not added yet, then deletes
+    again: the erasure is not lost and the batch's events are not in the stream twice."""
 
     key = "redis"
 
@@ -87,25 +89,15 @@ class RedisStreamSink:
             socket_connect_timeout=timeout_s,
             retry=Retry(NoBackoff(), 0),  # the relay retries, on its clock
         )
+        self._added: frozenset[str] = frozenset()
+        """Ids of the last batch's events already in the stream, when its erasure failed."""
 
     async def send_batch(self, rows: Sequence[OutboxRow]) -> None:
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for row in rows:
-                    pipe.xadd(
-                        self.stream,
-                        {
-                            "id": row.event_id,
-                            "tenant_id": row.tenant_id,
-                            "type": row.type,
-                            "call_id": row.call_id,
-                            "seq": str(row.seq),
-                            "payload": row.payload,
-                        },
-                        maxlen=self._maxlen,
-                        approximate=True,
-                    )
-                await pipe.execute()
+            todo = [row for row in rows if row.event_id not in self._added]
+            if todo:
+                await self._add(todo)
+            self._added = frozenset(row.event_id for row in rows)
             found = erasures(rows)
             if found:
                 deleted = await erase_in_stream(self._redis, self.stream, found)
@@ -113,8 +105,27 @@ class RedisStreamSink:
                     "redis stream entries of an erasure deleted",
                     extra={"stream": self.stream, "erasures": len(found), "deleted": deleted},
                 )
+            self._added = frozenset()
         except (RedisError, OSError) as exc:
             raise DeliveryError(f"redis: {type(exc).__name__}") from exc
+
+    async def _add(self, rows: Sequence[OutboxRow]) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for row in rows:
+                pipe.xadd(
+                    self.stream,
+                    {
+                        "id": row.event_id,
+                        "tenant_id": row.tenant_id,
+                        "type": row.type,
+                        "call_id": row.call_id,
+                        "seq": str(row.seq),
+                        "payload": row.payload,
+                    },
+                    maxlen=self._maxlen,
+                    approximate=True,
+                )
+            await pipe.execute()
 
     async def aclose(self) -> None:
         await self._redis.aclose()

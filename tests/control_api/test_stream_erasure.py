@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import pytest
 import redis.asyncio as aioredis
 
 from control_api.analytics import stream_erasure
@@ -13,7 +14,7 @@ from control_api.analytics.events import (
     TranscriptFinalEvent,
 )
 from control_api.analytics.outbox import outbox_columns
-from control_api.analytics.sinks import RedisStreamSink
+from control_api.analytics.sinks import DeliveryError, RedisStreamSink
 from control_api.analytics.tables import OutboxRow
 from tests.control_api.redis_server import RedisServer, redis_server
 
@@ -77,6 +78,32 @@ async def test_a_subject_erasure_deletes_only_its_calls_entries(
         ]
     finally:
         await sink.aclose()
+
+
+async def test_a_failed_deletion_fails_the_batch_and_its_retry_adds_nothing_twice(
+    redis_server: RedisServer,
+) -> None:
+    # The sink's user may add but not delete (a real server's ACL), so the erasure's XDEL fails
+    # after the batch's XADDs were taken; the relay retries the batch once XDEL is allowed.
+    admin = aioredis.Redis.from_url(redis_server.url)
+    await admin.execute_command("ACL", "SETUSER", "sink", "on", ">pw", "~*", "+@all", "-xdel")
+    host = redis_server.url.split("//", 1)[1]
+    sink = RedisStreamSink(f"redis://sink:pw@{host}", STREAM)
+    try:
+        await sink.send_batch([row(line("call-a", "acme", 1)), row(line("call-b", "acme", 1))])
+        batch = [row(line("call-a", "acme", 2)), row(subject_erased("acme", ["call-a"]))]
+        with pytest.raises(DeliveryError):
+            await sink.send_batch(batch)
+        assert len(await stream_calls(redis_server.url)) == 4  # added, nothing deleted
+        await admin.execute_command("ACL", "SETUSER", "sink", "+xdel")
+        await sink.send_batch(batch)
+        assert await stream_calls(redis_server.url) == [("acme", "call-b"), ("acme", "era_1")]
+        # the next batch is added in full again
+        await sink.send_batch([row(line("call-c", "acme", 1))])
+        assert (await stream_calls(redis_server.url))[-1] == ("acme", "call-c")
+    finally:
+        await sink.aclose()
+        await admin.aclose()
 
 
 async def test_a_tenant_deletion_deletes_every_entry_of_the_tenant_over_many_pages(
