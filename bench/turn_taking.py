@@ -169,13 +169,16 @@ QUIET_S = 0.06
 
 def heard_stop_ms(frames: Sequence[float], start: float) -> float | None:
     """From `start` to the end of the last agent frame before the first gap of `QUIET_S`
-    after it (None: no frame went out after `start`, or no gap)."""
+    that ends after it (None: no frame went out after `start`, or no gap). The gap may have
+    begun before `start`: the VAD's onset comes on the frame that holds the first voiced
+    sample, so playout can pause a few ms before that sample; the stop then reads 0 (it was
+    quiet when the line began), not the first gap of the reply to the line."""
     i = bisect.bisect_left(frames, start)
     if i >= len(frames):
         return None
-    for a, b in zip(frames[i:], frames[i + 1 :], strict=False):
+    for a, b in zip(frames[max(i - 1, 0) :], frames[max(i, 1) :], strict=False):
         if b - a - FRAME_S >= QUIET_S - 1e-9:  # silence between the two frames
-            return _ms(a + FRAME_S - start)
+            return max(0.0, _ms(a + FRAME_S - start))
     return None
 
 

@@ -56,3 +56,17 @@ def test_classify_reports_it_beside_the_session_stop() -> None:
     )
     (o,) = classify(timeline, [line], scenario="s", voice="piper")
     assert (o.stopped, o.stop_ms, o.heard_stop_ms) == (True, 700.0, 150.0)
+
+
+def test_a_pause_that_began_just_before_the_first_voiced_sample_reads_zero() -> None:
+    # The VAD fired on the frame holding the line's first voiced sample, a few ms before that
+    # sample: no agent frame went out after the start until the answer, whose first gap (the
+    # caller's next line 0.8 s into it) must not be read as the stop (issue 16's 2955 ms p95).
+    out = frames(30.0, 31.04) + frames(33.0, 33.8) + frames(34.2, 35.0)
+    assert heard_stop_ms(out, 31.05) == 0.0
+    assert heard_stop_ms(out, 31.03) == 10.0  # the frame sent at 31.02 ends at 31.04
+
+
+def test_a_short_hole_across_the_start_is_not_a_stop() -> None:
+    out = frames(30.0, 31.0) + frames(31.03, 32.0) + frames(33.0, 33.5)  # 30 ms, then on
+    assert heard_stop_ms(out, 31.01) == 980.0  # the frame sent at 31.97 ends at 31.99
