@@ -31,6 +31,12 @@ class TurnSettings(_Spec, frozen=True):
     """Shorter window when the partial transcript is a complete sentence."""
     incomplete_silence_ms: Annotated[int, Meta(ge=100, le=10000)] = 1500
     """Longer window after a filler, a conjunction or an unfinished digit string."""
+    list_silence_ms: Annotated[int, Meta(ge=100, le=10000)] = 1000
+    """Window when the line may be the first items of a list ("Monday, Wednesday.", or "I could
+    do Monday." after "What day would you like to come in?"), whatever the audio model says,
+    and while the recogniser has heard no words of the line yet: a caller pauses between items
+    longer than `silence_ms` lets them. Never shorter than `silence_ms`. The cost: a one-word
+    answer to a choice question ("Tuesday.") waits it too."""
     backchannel_ms: Annotated[int, Meta(ge=0, le=5000)] = 600
     """Speech shorter than this while the agent speaks does not interrupt (barge-in threshold)."""
     backchannel_max_ms: Annotated[int, Meta(ge=0, le=10000)] = 1500

@@ -3,14 +3,16 @@
 Fed one speech probability per 20 ms frame (with the frame's time), whenever it changes the
 latest partial transcript, and at a pause the audio turn model's probability that the caller
 has finished (`update_model`). The end-of-turn window is the agent's silence window, shortened
-when the transcript reads as a complete sentence, held to it when the sentence may be the first
-items of a list, and lengthened after fillers, conjunctions and unfinished numbers (phone, card
-and order numbers): `pipeline/turn_text.py` reads the transcript, given the agent's last line
+when the transcript reads as a complete sentence, lengthened to the list window
+(`list_silence_ms`) when the line may be the first items of a list or has no words yet, and to
+the long window after fillers, conjunctions and unfinished numbers (phone, card and order
+numbers): `pipeline/turn_text.py` reads the transcript, given the agent's last line
 (`agent_asked`). The audio model's verdict on the current pause comes on top (`window_s`):
-confident "complete" ends the turn after the agent's `model_complete_ms`, confident
-"incomplete" waits the agent's longest window when the transcript cannot tell (a sentence it
-punctuates as whole is not held); a transcript that ends unfinished (a filler, a digit string)
-keeps the long window whatever the model says, and one that may be a list the neutral window.
+confident "complete" ends the turn after the agent's `model_complete_ms` once the pause's words
+are in, confident "incomplete" waits the agent's longest window when the transcript cannot tell
+(a sentence it punctuates as whole is not held); a transcript that ends unfinished (a filler, a
+digit string) keeps the long window whatever the model says, and one that may be a list the
+list window.
 """
 
 from __future__ import annotations
@@ -125,17 +127,20 @@ class TurnDetector:
     def window_s(self) -> float:
         s = self.settings
         ending, p = self._ending, self._model_p
-        # (a line that may be a list's first items waits the neutral window whatever the model
-        # says: its "complete" heard "Monday." whole in "Monday, ... Wednesday, ... or Friday")
-        if p is not None and ending in (Ending.COMPLETE, Ending.NEUTRAL):
-            if p >= s.model_complete_threshold and self._heard_pause:
-                return min(s.model_complete_ms, s.complete_silence_ms, s.silence_ms) / 1000.0
-            if p <= s.model_incomplete_threshold and ending is Ending.NEUTRAL:
+        # (a line that may be a list's first items waits the list window whatever the model
+        # says: its "complete" heard "Nine," whole in "Nine, ... ten, ... or eleven")
+        if p is not None and ending in (Ending.COMPLETE, Ending.NEUTRAL, Ending.UNHEARD):
+            if p >= s.model_complete_threshold and ending is not Ending.UNHEARD:
+                if self._heard_pause:
+                    return min(s.model_complete_ms, s.complete_silence_ms, s.silence_ms) / 1000.0
+            elif p <= s.model_incomplete_threshold and ending is not Ending.COMPLETE:
                 ending = Ending.INCOMPLETE  # (a sentence the transcript reads as whole stays so)
+        listing = max(s.list_silence_ms, s.silence_ms)
         ms = {
             Ending.COMPLETE: min(s.complete_silence_ms, s.silence_ms),
             Ending.NEUTRAL: s.silence_ms,
-            Ending.OPEN: s.silence_ms,
+            Ending.OPEN: listing,
+            Ending.UNHEARD: listing,  # (no words to judge yet, nor to reply to)
             Ending.INCOMPLETE: max(s.incomplete_silence_ms, s.silence_ms),
         }[ending]
         return ms / 1000.0

@@ -6,11 +6,13 @@ reads the caller's words so far (and the agent's last line, `asked`, for its que
   number right after "number is" or "my order number" (digits or number words: "forty-seven"),
   or fewer digits than the kind of number the line names, or the agent asked for, has (a phone
   number 10, a card 15, a zip code 5); the words with which a caller holds the line.
-- OPEN (the neutral window, never the short one): a whole sentence that may be the first items
+- OPEN (the list window, whatever the audio model says): a line that may be the first items
   of a list ("Monday, Wednesday." or, after "What day would you like to come in?", "I could do
-  Monday."). The reply started at the pause is held meanwhile, so a caller who goes on
-  ("... or Friday") has heard nothing of it.
-- COMPLETE (the short window): any other line with end punctuation; NEUTRAL: the rest.
+  Monday." or an unpunctuated "9"). The reply started at the pause is held meanwhile, so a
+  caller who goes on ("... or Friday") has heard nothing of it.
+- COMPLETE (the short window): any other line with end punctuation; NEUTRAL: the rest;
+  UNHEARD: a transcript with no words yet (the list window: nothing to judge, nothing to reply
+  to; "At, uh, ..." decoded as "").
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ class Ending(enum.Enum):
     NEUTRAL = "neutral"
     OPEN = "open"
     INCOMPLETE = "incomplete"
+    UNHEARD = "unheard"
+    """The recogniser heard no words of the speech yet (its transcript is empty)."""
 
 
 WORD = re.compile(r"[a-z0-9']+")
@@ -54,7 +58,10 @@ _HOLDS = tuple(
         "give me a second", "give me a moment", "bear with me",
     )
 )  # fmt: skip
-"""Words with which a caller says more is coming ("Let me think. ... Next Tuesday")."""
+_HOLDS += tuple(("lemme", *hold[2:]) for hold in _HOLDS if hold[:2] == ("let", "me"))
+_HOLDS += tuple(hold[1:] for hold in _HOLDS if hold[:2] == ("let", "me"))
+"""Words with which a caller says more is coming ("Let me think. ... Next Tuesday"). A "let me
+..." hold counts by its last two words too: Whisper hears "let" as "left" or "lit"."""
 _NUMBER_LEADS = frozenset({"number", "is", "was", "id", "code"})
 """A short number right after these ("my order number is 47") is a number being read out,
 which goes on in groups; other short numbers ("two people") are whole answers."""
@@ -70,11 +77,15 @@ _DAYS = frozenset(
     "thursdays fridays saturdays sundays today tomorrow weekend weekends".split()
 )
 _TIMES = frozenset("am pm noon morning afternoon evening o'clock".split())
+_SPELT_TIMES = (["a", "m"], ["p", "m"])
+"""Whisper's "10 a.m." in words."""
 _ARTICLES = frozenset({"a", "an", "the", "some"})
 _ANSWERS = frozenset("yes no yeah yep nope nah sure correct right okay ok alright".split())
 """A line of only these answers a yes/no question: it starts no list."""
 _CHOICE = re.compile(r"\b(which|when|what (days?|times?|dates?))\b|\bor (?!no\b|not\b|a no\b)")
 """A question that asks for days, times or one of several things."""
+_ITEM_BREAK = re.compile(r"[,;]|[.?!…]+(?=\s|$)")
+"""Where list items part: commas, and sentence ends ("p.m." inside a time is not one)."""
 CHOICE_ANSWER_WORDS = 6
 """An answer to a choice question this short may be the first item of a list."""
 
@@ -158,7 +169,7 @@ def _item(words: Sequence[str], *, first: bool) -> str:
     last = words[-1]
     if last in _DAYS:
         return "day"
-    if last.isdigit() or last in _NUMBER_WORDS or last in _TIMES:
+    if last.isdigit() or last in _NUMBER_WORDS or last in _TIMES or words[-2:] in _SPELT_TIMES:
         return "time"
     scope = words[:1] if first else words[-3:]
     return "thing" if any(w in _ARTICLES for w in scope) else ""
@@ -166,8 +177,9 @@ def _item(words: Sequence[str], *, first: bool) -> str:
 
 def is_enumeration(text: str) -> bool:
     """The line so far is a list of like items not yet closed by "and"/"or" ("Monday,
-    Wednesday.", "Nine, ten.", "a cleaning, a checkup."; not "Monday, or Friday.")."""
-    parts = [WORD.findall(p) for p in text.lower().rstrip(".?!…").split(",")]
+    Wednesday.", "Nine, ten.", "a cleaning, a checkup."; not "Monday, or Friday."). An item
+    Whisper wrote as a sentence of its own after a pause counts too ("... on Monday? Tuesday.")."""
+    parts = [WORD.findall(p) for p in _ITEM_BREAK.split(text.lower())]
     parts = [p for p in parts if p]
     if len(parts) < 2 or parts[-1][0] in ("and", "or") or len(parts[-1]) > 3:
         return False
@@ -202,11 +214,11 @@ def classify_ending(text: str, asked: str = "") -> Ending:
     stripped = text.strip()
     words = WORD.findall(stripped.lower())
     if not words:
-        return Ending.NEUTRAL
+        return Ending.UNHEARD
     if _unfinished_words(stripped, words) or _unfinished_number(words, asked):
         return Ending.INCOMPLETE
+    if _may_be_a_list(stripped, words, asked):  # (punctuated or not: "9" may be "9, 10, or 11")
+        return Ending.OPEN
     if not stripped.endswith((".", "?", "!")):
         return Ending.NEUTRAL
-    if _may_be_a_list(stripped, words, asked):
-        return Ending.OPEN
     return Ending.COMPLETE

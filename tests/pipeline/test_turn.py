@@ -126,7 +126,7 @@ def test_clicks_shorter_than_min_speech_are_discarded() -> None:
         ("What are your hours?", Ending.COMPLETE),
         ("My name is Maria Garcia.", Ending.COMPLETE),
         ("Next Tuesday", Ending.NEUTRAL),
-        ("", Ending.NEUTRAL),
+        ("", Ending.UNHEARD),
         ("I want to book a cleaning and", Ending.INCOMPLETE),
         ("Um", Ending.INCOMPLETE),
         ("my card number is 4111 1111", Ending.INCOMPLETE),

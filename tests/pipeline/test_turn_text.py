@@ -173,7 +173,7 @@ def test_a_line_that_ends_on_take_waits_for_its_object() -> None:
     assert window_after(frames) == 0.2  # whole: the model's quick "complete"
 
 
-def test_a_list_after_a_choice_question_waits_the_neutral_window() -> None:
+def test_a_list_after_a_choice_question_waits_the_list_window() -> None:
     """lists.toml: "I could do Monday, ... Wednesday, ... or Friday." (500 ms pauses) after
     "What day would you like to come in?": at the first pause Whisper wrote "I could do
     Monday." and the model said complete; the 400 ms (or 200 ms) window ended the turn."""
@@ -189,22 +189,26 @@ def test_a_list_after_a_choice_question_waits_the_neutral_window() -> None:
     assert window_after(frames) == 0.2  # the list closed: whole
 
 
-def test_a_line_that_may_be_a_list_ends_at_the_neutral_window_if_the_caller_stops() -> None:
+def test_a_line_that_may_be_a_list_ends_at_the_list_window_if_the_caller_stops() -> None:
     frames = detector(DAY)
     frames.feed(0.9, 0.6)
     pause_with(frames, "Tuesday.", COMPLETE)
-    assert window_after(frames) == 0.6
+    assert window_after(frames) == 1.0  # (list_silence_ms)
     frames = detector(DAY)
     frames.feed(0.9, 0.6)
     pause_with(frames, "Tuesday.", INCOMPLETE)  # (nor does the model's "incomplete" hold it)
-    assert window_after(frames) == 0.6
+    assert window_after(frames) == 1.0
 
 
-def test_the_agent_s_neutral_window_is_the_list_s_window() -> None:
-    frames = detector(DAY, silence_ms=450, complete_silence_ms=300)
+def test_the_list_window_is_the_agent_s_and_never_under_its_neutral_window() -> None:
+    frames = detector(DAY, list_silence_ms=750)
     frames.feed(0.9, 0.6)
     pause_with(frames, "Tuesday.", COMPLETE)
-    assert window_after(frames) == 0.46  # 450 ms, at the next frame boundary
+    assert window_after(frames) == 0.76  # 750 ms, at the next frame boundary
+    frames = detector(DAY, silence_ms=1200, list_silence_ms=800)
+    frames.feed(0.9, 0.6)
+    pause_with(frames, "Tuesday.", COMPLETE)
+    assert window_after(frames) == 1.2
 
 
 @pytest.mark.parametrize(
