@@ -16,11 +16,14 @@ Keywords that name the topic rather than what the caller wants done decide less:
   book and in "cancel my appointment", "order" in order and in "where is my order") names a
   topic the two share: it scores `SHARED_KEYWORD_SCORE`, so an intent's own keyword or a fuller
   example wins over it, and it still routes a line it is all the evidence for;
-- a keyword right after a possessive ("my pizza", "my cleaning") names something the caller
-  already has: it counts only for an intent whose examples speak of the caller's things
-  ("where is my order", "cancel my appointment"), not for one that asks for something new;
-  and it is evidence, at `TOPIC_SCORE`, for an intent about the caller's thing of that kind
-  ("my pizza" for status: "pizza" is a keyword of the intent whose keyword "order" status's
+- a keyword right after a possessive ("my pizza", "my cleaning"), or a past-tense verb the
+  caller did ("I ordered an hour ago"), names something the caller already has
+  (`agents.flow.owned`): it counts only for an intent whose examples speak of the caller's
+  things that the agent's keywords name ("where is my order", "cancel my appointment"), not
+  for one that asks for something new ("do you deliver to my street", "my tooth hurts": a
+  street and a tooth are no keyword's); and it is evidence, at
+  `TOPIC_SCORE`, for an intent about the caller's thing of that kind ("my pizza", "I ordered"
+  for status: "pizza" and "order" are keywords of the intent whose keyword "order" status's
   examples say is the caller's, "where is my order");
 - equal scores go to the intent more of whose example words the line has (one word counts
   here), then to the one whose keyword comes first (a request's verb comes before its object:
@@ -41,6 +44,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 
+from agents.flow.owned import example_things, owned_at, owned_words, topics
 from agents.flow.slots import extract_yes_no
 from agents.flow.spec import IntentSpec
 from agents.vocabulary import Vocabulary
@@ -61,8 +65,6 @@ SHARED_KEYWORD_SCORE = 0.7
 TOPIC_SCORE = 0.65
 """The caller names a thing of theirs an intent is about ("my pizza" for order status): above
 the default threshold, below any keyword."""
-POSSESSIVES = frozenset({"my", "our", "his", "her", "their"})
-"""Words before a keyword that make it something the caller has ("your" is the business's)."""
 PHRASE_SCORE = 0.75
 RECALL_WEIGHT = 0.7
 AGREEMENT_BONUS = 0.1
@@ -166,10 +168,17 @@ class IntentMatcher:
             name: [_Keyword(kw, _shared(kw, name, self._examples, phrases)) for kw in kws]
             for name, kws in phrases.items()
         }
-        owned = {name: _owned(exs) for name, exs in self._examples.items()}
+        pools = {name: [w for kw in kws for w in kw.words] for name, kws in phrases.items()}
+        named = [w for pool in pools.values() for w in pool]
+        owned = {
+            name: {
+                t for t in example_things([e.text for e in exs], STOPWORDS) if _present(t, named)
+            }
+            for name, exs in self._examples.items()
+        }
         self._mine = {name: bool(things) for name, things in owned.items()}
-        """Whether an intent's examples speak of the caller's things ("where is my order")."""
-        self._topics = {name: _topics(name, things, phrases) for name, things in owned.items()}
+        """Whether an intent's examples speak of the caller's things that keywords name."""
+        self._topics = {name: topics(name, things, pools) for name, things in owned.items()}
         """Per intent, the words that name the caller's thing it is about ("my pizza" is
         "my order": pizza is a keyword of the intent whose keyword "order" is the thing)."""
 
@@ -194,7 +203,7 @@ class IntentMatcher:
         example = self._example_score(intent, norm, words)
         if keyword and example:  # two kinds of evidence agree
             return min(1.0, max(keyword, example) + AGREEMENT_BONUS)
-        worded = keyword or example or self._topic(intent, norm)
+        worded = max(keyword, example, self._topic(intent, norm))
         if worded >= SOUND_SCORE_HIGH:  # the words say more than a match by sound could
             return worded
         return max(worded, self._sound_score(intent, norm))
@@ -212,22 +221,26 @@ class IntentMatcher:
             ):
                 continue
             places = _places(tokens, p) or [first]
-            if not strict and not self._mine.get(intent, False):
-                places = [i for i in places if i == 0 or tokens[i - 1] not in POSSESSIVES]
+            if not strict:
+                places = [i for i in places if self._counts(intent, tokens, i)]
                 if not places:
                     continue  # "my pizza": the caller's, not a new one to order
             value = KEYWORD_SCORE if strict or not kw.shared else SHARED_KEYWORD_SCORE
             best, first = max(best, value), min(first, places[0])
         return best, first
 
+    def _counts(self, intent: str, tokens: Sequence[str], i: int) -> bool:
+        """Whether a keyword found at `tokens[i]` counts for `intent`: a thing of the caller's
+        only for an intent about the caller's things."""
+        return self._mine.get(intent, False) or not owned_at(tokens, i)
+
     def _topic(self, intent: str, norm: str) -> float:
         """`TOPIC_SCORE` when the caller names a thing of theirs that `intent` is about."""
-        topics = self._topics.get(intent)
-        if not topics:
+        about = self._topics.get(intent)
+        if not about:
             return 0.0
-        tokens = norm.split()
-        owned = (stem(t) for p, t in zip(tokens, tokens[1:], strict=False) if p in POSSESSIVES)
-        return TOPIC_SCORE if any(_present(w, topics) for w in owned) else 0.0
+        owned = owned_words(norm.split())
+        return TOPIC_SCORE if any(_present(w, about) for w in owned) else 0.0
 
     def affinity(self, intent: str, text: str) -> float:
         """How much of `intent`'s closest example the line has, one shared word counting (the
@@ -315,25 +328,6 @@ class IntentMatcher:
             return (-p[1], -self.affinity(p[0], text), place)
 
         return sorted((p for p in scored if p[1] > 0), key=order)
-
-
-def _owned(examples: Sequence[_Phrase]) -> set[str]:
-    """The things an intent's examples say are the caller's ("my order": order)."""
-    things: set[str] = set()
-    for ex in examples:
-        tokens = ex.text.split()
-        things |= {stem(t) for p, t in zip(tokens, tokens[1:], strict=False) if p == "my"}
-    return things - STOPWORDS
-
-
-def _topics(intent: str, things: set[str], keywords: Mapping[str, Sequence[_Phrase]]) -> list[str]:
-    """Keyword words of the other intents that have one of `things` among their keywords."""
-    out: list[str] = []
-    for other, kws in keywords.items():
-        pool = [w for kw in kws for w in kw.words]
-        if other != intent and any(_present(t, pool) for t in things):
-            out += pool
-    return out
 
 
 def _shared(

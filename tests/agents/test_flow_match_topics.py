@@ -160,6 +160,48 @@ def test_my_appointment_is_about_an_existing_one(clinic: IntentMatcher) -> None:
     assert _intent(clinic, "I need an appointment", CLINIC_INTENTS) == "book"
 
 
+# ---- a thing the caller already did is theirs too (issue 22, fourth round's misses) ----
+
+
+def test_what_the_caller_already_ordered_is_not_a_new_order(pizza: IntentMatcher) -> None:
+    said = "I ordered forty minutes ago and nothing has come yet."
+    assert pizza.score("order", said) < pizza.threshold("order")
+    assert pizza.score("order", said, strict=True) == KEYWORD_SCORE  # the keyword is there
+    assert pizza.score("status", said) == TOPIC_SCORE
+    assert _intent(pizza, said, PIZZERIA_INTENTS) == "status"
+    # Asked for again after saying what they did before: a new order.
+    again = "I ordered here last week, can I order the same again?"
+    assert _intent(pizza, again, PIZZERIA_INTENTS) == "order"
+
+
+def test_a_weaker_example_does_not_hide_the_topic() -> None:
+    intents = {
+        "order": IntentSpec(examples=["place an order"], keywords=["order", "pizza"]),
+        "status": IntentSpec(examples=["where is my order", "I ordered an hour ago"]),
+    }
+    matcher = IntentMatcher(intents, 0.6)
+    said = "I ordered forty minutes ago and nothing has come yet."
+    assert 0 < matcher._example_score("status", matcher.prepare(said), ["order", "ago"])
+    assert matcher.score("status", said) == TOPIC_SCORE  # was the example's 0.55
+    found = matcher.best(said, ["order", "status"])
+    assert found is not None and found.intent == "status"
+
+
+def test_only_things_a_keyword_names_make_an_intent_about_the_callers_things() -> None:
+    intents = {
+        "delivery": IntentSpec(examples=["do you deliver to my street"], keywords=["deliver"]),
+        "status": IntentSpec(examples=["my delivery hasn't arrived"], keywords=["status"]),
+    }
+    matcher = IntentMatcher(intents, 0.6)
+    said = "Is my delivery on its way?"
+    # "my street" is no keyword's thing: delivery asks for something new, "my delivery" is
+    # the caller's and counts for status (its examples say "my delivery").
+    assert matcher.score("delivery", said) == 0.0
+    assert matcher.score("delivery", said, strict=True) == KEYWORD_SCORE
+    assert matcher.score("status", said) == TOPIC_SCORE
+    assert matcher.best("Do you deliver to Elm Street?", ["delivery", "status"]) is not None
+
+
 # ---- equal scores: the closer example, then the keyword said first ----
 
 
