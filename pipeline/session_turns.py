@@ -3,9 +3,10 @@ the utterance's streaming transcript, turn-taking and barge-in.
 
 Caller speech while the agent speaks pauses playout at once; if it stays shorter than the
 agent's backchannel threshold, or longer but its words only acknowledge ("mhm", up to
-`backchannel_max_ms`), playout resumes, otherwise it is a barge-in: playout is cleared, the
-reply cancelled and the history keeps only what the caller heard. An early
-endpoint the caller talks on from is taken back (`_continue_turn`).
+`backchannel_max_ms`; `pipeline/barge.py` reads the words), playout resumes, otherwise it is a
+barge-in: playout is cleared, the reply cancelled and the history keeps only what the caller
+heard. An early endpoint the caller talks on from is taken back (`_continue_turn`); over the
+reply's first words, only once that speech says something (a "mhm" there is a backchannel).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy.typing as npt
 from agents.base import Message, UserSaid
 from agents.vocabulary import stt_context
 from media.frames import AudioFrame
+from pipeline.barge import acknowledges, says_something
 from pipeline.events import Transcript
 from pipeline.marks import TurnMarks
 from pipeline.session_core import State
@@ -27,13 +29,16 @@ from pipeline.turn import (
     SpeechResumed,
     SpeechStarted,
     TurnEnded,
-    is_backchannel,
 )
 from pipeline.turn_model import TurnModel, TurnModelError
 from pipeline.turn_taking import LastEndpoint
 
 
 class SessionTurns(SessionReplies):
+    _continuing: LastEndpoint | None = None
+    """The early endpoint that speech over the reply's first words may continue, once its
+    words say something (`_taken_back`); None: no such speech."""
+
     # ---- inbound audio -------------------------------------------------------------
 
     async def _inbound(self) -> None:
@@ -83,15 +88,16 @@ class SessionTurns(SessionReplies):
         """Whether speech over the agent is a barge-in: it has lasted `backchannel_ms`, and its
         words so far are more than an acknowledgement ("mhm", "okay": a backchannel lasts
         longer than the threshold now and then), or it has gone on to `backchannel_max_ms`
-        (its words are late, or say nothing). Until then the agent stays paused."""
+        (its words are late, or say nothing). Until then the agent stays paused. Words are
+        trusted as `pipeline.barge.says_something` does (a hum's partial can be a stray word)."""
         turn = self._spec.turn
         voiced_ms = self._turns.voiced_s * 1000
         if voiced_ms < turn.backchannel_ms:
             return False
         if voiced_ms >= turn.backchannel_max_ms:
             return True
-        heard = self._utterance.partial if self._utterance is not None else ""
-        return bool(heard.strip()) and not is_backchannel(heard)
+        stream = self._utterance
+        return stream is not None and says_something(stream.partial, stream.committed)
 
     def _ask_turn_model(self, stream: SttStream, speech_end: float) -> None:
         """At a pause, ask the audio turn model whether the caller is done (its verdict
@@ -111,10 +117,8 @@ class SessionTurns(SessionReplies):
             return
         self._turns.update_model(probability, speech_end)
 
-    def _on_speech_started(self) -> None:
-        self._silence.cancel()
-        self._guard.closing.caller_started()
-        stream = SttStream(
+    def _new_stream(self) -> SttStream:
+        return SttStream(
             self._engines.stt,
             interval_s=self._engines.settings.stt.partial_interval_ms / 1000,
             on_partial=self._on_partial,
@@ -122,9 +126,17 @@ class SessionTurns(SessionReplies):
             on_speculated=self._on_speculated,
             context=stt_context(self._spec.vocabulary),
         )
+
+    def _on_speech_started(self) -> None:
+        self._silence.cancel()
+        self._guard.closing.caller_started()
+        stream = self._new_stream()
         endpoint = self._endpoint  # an early one: the caller paused mid-sentence ("Hi, ... I'd")
         if endpoint and endpoint.continued_by(self._clock.now(), self._playout.heard_text()):
-            self._continue_turn(stream)
+            if self._reply_audible():  # "mhm" over the reply's first words: not yet
+                self._continuing = endpoint
+            else:
+                self._continue_turn(stream)
         said = (m.text for m in reversed(self.history) if m.role == "assistant")
         self._turns.agent_asked(next(said, ""))  # (what it asked shapes the line's window)
         for chunk in self._preroll:
@@ -138,6 +150,24 @@ class SessionTurns(SessionReplies):
             self._playout.pause()
         else:
             self._set_state(State.USER_SPEAKING)
+
+    def _reply_audible(self) -> bool:
+        return (
+            self.state == State.AGENT_SPEAKING
+            and self._response_task is not None
+            and self._playout.speaking
+        )
+
+    def _taken_back(self, stream: SttStream, endpoint: LastEndpoint) -> SttStream:
+        """Speech over the reply's first words says something: the caller went on with the
+        early turn (`endpoint`). Take it back (`_continue_turn`); the new utterance's stream
+        holds the earlier audio, then this speech's, so the turn is transcribed as one."""
+        self._endpoint, self._continuing = endpoint, None
+        merged = self._new_stream()
+        self._continue_turn(merged)
+        merged.push(stream.audio(), self._clock.now(), speaking=False)
+        stream.close()
+        return merged
 
     def _continue_turn(self, stream: SttStream) -> None:
         """Take back the early turn: cancel its reply (at most a word or two was heard), and let
@@ -166,6 +196,7 @@ class SessionTurns(SessionReplies):
             self._utterance.close()
             self._utterance = None
         self._guard.closing.caller_done()
+        self._continuing = None
         if self._candidate:
             self._candidate = False
             self._playout.resume()
@@ -174,8 +205,12 @@ class SessionTurns(SessionReplies):
             self._silence.arm()
 
     def _barge_in(self) -> None:
-        """The caller is really talking over the agent: stop it and keep what was heard."""
+        """The caller is really talking over the agent: stop it and keep what was heard (or,
+        over the reply to an early endpoint, take that turn back and go on with it)."""
         self._candidate = False
+        if self._continuing is not None and self._utterance is not None:
+            self._utterance = self._taken_back(self._utterance, self._continuing)
+            return
         heard = self._playout.clear()
         self._cancel_response(heard)
         self._set_state(State.USER_SPEAKING)
@@ -185,27 +220,37 @@ class SessionTurns(SessionReplies):
         stream, self._utterance = self._utterance, None
         if stream is None:
             return
+        continuing, self._continuing = self._continuing, None
         if self._candidate:
             self._candidate = False
             if self._playout.speaking and not self._guard.closing.pending:  # a backchannel?
                 self._playout.resume()
-                self._tasks.spawn(self._backchannel_or_turn(stream, ev), "backchannel")
+                job = self._backchannel_or_turn(stream, ev, continuing)
+                self._tasks.spawn(job, "backchannel")
                 return
+            if continuing is not None and continuing is self._endpoint:  # (the reply ended)
+                stream = self._taken_back(stream, continuing)
         self._take_turn(stream, ev)
 
-    async def _backchannel_or_turn(self, stream: SttStream, ev: TurnEnded) -> None:
+    async def _backchannel_or_turn(
+        self, stream: SttStream, ev: TurnEnded, continuing: LastEndpoint | None
+    ) -> None:
         """Speech over the agent too short to barge in: a backchannel ("mhm", "okay") lets
         the reply go on; other words (a line said faintly or in pieces: "Wait, ... what about
-        Aetna?") are a turn after all: the reply stops there and the line is answered."""
+        Aetna?") are a turn after all: the reply stops there and the line is answered (over
+        the reply to an early endpoint, as the rest of that turn, transcribed whole)."""
         try:
             text = await stream.final()
         except BaseException:
             stream.close()
             self._guard.closing.caller_done()
             raise
-        if is_backchannel(text) or self._utterance is not None:
+        if acknowledges(text) or self._utterance is not None:
             stream.close()  # (speech that started since is judged by itself)
             self._guard.closing.caller_done()
+            return
+        if continuing is not None and continuing is self._endpoint:
+            self._take_turn(self._taken_back(stream, continuing), ev)
             return
         if self._playout.speaking:
             self._barge_in()
