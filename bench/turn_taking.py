@@ -11,7 +11,9 @@ first and last voiced sample on the call's clock (`SpokenLine.voiced` from its f
 - missed barge-in: a barge-in line said over the agent's reply that never stopped it (no
   change from `agent_speaking` to `user_speaking`/`thinking` by the line's end plus
   `STOP_GRACE_S`);
-- false barge-in: a backchannel ("mhm") said over the reply that did stop it;
+- false barge-in: a backchannel ("mhm") said over the reply that did stop it, however late
+  (the session may decide on the line's final transcript, after `STOP_GRACE_S`; the caller
+  says nothing more until the reply is over, so the reply's next change is the line's doing);
 - voice to voice: the line's end to the first frame of the reply to it (`TurnMetrics`);
   `node_v2v_ms` is the node's own (from the VAD's end of speech).
 
@@ -211,7 +213,8 @@ def _barge(o: LineOutcome, transitions: Sequence[Transition], start: float, end:
         return
     o.over_speech = True
     o.stopped = False
-    if exit_ is not None and exit_[0] <= end + STOP_GRACE_S and exit_[1] in _STOPPED:
+    grace = math.inf if o.kind == "backchannel" else STOP_GRACE_S
+    if exit_ is not None and exit_[0] <= end + grace and exit_[1] in _STOPPED:
         o.stopped, o.stop_ms = True, _ms(exit_[0] - start)
 
 

@@ -176,6 +176,10 @@ def test_a_backchannel_the_reply_went_on_through() -> None:
 def test_a_backchannel_that_stopped_the_reply_is_a_false_barge_in() -> None:
     o = _one([*SPEAKING, (31.7, "user_speaking")], (31.0, 31.6), MHM)
     assert o.false_barge_in and o.stop_ms == 680.0
+    # On its final transcript 2 s after it ended ('Uh-uh' for espeak-ng's 'Uh-huh.'): the
+    # reply stopped for it all the same (the grace is for barge-ins the caller talks on in)
+    late = _one([*SPEAKING, (33.5, "user_speaking"), (33.5, "thinking")], (31.0, 31.6), MHM)
+    assert late.false_barge_in and late.stop_ms == 2480.0
 
 
 def test_lines_the_call_never_reached_are_unspoken() -> None:
