@@ -7,6 +7,12 @@ and prints the summary then and now, the utterances whose intent changed and the
 missed. The transcripts stay the recogniser's: a change here is the matcher's alone.
 
     python -m bench.understanding_rescore [REPORT] [--lines FILE] [--condition after]
+        [--add REPORT ...] [--write FILE]
+
+`--add`: the records of other runs (e.g. a run of the bench on only a new group's lines,
+`voicenode-bench understanding --lines NEW.toml`) join the report's, so that only new lines
+need recognising. `--write`: every condition and the written lines are routed again and the
+whole report (summaries, per set and voice) is written to FILE, for `bench/reports/`.
 """
 
 from __future__ import annotations
@@ -21,8 +27,15 @@ from typing import Any
 
 import httpx
 
-from bench.understanding import LineSpec, condition_result, default_lines_path, load_lines
-from bench.understanding_score import summary_row
+from bench.understanding import (
+    LineSpec,
+    build_report,
+    condition_result,
+    default_lines_path,
+    load_lines,
+    understand,
+)
+from bench.understanding_score import CONDITIONS, summary_row
 
 DEFAULT_REPORT = Path(__file__).parent / "reports" / "understanding" / "report.json"
 IMPROVED = ("after", "after_beam5")
@@ -51,6 +64,19 @@ async def rescore(
             )
             out.append({**record, condition: again})
     return out
+
+
+async def rescore_all(records: Sequence[dict[str, Any]], lines_path: Path) -> list[dict[str, Any]]:
+    """`records` with every condition and the written line's intent routed again."""
+    specs, _ = load_lines(lines_path)
+    out = list(records)
+    for condition in [c for c in CONDITIONS if records and c in records[0]]:
+        out = await rescore(out, lines_path, condition)
+    async with httpx.AsyncClient() as http:
+        return [
+            {**r, "text_intent": (await understand(specs[r["domain"]], r["text"], http))["intent"]}
+            for r in out
+        ]
 
 
 def _row(records: Sequence[dict[str, Any]], condition: str) -> str:
@@ -101,13 +127,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("report", nargs="?", type=Path, default=DEFAULT_REPORT)
     parser.add_argument("--lines", type=Path, default=default_lines_path())
     parser.add_argument("--condition", default="after")
+    parser.add_argument("--add", type=Path, action="append", default=[], metavar="REPORT")
+    parser.add_argument("--write", type=Path, default=None, metavar="FILE")
     args = parser.parse_args(argv)
-    records = json.loads(args.report.read_text())["records"]
+    saved = json.loads(args.report.read_text())
+    records, seconds = saved["records"], saved.get("seconds", 0.0)
+    for extra in (json.loads(path.read_text()) for path in args.add):
+        records, seconds = records + extra["records"], seconds + extra.get("seconds", 0.0)
     if not records or args.condition not in records[0]:
         print(f"{args.report}: no records with condition {args.condition!r}", file=sys.stderr)
         return 2
     new = asyncio.run(rescore(records, args.lines, args.condition))
     print("\n".join(compare(records, new, args.condition)))
+    if args.write is not None:
+        again = asyncio.run(rescore_all(records, args.lines))
+        model = saved.get("stt_model", "")
+        report = build_report(again, stt_model=model, source=str(args.lines), seconds=seconds)
+        args.write.write_text(json.dumps(report, indent=1) + "\n")
     return 0
 
 

@@ -237,3 +237,19 @@ def test_rescore_cli_reads_a_report(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert rescore_main([str(report)]) == 0
     assert "all now:   intent 100.0 % (1)" in capsys.readouterr().out
     assert rescore_main([str(report), "--condition", "before"]) == 2
+
+
+def test_rescore_adds_another_runs_records_and_writes_the_report(tmp_path: Path) -> None:
+    first, second, out = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "out.json"
+    seen = _saved_record("What are your hours?", "What are your hours?", "hours", "none")
+    new = _saved_record("Nothing else, goodbye.", "Nothing else, goodbye.", "goodbye", "none")
+    new |= {"held_out": True, "held_out_group": "round9"}
+    first.write_text(json.dumps({"records": [seen], "stt_model": "m", "seconds": 2.0}))
+    second.write_text(json.dumps({"records": [new], "seconds": 1.0}))
+    assert rescore_main([str(first), "--add", str(second), "--write", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["n_utterances"] == 2 and report["seconds"] == 3.0
+    assert [r["after"]["intent"] for r in report["records"]] == ["hours", "goodbye"]
+    assert [r["text_intent"] for r in report["records"]] == ["hours", "goodbye"]
+    assert report["by_set"]["held_out_round9"]["after"]["intent_accuracy"] == 1.0
+    assert report["by_set"]["held_out_round9"]["after"]["irreversible_taken"] == 1
