@@ -22,6 +22,7 @@ from pipeline.events import Transcript
 from pipeline.marks import TurnMarks
 from pipeline.session_core import State
 from pipeline.session_replies import SessionReplies
+from pipeline.speech_end import audible_end
 from pipeline.stt import SttStream
 from pipeline.turn import (
     SpeechDiscarded,
@@ -260,7 +261,8 @@ class SessionTurns(SessionReplies):
         """The caller's turn ended: answer it once its final transcript is in (`text`: in)."""
         self._turn += 1
         marks = TurnMarks(self._turn)
-        marks.mark("speech_end", ev.speech_end)
+        # (from the last sound, not the VAD's last frame: the caller waits through its tail)
+        marks.mark("speech_end", audible_end(stream.audio(), ev.decided_at, ev.speech_end))
         marks.mark("endpoint", ev.decided_at)
         held = self._preemption
         agent_state = (
