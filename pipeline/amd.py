@@ -9,18 +9,24 @@ The rules, in the order they are tried (times from the answer):
    what it asks for, "leave a message", "after the tone", "not available"; how it opens,
    "you've reached", "thank you for calling"; how it signs off, "talk to you later", "bye",
    "I'll call you back") is a machine's;
-3. **long_greeting**: one utterance (speech whose pauses are all shorter than
+3. **answer_phrase**: a transcript with a question to the caller about who they are or what
+   they want ("who's calling", "how can I help"), or with two kinds of a person's answer
+   (below), is a person's at once, while they may still be talking (the agent's greeting
+   waits for their pause, `pipeline.screening`);
+4. **long_greeting**: one utterance (speech whose pauses are all shorter than
    `human_silence_ms`) of `machine_speech_ms` (`long_greeting_ms`) or more is a machine's
    greeting, unless its transcript has words a person says to the caller and greetings do
    not (an answer: "who's calling", "speaking", "what's up", "go ahead"; what they are doing
-   now: "I'm driving", "I'm at work"; a question of three words or more): a long answer
-   ("Hello, yes, this is Karen speaking, who is calling please?") is a person's;
-4. **short_greeting**: a shorter utterance (or one with a person's words) followed by
+   now: "I'm driving", "I'm at work"; a question of three words or more; an interjection to
+   open with, "Oh hi, yeah, ..."): a long answer ("Hello, yes, this is Karen speaking, who
+   is calling please?") is a person's;
+5. **short_greeting**: a shorter utterance (or one with a person's words) followed by
    `human_silence_ms` of silence ("Hello?" and a wait for an answer; after a person's words,
-   `ANSWERED_SILENCE_SHARE` of it) is a person's, unless a tone is playing then (it may be
-   the beep after a short greeting: its end decides). Timing alone decides it: a transcript
-   that comes late (a slow recogniser) does not hold it back;
-5. **deadline** at `decision_ms`: a tone still playing, or an utterance still going on after
+   or a whole short answer heard, "Hello?", `ANSWERED_SILENCE_SHARE` of it) is a
+   person's, unless a tone is playing then (it may be the beep after a short greeting: its
+   end decides). Timing alone decides it: a transcript that comes late (a slow recogniser)
+   does not hold it back;
+6. **deadline** at `decision_ms`: a tone still playing, or an utterance still going on after
    60 % of `machine_speech_ms` without a person's words, is a machine's, a shorter one (or
    one with them) a person's; **silence**: nobody spoke, unknown.
 
@@ -49,6 +55,8 @@ from pipeline.amd_words import (
     answer_phrase,
     greeting_phrase,
     normalise,
+    person_cues,
+    short_answer,
 )
 
 __all__ = [
@@ -68,7 +76,13 @@ __all__ = [
 
 AmdResult = Literal["human", "machine", "unknown"]
 AmdReason = Literal[
-    "beep", "greeting_phrase", "long_greeting", "short_greeting", "deadline", "silence"
+    "beep",
+    "greeting_phrase",
+    "answer_phrase",
+    "long_greeting",
+    "short_greeting",
+    "deadline",
+    "silence",
 ]
 
 MIN_UTTERANCE_MS: Final = 120.0
@@ -79,7 +93,12 @@ machine's greeting."""
 ANSWERED_SILENCE_SHARE: Final = 0.6
 """After a person's words to the caller (an answer phrase, a question), this share of
 `human_silence_ms` of silence is enough: their words say who they are, the pause that they
-are waiting."""
+are waiting. So is a whole short answer ("Hello?", "Yes?", `short_answer`) in a transcript
+that heard everything said so far."""
+SURE_CUES: Final = 2
+"""This many kinds of a person's answer in the transcript (`person_cues`: an interjection to
+open with, a question, what they are doing now, an answer phrase) decide "human" at once, as a
+question to the caller about who they are does alone."""
 
 
 class AmdEvidence(msgspec.Struct, frozen=True, kw_only=True):
@@ -97,7 +116,8 @@ class AmdEvidence(msgspec.Struct, frozen=True, kw_only=True):
     phrase: str = ""
     """The voicemail greeting phrase found in the transcript."""
     answer: str = ""
-    """The answer phrase (`ANSWER_PHRASES`) found in the transcript."""
+    """A person's answer found in the transcript: the first answer phrase (`ANSWER_PHRASES`)
+    or pattern's words, else "question", else the interjection it opened with."""
     words: int = 0
     """Words in the longest transcript heard."""
     beep_hz: float | None = None
@@ -156,6 +176,8 @@ class AnsweringMachineDetector:
         self._utterances = 0
         self._phrase = ""
         self._answer = ""
+        self._cues: frozenset[str] = frozenset()
+        self._opener_until: float | None = None
         self._words = 0
         self._beep: Beep | None = None
 
@@ -177,14 +199,30 @@ class AnsweringMachineDetector:
             self._speech(at_s, end)
         return self._advance(end)
 
-    def heard(self, text: str, at_s: float) -> tuple[AmdOutput, ...]:
-        """A transcript (partial or final) of what the far end said."""
+    def heard(
+        self, text: str, at_s: float, *, audio_end_s: float | None = None
+    ) -> tuple[AmdOutput, ...]:
+        """A transcript (partial or final) of what the far end said, heard at `at_s`, of the
+        audio up to `audio_end_s` (unknown: None)."""
         self._words = max(self._words, len(normalise(text).split()))
         if not self._phrase:
             self._phrase = greeting_phrase(text)
         if not self._answer:
             self._answer = answer_phrase(text)
+        self._cues |= person_cues(text)
+        if audio_end_s is not None and short_answer(text):
+            self._opener_until = max(audio_end_s, self._opener_until or audio_end_s)
         return self._advance(at_s)
+
+    def _sure_person(self) -> bool:
+        """The words alone say a person: a question to the caller about who they are, or
+        `SURE_CUES` kinds of a person's answer."""
+        return "caller" in self._cues or len(self._cues) >= SURE_CUES
+
+    def _short_answer_heard(self) -> bool:
+        """A transcript that heard everything said so far was a whole short answer."""
+        last, until = self._last_speech, self._opener_until
+        return last is not None and until is not None and until >= last
 
     def tick(self, now: float) -> tuple[AmdOutput, ...]:
         """Time passed without frames (the deadline and the greeting bound still apply)."""
@@ -238,11 +276,14 @@ class AnsweringMachineDetector:
             return "machine", "beep"
         if self._phrase:
             return "machine", "greeting_phrase"
+        if spoke and self._sure_person():
+            return "human", "answer_phrase"
         answered = bool(self._answer)
         if self._greeting_ms >= s.long_greeting_ms and not answered:
             return "machine", "long_greeting"
         tone = self._beeps.in_tone  # a tone going on may be the beep: its end decides
-        wait_ms = s.human_silence_ms * (ANSWERED_SILENCE_SHARE if answered else 1.0)
+        short = answered or self._short_answer_heard()
+        wait_ms = s.human_silence_ms * (ANSWERED_SILENCE_SHARE if short else 1.0)
         if spoke and not tone and self._silence_ms(now) >= wait_ms:
             return "human", "short_greeting"
         if self._ms(now) < s.decision_ms:

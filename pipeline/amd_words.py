@@ -10,12 +10,18 @@ from typing import Final
 __all__ = [
     "ANSWER_PATTERNS",
     "ANSWER_PHRASES",
+    "CALLER_PHRASES",
     "GREETING_PATTERNS",
     "GREETING_PHRASES",
+    "INTERJECTIONS",
+    "OPENERS",
     "answer_phrase",
     "greeting_phrase",
+    "interjection",
     "normalise",
+    "person_cues",
     "question",
+    "short_answer",
 ]
 
 GREETING_PHRASES: Final = (
@@ -46,13 +52,27 @@ GREETING_PHRASES: Final = (
     "you've reached",
     "you have reached",
     "thank you for calling",
+    "thanks for calling",
     "talk to you later",
     "talk soon",
+    "catch you later",
     "bye",
     "try again later",
+    "you know what to do",
+    "drop me a line",
+    "state your name",
+    "we're closed",
+    "we are closed",
+    "currently closed",
+    "business hours",
+    "office hours",
+    "has been forwarded",
+    "messaging system",
 )
 """Words of voicemail greetings (normalised: lower case, "can't"/"can not" → "cannot"): what
-they ask for, how they open ("you've reached") and how they sign off ("talk to you later")."""
+they ask for, how they open ("you've reached"), how they sign off ("talk to you later", "you
+know what to do") and what a business's or carrier's recording says ("we're closed", "office
+hours", "has been forwarded")."""
 
 GREETING_PATTERNS: Final = (re.compile(r"\b(?:i|we)(?:'ll| will) (?:\w+ )?\w+ you back\b"),)
 """Sign-offs of more shapes than a phrase: "I'll call you back", "we'll ring you back"."""
@@ -80,11 +100,46 @@ ANSWER_PHRASES: Final = (
 phrase heard as well wins: the greeting's words are the stronger evidence. They address the
 caller (a question to them, "go ahead") and wait for an answer."""
 
-ANSWER_PATTERNS: Final = (
-    re.compile(r"\bi(?:'m| am) (?:just |still )?(?:\w+ing|at work|at the office|in the car)\b"),
+CALLER_PHRASES: Final = frozenset(
+    {
+        "who is calling",
+        "who's calling",
+        "who is this",
+        "who's this",
+        "who is speaking",
+        "can i help you",
+        "may i help you",
+        "how can i help",
+        "what can i do for you",
+        "anyone there",
+        "are you there",
+    }
 )
-"""A person's first-person talk about what they are doing now ("I'm driving", "I'm at
-work"); a greeting's "I'm away from my desk" is a greeting phrase, which wins."""
+"""The answer phrases that are a person's on their own: a question put to the caller about who
+they are or what they want. Heard, they decide "human" at once, while the person may still be
+talking. Not "go ahead" ("go ahead and leave a message"), "what's up" ("Hey, what's up, it's
+Danny..."), "hang on" or "hold on" ("please hold on"), which greetings say too."""
+
+INTERJECTIONS: Final = frozenset(
+    {"oh", "yeah", "yes", "yep", "yup", "um", "uh", "huh", "mm", "mhm", "hm", "hmm"}
+)
+"""A person answering opens with them ("Oh hi, yeah, ...", "Yes, speaking", "Mm-hm, hello?");
+a recorded greeting opens with a greeting and a name, not a reply. Normalised ("Mm-hm" is
+"mm hm")."""
+INTERJECTION_WORDS: Final = 3
+"""Within this many first words of the far end's first utterance."""
+
+OPENERS: Final = INTERJECTIONS | {"hello", "hi", "hey", "hiya", "speaking"}
+"""The words of a whole short answer ("Hello?", "Yeah, hello?")."""
+
+ANSWER_PATTERNS: Final = (
+    re.compile(
+        r"\bi(?:'m| am) (?:just |still )?(?:\w+ing|at work|at the office|in (?:the|a|my) \w+)\b"
+    ),
+)
+"""A person's first-person talk about what they are doing now or where they are ("I'm
+driving", "I'm at work", "I'm in the kitchen"); a greeting's "I'm away from my desk" is a
+greeting phrase, which wins."""
 
 
 _CANNOT = re.compile(r"\bcan ?not\b|\bcan't\b")
@@ -118,8 +173,39 @@ def question(text: str) -> str:
 
 def answer_phrase(text: str) -> str:
     """The first phrase (or pattern's words) of a person answering in `text`, "question" for
-    a question to the caller, or ""."""
-    return _first_of(ANSWER_PHRASES, ANSWER_PATTERNS, text) or question(text)
+    a question to the caller, the interjection they opened with, or ""."""
+    return _first_of(ANSWER_PHRASES, ANSWER_PATTERNS, text) or question(text) or interjection(text)
+
+
+def person_cues(text: str) -> frozenset[str]:
+    """Every kind of a person's answer in `text` (the transcript of the first words on):
+    "caller" (a `CALLER_PHRASES` question), "phrase" (another answer phrase), "doing" (what
+    they are doing now), "question", "interjection"."""
+    norm = normalise(text)
+    padded = f" {norm} "
+    found = {
+        "caller" if p in CALLER_PHRASES else "phrase" for p in ANSWER_PHRASES if f" {p} " in padded
+    }
+    if any(p.search(norm) for p in ANSWER_PATTERNS):
+        found.add("doing")
+    if question(text):
+        found.add("question")
+    if interjection(text):
+        found.add("interjection")
+    return frozenset(found)
+
+
+def interjection(text: str) -> str:
+    """The interjection ("oh", "yeah") among the first `INTERJECTION_WORDS` words, or ""."""
+    return next((w for w in normalise(text).split()[:INTERJECTION_WORDS] if w in INTERJECTIONS), "")
+
+
+def short_answer(text: str) -> bool:
+    """`text` is a whole short answer: only `OPENERS` words ("Hello?", "Yeah, hello?",
+    "Hi."). Taken so only from a transcript that heard everything said so far
+    (`pipeline.amd`): a greeting's "Hello! You've reached ..." goes on."""
+    words = normalise(text).split()
+    return bool(words) and all(w in OPENERS for w in words)
 
 
 def _first_of(phrases: tuple[str, ...], patterns: tuple[re.Pattern[str], ...], text: str) -> str:

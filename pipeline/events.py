@@ -67,7 +67,8 @@ class AmdDetected(msgspec.Struct, frozen=True, tag="amd", kw_only=True):
     result: str
     """human | machine | unknown"""
     reason: str
-    """beep | greeting_phrase | long_greeting | short_greeting | deadline | silence"""
+    """beep | greeting_phrase | answer_phrase | long_greeting | short_greeting | deadline |
+    silence"""
     decided_ms: float
     """From the answer."""
     evidence: AmdEvidence

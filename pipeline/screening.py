@@ -180,9 +180,10 @@ class _Ears:
             return
         self._next_decode += TRANSCRIBE_EVERY_S
         audio = np.concatenate(self._heard)
-        self._decode = asyncio.create_task(self._hear(audio), name="amd-transcribe")
+        end = self._clock.now()  # the end of the frame just fed, the audio's end
+        self._decode = asyncio.create_task(self._hear(audio, end), name="amd-transcribe")
 
-    async def _hear(self, audio: npt.NDArray[np.int16]) -> None:
+    async def _hear(self, audio: npt.NDArray[np.int16], end: float) -> None:
         try:
             text = await self._stt.transcribe(audio, final=False)
         except EngineError as exc:  # the words only help: timing and the beep still decide
@@ -191,7 +192,7 @@ class _Ears:
         finally:
             self._decode = None
         if text:
-            self.detector.heard(text, self._clock.now())
+            self.detector.heard(text, self._clock.now(), audio_end_s=end)
 
     async def aclose(self) -> None:
         self._vad.close()

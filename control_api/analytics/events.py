@@ -99,7 +99,8 @@ class CallAmdEvent(_Event, frozen=True, kw_only=True, tag="call.amd"):
     result: str
     """human | machine | unknown"""
     reason: str
-    """The rule: beep | greeting_phrase | long_greeting | short_greeting | deadline | silence"""
+    """The rule: beep | greeting_phrase | answer_phrase | long_greeting | short_greeting |
+    deadline | silence"""
     decided_ms: float
     """From the answer."""
     evidence: AmdEvidence
