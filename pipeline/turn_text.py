@@ -5,7 +5,8 @@ reads the caller's words so far (and the agent's last line, `asked`, for its que
   you take", "with my"), a trailing comma; a number still being read out: 3 to 9 digits, a short
   number right after "number is" or "my order number" (digits or number words: "forty-seven"),
   or fewer digits than the kind of number the line names, or the agent asked for, has (a phone
-  number 10, a card 15, a zip code 5); the words with which a caller holds the line.
+  number 10, a card 15, a zip code 5), an ID spelled in letters still short of its kind ("My
+  member ID is A B"); the words with which a caller holds the line.
 - OPEN (the list window, whatever the audio model says): a line that may be the first items
   of a list ("Monday, Wednesday." or, after "What day would you like to come in?", "I could do
   Monday." or an unpunctuated "9"). The reply started at the pause is held meanwhile, so a
@@ -151,6 +152,19 @@ def _unfinished_number(words: Sequence[str], asked: str) -> bool:
     return 3 <= plain_digits < 10 or (digits < 10 and lead in _NUMBER_LEADS)
 
 
+def _unfinished_code(words: Sequence[str], asked: str) -> bool:
+    """An ID spelled out in letters and digits, still short of its kind ("My member ID is A B,
+    ... seven seven, ... three": Whisper wrote "My number ID is a B." at the first pause)."""
+    n = 0
+    while n < len(words) and (len(words[-n - 1]) == 1 or words[-n - 1] in _DIGIT_WORDS):
+        n += 1
+    tail = words[len(words) - n :]
+    if not any(w.isalpha() and w not in _DIGIT_WORDS for w in tail):
+        return False  # (digits alone: `_unfinished_number`)
+    kind = _kind_digits(words[: len(words) - n], asked)
+    return kind is not None and n < kind
+
+
 def _unfinished_words(stripped: str, words: Sequence[str]) -> bool:
     last = words[-1]
     if last in _FILLERS or stripped.endswith((",", "-", "...", "…")):
@@ -216,6 +230,8 @@ def classify_ending(text: str, asked: str = "") -> Ending:
     if not words:
         return Ending.UNHEARD
     if _unfinished_words(stripped, words) or _unfinished_number(words, asked):
+        return Ending.INCOMPLETE
+    if _unfinished_code(words, asked):
         return Ending.INCOMPLETE
     if _may_be_a_list(stripped, words, asked):  # (punctuated or not: "9" may be "9, 10, or 11")
         return Ending.OPEN

@@ -138,3 +138,17 @@ def test_lines_ending_on_me_are_not_holds(line: str) -> None:
 def test_the_list_window_is_validated(value: int) -> None:
     with pytest.raises(msgspec.ValidationError, match="list_silence_ms"):
         msgspec.convert({"list_silence_ms": value}, TurnSettings)
+
+
+def test_an_id_spelled_in_letters_waits_for_the_rest() -> None:
+    """Piper, numbers.toml: "My member ID is A B, ... seven seven, ... three." (500 ms pauses),
+    heard "My number ID is a B." at the first pause with a verdict of 0.957: the short window
+    ended it (after run at 1a814e2)."""
+    assert classify_ending("My number ID is a B.") is Ending.INCOMPLETE
+    assert classify_ending("My member ID is A B, 7 7.") is Ending.INCOMPLETE
+    assert classify_ending("Vitamin D.") is Ending.COMPLETE  # (no ID named)
+    assert classify_ending("I want to see Doctor B.") is Ending.COMPLETE
+    frames = detector()
+    frames.feed(0.9, 1.2)
+    pause_with(frames, "My number ID is a B.", 0.957)
+    assert not ended_in(frames, 0.83 - PAUSED_AFTER_S)
