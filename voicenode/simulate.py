@@ -128,6 +128,8 @@ class _Caller:
         self._transport = transport
         self.clock = clock
         self.state = "thinking"
+        self.changes = 0
+        """State changes so far (one that came while a line's trailing silence was sent)."""
         self.changed = asyncio.Event()
         self.ended = asyncio.Event()
         self._queue: list[AudioFrame] = []
@@ -139,6 +141,7 @@ class _Caller:
     def on_event(self, ev: CallEvent) -> None:
         if isinstance(ev, StateChanged):
             self.state = ev.state
+            self.changes += 1
             self.changed.set()
         elif isinstance(ev, CallEnded):
             self.ended.set()
@@ -302,10 +305,12 @@ async def _script(
             return
         if i in dtmf:
             call.press(dtmf[i])
+        changes = caller.changes
         await caller.speak(line.samples)
         if line.backchannel:
             continue  # the agent goes on: the next line waits for it as usual
-        caller.state = "sent"
+        if caller.changes == changes or caller.state not in ("thinking", "agent_speaking"):
+            caller.state = "sent"  # (else the node answered during the line's trailing silence)
         if not await caller.wait_state("thinking", "agent_speaking", limit_s=10.0):
             return
     await caller.wait_state("listening")
