@@ -151,9 +151,18 @@ def normalise(text: str) -> str:
     return " ".join(_NOT_WORD.sub(" ", text).split())
 
 
+SIGN_OFF_AFTER_WORDS: Final = 2
+"""A lone sign-off ("bye") counts only after this many words: it ends a greeting ("It's Nina.
+Bye."). Whisper tiny hears a person's lone "Hi." as "Bye." (the AMD bench's third round)."""
+
+
 def greeting_phrase(text: str) -> str:
     """The first voicemail greeting phrase (or pattern's words) in `text`, or ""."""
-    return _first_of(GREETING_PHRASES, GREETING_PATTERNS, text)
+    found = _first_of(GREETING_PHRASES, GREETING_PATTERNS, text)
+    if found == "bye" and normalise(text).split().index("bye") < SIGN_OFF_AFTER_WORDS:
+        rest = tuple(p for p in GREETING_PHRASES if p != "bye")
+        return _first_of(rest, GREETING_PATTERNS, text)
+    return found
 
 
 QUESTION_MIN_WORDS: Final = 3

@@ -26,6 +26,8 @@ def silero() -> SileroModel:
     [
         ("This is Dave. Talk to you later, bye!", "talk to you later"),
         ("It's Nina. Bye.", "bye"),
+        ("Bye.", ""),  # Whisper tiny's "Bye." for a person's lone "Hi."
+        ("Hi, bye", ""),
         ("You've reached Kim and Lee.", "you've reached"),
         ("Hello, you have reached the office of Doctor Patel.", "you have reached"),
         ("Thank you for calling Bright Smile Dental.", "thank you for calling"),
