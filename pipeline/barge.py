@@ -18,9 +18,9 @@ import re
 from pipeline.turn import BACKCHANNEL_MAX_WORDS, is_backchannel
 from pipeline.turn_text import WORD
 
-HUM = re.compile(r"h*m+(?:h+m*)+|h+m+|m+[ah]+m+|e+m+")
-"""A hum written as one word: "mhm", "hmm", "hmhm", "mmhmm", "mam" (spelled "M A M"), "em".
-Not "mmmm" ("Mm-mm.", a no) nor "uhuh" ("Uh-uh.")."""
+HUM = re.compile(r"h*m+(?:h+m*)+|h+m+|m+[ah]+m+|e+m+|[mn]*n[mn]*")
+"""A hum written as one word: "mhm", "hmm", "hmhm", "mmhmm", "mam" (spelled "M A M"), "em",
+"nmm" (spelled "N M M", Piper's "Mm-hmm."). Not "mmmm" ("Mm-mm.", a no) nor "uhuh" ("Uh-uh.")."""
 
 
 def _words(text: str) -> list[str]:

@@ -42,14 +42,15 @@ def test_content_words_leave_out_hums_acknowledgements_and_stray_letters() -> No
 
 
 @pytest.mark.parametrize(
-    "final", ["M A M", "M-H-M.", "M H M.", "Hmhm.", "Mmhmm", "Em.", "Mm-hmm.", "okay", "I see"]
+    "final",
+    ["M A M", "M-H-M.", "M H M.", "N M M", "Hmhm.", "Mmhmm", "Em.", "Mm-hmm.", "okay", "I see"],
 )
 def test_a_hum_written_any_way_acknowledges(final: str) -> None:
     assert acknowledges(final)
 
 
 @pytest.mark.parametrize(
-    "final", ["Mm-mm.", "Uh-uh", "Wait.", "No.", "B C", "M A can.", "mhm what about Aetna"]
+    "final", ["Mm-mm.", "Uh-uh", "Wait.", "No.", "Now.", "B C", "M A can.", "mhm what about Aetna"]
 )
 def test_a_no_or_words_do_not(final: str) -> None:
     assert not acknowledges(final)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 
 from agents.fake import ScriptedAgent
 from pipeline.fakes import FakeStt
@@ -68,10 +69,13 @@ async def test_a_hum_whose_partial_is_a_stray_word_lets_the_reply_go_on() -> Non
     await h.finish()
 
 
-async def test_a_mhm_over_the_first_words_of_a_quick_reply_is_not_a_continuation() -> None:
+@pytest.mark.parametrize("heard", ["Mm-hmm.", "N M M"])
+async def test_a_mhm_over_the_first_words_of_a_quick_reply_is_not_a_continuation(
+    heard: str,
+) -> None:
     # Piper's "Mm-hmm." 0.8 s into the reply to "Do you accept MetLife?": within the
-    # continuation window of its endpoint, with little of the reply heard
-    h = harness(["Do you accept MetLife?", "Mm-hmm."])
+    # continuation window of its endpoint, with little of the reply heard ('N M M': Whisper)
+    h = harness(["Do you accept MetLife?", heard], {1: ["", "N."]})
     s = await over_the_reply(h, 0.45, after_s=0.1)
     await h.until(State.LISTENING)
     assert [m.text for m in s.history if m.role == "user"] == ["Do you accept MetLife?"]
