@@ -120,9 +120,15 @@ async def start_campaign(node: FleetNode, tenant: str, body: dict[str, Any]) -> 
         made = await http.post("/v1/campaigns", params={"tenant": tenant}, json=body)
         assert made.status_code == 201, made.text
         campaign: str = made.json()["id"]
-        started = await http.post(f"/v1/campaigns/{campaign}/start", params={"tenant": tenant})
-        assert started.status_code in (200, 201), started.text
+    await move_campaign(node, tenant, campaign, "start")
     return campaign
+
+
+async def move_campaign(node: FleetNode, tenant: str, campaign: str, action: str) -> None:
+    """`POST /v1/campaigns/{campaign}/{action}` through `node`'s API (which rings its dialler)."""
+    async with client(node) as http:
+        moved = await http.post(f"/v1/campaigns/{campaign}/{action}", params={"tenant": tenant})
+        assert moved.status_code in (200, 201), moved.text
 
 
 @dataclass(frozen=True)

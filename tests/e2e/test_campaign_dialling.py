@@ -2,8 +2,12 @@
 run a campaign of 20 contacts through their SIP trunk, a sipp far end (`far_end.py`) that
 answers each number as a person, an answering machine, busy or no answer (8, 4, 4 and 4 of
 them). The retry policy tries busy and no-answer contacts once more after a minute; the
-campaign's window is open all week. The campaign is started through one node; the other is
-restarted (SIGTERM: it drains its calls, then starts again) once it has a call of it up.
+campaign's window is open all week. The campaign is started through one node, which dials at
+once, then paused there and resumed through the other, which is rung and dials at once too (so
+both place calls whatever the timing: left to its 30 s idle wake, the other could find the
+first round already dialled and lose every retry to the node that sleeps until it is due).
+That other node is restarted (SIGTERM: it drains its calls, then starts again) once it has a
+call of the campaign up; the first learns of the resume when one of its own calls ends.
 
 Checked once the campaign has completed:
 - every contact's final disposition is its kind's (the node's own answering-machine detection
@@ -48,6 +52,7 @@ from .campaign_nodes import (
     completed,
     dialling_nodes,
     logged,
+    move_campaign,
     start_campaign,
     wait_for,
 )
@@ -73,7 +78,7 @@ a loaded machine."""
 DRAIN_LIMIT_S: Final = 60.0
 """A restarted node's drain: its calls of the campaign end (a person's takes ~10 s)."""
 LIVE_LIMIT_S: Final = 90.0
-"""Until the restarted node has a call up: the first dials, or its idle wake (30 s)."""
+"""Until a node has its calls up (the resume rings it: it dials at once), on a loaded machine."""
 
 
 def campaign_body(numbers: list[str], retry: dict[str, Any]) -> dict[str, Any]:
@@ -140,10 +145,13 @@ async def test_a_campaign_dials_each_contact_as_its_policy_says_across_restart_a
     async with dialling_nodes(tmp_path, store_url, far, "ab") as nodes:
         first, second = nodes
         tenant = await add_tenant(second, "acme", [], AGENT)
-        # started through the second node: its dialler is rung and dials at once; the first
-        # finds the campaign at its next idle wake, and is restarted once it has a call up
+        # started through the second node (its dialler is rung and dials at once), paused there
+        # and resumed through the first (rung, it dials at once), which is restarted once it has
+        # a call up
         body = campaign_body(mixed_numbers(), RETRY)
         campaign = await start_campaign(second, tenant, body)
+        await move_campaign(second, tenant, campaign, "pause")
+        await move_campaign(first, tenant, campaign, "resume")
         stopped, back = await restart_while_dialling(first, [second], store_url)
         done = await completed(second, tenant, campaign, CAMPAIGN_LIMIT_S, nodes)
         rows = await all_contacts(second, tenant, campaign)
