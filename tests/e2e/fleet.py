@@ -297,7 +297,7 @@ async def place_call(
 ) -> Caller:
     """INVITE ``service`` through the proxy, wait ``lead_ms`` (the greeting), stream ``wav``
     (8 kHz mu-law), hold ``hold_ms`` (the agent's answer), hang up."""
-    media = free_port()
+    media = free_port_run(4)  # sipp binds the media port and the 3 after it (RTCP, video)
     fill = {"WAV": str(wav), "LEAD_MS": str(lead_ms), "HOLD_MS": str(hold_ms), "DTMF": ""}
     timeout_s = (lead_ms + hold_ms) / 1000 + 30
     with RtpTap(media) as tap:

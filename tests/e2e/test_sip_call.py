@@ -21,7 +21,7 @@ from media.call import CallInfo
 from pipeline.engines import Engines
 from pipeline.events import CallEnded, CallEvent, Transcript
 from sip.ua import UserAgent
-from tests.support.ports import free_port
+from tests.support.ports import free_port_run
 from tests.support.sipp import RtpTap, node_rtp_ports, run_sipp, write_ulaw_wav
 from tests.support.speech import heard_of, transcribe, words
 from voicenode.node import open_node
@@ -56,7 +56,7 @@ async def test_a_sip_caller_books_with_the_receptionist(
     line = say("Hi, I'd like to book a cleaning.")
     wav = write_ulaw_wav(line, tmp_path / "caller.wav")
     events: list[tuple[CallInfo, CallEvent]] = []
-    media = free_port()
+    media = free_port_run(4)  # sipp binds the media port and the 3 after it (RTCP, video)
     async with open_node(sip_node_settings(tmp_path), engines) as node:
         node.calls.subscribe(lambda info, event: events.append((info, event)))
         ua = next(x for x in node.listeners if isinstance(x, UserAgent))
@@ -98,7 +98,7 @@ async def test_the_same_call_through_kamailio_and_rtpengine(
     tenant header (trusted from its address), RTPEngine relays the media both ways."""
     wav = write_ulaw_wav(say("Hi, I'd like to book a cleaning."), tmp_path / "caller.wav")
     events: list[tuple[CallInfo, CallEvent]] = []
-    media = free_port()
+    media = free_port_run(4)  # sipp binds the media port and the 3 after it (RTCP, video)
     settings = sip_node_settings(tmp_path, trusted=["127.0.0.1/32"])
     async with open_node(settings, engines) as node:
         node.calls.subscribe(lambda info, event: events.append((info, event)))

@@ -15,7 +15,7 @@ import pytest
 from media.call import Direction
 from sip.message import parse_request
 from sip.ua import UserAgent
-from tests.support.ports import free_port
+from tests.support.ports import free_port_run
 from tests.support.sipp import RtpTap, run_sipp, write_ulaw_wav
 from voicenode.sip_listener import sip_listener
 
@@ -170,7 +170,7 @@ async def barrage(ua: UserAgent) -> Responses:
 async def test_torture_messages_at_a_node_with_a_call_in_progress(tmp_path: Path) -> None:
     host = SignalHost(max_calls=3)
     wav = write_ulaw_wav(tone_speech(4.0), tmp_path / "in.wav")
-    media = free_port()
+    media = free_port_run(4)  # sipp binds the media port and the 3 after it (RTCP, video)
     async with stored(host), sip_listener(sip_settings(), host) as ua:  # type: ignore[arg-type]
         assert ua is not None
         with RtpTap(media) as tap:

@@ -27,7 +27,7 @@ from sip.calls import SipCall
 from sip.ua import UserAgent
 from tests.support.host import FakeHost, temp_store
 from tests.support.load_fakes import LoadDriver
-from tests.support.ports import free_port
+from tests.support.ports import free_port, free_port_run
 from tests.support.sipp import (
     DTMF_PCAPS,
     SCENARIOS,
@@ -168,7 +168,7 @@ async def test_call_is_answered_and_audio_flows_both_ways(
     ua: UserAgent, host: SignalHost, tmp_path: Path
 ) -> None:
     wav = write_ulaw_wav(tone_speech(), tmp_path / "in.wav")
-    media = free_port()
+    media = free_port_run(4)  # sipp binds the media port and the 3 after it (RTCP, video)
     with RtpTap(media) as tap:
         result = await run_sipp(
             "uac_stream.xml",
@@ -244,7 +244,7 @@ async def test_saturated_engines_answer_503_with_retry_after_and_live_calls_go_o
     load = LoadDriver()
     host.engines = load.engines  # the fake host's admission reads this estimator
     wav = write_ulaw_wav(tone_speech(3), tmp_path / "in.wav")
-    media = free_port()
+    media = free_port_run(4)  # sipp binds the media port and the 3 after it (RTCP, video)
     stream = {"WAV": str(wav), "LEAD_MS": "200", "HOLD_MS": "3500", "DTMF": ""}
     with RtpTap(media) as tap:
         live = asyncio.create_task(
@@ -300,7 +300,7 @@ async def test_outbound_call_reaches_a_sipp_uas_with_audio_both_ways(
     """The node calls a sipp UAS that echoes RTP: the node's audio reaches it (tapped) and
     comes back to the node (counted as loud inbound frames)."""
     host.announce = tone_speech(2.0)
-    uas_port, uas_media = free_port(), free_port()
+    uas_port, uas_media = free_port(), free_port_run(4)
     tap = RtpTap(uas_media)
     stack.enter_context(tap)
     uas = await listening_sipp("uas", uas_port, tmp_path, media_port=uas_media, extra=["-rtp_echo"])
