@@ -8,42 +8,28 @@ partial barges in before the agent's `backchannel_max_ms` only on words it can t
 words that are neither acknowledgements, hums nor stray letters, or one such word that two
 partials in a row agree on (`SttStream.committed`). Until then the agent stays paused (the
 caller hears it stop at once either way); the final transcript decides speech that ends
-first, where a hum also reads as a backchannel (`acknowledges`).
+first, where a hum also reads as a backchannel (`acknowledges`). The words and the hums are
+read as `pipeline.turn` reads backchannels (`backchannel_words`, `acknowledging`, `HUM`).
 """
 
 from __future__ import annotations
 
-import re
-
-from pipeline.turn import BACKCHANNEL_MAX_WORDS, is_backchannel
-from pipeline.turn_text import WORD
-
-HUM = re.compile(r"h*m+(?:h+m*)+|h+m+|m+[ah]+m+|e+m+|[mn]*n[mn]*")
-"""A hum written as one word: "mhm", "hmm", "hmhm", "mmhmm", "mam" (spelled "M A M"), "em",
-"nmm" (spelled "N M M", Piper's "Mm-hmm."). Not "mmmm" ("Mm-mm.", a no) nor "uhuh" ("Uh-uh.")."""
-
-
-def _words(text: str) -> list[str]:
-    words = WORD.findall(text.lower().replace("-", ""))
-    if len(words) > 1 and all(len(w) == 1 for w in words):
-        return ["".join(words)]  # spelled out, as `is_backchannel` reads it
-    return words
-
-
-def _acknowledging(word: str) -> bool:
-    return is_backchannel(word) or HUM.fullmatch(word) is not None
+from pipeline.turn import acknowledging, backchannel_words, is_backchannel
 
 
 def acknowledges(text: str) -> bool:
     """Whether a final transcript only acknowledges the agent: a backchannel
     (`pipeline.turn.is_backchannel`), or a hum the recogniser wrote its own way."""
-    words = _words(text)
-    return len(words) <= BACKCHANNEL_MAX_WORDS and all(_acknowledging(w) for w in words)
+    return is_backchannel(text, hums=True)
 
 
 def content_words(text: str) -> list[str]:
     """The words of `text` that say something: not acknowledgements, hums or stray letters."""
-    return [w for w in _words(text) if not _acknowledging(w) and not (len(w) == 1 and w.isalpha())]
+    return [
+        w
+        for w in backchannel_words(text)
+        if not acknowledging(w, hums=True) and not (len(w) == 1 and w.isalpha())
+    ]
 
 
 def says_something(partial: str, agreed: str) -> bool:

@@ -17,6 +17,8 @@ list window.
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 
 from agents.spec import TurnSettings
@@ -60,15 +62,33 @@ _BACKCHANNEL_WORDS = frozenset(
     "i see got it great cool fine good thanks thank you".split()
 )
 BACKCHANNEL_MAX_WORDS = 3
+HUM = re.compile(r"h*m+(?:h+m*)+|h+m+|m+[ah]+m+|e+m+|[mn]*n[mn]*")
+"""A hum written as one word: "mhm", "hmm", "hmhm", "mmhmm", "mam" (spelled "M A M"), "em",
+"nmm" (spelled "N M M", Piper's "Mm-hmm."). Not "mmmm" ("Mm-mm.", a no) nor "uhuh" ("Uh-uh.")."""
 
 
-def is_backchannel(text: str) -> bool:
-    """Whether words said over the agent only acknowledge it ("mhm", "okay", "I see", "got
-    it") rather than say something (no words at all: a noise, also nothing to answer)."""
+def backchannel_words(text: str) -> list[str]:
+    """The words of speech over the agent as the backchannel rules read them: lower case,
+    hyphens dropped ("Mm-hmm" one word), and a line of single letters joined into one word
+    (spelled out: Whisper writes a "Mhm." as "M H M.")."""
     words = WORD.findall(text.lower().replace("-", ""))
     if len(words) > 1 and all(len(w) == 1 for w in words):
-        words = ["".join(words)]  # spelled out: Whisper writes a "Mhm." as "M H M."
-    return len(words) <= BACKCHANNEL_MAX_WORDS and all(w in _BACKCHANNEL_WORDS for w in words)
+        return ["".join(words)]
+    return words
+
+
+def acknowledging(word: str, *, hums: bool = False) -> bool:
+    """Whether one of `backchannel_words` only acknowledges the agent ("mhm", "okay", "got");
+    with `hums`, a hum the recogniser wrote its own way (`HUM`: "hmhm", "em") counts too."""
+    return word in _BACKCHANNEL_WORDS or (hums and HUM.fullmatch(word) is not None)
+
+
+def is_backchannel(text: str, *, hums: bool = False) -> bool:
+    """Whether words said over the agent only acknowledge it ("mhm", "okay", "I see", "got
+    it") rather than say something (no words at all: a noise, also nothing to answer); `hums`:
+    as `acknowledging` reads a word."""
+    words = backchannel_words(text)
+    return len(words) <= BACKCHANNEL_MAX_WORDS and all(acknowledging(w, hums=hums) for w in words)
 
 
 class TurnDetector:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.barge import acknowledges, content_words, says_something
+from pipeline.turn import backchannel_words, is_backchannel
 
 
 @pytest.mark.parametrize(
@@ -54,3 +55,13 @@ def test_a_hum_written_any_way_acknowledges(final: str) -> None:
 )
 def test_a_no_or_words_do_not(final: str) -> None:
     assert not acknowledges(final)
+
+
+def test_barge_in_reads_words_as_the_backchannel_rule_does() -> None:
+    """One reading of the words for both (`pipeline.turn.backchannel_words`): hyphens dropped,
+    a line of single letters joined; a hum Whisper writes its own way acknowledges only here."""
+    assert backchannel_words("M-H-M.") == backchannel_words("M H M.") == ["mhm"]
+    assert backchannel_words("M A can.") == ["m", "a", "can"]
+    assert is_backchannel("Got it, thanks.") and acknowledges("Got it, thanks.")
+    assert acknowledges("Hmhm.") and not is_backchannel("Hmhm.")
+    assert not is_backchannel("I see, but wait") and not acknowledges("I see, but wait")
