@@ -37,6 +37,7 @@ from media.webrtc_sdp import (
     CandidatePolicy,
     SdpError,
     check_offer,
+    encoder_format,
     ice_host_addresses,
     is_loopback,
     keep_candidates,
@@ -240,6 +241,7 @@ class WebRtcCall(Call):
             log.warning("aiortc rejected an offer", extra=self._extra, exc_info=True)
             raise SdpError(f"the offer was rejected: {type(exc).__name__}: {exc}") from exc
         self.answer_sdp = pc.localDescription.sdp
+        self._encode_as(self.answer_sdp)
         track = transceiver.receiver.track
         if track is not None:
             self._tasks.spawn(self._source.read_from(track), "webrtc-inbound")
@@ -247,6 +249,16 @@ class WebRtcCall(Call):
             self._source.end()
         self._tasks.spawn(self._connect_watchdog(), "webrtc-watchdog")
         log.info("webrtc call answered", extra=self._extra)
+
+    def _encode_as(self, answer_sdp: str) -> None:
+        """The agent's frames go to the encoder in its own format (`AgentAudioTrack.encode_as`)."""
+        chosen = encoder_format(answer_sdp)
+        if chosen is None:
+            return
+        try:
+            self._sink.track.encode_as(*chosen)
+        except ValueError as exc:  # a rate it cannot make: the encoder converts, 20 ms later
+            log.warning("webrtc: encoder format kept", extra={**self._extra, "error": str(exc)})
 
     async def _connect_watchdog(self) -> None:
         try:

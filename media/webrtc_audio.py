@@ -1,15 +1,16 @@
 """WebRTC audio at the edge: decoded aiortc frames in, 20 ms frames out to the encoder.
 
 Inbound: the peer's decoded frames (Opus: 48 kHz stereo, PCMU: 8 kHz mono, s16) are mixed to
-mono, resampled to 16 kHz and cut into 20 ms `AudioFrame`s in a bounded buffer.
+mono, resampled to 16 kHz and cut into 20 ms `AudioFrame`s in a bounded buffer; each packet's
+frame is readable as soon as the packet is decoded (`media.webrtc_resample`).
 Outbound: `AgentAudioTrack.recv()` is what aiortc's sender calls for the next frame to
 encode; it paces itself to one frame per 20 ms and hands over the agent's queued frames, or
-silence when none is queued. The encoders convert 16 kHz mono to their own rate.
+silence when none is queued, already in the negotiated encoder's rate and channels
+(`encode_as`), so the encoder holds none of it back for the next frame.
 """
 
 from __future__ import annotations
 
-import fractions
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
@@ -21,11 +22,11 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from prometheus_client import Counter
 
 from media.clock import Clock
-from media.frames import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, SILENCE_PCM
+from media.frames import FRAME_MS, SAMPLE_RATE, SILENCE_PCM
 from media.inbound import InboundFrames
 from media.outbound import OutboundFrames
-from media.resample import StreamResampler
 from media.transport import Transport
+from media.webrtc_resample import EncoderFrames, LowDelayResampler
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,6 @@ FRAMES_DROPPED = Counter(
 )
 FRAMES_LATE.labels(direction="out")  # exported as 0 from the start
 FRAMES_DROPPED.labels(direction="in")
-_TIME_BASE: Final = fractions.Fraction(1, SAMPLE_RATE)
 # Behind by more than this, the outbound pacer stops trying to catch up and restarts its
 # schedule from now (a burst of catch-up frames would only reach the far end's jitter buffer).
 _RESYNC_S: Final = 0.2
@@ -75,7 +75,7 @@ class InboundAudio(InboundFrames):
 
     def __init__(self, max_frames: int, log_extra: Mapping[str, Any] | None = None) -> None:
         super().__init__(max_frames)
-        self._resampler: StreamResampler | None = None
+        self._resampler: LowDelayResampler | None = None
         self._extra = dict(log_extra or {})
 
     async def read_from(self, track: MediaStreamTrack) -> None:
@@ -100,7 +100,7 @@ class InboundAudio(InboundFrames):
     def push(self, samples: npt.NDArray[np.int16], rate: int) -> None:
         """Add mono int16 samples at `rate` Hz; complete 20 ms frames become readable."""
         if self._resampler is None or self._resampler.in_rate != rate:
-            self._resampler = StreamResampler(rate, SAMPLE_RATE)  # ValueError: unsupported rate
+            self._resampler = LowDelayResampler(rate, SAMPLE_RATE)  # ValueError: unsupported
         if dropped := self.add_samples(self._resampler.process(samples)):
             FRAMES_DROPPED.labels(direction="in").inc(dropped)
 
@@ -124,7 +124,8 @@ class OutboundAudio(OutboundFrames):
 
 
 class AgentAudioTrack(MediaStreamTrack):
-    """An outbound audio track: one 16 kHz mono frame per 20 ms from an `OutboundAudio`."""
+    """An outbound audio track: one 20 ms frame per 20 ms from an `OutboundAudio`, 16 kHz mono
+    until `encode_as` names the encoder's format."""
 
     kind = "audio"
 
@@ -134,6 +135,23 @@ class AgentAudioTrack(MediaStreamTrack):
         self._clock = clock
         self._start: float | None = None
         self._sent = 0
+        self._frames = EncoderFrames()
+
+    @property
+    def rate(self) -> int:
+        """The rate of the frames handed to the encoder."""
+        return self._frames.rate
+
+    @property
+    def channels(self) -> int:
+        return self._frames.channels
+
+    def encode_as(self, rate: int, channels: int) -> None:
+        """Hand the encoder frames at its own `rate` and `channels` (before media flows): aiortc's
+        encoders convert anything else to whole frames of theirs, which keeps back most of each
+        frame until the next one (20 ms on every frame). ValueError: a rate it cannot make."""
+        if (rate, channels) != (self.rate, self.channels):
+            self._frames = EncoderFrames(rate, channels)
 
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
@@ -150,12 +168,7 @@ class AgentAudioTrack(MediaStreamTrack):
             FRAMES_LATE.labels(direction="out").inc()
             if now - due > _RESYNC_S:
                 self._start = now - self._sent * FRAME_S
-        pcm = self._source.next_pcm()
-        samples = np.frombuffer(pcm, dtype="<i2").reshape(1, -1)
-        frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
-        frame.sample_rate = SAMPLE_RATE
-        frame.pts = self._sent * FRAME_SAMPLES
-        frame.time_base = _TIME_BASE
+        frame = self._frames.frame(self._source.next_pcm(), self._sent)
         self._sent += 1
         return frame
 

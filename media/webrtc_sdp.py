@@ -62,6 +62,21 @@ def check_offer(text: str) -> None:
         raise SdpError("the offer's audio has no DTLS fingerprint (a=fingerprint)")
 
 
+def encoder_format(text: str) -> tuple[int, int] | None:
+    """(rate, channels) of the audio encoder a session description sends with: its audio
+    m-line's first codec, the one aiortc's sender encodes with (Opus: 48 kHz stereo, PCMU:
+    8 kHz mono). None when it has no audio codec."""
+    try:
+        desc = sdp.SessionDescription.parse(text)
+    except (ValueError, IndexError, KeyError, TypeError):
+        return None
+    for m in desc.media:
+        if m.kind == "audio" and m.rtp.codecs:
+            codec = m.rtp.codecs[0]
+            return codec.clockRate, codec.channels or 1
+    return None
+
+
 def is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback

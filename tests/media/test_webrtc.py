@@ -74,6 +74,28 @@ async def test_audio_both_ways_and_hangup_closes_everything(peer: TestPeer) -> N
     await call.transport.close()  # idempotent
 
 
+@pytest.mark.parametrize(
+    ("codec", "rate", "channels"), [("audio/opus", 48000, 2), ("audio/PCMU", 8000, 1)]
+)
+async def test_the_agent_track_speaks_the_negotiated_encoders_format(
+    codec: str, rate: int, channels: int
+) -> None:
+    peer = TestPeer(tone(), codecs=(codec,))
+    try:
+        call = await connect(peer)
+        try:
+            track = call.transport.sink.track
+            assert (track.rate, track.channels) == (rate, channels)
+            assert await asyncio.wait_for(echo(call, 40), 10) == 40
+            await peer.wait_audio(
+                lambda a: len(a) > 4000 and np.sqrt(np.mean(a[-4000:].astype(float) ** 2)) > 2000
+            )
+        finally:
+            await call.close()
+    finally:
+        await peer.close()
+
+
 async def test_events_sent_after_hangup_reach_the_peer_before_close(peer: TestPeer) -> None:
     call = await connect(peer)
     await asyncio.wait_for(peer.channel_open.wait(), 10)

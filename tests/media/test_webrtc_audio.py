@@ -60,6 +60,15 @@ async def test_inbound_resamples_to_16k_20ms_frames(rate: int) -> None:
     assert 5000 < level < 6500  # a 8000-peak sine keeps its level
 
 
+@pytest.mark.parametrize("rate", [48000, 8000])
+async def test_each_packet_is_a_frame_as_soon_as_it_is_pushed(rate: int) -> None:
+    inbound = InboundAudio(max_frames=1000)
+    per_frame = rate // 50
+    for k in range(10):  # nothing of a packet waits for the next one, the first included
+        inbound.push(np.full(per_frame, 1000 * k, dtype=np.int16), rate)
+        assert len(inbound._frames) == k + 1
+
+
 async def test_inbound_buffer_drops_the_oldest_when_full() -> None:
     inbound = InboundAudio(max_frames=3)
     before = counter("voicenode_webrtc_frames_dropped_total", "in")
@@ -135,6 +144,31 @@ async def test_track_paces_20ms_frames_and_counts_played_agent_frames() -> None:
     silence = await asyncio.wait_for(third, 1)
     assert not silence.to_ndarray().any()  # nothing queued: silence, not counted as played
     assert out.played_until == 2
+
+
+@pytest.mark.parametrize(("rate", "channels"), [(48000, 2), (8000, 1)])
+async def test_track_hands_the_encoder_frames_in_its_own_format(rate: int, channels: int) -> None:
+    clock = VirtualClock()
+    out = OutboundAudio(max_frames=10, clock=clock)
+    out.track.encode_as(rate, channels)
+    assert (out.track.rate, out.track.channels) == (rate, channels)
+    loud = AudioFrame.from_samples(np.full(FRAME_SAMPLES, 8000, dtype=np.int16))
+    await out.write(AudioFrame.silence())
+    await out.write(loud)
+    first = await out.track.recv()
+    second = asyncio.create_task(out.track.recv())
+    await clock.advance(0.02)
+    frame = await asyncio.wait_for(second, 1)
+    per_frame = rate // 50
+    assert (first.sample_rate, first.samples, len(first.layout.channels)) == (
+        rate,
+        per_frame,
+        channels,
+    )
+    assert frame.pts == per_frame and out.played_until == 2
+    samples = frame.to_ndarray().reshape(-1)
+    assert np.mean(np.abs(samples) > 4000) > 0.75  # the loud frame is in its own frame
+    out.close()
 
 
 async def test_track_counts_late_frames_and_resyncs_after_a_stall() -> None:
