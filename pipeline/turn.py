@@ -4,9 +4,10 @@ Fed one speech probability per 20 ms frame (with the frame's time), whenever it 
 latest partial transcript, and at a pause the audio turn model's probability that the caller
 has finished (`update_model`). The end-of-turn window is the agent's silence window, shortened
 when the transcript reads as a complete sentence, lengthened to the list window
-(`list_silence_ms`) when the line may be the first items of a list or has no words yet, and to
-the long window after fillers, conjunctions and unfinished numbers (phone, card and order
-numbers): `pipeline/turn_text.py` reads the transcript, given the agent's last line
+(`list_silence_ms`) when the line may be the first items of a list or has no words yet (each
+utterance starts so: until the recogniser's first words, a pause may be between a list's
+items), and to the long window after fillers, conjunctions and unfinished numbers (phone, card
+and order numbers): `pipeline/turn_text.py` reads the transcript, given the agent's last line
 (`agent_asked`). The audio model's verdict on the current pause comes on top (`window_s`):
 confident "complete" ends the turn after the agent's `model_complete_ms` once the pause's words
 are in, confident "incomplete" waits the agent's longest window when the transcript cannot tell
@@ -114,7 +115,7 @@ class TurnDetector:
         self._start = 0.0
         self._last_voice_end = 0.0
         self._voiced_s = 0.0
-        self._ending = Ending.NEUTRAL
+        self._ending = Ending.UNHEARD
         self._model_p: float | None = None
         """The audio model's probability that the current pause ends the turn (None: none)."""
         self._asked = ""
@@ -188,7 +189,7 @@ class TurnDetector:
         self._paused = False
         self._voiced = False
         self._voiced_s = 0.0
-        self._ending = Ending.NEUTRAL
+        self._ending = Ending.UNHEARD
         self._model_p = None
 
     def feed(self, probability: float, frame_end: float) -> list[TurnEvent]:
@@ -204,7 +205,7 @@ class TurnDetector:
                 self._speaking = True
                 self._start = frame_start
                 self._voiced_s = 0.0
-                self._ending = Ending.NEUTRAL
+                self._ending = Ending.UNHEARD  # (no transcript yet: no words to judge)
                 events.append(SpeechStarted(frame_start))
             elif self._paused:
                 events.append(SpeechResumed(frame_start))

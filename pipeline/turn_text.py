@@ -12,8 +12,9 @@ reads the caller's words so far (and the agent's last line, `asked`, for its que
   Monday." or an unpunctuated "9"). The reply started at the pause is held meanwhile, so a
   caller who goes on ("... or Friday") has heard nothing of it.
 - COMPLETE (the short window): any other line with end punctuation; NEUTRAL: the rest;
-  UNHEARD: a transcript with no words yet (the list window: nothing to judge, nothing to reply
-  to; "At, uh, ..." decoded as "").
+  UNHEARD: no words yet, no transcript at all or an empty one (the list window: nothing to
+  judge, nothing to reply to; "At, uh, ..." decoded as ""; the detector starts each utterance
+  so).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ class Ending(enum.Enum):
     OPEN = "open"
     INCOMPLETE = "incomplete"
     UNHEARD = "unheard"
-    """The recogniser heard no words of the speech yet (its transcript is empty)."""
+    """The recogniser heard no words of the speech yet (no transcript came in, or an empty
+    one)."""
 
 
 WORD = re.compile(r"[a-z0-9']+")

@@ -43,7 +43,9 @@ def ended(events: list[TurnEvent]) -> list[TurnEnded]:
 
 def test_turn_ends_after_the_silence_window() -> None:
     det = TurnDetector(settings())
-    events = run(det, [(0.0, 0.2), (0.9, 1.0), (0.0, 1.0)])
+    events = run(det, [(0.0, 0.2), (0.9, 1.0)])
+    det.update_transcript("Next Tuesday")  # words, neither whole nor unfinished: neutral
+    events += run(det, [(0.0, 1.0)], t0=1.2)
     assert isinstance(events[0], SpeechStarted) and events[0].at == pytest.approx(0.2)
     [end] = ended(events)
     assert end.speech_start == pytest.approx(0.2)
@@ -51,6 +53,21 @@ def test_turn_ends_after_the_silence_window() -> None:
     assert end.decided_at - end.speech_end == pytest.approx(0.6)
     paused = [e for e in events if isinstance(e, SpeechPaused)]
     assert len(paused) == 1 and paused[0].speech_end == pytest.approx(1.2)
+
+
+def test_before_any_transcript_the_turn_waits_the_list_window() -> None:
+    """No transcript yet is no words yet: nothing to judge or to reply to, and a pause that
+    comes before the recogniser's first event may be one between a list's items."""
+    det = TurnDetector(settings())
+    events = run(det, [(0.0, 0.2), (0.9, 1.0), (0.0, 0.9)])
+    assert ended(events) == []  # (the neutral window, 0.6 s, would have ended it)
+    events += run(det, [(0.0, 0.3)], t0=2.1)
+    [end] = ended(events)
+    assert end.decided_at - end.speech_end == pytest.approx(1.0)  # list_silence_ms
+    # the next utterance starts with no words again, whatever the last one ended with
+    det.update_transcript("What are your hours?")
+    events = run(det, [(0.9, 0.5), (0.0, 0.9)], t0=2.4)
+    assert ended(events) == []
 
 
 def test_complete_sentence_shortens_the_window() -> None:
@@ -80,7 +97,7 @@ def test_unfinished_speech_lengthens_the_window(text: str) -> None:
 
 def test_a_pause_inside_the_window_continues_the_turn() -> None:
     det = TurnDetector(settings())
-    events = run(det, [(0.9, 0.6), (0.0, 0.4), (0.9, 0.6), (0.0, 0.8)])
+    events = run(det, [(0.9, 0.6), (0.0, 0.4), (0.9, 0.6), (0.0, 1.1)])  # (no words: 1 s)
     assert [type(e) for e in events] == [
         SpeechStarted,
         SpeechPaused,
@@ -96,7 +113,7 @@ def test_hysteresis_keeps_speech_between_thresholds() -> None:
     det = TurnDetector(settings(), speech_threshold=0.5, silence_threshold=0.35)
     events = run(det, [(0.4, 0.5)])  # below the start threshold: nothing starts
     assert events == []
-    events = run(det, [(0.8, 0.2), (0.4, 0.5), (0.1, 0.7)], t0=0.5)
+    events = run(det, [(0.8, 0.2), (0.4, 0.5), (0.1, 1.1)], t0=0.5)
     [end] = ended(events)
     assert end.speech_end == pytest.approx(1.2)  # 0.4 frames counted as speech once started
 
@@ -106,7 +123,7 @@ def test_a_soft_stretch_after_a_dip_resumes_the_utterance() -> None:
     # the p closure, then scored the rest 0.36-0.46 (under the start threshold); with a 200 ms
     # window the turn ended mid-word. Inside an utterance, what is not silence is speech.
     det = TurnDetector(settings(), speech_threshold=0.5, silence_threshold=0.35)
-    events = run(det, [(0.7, 0.5), (0.2, 0.1), (0.42, 0.3), (0.1, 0.8)])
+    events = run(det, [(0.7, 0.5), (0.2, 0.1), (0.42, 0.3), (0.1, 1.1)])
     assert [type(e) for e in events] == [SpeechStarted, SpeechPaused, TurnEnded]
     [end] = ended(events)
     assert end.speech_end == pytest.approx(0.9)  # the soft stretch is the line's end
@@ -116,7 +133,7 @@ def test_a_soft_stretch_after_a_dip_resumes_the_utterance() -> None:
 
 def test_clicks_shorter_than_min_speech_are_discarded() -> None:
     det = TurnDetector(settings(min_speech_ms=120))
-    events = run(det, [(0.9, 0.06), (0.0, 1.0)])
+    events = run(det, [(0.9, 0.06), (0.0, 1.2)])
     assert [type(e) for e in events] == [SpeechStarted, SpeechPaused, SpeechDiscarded]
 
 

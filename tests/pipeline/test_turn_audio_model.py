@@ -69,6 +69,7 @@ def test_a_confident_complete_ends_the_turn_after_the_short_window() -> None:
 def test_without_a_verdict_the_transcript_window_holds() -> None:
     frames = Frames(detector())
     frames.feed(0.9, 1.0)
+    frames.det.update_transcript("I'd like to come in next Tuesday")  # (neutral: 600 ms)
     ended = frames.until_end()
     assert ended is not None and round(ended.decided_at - ended.speech_end, 3) == 0.6
 
@@ -119,6 +120,7 @@ def test_an_unfinished_number_keeps_the_long_window_whatever_the_model_says() ->
 def test_a_verdict_that_comes_after_the_caller_went_on_is_dropped() -> None:
     frames = Frames(detector())
     frames.feed(0.9, 1.0)
+    frames.det.update_transcript("I'd like to come in next Tuesday")  # (neutral: 600 ms)
     paused = frames.pause()
     frames.feed(0.9, 0.4)  # the caller goes on
     assert not frames.det.update_model(0.95, paused.speech_end)
@@ -130,6 +132,7 @@ def test_a_verdict_that_comes_after_the_caller_went_on_is_dropped() -> None:
 def test_a_verdict_from_a_pause_before_speech_resumed_does_not_carry_over() -> None:
     frames = Frames(detector())
     frames.feed(0.9, 1.0)
+    frames.det.update_transcript("I'd like to come in next Tuesday")  # (neutral: 600 ms)
     first = frames.pause()
     assert frames.det.update_model(0.95, first.speech_end)
     frames.feed(0.9, 0.3)  # resumed before the short window ran out
@@ -166,14 +169,14 @@ def test_the_agent_settings_bound_the_short_window() -> None:
 
 def test_a_confident_complete_waits_for_the_pause_s_transcript() -> None:
     """ "Great, thank you": at the comma the model may say "complete" before any words are
-    in; without a transcript of the pause the transcript's window holds (and once "Great,"
-    is in, its comma keeps the long one)."""
+    in; without a transcript of the pause the window for no words yet holds (the list window;
+    and once "Great," is in, its comma keeps the long one)."""
     frames = Frames(detector())
     frames.feed(0.9, 0.4)
     paused = frames.pause()
     assert frames.det.update_model(0.95, paused.speech_end)
     frames.feed(0.0, 0.2)  # 0.36 s of silence: past the model's window, no words yet
-    assert frames.det.window_s() == 0.6
+    assert frames.det.window_s() == 1.0
     frames.det.update_transcript("Great,")
     ended = frames.until_end()
     assert ended is not None and ended.window_s == 1.5

@@ -93,12 +93,32 @@ def test_no_words_and_a_confident_incomplete_waits_the_long_window() -> None:
     assert window_after(frames) == 1.5
 
 
-def test_no_transcript_at_all_keeps_the_neutral_window() -> None:
-    """Before any transcript comes in (a node whose recogniser gives no partials) the window is
-    the neutral one, as it always was."""
+def test_no_transcript_yet_waits_like_no_words() -> None:
+    """Piper, held_out_lists.toml (after run of 1a814e2): "Tuesday, ... Thursday, ..." said
+    after the name question was asked again. No transcript event came before the pause (no
+    partial, no empty one), the model said 0.979, and the neutral window ended the turn 600 ms
+    into the pause; "Tuesday." came in 841 ms after the speech's end, the caller went on at 881
+    ms. No transcript yet now waits the list window, as an empty one does."""
+    frames = detector(DAY)  # (where the line belongs: the day question)
+    frames.feed(0.9, 0.2)
+    paused = frames.pause()
+    assert frames.det.update_model(0.979, paused.speech_end)  # (no words: not "complete")
+    assert not ended_in(frames, 0.84 - PAUSED_AFTER_S)
+    frames.det.update_transcript("Tuesday.")  # late: a day after the day question, maybe a list
+    assert not ended_in(frames, 0.04)
+    # In that call the name question came before it: its late words and the model's
+    # "complete" end the turn at the next frame (a whole answer, for all the words can tell).
+    frames = detector("Sorry, I didn't hear anything. Can I have your name, please?")
+    frames.feed(0.9, 0.2)
+    paused = frames.pause()
+    assert frames.det.update_model(0.979, paused.speech_end)
+    assert not ended_in(frames, 0.84 - PAUSED_AFTER_S)
+    frames.det.update_transcript("Tuesday.")
+    assert ended_in(frames, 0.04)
+    # with no transcript at all the turn ends at the list window (then its words decide)
     frames = Frames(detector().det)
     frames.feed(0.9, 0.5)
-    assert window_after(frames) == 0.6
+    assert window_after(frames) == 1.0
 
 
 def test_an_item_written_as_its_own_sentence_is_a_list_item() -> None:
