@@ -11,11 +11,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlencode
 
 import httpx
@@ -25,6 +26,17 @@ from websockets.exceptions import WebSocketException
 from bench.wire.timeline import NodeTranscript, NodeTurn
 
 log = logging.getLogger(__name__)
+
+LEG_PARAM: Final = "x-bench-leg"
+"""The Request-URI parameter a SIP leg names itself with (`bench.wire.sip_leg`): an unknown
+URI parameter, which SIP elements pass on and the node's number routing ignores."""
+_LEG_NAME: Final = re.compile(rf";{LEG_PARAM}=([0-9a-f]{{32}})(?:[;>?]|$)")
+
+
+def sip_leg_name(request_uri: str) -> str | None:
+    """The bench leg's name in a Request-URI (`...;x-bench-leg=<32 hex>`), or None."""
+    found = _LEG_NAME.search(request_uri)
+    return found.group(1) if found else None
 
 
 @dataclass
@@ -130,6 +142,9 @@ class NodeEvents:
             if source.startswith("audiosocket:"):
                 with contextlib.suppress(ValueError):
                     self.calls[uuid.UUID(source.removeprefix("audiosocket:")).hex] = ev
+            # A SIP leg names itself in the Request-URI, which the node reports as `to_uri`.
+            if (leg := sip_leg_name(str(message.get("to_uri", "")))) is not None:
+                self.calls[leg] = ev
         elif kind == "transcript.final":
             ev.transcripts.append(
                 NodeTranscript(

@@ -4,7 +4,9 @@ Signalling is pjsua2 (`bench.wire.sip_phone`: the process's one Endpoint, on the
 `SipThread`): INVITE to `sip:{sip_number}@{sip_host}:{sip_port}` offering one codec (PCMU by
 default; PCMA or G722), ACK, BYE either way, with retransmissions, Record-Route and the rest
 handled as for any SIP peer (so the leg works through Kamailio and RTPEngine too). `call_id` is
-the SIP Call-ID. `closed` is set when the call ends (the node's BYE, or a final refusal).
+the leg's own name, sent in the Request-URI (`LEG_PARAM`) so the node's events can be joined to
+the call; `sip_call_id` is the SIP Call-ID. `closed` is set when the call ends (the node's BYE,
+or a final refusal).
 
 Media does not go through pjmedia: the SDP offer names the leg's own UDP socket, so
 - sending: `send(pcm)` resamples the frame to the codec's rate, encodes it (FFmpeg's G.711 /
@@ -41,6 +43,7 @@ import numpy as np
 
 from bench.scenario import SpokenLine
 from bench.wire.caller import Caller, CallerOptions
+from bench.wire.events import LEG_PARAM
 from bench.wire.leg import (
     SAMPLE_RATE,
     LegError,
@@ -75,7 +78,11 @@ class SipLeg:
 
     def __init__(self, on_audio: OnAudio, codec: str = "PCMU") -> None:
         self.codec = codec_named(codec)
-        self.call_id: str | None = None
+        self.call_id: str | None = secrets.token_hex(16)
+        """The leg's own name, sent as the Request-URI parameter `LEG_PARAM`: the node's
+        `call.started` event carries the Request-URI as `to_uri`, so the bench files the node's
+        events for the call under it (`bench.wire.events`)."""
+        self.sip_call_id: str | None = None
         self.closed = asyncio.Event()
         self.end_status: int | None = None
         self.end_reason = ""
@@ -124,14 +131,17 @@ class SipLeg:
         """Call the target's number; return once it answered and its media address is known."""
         self._rtp = RtpSocket(phone.host, self._on_datagram)
         self._phone = phone
-        uri = f"sip:{target.sip_number}@{_uri_host(target.sip_host)}:{target.sip_port}"
+        uri = (
+            f"sip:{target.sip_number}@{_uri_host(target.sip_host)}:{target.sip_port}"
+            f";{LEG_PARAM}={self.call_id}"
+        )
         try:
-            self._key, self.call_id = await phone.dial(
+            self._key, self.sip_call_id = await phone.dial(
                 uri, self.codec.name, self._rtp.address, self
             )
         except ValueError as exc:
             raise LegError(str(exc)) from exc
-        self._extra = {"call_id": self.call_id}
+        self._extra = {"call_id": self.call_id, "sip_call_id": self.sip_call_id}
         try:
             async with asyncio.timeout(target.connect_timeout_s):
                 await self._answered.wait()
@@ -278,6 +288,7 @@ async def run_call(args: argparse.Namespace) -> dict[str, Any]:
     greeting = greeting_s(timeline)
     return {
         "call_id": leg.call_id,
+        "sip_call_id": leg.sip_call_id,
         "codec": leg.codec.name,
         "ended_by": "agent" if by_remote else timeline.ended_by,
         "end_status": leg.end_status,
