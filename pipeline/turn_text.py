@@ -8,9 +8,10 @@ reads the caller's words so far (and the agent's last line, `asked`, for its que
   number 10, a card 15, a zip code 5), an ID spelled in letters still short of its kind ("My
   member ID is A B"); the words with which a caller holds the line.
 - OPEN (the list window, whatever the audio model says): a line that may be the first items
-  of a list ("Monday, Wednesday." or, after "What day would you like to come in?", "I could do
-  Monday." or an unpunctuated "9"). The reply started at the pause is held meanwhile, so a
-  caller who goes on ("... or Friday") has heard nothing of it.
+  of a list ("Monday, Wednesday."; after a choice question such as "What day would you like to
+  come in?", "I could do Monday.", an unpunctuated "9", or choices each joined by "or": "Maybe
+  3 or 4." of "Maybe three, ... or four, ... or five PM."). The reply started at the pause is
+  held meanwhile, so a caller who goes on ("... or Friday") has heard nothing of it.
 - COMPLETE (the short window): any other line with end punctuation; NEUTRAL: the rest;
   UNHEARD: no words yet, no transcript at all or an empty one (the list window: nothing to
   judge, nothing to reply to; "At, uh, ..." decoded as ""; the detector starts each utterance
@@ -216,12 +217,48 @@ def last_question(line: str) -> str:
     return questions[-1].strip() if questions else ""
 
 
+def _or_items(text: str) -> list[tuple[bool, list[str]]]:
+    """The line's items, split at commas, sentence ends and each "or", each with whether an
+    "or" led it: "Maybe 3, or 4." [(False, [maybe, 3]), (True, [4])]."""
+    items: list[tuple[bool, list[str]]] = []
+    for part in _ITEM_BREAK.split(text.lower()):
+        led = False
+        words: list[str] = []
+        for w in [*WORD.findall(part), "or"]:
+            if w != "or":
+                words.append(w)
+                continue
+            if words:
+                items.append((led, words))
+            led, words = True, []
+    return items
+
+
+def is_or_chain(text: str) -> bool:
+    """The line so far is like items each joined by its own "or" ("Maybe 3 or 4.", "Monday,
+    or Wednesday."): a caller offering choices one "or" at a time ("Maybe three, ... or four,
+    ... or five PM.") may go on. Not a list that "or" closes after items without one
+    ("Monday, Wednesday, or Friday."), nor one with "and" in it."""
+    items = _or_items(text)
+    if len(items) < 2 or items[0][0] or not all(led for led, _ in items[1:]):
+        return False
+    first = items[0][1]
+    kind = _item(first, first=False)
+    if kind == "" or len(first) > CHOICE_ANSWER_WORDS or any("and" in w for _, w in items):
+        return False
+    return all(len(w) <= 3 and _item(w, first=True) == kind for _, w in items[1:])
+
+
 def _may_be_a_list(text: str, words: Sequence[str], asked: str) -> bool:
     if is_enumeration(text):
         return True
-    if len(words) > CHOICE_ANSWER_WORDS or all(w in _ANSWERS for w in words):
+    if all(w in _ANSWERS for w in words):
         return False
-    return not ({"and", "or"} & set(words)) and asks_for_choice(asked)
+    if asks_for_choice(asked):  # a day, a time, or the first of them ("or" each: "Maybe 3 or 4")
+        if is_or_chain(text):
+            return True
+        return len(words) <= CHOICE_ANSWER_WORDS and not ({"and", "or"} & set(words))
+    return False
 
 
 def classify_ending(text: str, asked: str = "") -> Ending:
