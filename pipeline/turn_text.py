@@ -10,8 +10,10 @@ reads the caller's words so far (and the agent's last line, `asked`, for its que
 - OPEN (the list window, whatever the audio model says): a line that may be the first items
   of a list ("Monday, Wednesday."; after a choice question such as "What day would you like to
   come in?", "I could do Monday.", an unpunctuated "9", or choices each joined by "or": "Maybe
-  3 or 4." of "Maybe three, ... or four, ... or five PM."). The reply started at the pause is
-  held meanwhile, so a caller who goes on ("... or Friday") has heard nothing of it.
+  3 or 4." of "Maybe three, ... or four, ... or five PM."; after an open question such as "How
+  can I help you today?", one thing named: "I need a filling." of "I need a filling, ... a
+  cleaning, ..."). The reply started at the pause is held meanwhile, so a caller who goes on
+  ("... or Friday") has heard nothing of it.
 - COMPLETE (the short window): any other line with end punctuation; NEUTRAL: the rest;
   UNHEARD: no words yet, no transcript at all or an empty one (the list window: nothing to
   judge, nothing to reply to; "At, uh, ..." decoded as ""; the detector starts each utterance
@@ -88,6 +90,17 @@ _ANSWERS = frozenset("yes no yeah yep nope nah sure correct right okay ok alrigh
 """A line of only these answers a yes/no question: it starts no list."""
 _CHOICE = re.compile(r"\b(which|when|what (days?|times?|dates?))\b|\bor (?!no\b|not\b|a no\b)")
 """A question that asks for days, times or one of several things."""
+_OPEN = re.compile(
+    r"\bhow (can|may) (i|we) help\b|\bwhat can (i|we) do for you\b|\banything else\b"
+    r"|\bwhat (would|do) you (like|need|want)\b"
+)
+"""A question that leaves the caller to say what they want ("How can I help you today?", "Is
+there anything else I can help you with?"): the answer may name several things."""
+_REQUESTS = frozenset("want wanna need like get have".split())
+"""Verbs a thing asked for comes right after ("I need a filling", "could I get an X-ray");
+Whisper writes "want a" as "wanna" ("I wanna check." for "I want a checkup,")."""
+_ENDS_REQUEST = frozenset({"please", "thanks", "thank"})
+"""Words after a thing that close the request ("A cleaning, please.")."""
 _ITEM_BREAK = re.compile(r"[,;]|[.?!…]+(?=\s|$)")
 """Where list items part: commas, and sentence ends ("p.m." inside a time is not one)."""
 CHOICE_ANSWER_WORDS = 6
@@ -249,6 +262,27 @@ def is_or_chain(text: str) -> bool:
     return all(len(w) <= 3 and _item(w, first=True) == kind for _, w in items[1:])
 
 
+def names_one_thing(words: Sequence[str]) -> bool:
+    """The line names one thing: an article and at most two words after it, alone or right
+    after a request ("A checkup.", "I need a filling.", "could I get an X-ray"; "I wanna
+    check.", Whisper's "wanna" for "want a"). Not a thing an action is done to ("I'd like to
+    book a cleaning."), nor a request closed by "please"."""
+    for i in range(max(0, len(words) - 3), len(words) - 1):
+        if words[i] not in _ARTICLES and words[i] != "wanna":
+            continue
+        lead, thing = words[: i + (words[i] == "wanna")], words[i + 1 :]
+        if len(thing) > 2 or any(w in _ENDS_REQUEST or w in _ARTICLES for w in thing):
+            continue
+        return not lead or lead[-1] in _REQUESTS
+    return False
+
+
+def asks_openly(asked: str) -> bool:
+    """The agent's last question leaves the caller to say what they want ("How can I help
+    you today?", "Is there anything else I can help you with?")."""
+    return _OPEN.search(last_question(asked)) is not None
+
+
 def _may_be_a_list(text: str, words: Sequence[str], asked: str) -> bool:
     if is_enumeration(text):
         return True
@@ -258,7 +292,7 @@ def _may_be_a_list(text: str, words: Sequence[str], asked: str) -> bool:
         if is_or_chain(text):
             return True
         return len(words) <= CHOICE_ANSWER_WORDS and not ({"and", "or"} & set(words))
-    return False
+    return len(words) <= CHOICE_ANSWER_WORDS and asks_openly(asked) and names_one_thing(words)
 
 
 def classify_ending(text: str, asked: str = "") -> Ending:
