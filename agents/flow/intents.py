@@ -24,7 +24,9 @@ Keywords that name the topic rather than what the caller wants done decide less:
   street and a tooth are no keyword's); and it is evidence, at
   `TOPIC_SCORE`, for an intent about the caller's thing of that kind ("my pizza", "I ordered"
   for status: "pizza" and "order" are keywords of the intent whose keyword "order" status's
-  examples say is the caller's, "where is my order");
+  examples say is the caller's, "where is my order"); an example (by words or by sound) that
+  names what the caller already did or asked for ("place an order" for "I placed an order an
+  hour ago", "I put in an order": `owned.done_words`) likewise counts only for such an intent;
 - equal scores go to the intent more of whose example words the line has (one word counts
   here), then to the one whose keyword comes first (a request's verb comes before its object:
   "cancel tomorrow's cleaning"), then to the intent listed first.
@@ -44,7 +46,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 
-from agents.flow.owned import example_things, owned_at, owned_words, topics
+from agents.flow.owned import done_words, example_things, owned_at, owned_words, topics
 from agents.flow.slots import extract_yes_no
 from agents.flow.spec import IntentSpec
 from agents.vocabulary import Vocabulary
@@ -176,6 +178,8 @@ class IntentMatcher:
             }
             for name, exs in self._examples.items()
         }
+        self._named = named
+        """The words of every keyword: what a thing the caller has may be called."""
         self._mine = {name: bool(things) for name, things in owned.items()}
         """Whether an intent's examples speak of the caller's things that keywords name."""
         self._topics = {name: topics(name, things, pools) for name, things in owned.items()}
@@ -200,13 +204,13 @@ class IntentMatcher:
             return _yes_no_score(intent, norm)
         words = content(norm.split())
         keyword, _ = self._keyword(intent, norm, strict=strict)
-        example = self._example_score(intent, norm, words)
+        example = self._example_score(intent, norm, words, strict=strict)
         if keyword and example:  # two kinds of evidence agree
             return min(1.0, max(keyword, example) + AGREEMENT_BONUS)
         worded = max(keyword, example, self._topic(intent, norm))
         if worded >= SOUND_SCORE_HIGH:  # the words say more than a match by sound could
             return worded
-        return max(worded, self._sound_score(intent, norm))
+        return max(worded, self._sound_score(intent, norm, strict=strict))
 
     def _keyword(self, intent: str, norm: str, *, strict: bool) -> tuple[float, int]:
         """The score of `intent`'s best keyword in the line (0: none counts) and where the
@@ -234,6 +238,11 @@ class IntentMatcher:
         only for an intent about the caller's things."""
         return self._mine.get(intent, False) or not owned_at(tokens, i)
 
+    def _theirs(self, norm: str) -> list[str]:
+        """What the caller already did or asked for, named by a keyword's word ("order" in "I
+        placed an order"; not "chipped" in "I chipped a tooth")."""
+        return [w for w in done_words(norm.split()) if _present(w, self._named)]
+
     def _topic(self, intent: str, norm: str) -> float:
         """`TOPIC_SCORE` when the caller names a thing of theirs that `intent` is about."""
         about = self._topics.get(intent)
@@ -256,10 +265,18 @@ class IntentMatcher:
                 best = max(best, RECALL_WEIGHT * recall + (1 - RECALL_WEIGHT) * precision)
         return best
 
-    def _example_score(self, intent: str, norm: str, words: list[str]) -> float:
+    def _example_score(
+        self, intent: str, norm: str, words: list[str], *, strict: bool = False
+    ) -> float:
+        """The best example's score; unless `strict`, an example that names a thing the
+        caller already asked for ("place an order" for "I placed an order an hour ago") counts only
+        for an intent about the caller's things, as a keyword does."""
         best = 0.0
         n_words = len(norm.split())
+        theirs = [] if strict or self._mine.get(intent, False) else self._theirs(norm)
         for ex in self._examples.get(intent, ()):
+            if theirs and any(_present(w, theirs) for w in ex.words):
+                continue
             if _contains(norm, ex.text):
                 # Verbatim: 1.0 when it is all the caller said, less the more there is around it.
                 coverage = len(ex.text.split()) / n_words
@@ -275,12 +292,16 @@ class IntentMatcher:
             best = max(best, RECALL_WEIGHT * recall + (1 - RECALL_WEIGHT) * precision)
         return best
 
-    def _sound_score(self, intent: str, norm: str) -> float:
-        """The best match by sound of `intent`'s examples in the line (0: none)."""
+    def _sound_score(self, intent: str, norm: str, *, strict: bool = False) -> float:
+        """The best match by sound of `intent`'s examples in the line (0: none); the examples
+        that name what the caller already asked for do not count, as in `_example_score`."""
         sounds = phonetic.phones(norm)
         if len(sounds) > MAX_SOUND_LINE:
             return 0.0
         examples = self._examples.get(intent, ())
+        theirs = [] if strict or self._mine.get(intent, False) else self._theirs(norm)
+        if theirs:
+            examples = [ex for ex in examples if not any(_present(w, theirs) for w in ex.words)]
         return max((sound_score(ex.sounds, sounds) for ex in examples if ex.sounds), default=0.0)
 
     def explained(self, intent: str, text: str) -> list[bool]:

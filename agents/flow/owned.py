@@ -2,7 +2,8 @@
 
 "my pizza", "our order": a word right after a possessive is the caller's. "I ordered", "we
 already booked": a verb in the past tense after "I" or "we" is something the caller has done,
-so what it names is theirs as much as "my order" is (a question about it, not a new request).
+so what it names is theirs as much as "my order" is (a question about it, not a new request);
+so is the object of a request they already made ("I placed an order", "we made an appointment").
 The matcher (`agents.flow.intents`) keeps such a keyword from deciding an intent that asks for
 something new, and takes it as evidence for the intent about the caller's thing of that kind.
 """
@@ -19,17 +20,26 @@ SUBJECTS = frozenset({"i", "we"})
 """Who did it, for a past-tense verb to be the caller's own doing ("it arrived" is not)."""
 BETWEEN = frozenset({"already", "just", "have", "had", "recently", "also"})
 """Words that may stand between the subject and the verb ("I have already ordered")."""
+DID = frozenset({"placed", "made", "put", "set", "booked", "scheduled", "ordered", "reserved"})
+"""Verbs of a request the caller already made, whose object is theirs ("I placed an order",
+"we made an appointment"); not wishes ("I wanted a large pepperoni" is a new order)."""
+ARTICLES = frozenset({"a", "an", "the"})
+PARTICLES = frozenset({"in", "up", "through"})
+"""Between such a verb and its object ("I put in an order", "I set up an appointment")."""
+
+
+def _subject_before(tokens: Sequence[str], i: int) -> bool:
+    """Whether the caller ("I", "we") did what `tokens[i]` says ("I have already ordered")."""
+    j = i - 1
+    while j >= 0 and tokens[j] in BETWEEN:
+        j -= 1
+    return j >= 0 and tokens[j] in SUBJECTS
 
 
 def _done(tokens: Sequence[str], i: int) -> bool:
     """Whether `tokens[i]` is a past-tense verb of the caller's ("I ordered", "we just booked")."""
     word = tokens[i]
-    if not word.endswith("ed") or stem(word) == word:
-        return False
-    j = i - 1
-    while j >= 0 and tokens[j] in BETWEEN:
-        j -= 1
-    return j >= 0 and tokens[j] in SUBJECTS
+    return word.endswith("ed") and stem(word) != word and _subject_before(tokens, i)
 
 
 def owned_at(tokens: Sequence[str], i: int) -> bool:
@@ -37,7 +47,25 @@ def owned_at(tokens: Sequence[str], i: int) -> bool:
     of something they already did."""
     if not 0 <= i < len(tokens):
         return False
-    return (i > 0 and tokens[i - 1] in POSSESSIVES) or _done(tokens, i)
+    return (i > 0 and tokens[i - 1] in POSSESSIVES) or _done(tokens, i) or _done_to(tokens, i)
+
+
+def _done_to(tokens: Sequence[str], i: int) -> bool:
+    """Whether `tokens[i]` is the object of a request the caller already made: "I placed an
+    order", "we made an appointment", "I put in an order" (the order is theirs already)."""
+    j = i - 1
+    if j < 1 or tokens[j] not in ARTICLES:
+        return False
+    j -= 1
+    if j > 0 and tokens[j] in PARTICLES:
+        j -= 1
+    return tokens[j] in DID and _subject_before(tokens, j)
+
+
+def done_words(tokens: Sequence[str]) -> list[str]:
+    """The stems of the line's words that name what the caller already did or asked for ("I
+    ordered", "I placed an order"), not what they merely have ("my receptionist")."""
+    return [stem(t) for i, t in enumerate(tokens) if _done(tokens, i) or _done_to(tokens, i)]
 
 
 def owned_words(tokens: Sequence[str]) -> list[str]:

@@ -1,5 +1,6 @@
 """The caller's things (`agents.flow.owned`): words after a possessive, and past-tense verbs of
-the caller's own doing ("I ordered forty minutes ago": the order is theirs, not a new one)."""
+the caller's own doing ("I ordered forty minutes ago", "I placed an order": the order is
+theirs, not a new one)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ from agents.flow.owned import example_things, owned_at, owned_words, topics
         ("i ordered forty minutes ago", "ordered"),
         ("we already booked a cleaning", "booked"),
         ("i have just ordered", "ordered"),
+        ("i placed an order about an hour ago", "order"),
+        ("we made an appointment last week", "appointment"),
+        ("i put in an order for delivery", "order"),
     ],
 )
 def test_the_callers_things(said: str, word: str) -> None:
@@ -33,6 +37,10 @@ def test_the_callers_things(said: str, word: str) -> None:
         ("i need a cleaning", "need"),  # not a past tense
         ("your order", "order"),  # the business's
         ("ordered", "ordered"),  # nobody did it
+        ("i want to place an order", "order"),  # a new one
+        ("i wanted a large pepperoni", "pepperoni"),  # a wish, not a request made
+        ("they placed an order", "order"),  # not the caller's
+        ("an order", "order"),
     ],
 )
 def test_not_the_callers_things(said: str, word: str) -> None:
