@@ -26,7 +26,7 @@ from pipeline.engine_metrics import observe_batch
 from pipeline.load import LoadEstimator
 from pipeline.response import Synthesizer
 from pipeline.stt import SttEngine, Transcriber
-from pipeline.threads import thread_budget, usable_cpus
+from pipeline.threads import limit_blas_threads, thread_budget, usable_cpus
 from pipeline.tts import Samples, TtsEngine
 from pipeline.turn_model import TurnModel, TurnModelEngine, load_engine
 from pipeline.vad import Gate, SileroModel, VadModel, webrtc_gate
@@ -117,7 +117,8 @@ class Engines:
         started = time.perf_counter()
         check_devices(settings)  # a GPU asked for and missing: DeviceError naming the setting
         budget = thread_budget(usable_cpus(), settings.stt, settings.tts)
-        log.info("engine threads", extra=dataclasses.asdict(budget))
+        blas = limit_blas_threads(budget.blas_threads)  # (before any model runs)
+        log.info("engine threads", extra=dataclasses.asdict(budget) | {"blas_libraries": len(blas)})
         stt_settings = msgspec.structs.replace(settings.stt, cpu_threads=budget.stt_threads)
         stt = MeasuredSttEngine(stt_settings)
         tts = MeasuredTtsEngine(

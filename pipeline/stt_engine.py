@@ -44,6 +44,18 @@ PARTIALS_SKIPPED = Counter(
     "Partial decodes dropped because the STT queue was full or the same utterance queued a"
     " newer one (finals are never dropped)",
 )
+DECODES = Counter(
+    "voicenode_stt_decodes_total",
+    "Decodes that reached the model, by kind: partial (while the caller talks) or final (at a"
+    " pause, speculative, or at the end of a turn)",
+    ["kind"],
+)
+AUDIO_DECODED = Counter(
+    "voicenode_stt_audio_seconds_total",
+    "Seconds of audio in the decodes that reached the model, by kind (an utterance counts again"
+    " in each of its decodes)",
+    ["kind"],
+)
 
 
 class SttError(EngineError, RuntimeError):
@@ -245,6 +257,10 @@ class SttEngine:
             if not live:
                 continue
             observe_waits("stt", [w for _, w in live])
+            kind = "final" if batch.final else "partial"
+            DECODES.labels(kind=kind).inc(len(live))
+            samples = sum(len(j.utterance.audio) for j, _ in live)
+            AUDIO_DECODED.labels(kind=kind).inc(samples / SAMPLE_RATE)
             started = time.perf_counter()
             outcomes = decode_each(self._decode_batch, [j.utterance for j, _ in live])
             self.busy_s += time.perf_counter() - started

@@ -10,13 +10,17 @@ Pure: `thread_budget(cpus, stt, tts)` decides, `usable_cpus()` reads the machine
 - TTS (Piper on onnxruntime) gets the engine cores STT does not (at least 1): that many
   synthesis workers, or `tts.workers` when set (never more than those cores), each with
   the cores left per worker as its intra-op threads (at least 1);
-- VAD (Silero on onnxruntime) runs one intra-op thread (`pipeline.vad`).
+- VAD (Silero on onnxruntime) runs one intra-op thread (`pipeline.vad`);
+- numpy's BLAS runs on the calling thread only (`limit_blas_threads`, which `pipeline.engines`
+  applies when it loads the models).
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from config.schema import SttSettings, TtsSettings
 
@@ -35,6 +39,10 @@ class ThreadBudget:
     """onnxruntime intra-op threads per synthesis."""
     vad_threads: int = 1
     """onnxruntime intra-op threads of the shared Silero session (fixed in `pipeline.vad`)."""
+    blas_threads: int = 1
+    """Threads of numpy's BLAS (OpenBLAS): its products in the node are small (the mel
+    filters of a decode's or a pause's features) and made on the engines' own threads, and
+    OpenBLAS's idle threads spin after each one (`limit_blas_threads`)."""
 
 
 def thread_budget(cpus: int, stt: SttSettings, tts: TtsSettings) -> ThreadBudget:
@@ -60,3 +68,46 @@ def usable_cpus() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+_OPENBLAS_SETTERS = (
+    "scipy_openblas_set_num_threads64_",  # numpy's wheels (scipy-openblas, 64-bit ints)
+    "scipy_openblas_set_num_threads",
+    "openblas_set_num_threads64_",
+    "openblas_set_num_threads",  # a system OpenBLAS
+)
+
+
+def openblas_libraries(maps: Path = Path("/proc/self/maps")) -> list[str]:
+    """The OpenBLAS shared libraries loaded in this process (numpy's), from its memory map."""
+    try:
+        lines = maps.read_text().splitlines()
+    except OSError:
+        return []
+    found = {line.split()[-1] for line in lines if "openblas" in line.rsplit("/", 1)[-1]}
+    return sorted(p for p in found if p.startswith("/"))
+
+
+def limit_blas_threads(threads: int = 1) -> list[str]:
+    """Run numpy's BLAS (OpenBLAS) on `threads` threads; the libraries set (none found: [])."""
+    import numpy  # noqa: F401  (loads numpy's OpenBLAS, if it has one)
+
+    done = []
+    for path in openblas_libraries():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        setter = next((getattr(lib, n) for n in _OPENBLAS_SETTERS if hasattr(lib, n)), None)
+        if setter is not None:
+            setter(ctypes.c_int(threads))
+            done.append(path)
+    return done
+
+
+def blas_threads(path: str) -> int | None:
+    """The threads the OpenBLAS library at `path` runs (None: not an OpenBLAS)."""
+    lib = ctypes.CDLL(path)
+    getters = (s.replace("_set_", "_get_") for s in _OPENBLAS_SETTERS)
+    getter = next((getattr(lib, n) for n in getters if hasattr(lib, n)), None)
+    return None if getter is None else int(getter())

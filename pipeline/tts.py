@@ -29,6 +29,7 @@ from core.errors import EngineError
 from media import speech
 from media.speech import default_voice_path
 from pipeline.devices import DeviceError, check_session, onnx_providers
+from pipeline.engine_metrics import engine_cpu
 from pipeline.handoff import deliver
 from pipeline.tts_pool import FIRST, LATER, SynthesisPool
 
@@ -208,7 +209,10 @@ class TtsEngine:
     def _render(self, text: str, voice: str) -> Samples:
         """A worker's job (on its thread)."""
         try:
-            return self.synthesize_blocking(text, voice, deterministic=self._settings.deterministic)
+            with engine_cpu("tts"):
+                return self.synthesize_blocking(
+                    text, voice, deterministic=self._settings.deterministic
+                )
         except Exception as exc:  # a bad text or voice fails this clause only
             raise TtsError(str(exc)) from exc
 

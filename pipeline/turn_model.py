@@ -32,6 +32,7 @@ from prometheus_client import Counter, Histogram
 
 from core.errors import EngineError
 from media.frames import SAMPLE_RATE
+from pipeline.engine_metrics import engine_cpu
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +205,8 @@ class TurnModelEngine:
             if not batch:
                 return
             started = time.perf_counter()
-            self._run(batch)
+            with engine_cpu("turn_model"):
+                self._run(batch)
             self.runs += 1
             self.busy_s += time.perf_counter() - started
             BATCH_SIZE.observe(len(batch))

@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from media.frames import FRAME_MS
-from pipeline.engine_metrics import BATCH_SIZE, QUEUE_WAIT
+from pipeline.engine_metrics import BATCH_SIZE, QUEUE_WAIT, engine_cpu
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,8 @@ class VadBatcher:
         one, no future); None: submit it."""
         if self._jobs or len(self._open) > 1:
             return None
-        probs, h2, c2 = self._model.run_batch(window[np.newaxis], h, c)
+        with engine_cpu(ENGINE):
+            probs, h2, c2 = self._model.run_batch(window[np.newaxis], h, c)
         self.runs += 1
         _SIZES.observe(1)
         _WAITS.observe(0.0)
@@ -152,7 +153,8 @@ class VadBatcher:
         if not jobs:
             return
         try:
-            probs, h, c = self._run(jobs)
+            with engine_cpu(ENGINE):
+                probs, h, c = self._run(jobs)
         except Exception as exc:
             log.exception("vad batch failed", extra={"windows": len(jobs)})
             for j in jobs:

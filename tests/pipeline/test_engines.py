@@ -13,7 +13,7 @@ from config.schema import NodeSettings, Settings
 from media.frames import SAMPLE_RATE
 from pipeline.engines import Engines
 from pipeline.stt import SttEngine
-from pipeline.threads import thread_budget, usable_cpus
+from pipeline.threads import blas_threads, openblas_libraries, thread_budget, usable_cpus
 from pipeline.tts import TtsEngine
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
@@ -60,3 +60,29 @@ async def test_syntheses_and_decodes_feed_the_estimator(engines: Engines) -> Non
     headroom = REGISTRY.get_sample_value("voicenode_projected_v2v_headroom_ms")
     assert headroom is not None and 0 < headroom < 60_000 - 400
     assert not load.saturated
+
+
+def _sample(name: str, labels: dict[str, str]) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_the_engines_count_their_cpu_and_decodes(engines: Engines) -> None:
+    tts, stt = engines.tts, engines.stt
+    assert isinstance(tts, TtsEngine) and isinstance(stt, SttEngine)
+    cpu = "voicenode_engine_cpu_seconds_total"
+    decodes, audio_s = "voicenode_stt_decodes_total", "voicenode_stt_audio_seconds_total"
+    before_tts = _sample(cpu, {"engine": "tts"})
+    before = _sample(decodes, {"kind": "final"}), _sample(audio_s, {"kind": "final"})
+    audio = await tts.synthesize("Your cleaning is on Tuesday at two.")
+    assert _sample(cpu, {"engine": "tts"}) > before_tts
+    await stt.transcribe(audio, final=True)
+    assert _sample(decodes, {"kind": "final"}) == before[0] + 1
+    seconds = _sample(audio_s, {"kind": "final"}) - before[1]
+    assert seconds == pytest.approx(len(audio) / SAMPLE_RATE)
+
+
+def test_numpys_blas_runs_on_the_calling_thread_once_the_engines_load(engines: Engines) -> None:
+    libraries = openblas_libraries()
+    if not libraries:
+        pytest.skip("this numpy has no OpenBLAS")
+    assert all(blas_threads(p) == 1 for p in libraries)

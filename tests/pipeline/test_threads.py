@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from config.schema import SttSettings, TtsSettings
-from pipeline.threads import thread_budget, usable_cpus
+from pipeline.threads import (
+    blas_threads,
+    limit_blas_threads,
+    openblas_libraries,
+    thread_budget,
+    usable_cpus,
+)
 
 
 @pytest.mark.parametrize(
@@ -43,3 +51,30 @@ def test_a_busy_engine_set_never_takes_the_loops_core() -> None:
 
 def test_usable_cpus_is_at_least_one() -> None:
     assert usable_cpus() >= 1
+
+
+def test_the_openblas_libraries_are_read_from_the_memory_map(tmp_path: Path) -> None:
+    maps = tmp_path / "maps"
+    lib = "/venv/site-packages/numpy.libs/libscipy_openblas64_-32a4b2a6.so"
+    maps.write_text(
+        f"7f00-7f01 r--p 00000000 00:1f 12 {lib}\n"
+        f"7f01-7f02 r-xp 00001000 00:1f 12 {lib}\n"
+        "7f02-7f03 r-xp 00000000 00:1f 13 /usr/lib/libm.so.6\n"
+        "7f03-7f04 rw-p 00000000 00:00 0 \n"
+        "7f04-7f05 r-xp 00000000 00:1f 14 /opt/openblas-dir/libc.so\n"
+    )
+    assert openblas_libraries(maps) == [lib]
+    assert openblas_libraries(tmp_path / "missing") == []
+
+
+def test_numpys_blas_runs_on_the_threads_it_is_given() -> None:
+    libraries = limit_blas_threads(1)
+    if not libraries:
+        pytest.skip("this numpy has no OpenBLAS")
+    try:
+        assert all(blas_threads(p) == 1 for p in libraries)
+        if usable_cpus() >= 2:  # (OpenBLAS never runs more threads than the CPUs it found)
+            assert limit_blas_threads(2) == libraries
+            assert all(blas_threads(p) == 2 for p in libraries)
+    finally:
+        limit_blas_threads(1)
