@@ -4,10 +4,11 @@ for reproducible bench runs with LLM agents and for tests.
 `LlmDouble` (alias `MockLlm`) listens on `host` (127.0.0.1, a free port unless `port` is
 given) in the caller's event loop and answers `POST /v1/chat/completions` with SSE
 `chat.completion.chunk` events, following the `Reply` scripts queued with `script(...)` (one
-per request, in order; once they run out, `reply_source()` when given, else `default_reply`:
-the bench passes `bench.mock_replies.varied_reply_source` so each request gets a new reply).
-Other paths answer from `routes` (for HTTP tools). Every request is recorded in `requests`
-(`record=False`: not kept, for long bench runs).
+per request, in order; `per_turn=True`: one per turn, a request that re-asks the previous
+one's turn gets its reply again, `bench.mock_llm_turns`; once they run out, `reply_source()`
+when given, else `default_reply`: the bench passes `bench.mock_replies.varied_reply_source`
+so each request gets a new reply). Other paths answer from `routes` (for HTTP tools). Every
+request is recorded in `requests` (`record=False`: not kept, for long bench runs).
 
 Timing: `ttft_s` after the request arrived the first token goes out, then `tokens_per_s`
 tokens a second (None: all at once), on the injected clock. Defaults: no delay.
@@ -31,6 +32,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from bench.mock_llm_turns import TurnScript
 from media.clock import Clock, MonotonicClock
 
 __all__ = [
@@ -120,12 +122,14 @@ class LlmDouble:
         port: int = 0,
         record: bool = True,
         reply_source: Callable[[], Reply] | None = None,
+        per_turn: bool = False,
     ) -> None:
         if ttft_s < 0:
             raise ValueError(f"time to first token must be >= 0 s, got {ttft_s}")
         if tokens_per_s is not None and not tokens_per_s > 0:
             raise ValueError(f"tokens per second must be > 0, got {tokens_per_s}")
         self.replies: deque[Reply] = deque()
+        self._turns = TurnScript(self.replies, per_turn=per_turn)
         self.routes: dict[str, Route] = {}
         self.requests: list[RecordedRequest] = []
         self.client_gone = asyncio.Event()
@@ -184,6 +188,13 @@ class LlmDouble:
     def chat_requests(self) -> list[dict[str, Any]]:
         """The JSON bodies of the chat-completions requests, in order."""
         return [r.json() for r in self.requests if r.path == "/v1/chat/completions"]
+
+    @property
+    def turn_requests(self) -> list[dict[str, Any]]:
+        """`chat_requests` less those a later request re-asked about the same turn (a
+        preemptive request the caller went on past; `bench.mock_llm_turns`)."""
+        gone = self._turns.superseded
+        return [body for i, body in enumerate(self.chat_requests) if i not in gone]
 
     # ---- HTTP ----
 
@@ -262,7 +273,7 @@ class LlmDouble:
     ) -> None:
         arrived = self.clock.now()
         self.chat_count += 1
-        reply = self._next_reply()
+        reply = self._next_reply(request, self.chat_count - 1)
         if reply.before_headers is not None:
             await self._wait(reply.before_headers, reader)
         if reply.status != 200:
@@ -283,9 +294,9 @@ class LlmDouble:
         await writer.drain()
         self.finished_streams += 1
 
-    def _next_reply(self) -> Reply:
-        if self.replies:
-            return self.replies.popleft()
+    def _next_reply(self, request: RecordedRequest, index: int) -> Reply:
+        if (scripted := self._turns.next(request.body, index)) is not None:
+            return scripted
         return self.reply_source() if self.reply_source is not None else self.default_reply
 
     async def _open_stream(self, request: RecordedRequest, writer: asyncio.StreamWriter) -> _Sse:

@@ -174,7 +174,7 @@ async def test_an_llm_agents_end_call_waits_for_the_grace_period(
     played (within the agent's grace period): the hang-up is called off and the model gets the
     caller's words. (The grace period is long here so that "after the line" holds whatever
     the line's length; the caller starts 2.5 s after the agent started speaking.)"""
-    async with LlmDouble() as double, httpx.AsyncClient() as http:
+    async with LlmDouble(per_turn=True) as double, httpx.AsyncClient() as http:
         double.script(
             Reply(
                 tokens=["Thanks ", "for ", "calling, ", "goodbye!"],
@@ -205,8 +205,9 @@ async def test_an_llm_agents_end_call_waits_for_the_grace_period(
     assert result.ended is not None and result.ended.reason == "hangup", turns  # the caller's
     assert result.call.hung_up != "completed", turns
     assert hangups_cancelled() == cancelled + 1, turns
-    assert len(double.chat_requests) == 2, turns
-    second = double.chat_requests[1]["messages"]
+    # One request per turn (a request made at a pause the caller went on past is left out)
+    assert len(double.turn_requests) == 2, turns
+    second = double.turn_requests[1]["messages"]
     assert second[0]["content"].endswith(CLOSING_NOTE)  # the node's note on ending calls
     assert words(second[-1]["content"]) & {"wait", "more", "thing"}, second[-1]
     assert [t.text for t in result.turns if t.role == "agent"][-1] == "Sure, what else can I do?"

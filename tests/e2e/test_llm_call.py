@@ -55,7 +55,7 @@ def llm_spec(double: LlmDouble, **llm: object) -> AgentSpec:
 
 
 async def test_streamed_reply_tool_call_and_end_call(engines: Engines, say: Say) -> None:
-    async with LlmDouble() as double, httpx.AsyncClient() as http:
+    async with LlmDouble(per_turn=True) as double, httpx.AsyncClient() as http:
         double.routes["/hours"] = Route(body=b"Monday to Friday, 8 am to 5 pm")
         double.script(
             Reply(tool_calls=[ScriptedToolCall("opening_hours", {}, id="call_h")]),
@@ -95,10 +95,11 @@ async def test_streamed_reply_tool_call_and_end_call(engines: Engines, say: Say)
     assert words(users[0]) & {"hours", "opening"}, users
     assert agents[1].startswith("We are open Monday to Friday")
     # The HTTP tool ran and its result went back to the model.
-    tool_msgs = [m for m in double.chat_requests[1]["messages"] if m["role"] == "tool"]
+    # (turn_requests: a request made at a pause the caller went on past is left out)
+    tool_msgs = [m for m in double.turn_requests[1]["messages"] if m["role"] == "tool"]
     assert tool_msgs and "Monday to Friday" in tool_msgs[0]["content"]
     # The caller's words reached the model.
-    assert words(double.chat_requests[0]["messages"][-1]["content"]) & {"hours", "opening"}
+    assert words(double.turn_requests[0]["messages"][-1]["content"]) & {"hours", "opening"}
     # The streamed reply was spoken: its audio transcribes back.
     heard = words(await transcribe(engines, telephone(result.agent_audio)[: 16000 * 20]))
     assert len(heard_of(REPLY_WORDS, heard)) >= 4, heard
@@ -108,7 +109,7 @@ async def test_slow_first_token_and_server_error_speak_the_fallback_line(
     engines: Engines, say: Say
 ) -> None:
     never = asyncio.Event()  # the slow model never sends its first token
-    async with LlmDouble() as double, httpx.AsyncClient() as http:
+    async with LlmDouble(per_turn=True) as double, httpx.AsyncClient() as http:
         double.script(Reply(tokens=["too late"], before_first=never), Reply(status=500))
         spec = llm_spec(double, first_token_timeout_s=1.0)
         ctx = AgentContext(
@@ -121,7 +122,7 @@ async def test_slow_first_token_and_server_error_speak_the_fallback_line(
 
     agents = [t.text for t in result.turns if t.role == "agent"]
     assert agents[1:] == [FALLBACK, FALLBACK], agents
-    assert len(double.chat_requests) == 2
+    assert len(double.turn_requests) == 2
     greeting_s = 3.0
     fallback_audio = result.agent_audio[int(greeting_s * 16000) : int((greeting_s + 4) * 16000)]
     heard = words(await transcribe(engines, fallback_audio))
