@@ -230,7 +230,11 @@ async def test_a_tool_that_times_out_with_a_silent_model_gets_the_fallback_line(
     engines: Engines, say: Say, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="pipeline")
-    async with LlmDouble() as double, Unanswering() as tool, httpx.AsyncClient() as http:
+    async with (
+        LlmDouble(per_turn=True) as double,
+        Unanswering() as tool,
+        httpx.AsyncClient() as http,
+    ):
         double.script(
             Reply(tool_calls=[ScriptedToolCall("find_booking", {"name": "Sam"}, id="call_b")]),
             Reply(),  # after the tool's error the model says nothing
@@ -257,7 +261,7 @@ async def test_a_tool_error_the_model_talks_about_is_its_own_words(
     engines: Engines, say: Say, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="pipeline")
-    async with LlmDouble() as double, httpx.AsyncClient() as http:
+    async with LlmDouble(per_turn=True) as double, httpx.AsyncClient() as http:
         double.routes["/booking"] = Route(status=500, body=b"database down")
         double.script(
             Reply(tool_calls=[ScriptedToolCall("find_booking", {"name": "Sam"}, id="call_b")]),

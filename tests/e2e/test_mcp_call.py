@@ -79,14 +79,14 @@ class _Agent(LlmAgent):
 
 
 def tool_messages(double: LlmDouble, request: int) -> list[str]:
-    messages = double.chat_requests[request]["messages"]
+    messages = double.turn_requests[request]["messages"]
     return [m["content"] for m in messages if m["role"] == "tool"]
 
 
 async def test_mcp_tools_in_a_real_audio_call(engines: Engines, say: Say) -> None:
     appointment = ScriptedToolCall("crm__next_appointment", {"last_name": "Lee"}, id="c1")
     DISCOVERY.clear()
-    async with LlmDouble() as double, serve_mcp() as mcp, httpx.AsyncClient() as http:
+    async with LlmDouble(per_turn=True) as double, serve_mcp() as mcp, httpx.AsyncClient() as http:
         double.script(
             Reply(tool_calls=[appointment]),
             Reply(

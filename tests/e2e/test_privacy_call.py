@@ -265,7 +265,7 @@ async def test_a_card_and_an_email_said_reach_every_output_as_placeholders(
 ) -> None:
     voice = CallerVoice.load()
     card_line, email_line = phone_line(voice(CARD_LINE)), phone_line(voice(EMAIL_LINE))
-    async with LlmDouble() as double:
+    async with LlmDouble(per_turn=True) as double:
         double.script(
             Reply(tokens=["Thank you. ", "And your email address?"]),
             Reply(
@@ -286,7 +286,7 @@ async def test_a_card_and_an_email_said_reach_every_output_as_placeholders(
                 await hang_up(client, caller)
             bodies = await delivered(s, call_id)
             assert await s.node.stop() == 0
-        requests = double.chat_requests
+        requests = double.turn_requests  # one per turn: a pause mid-number may ask early too
 
     said = lines(detail, "user")
     print("transcript:", said)
